@@ -1,0 +1,56 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "SwiftLM",
+    products: [
+        .library(name: "Kernels", targets: ["Kernels"]),
+        .library(name: "ReferenceKernels", targets: ["ReferenceKernels"]),
+        .library(name: "TensorIO", targets: ["TensorIO"]),
+        .library(name: "Model", targets: ["Model"]),
+        .executable(name: "lm", targets: ["lm"]),
+        .executable(name: "bench", targets: ["bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // CBLAS from the system's OpenBLAS (Debian: libopenblas-dev, liblapacke-dev).
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+        ),
+        // Float32 kernels: every matmul-heavy op on cblas_sgemm, the rest as tight loops.
+        .target(name: "Kernels", dependencies: ["COpenBLAS"]),
+        // Plain-loop references, generic over the float type: the specification of each kernel.
+        .target(name: "ReferenceKernels"),
+        // safetensors and NPY readers and writers.
+        .target(name: "TensorIO"),
+        // Tokenizer-to-logits pipeline, built on Kernels.
+        .target(name: "Model", dependencies: ["Kernels", "TensorIO"]),
+        .executableTarget(
+            name: "lm",
+            dependencies: [
+                "Model", "TensorIO", "Kernels",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "bench",
+            dependencies: ["Kernels", "ReferenceKernels", "Model", "TensorIO"],
+            path: "Benchmarks/bench"
+        ),
+        // Shared helpers for the test targets: seeded data, tolerance checks, fixture lookup.
+        .target(
+            name: "TestSupport",
+            dependencies: ["TensorIO"],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(
+            name: "KernelsTests",
+            dependencies: ["Kernels", "ReferenceKernels", "TensorIO", "TestSupport"]
+        ),
+    ],
+    swiftLanguageModes: [.v5]
+)

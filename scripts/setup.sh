@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the system libraries this package links against (OpenBLAS with its CBLAS header,
+# LAPACKE, pkg-config). Idempotent: does nothing when everything is already present.
+set -euo pipefail
+
+packages=(libopenblas-dev liblapacke-dev pkg-config)
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all system packages present (${packages[*]})" >&2
+  exit 0
+fi
+
+echo "setup: installing ${missing[*]}" >&2
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
