@@ -1,0 +1,107 @@
+import Foundation
+
+/// Sizes of one attention call. Grouped-query attention when `kvHeads < heads`: query head `h`
+/// reads key/value head `h / (heads / kvHeads)`.
+public struct AttentionDims: Sendable, Equatable {
+    public var batch: Int
+    public var queryLength: Int
+    public var keyLength: Int
+    public var heads: Int
+    public var kvHeads: Int
+    public var headDim: Int
+
+    public init(batch: Int, queryLength: Int, keyLength: Int, heads: Int, kvHeads: Int, headDim: Int) {
+        precondition(batch >= 1 && queryLength >= 1 && keyLength >= 1 && headDim >= 1,
+                     "AttentionDims: sizes must be positive (batch \(batch), queries \(queryLength), keys \(keyLength), head size \(headDim))")
+        precondition(heads >= 1 && kvHeads >= 1 && heads % kvHeads == 0,
+                     "AttentionDims: \(heads) query heads are not a multiple of \(kvHeads) key/value heads")
+        self.batch = batch
+        self.queryLength = queryLength
+        self.keyLength = keyLength
+        self.heads = heads
+        self.kvHeads = kvHeads
+        self.headDim = headDim
+    }
+}
+
+/// Where the heads of one operand live. Row `t` of batch `b` starts at
+/// `base + b · batchStride + t · rowStride`, and head `h` at column `h · headDim` of that row.
+/// With this, Q, K and V are read straight out of a fused `[B, T, qkvDim]` projection or a KV
+/// cache `[context, kvDim]`, and the output written into `[B, T, C]`, all without copies.
+public struct HeadLayout: Sendable {
+    public var rowStride: Int
+    public var batchStride: Int
+    public init(rowStride: Int, batchStride: Int) {
+        self.rowStride = rowStride
+        self.batchStride = batchStride
+    }
+}
+
+/// softmax(Q·Kᵀ / √d + mask) · V per batch and head, each product one `cblas_sgemm` on strided heads.
+public enum ScaledDotProductAttention {
+    /// Causal attention works on blocks of this many query rows, each multiplying only against
+    /// the keys its last row can see: about half the FLOPs of the full square at T = 256.
+    public static let causalBlockRows = 64
+
+    /// q: heads of [B, Tq, H·d] at `queryLayout`; k, v: heads of [B, Tk, Hkv·d] at `keyLayout`
+    /// → out: [B, Tq, H·d] at `outputLayout`; saves probs: [B, H, Tq, Tk] (zeros where masked)
+    /// for backward. `scale` defaults to 1/√d.
+    public static func forward(
+        q: UnsafePointer<Float>, queryLayout: HeadLayout,
+        k: UnsafePointer<Float>, v: UnsafePointer<Float>, keyLayout: HeadLayout,
+        out: UnsafeMutablePointer<Float>, outputLayout: HeadLayout,
+        probs: UnsafeMutableBufferPointer<Float>,
+        dims: AttentionDims, mask: AttentionMask, scale: Float? = nil
+    ) {
+        let (tq, tk, d) = (dims.queryLength, dims.keyLength, dims.headDim)
+        requireShape(probs, [dims.batch, dims.heads, tq, tk], "ScaledDotProductAttention.forward", "probs")
+        if case .allowed(let allowed) = mask {
+            requireShape(allowed, [tq, tk], "ScaledDotProductAttention.forward", "mask")
+        }
+        if case .causal(let offset) = mask {
+            precondition(offset >= 0 && offset + tq <= tk,
+                         "ScaledDotProductAttention.forward: causal queries at \(offset)..<\(offset + tq) need \(offset + tq) keys, have \(tk)")
+        }
+        let alpha = scale ?? 1 / Float(d).squareRoot()
+        let group = dims.heads / dims.kvHeads
+        for b in 0..<dims.batch {
+            for h in 0..<dims.heads {
+                let kvHead = h / group
+                let qh = q + b * queryLayout.batchStride + h * d
+                let kh = k + b * keyLayout.batchStride + kvHead * d
+                let vh = v + b * keyLayout.batchStride + kvHead * d
+                let oh = out + b * outputLayout.batchStride + h * d
+                let ph = probs.baseAddress! + (b * dims.heads + h) * tq * tk
+                let blockRows: Int
+                if case .causal = mask { blockRows = causalBlockRows } else { blockRows = tq }
+                var first = 0
+                while first < tq {
+                    let rows = min(blockRows, tq - first)
+                    // Keys any row of this block can see; the rest of each probs row is zeroed.
+                    let keys: Int
+                    if case .causal(let offset) = mask { keys = offset + first + rows } else { keys = tk }
+                    let qBlock = qh + first * queryLayout.rowStride
+                    let pBlock = ph + first * tk
+                    sgemm(transposeA: false, transposeB: true, m: rows, n: keys, k: d, alpha: alpha,
+                          a: qBlock, lda: queryLayout.rowStride, b: kh, ldb: keyLayout.rowStride,
+                          c: pBlock, ldc: tk)
+                    for r in 0..<rows {
+                        let row = pBlock + r * tk
+                        switch mask {
+                        case .none:
+                            Softmax.softmaxRow(row, row, count: tk, visible: tk)
+                        case .causal(let offset):
+                            Softmax.softmaxRow(row, row, count: tk, visible: offset + first + r + 1)
+                        case .allowed(let allowed):
+                            Softmax.softmaxRow(row, row, count: tk, allowed: allowed.baseAddress! + (first + r) * tk)
+                        }
+                    }
+                    sgemm(transposeA: false, transposeB: false, m: rows, n: d, k: keys,
+                          a: pBlock, lda: tk, b: vh, ldb: keyLayout.rowStride,
+                          c: oh + first * outputLayout.rowStride, ldc: outputLayout.rowStride)
+                    first += rows
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+
+/// Which keys a query row may attend to.
+public enum AttentionMask {
+    /// Every key is visible.
+    case none
+    /// Causal: query row `r` (absolute position `queryOffset + r`) sees keys `0...queryOffset + r`.
+    /// `queryOffset` is the number of cached positions before the first query (0 without a cache).
+    case causal(queryOffset: Int)
+    /// allowed: [queries, keys]; `true` means the query may attend to that key.
+    case allowed(UnsafeBufferPointer<Bool>)
+}
+
+/// Numerically stable softmax over the last dimension. Masked entries get exactly zero weight;
+/// a row whose entries are all masked becomes all zeros rather than NaN.
+public enum Softmax {
+    /// x: [rows, cols] → y: [rows, cols]. `x` and `y` may be the same buffer.
+    public static func forward(
+        x: UnsafeBufferPointer<Float>, y: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int
+    ) {
+        requireShape(x, [rows, cols], "Softmax.forward", "x")
+        requireShape(y, [rows, cols], "Softmax.forward", "y")
+        guard rows > 0, cols > 0 else { return }
+        let x = x.baseAddress!, y = y.baseAddress!
+        Threading.parallelRanges(rows, costPerItem: 25 * cols) { range in
+            for row in range {
+                softmaxRow(x + row * cols, y + row * cols, count: cols, visible: cols)
+            }
+        }
+    }
+
+    /// dy, y: [rows, cols] (y from forward) → dx = y ⊙ (dy − Σ dy ⊙ y), overwriting `dx`.
+    /// `dx` may alias `dy`. Masked entries have y = 0 and so get no gradient.
+    public static func backward(
+        dy: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>,
+        dx: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int
+    ) {
+        requireShape(dy, [rows, cols], "Softmax.backward", "dy")
+        requireShape(y, [rows, cols], "Softmax.backward", "y")
+        requireShape(dx, [rows, cols], "Softmax.backward", "dx")
+        guard rows > 0, cols > 0 else { return }
+        let dy = dy.baseAddress!, y = y.baseAddress!, dx = dx.baseAddress!
+        Threading.parallelRanges(rows, costPerItem: 4 * cols) { range in
+            for row in range {
+                let dyr = dy + row * cols, yr = y + row * cols, dxr = dx + row * cols
+                let inner = VectorMath.dot(dyr, yr, cols)
+                for i in 0..<cols { dxr[i] = yr[i] * (dyr[i] - inner) }
+            }
+        }
+    }
+
+    /// Softmax of `input[0..<visible]` into `output[0..<visible]`; `output[visible..<count]` = 0.
+
+    static func softmaxRow(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int, visible: Int
+    ) {
+        guard visible > 0 else {
+            output.update(repeating: 0, count: count)
+            return
+        }
+        var maximum = -Float.infinity
+        for i in 0..<visible { maximum = max(maximum, input[i]) }
+        var total: Float = 0
+        for i in 0..<visible {
+            let e = expf(input[i] - maximum)
+            output[i] = e
+            total += e
+        }
+        let inverse = 1 / total
+        for i in 0..<visible { output[i] *= inverse }
+        if visible < count { (output + visible).update(repeating: 0, count: count - visible) }
+    }
+
+    /// Softmax of `input` over the entries where `allowed` is true; the others become 0.
+
+    static func softmaxRow(
+        _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int,
+        allowed: UnsafePointer<Bool>
+    ) {
+        var maximum = -Float.infinity
+        var anyAllowed = false
+        for i in 0..<count where allowed[i] {
+            anyAllowed = true
+            maximum = max(maximum, input[i])
+        }
+        guard anyAllowed else {
+            output.update(repeating: 0, count: count)
+            return
+        }
+        var total: Float = 0
+        for i in 0..<count {
+            let e: Float = allowed[i] ? expf(input[i] - maximum) : 0
+            output[i] = e
+            total += e
+        }
+        let inverse = 1 / total
+        for i in 0..<count { output[i] *= inverse }
+    }
+}

@@ -1,0 +1,45 @@
+/// The SwiGLU feed-forward network `w2 · (silu(w1 · x) ⊙ (w3 · x))`.
+///
+/// `w1` and `w3` are packed into one `[2·hidden, dim]` weight so both come from a single GEMM.
+public enum SwiGLU {
+    /// Stacks w1: [hidden, dim] over w3: [hidden, dim] into the packed gate/up weight [2·hidden, dim].
+    public static func packGateUp(w1: [Float], w3: [Float], hidden: Int, dim: Int) -> [Float] {
+        precondition(w1.count == hidden * dim, "SwiGLU.packGateUp: w1 has \(w1.count) elements, shape [\(hidden), \(dim)] needs \(hidden * dim)")
+        precondition(w3.count == hidden * dim, "SwiGLU.packGateUp: w3 has \(w3.count) elements, shape [\(hidden), \(dim)] needs \(hidden * dim)")
+        return w1 + w3
+    }
+
+    /// x: [rows, dim], gateUpWeight: [2·hidden, dim], downWeight: [dim, hidden] → y: [rows, dim]
+    /// (added to `y` with `accumulate`); saves gateUp: [rows, 2·hidden] (w1·x | w3·x per row) and
+    /// gated: [rows, hidden] = silu(w1·x) ⊙ w3·x for backward.
+    public static func forward(
+        x: UnsafeBufferPointer<Float>,
+        gateUpWeight: UnsafeBufferPointer<Float>, downWeight: UnsafeBufferPointer<Float>,
+        y: UnsafeMutableBufferPointer<Float>,
+        gateUp: UnsafeMutableBufferPointer<Float>, gated: UnsafeMutableBufferPointer<Float>,
+        rows: Int, dim: Int, hidden: Int, accumulate: Bool = false
+    ) {
+        requireShape(gateUp, [rows, 2 * hidden], "SwiGLU.forward", "gateUp")
+        requireShape(gated, [rows, hidden], "SwiGLU.forward", "gated")
+        Linear.forward(x: x, weight: gateUpWeight, y: gateUp, rows: rows, inFeatures: dim, outFeatures: 2 * hidden)
+        gate(gateUp: UnsafeBufferPointer(gateUp), gated: gated, rows: rows, hidden: hidden)
+        Linear.forward(x: UnsafeBufferPointer(gated), weight: downWeight, y: y,
+                       rows: rows, inFeatures: hidden, outFeatures: dim, accumulate: accumulate)
+    }
+
+    /// gateUp: [rows, 2·hidden] → gated: [rows, hidden] = silu(first half) ⊙ second half.
+    public static func gate(
+        gateUp: UnsafeBufferPointer<Float>, gated: UnsafeMutableBufferPointer<Float>, rows: Int, hidden: Int
+    ) {
+        requireShape(gateUp, [rows, 2 * hidden], "SwiGLU.gate", "gateUp")
+        requireShape(gated, [rows, hidden], "SwiGLU.gate", "gated")
+        guard rows > 0 else { return }
+        let source = gateUp.baseAddress!, target = gated.baseAddress!
+        Threading.parallelRanges(rows, costPerItem: 25 * hidden) { range in
+            for row in range {
+                let a = source + row * 2 * hidden, b = a + hidden, out = target + row * hidden
+                for i in 0..<hidden { out[i] = a[i] * VectorMath.sigmoid(a[i]) * b[i] }
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+import Foundation
+import XCTest
+
+/// Locates the read-only reference data in `../shared/data` beside the package. A user's clone
+/// has none, so tests that need it call ``requireSharedData(_:)`` and are skipped with a message.
+public enum Fixtures {
+    /// `<package root>/../shared/data`, found from this source file's location.
+    public static let sharedData: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()  // TestSupport
+        .deletingLastPathComponent()  // Tests
+        .deletingLastPathComponent()  // package root
+        .deletingLastPathComponent()
+        .appendingPathComponent("shared/data")
+
+    /// The path of `relative` inside the shared data, or an XCTSkip naming what is missing.
+    public static func requireSharedData(_ relative: String) throws -> String {
+        let url = sharedData.appendingPathComponent(relative)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            let message = "SKIPPED: reference fixture \(url.path) is absent (no ../shared beside the package); this comparison did not run"
+            print(message)
+            throw XCTSkip(message)
+        }
+        return url.path
+    }
+}
