@@ -1,0 +1,99 @@
+import Kernels
+import ReferenceKernels
+import TestSupport
+import XCTest
+
+final class AttentionTests: XCTestCase {
+    /// Per (batch, head) slices of the kernel's [B, T, H·d] layout, for the single-head reference.
+    func head(_ x: [Float], batch b: Int, length: Int, heads: Int, head h: Int, headDim d: Int) -> [Double] {
+        var slice: [Double] = []
+        for t in 0..<length {
+            let start: Int = ((b * length + t) * heads + h) * d
+            slice += x[start..<(start + d)].map(Double.init)
+        }
+        return slice
+    }
+
+    func checkAgainstReference(dims: AttentionDims, mask: [Bool]?, causalOffset: Int?, seed: UInt64) {
+        var rng = SeededGenerator(seed: seed)
+        let (tq, tk, d) = (dims.queryLength, dims.keyLength, dims.headDim)
+        let q = rng.uniform(dims.batch * tq * dims.heads * d, scale: 2)
+        let k = rng.uniform(dims.batch * tk * dims.kvHeads * d, scale: 2)
+        let v = rng.uniform(dims.batch * tk * dims.kvHeads * d)
+        let (out, probs) = Run.attention(q: q, k: k, v: v, dims: dims, mask: mask, causalOffset: causalOffset)
+        var allowed = mask
+        if let causalOffset { allowed = (0..<(tq * tk)).map { $0 % tk <= causalOffset + $0 / tk } }
+        for b in 0..<dims.batch {
+            for h in 0..<dims.heads {
+                let g = h / (dims.heads / dims.kvHeads)
+                let expected = Reference.attention(
+                    q: head(q, batch: b, length: tq, heads: dims.heads, head: h, headDim: d),
+                    k: head(k, batch: b, length: tk, heads: dims.kvHeads, head: g, headDim: d),
+                    v: head(v, batch: b, length: tk, heads: dims.kvHeads, head: g, headDim: d),
+                    queries: tq, keys: tk, headDim: d, allowed: allowed)
+                assertClose(head(out, batch: b, length: tq, heads: dims.heads, head: h, headDim: d), expected,
+                            absolute: reductionTolerance(tk + d, scale: 2), relative: 1e-5, "attention \(dims) batch \(b) head \(h)")
+                if let allowed {
+                    let p = probs[((b * dims.heads + h) * tq * tk)..<((b * dims.heads + h + 1) * tq * tk)]
+                    for (index, weight) in zip(allowed, p) where !index {
+                        XCTAssertEqual(weight, 0, "masked positions get no weight")
+                    }
+                }
+            }
+        }
+    }
+
+    func testUnmaskedAcrossShapes() {
+        for (batch, length, heads, d) in [(1, 1, 1, 4), (2, 7, 3, 8), (3, 13, 8, 16), (1, 33, 4, 32)] {
+            checkAgainstReference(dims: AttentionDims(batch: batch, queryLength: length, keyLength: length, heads: heads, kvHeads: heads, headDim: d),
+                                  mask: nil, causalOffset: nil, seed: UInt64(length))
+        }
+    }
+
+    func testCausalIncludingBlockBoundariesAndCacheOffsets() {
+        // Lengths straddle the 64-row causal block; offsets stand for cached prefixes.
+        for (batch, tq, tk, heads, offset) in [(1, 1, 1, 1, 0), (2, 13, 13, 2, 0), (1, 70, 70, 3, 0), (2, 130, 130, 1, 0),
+                                               (1, 1, 9, 4, 8), (2, 5, 40, 2, 35), (1, 67, 100, 2, 33)] {
+            checkAgainstReference(dims: AttentionDims(batch: batch, queryLength: tq, keyLength: tk, heads: heads, kvHeads: heads, headDim: 8),
+                                  mask: nil, causalOffset: offset, seed: UInt64(tq * 31 + tk))
+        }
+    }
+
+    func testBooleanMaskIncludingAFullyMaskedRow() {
+        var rng = SeededGenerator(seed: 40)
+        let (tq, tk) = (6, 11)
+        var mask = (0..<(tq * tk)).map { _ in Bool.random(using: &rng) }
+        for j in 0..<tk { mask[2 * tk + j] = false }  // row 2 sees nothing
+        let dims = AttentionDims(batch: 2, queryLength: tq, keyLength: tk, heads: 2, kvHeads: 2, headDim: 8)
+        checkAgainstReference(dims: dims, mask: mask, causalOffset: nil, seed: 41)
+        var g = SeededGenerator(seed: 42)
+        let (out, _) = Run.attention(q: g.uniform(2 * tq * 16), k: g.uniform(2 * tk * 16), v: g.uniform(2 * tk * 16), dims: dims, mask: mask)
+        XCTAssertTrue(out.allSatisfy { !$0.isNaN }, "a fully masked row yields zeros, not NaN")
+        XCTAssertEqual(Array(out[(2 * 16)..<(3 * 16)]), [Float](repeating: 0, count: 16))
+    }
+
+    func testGroupedQueryAttention() {
+        for (heads, kvHeads) in [(4, 2), (8, 1), (6, 3)] {
+            checkAgainstReference(dims: AttentionDims(batch: 2, queryLength: 9, keyLength: 9, heads: heads, kvHeads: kvHeads, headDim: 8),
+                                  mask: nil, causalOffset: 0, seed: UInt64(heads * 10 + kvHeads))
+        }
+    }
+
+    func testCausalSelfAttentionMatchesReference() {
+        for (batch, length, heads, kvHeads, d) in [(1, 1, 1, 1, 4), (2, 7, 4, 4, 8), (3, 13, 8, 2, 4), (2, 33, 2, 1, 16), (1, 70, 4, 4, 16)] {
+            var rng = SeededGenerator(seed: UInt64(length * 7 + heads))
+            let dim = heads * d, kvDim = kvHeads * d
+            let x = rng.uniform(batch * length * dim)
+            let wq = rng.uniform(dim * dim, scale: 0.5), wk = rng.uniform(kvDim * dim, scale: 0.5)
+            let wv = rng.uniform(kvDim * dim, scale: 0.5), wo = rng.uniform(dim * dim, scale: 0.5)
+            let positions = Array(0..<length)
+            let dims = AttentionDims(batch: batch, queryLength: length, keyLength: length, heads: heads, kvHeads: kvHeads, headDim: d)
+            let y = Run.causalSelfAttention(x, wq: wq, wk: wk, wv: wv, wo: wo, dims: dims,
+                                            positions: (0..<batch).flatMap { _ in positions }, theta: 10_000)
+            let expected = Reference.causalSelfAttention(widened(x), wq: widened(wq), wk: widened(wk), wv: widened(wv), wo: widened(wo),
+                                                         batch: batch, length: length, dim: dim, heads: heads, kvHeads: kvHeads,
+                                                         positions: positions, theta: 10_000.0)
+            assertClose(y, expected, absolute: reductionTolerance(4 * dim + length), relative: 1e-5, "mhsa B\(batch) T\(length) H\(heads)/\(kvHeads)")
+        }
+    }
+}

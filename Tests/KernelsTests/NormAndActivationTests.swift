@@ -1,0 +1,94 @@
+import Kernels
+import ReferenceKernels
+import TestSupport
+import XCTest
+
+final class NormAndActivationTests: XCTestCase {
+    func testRMSNormMatchesReference() {
+        var rng = SeededGenerator(seed: 10)
+        for (rows, dim) in [(1, 1), (1, 7), (7, 13), (13, 33), (33, 64), (4, 512)] {
+            let x = rng.uniform(rows * dim, scale: 3), w = rng.uniform(dim)
+            let (y, rstd) = Run.rmsNorm(x, weight: w, rows: rows, dim: dim)
+            assertClose(y, Reference.rmsNorm(widened(x), weight: widened(w), rows: rows, dim: dim),
+                        absolute: 1e-6, relative: 1e-5, "rmsnorm [\(rows), \(dim)]")
+            XCTAssertTrue(rstd.allSatisfy { $0.isFinite && $0 > 0 }, "rstd saved for backward")
+        }
+    }
+
+    func testRMSNormEpsilonIsHonoured() {
+        // An all-zero row normalises to zero; with a large eps a small row is damped, not blown up.
+        let x: [Float] = [0, 0, 0, 0, 1e-3, -1e-3, 1e-3, -1e-3]
+        let w: [Float] = [1, 1, 1, 1]
+        let (y, _) = Run.rmsNorm(x, weight: w, rows: 2, dim: 4, epsilon: 1)
+        assertClose(y, Reference.rmsNorm(widened(x), weight: widened(w), rows: 2, dim: 4, epsilon: 1),
+                    absolute: 1e-9, relative: 1e-5, "rmsnorm eps = 1")
+        XCTAssertEqual(Array(y[0..<4]), [0, 0, 0, 0])
+    }
+
+    func testRMSNormBackwardMatchesFiniteDifferences() {
+        var rng = SeededGenerator(seed: 11)
+        let (rows, dim) = (3, 7)
+        let x = rng.uniform(rows * dim, scale: 2), w = rng.uniform(dim), dy = rng.uniform(rows * dim)
+        let (_, rstd) = Run.rmsNorm(x, weight: w, rows: rows, dim: dim)
+        var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: dim)
+        x.withUnsafeBufferPointer { xb in
+            w.withUnsafeBufferPointer { wb in
+                dy.withUnsafeBufferPointer { dyb in
+                    rstd.withUnsafeBufferPointer { rb in
+                        dx.withUnsafeMutableBufferPointer { dxb in
+                            dw.withUnsafeMutableBufferPointer { dwb in
+                                RMSNorm.backward(dy: dyb, x: xb, weight: wb, rstd: rb, dx: dxb, dWeight: dwb, rows: rows, dim: dim)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let loss = { (x: [Double], w: [Double]) in
+            zip(Reference.rmsNorm(x, weight: w, rows: rows, dim: dim), widened(dy)).map(*).reduce(0, +)
+        }
+        assertClose(dx, finiteDifferenceGradient(widened(x)) { loss($0, widened(w)) }, absolute: 1e-5, relative: 1e-4, "rmsnorm dx")
+        assertClose(dw, finiteDifferenceGradient(widened(w)) { loss(widened(x), $0) }, absolute: 1e-5, relative: 1e-4, "rmsnorm dW")
+    }
+
+    func testSiLUMatchesReferenceIncludingLargeMagnitudes() {
+        var rng = SeededGenerator(seed: 12)
+        let x = rng.uniform(1000, scale: 20) + [0, 88, -88, 1e4, -1e4]
+        let y = Run.silu(x)
+        assertClose(y, Reference.silu(widened(x)), absolute: 1e-6, relative: 1e-6, "silu")
+        XCTAssertTrue(y.allSatisfy(\.isFinite))
+    }
+
+    func testSiLUBackwardMatchesFiniteDifferences() {
+        var rng = SeededGenerator(seed: 13)
+        let x = rng.uniform(17, scale: 5), dy = rng.uniform(17)
+        var dx = [Float](repeating: 0, count: 17)
+        x.withUnsafeBufferPointer { xb in
+            dy.withUnsafeBufferPointer { dyb in dx.withUnsafeMutableBufferPointer { SiLU.backward(dy: dyb, x: xb, dx: $0) } }
+        }
+        let gradient = finiteDifferenceGradient(widened(x)) { zip(Reference.silu($0), widened(dy)).map(*).reduce(0, +) }
+        assertClose(dx, gradient, absolute: 1e-5, relative: 1e-4, "silu dx")
+    }
+
+    func testSwiGLUMatchesReference() {
+        var rng = SeededGenerator(seed: 14)
+        for (rows, dim, hidden) in [(1, 8, 12), (7, 13, 33), (33, 16, 43), (2, 64, 172)] {
+            let x = rng.uniform(rows * dim)
+            let w1 = rng.uniform(hidden * dim), w2 = rng.uniform(dim * hidden), w3 = rng.uniform(hidden * dim)
+            let y = Run.swiglu(x, w1: w1, w2: w2, w3: w3, rows: rows, dim: dim, hidden: hidden)
+            let expected = Reference.swiglu(widened(x), w1: widened(w1), w2: widened(w2), w3: widened(w3), rows: rows, dim: dim, hidden: hidden)
+            assertClose(y, expected, absolute: reductionTolerance(dim * hidden, scale: 0.5), relative: 1e-5, "swiglu [\(rows), \(dim), \(hidden)]")
+        }
+    }
+
+    func testEmbeddingGathersRows() {
+        var rng = SeededGenerator(seed: 15)
+        let (vocab, dim) = (11, 5)
+        let table = rng.uniform(vocab * dim), ids: [Int32] = [3, 0, 10, 3]
+        var y = [Float](repeating: .nan, count: ids.count * dim)
+        ids.withUnsafeBufferPointer { ids in
+            table.withUnsafeBufferPointer { t in y.withUnsafeMutableBufferPointer { Embedding.forward(ids: ids, table: t, y: $0, vocabSize: vocab, dim: dim) } }
+        }
+        XCTAssertEqual(y, Reference.embedding(ids.map(Int.init), table: table, dim: dim))
+    }
+}
