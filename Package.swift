@@ -38,13 +38,16 @@ let package = Package(
         ),
         .executableTarget(
             name: "bench",
-            dependencies: ["Kernels", "ReferenceKernels", "Model", "TensorIO"],
+            dependencies: [
+                "Kernels", "ReferenceKernels", "Model", "TensorIO",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Benchmarks/bench"
         ),
         // Shared helpers for the test targets: seeded data, tolerance checks, fixture lookup.
         .target(
             name: "TestSupport",
-            dependencies: ["TensorIO"],
+            dependencies: ["Kernels", "TensorIO"],
             path: "Tests/TestSupport"
         ),
         .testTarget(

@@ -1,7 +1,11 @@
-/// SplitMix64: a small, fast, seedable generator so every test draws the same numbers each run.
-public struct SeededGenerator: RandomNumberGenerator {
+/// SplitMix64: a small, fast, seedable random-number generator. Every random choice in this
+/// package (initialisation, sampling, test data, benchmark inputs) draws from one, so the same
+/// seed gives the same numbers on every run and machine.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
     private var state: UInt64
+
     public init(seed: UInt64) { state = seed }
+
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

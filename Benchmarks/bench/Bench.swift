@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import Kernels
+
+@main
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Times every GEMM-bound layer against raw cblas_sgemm and the naive references.",
+        discussion: """
+        Each benchmark is checked against its plain-loop reference before it is timed. GFLOP/s \
+        counts 2·m·n·k per GEMM (attention: the causal blocks actually multiplied); '% sgemm' is \
+        the time raw cblas_sgemm needs for the same GEMM shapes, measured in this run, divided by \
+        the benchmark's median time.
+        """)
+
+    @Flag(help: "A short run (CI): fewer repetitions and a shorter minimum time.")
+    var quick = false
+
+    @Option(help: "Run only benchmarks whose name contains this text or matches this regular expression.")
+    var filter: String?
+
+    @Option(help: "Threads for OpenBLAS and our loops (default: LM_THREADS or every core).")
+    var threads: Int?
+
+    @Flag(help: "List the benchmark names and exit.")
+    var list = false
+
+    @Option(help: "Also write the results as JSON to this file.")
+    var json: String?
+
+    static func main() {
+        BLASCore.restartWithRecommendedCoreIfNeeded()
+        main(nil)
+    }
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        if let filter, filter.isEmpty { throw ValidationError("--filter must not be empty") }
+    }
+
+    func run() throws {
+        if let threads { Threading.count = threads }
+        let plan: MeasurementPlan = quick ? .quick : .full
+        let shape = BenchShape()
+        let matcher = try filter.map { try NameFilter($0) }
+        let cases = (KernelCases.all(shape) + ModelCases.all(shape, quick: quick) + NaiveCases.all(shape, plan: plan)
+                     + TokenizerCases.all(quick: quick))
+            .filter { matcher?.matches($0.name) ?? true }
+        if list {
+            cases.forEach { print($0.name) }
+            return
+        }
+        guard !cases.isEmpty else { throw ValidationError("no benchmark matches --filter '\(filter ?? "")' (see --list)") }
+
+        let ceiling = GemmCeiling(plan: plan)
+        var results: [BenchResult] = []
+        for benchCase in cases {
+            FileHandle.standardError.write("bench: \(benchCase.name)\n".data(using: .utf8)!)
+            let prepared: Prepared
+            do {
+                prepared = try benchCase.prepare()
+            } catch {
+                throw ValidationError("\(benchCase.name): \(error)")
+            }
+            let timing = plan.measure(prepared.run)
+            let median = timing.median
+            let flops = benchCase.flops
+            let ideal = benchCase.gemms.isEmpty ? nil : ceiling.seconds(benchCase.gemms)
+            results.append(BenchResult(
+                name: benchCase.name, detail: benchCase.detail,
+                medianSeconds: median, minSeconds: timing.min, maxSeconds: timing.max, runs: timing.samples.count,
+                gflops: flops > 0 ? flops / median / 1e9 : nil,
+                fractionOfSgemm: ideal.map { $0 / median },
+                tokensPerSecond: benchCase.tokens.map { Double($0) / median },
+                megabytesPerSecond: benchCase.bytes.map { Double($0) / median / 1e6 },
+                speedupOverNaive: prepared.referenceSeconds.map { $0 / median },
+                check: prepared.check))
+        }
+        let sgemmRows = ceiling.timings.map { shape, timing in
+            BenchReport.SgemmRow(shape: shape.description, medianSeconds: timing.median, gflops: shape.flops / timing.median / 1e9)
+        }
+        let report = BenchReport(
+            date: ISO8601DateFormatter().string(from: Date()), cores: ProcessInfo.processInfo.activeProcessorCount,
+            threads: Threading.count, blasCore: BLASCore.name, quick: quick, peakResidentBytes: peakResidentBytes(), results: results, sgemm: sgemmRows)
+
+        print("bench: \(report.date), \(report.cores) cores, \(report.threads) threads, OpenBLAS \(BLASCore.name) kernels\(quick ? ", quick run" : ""); medians over ≥\(plan.minimumRuns) runs and ≥\(plan.minimumSeconds) s each")
+        print(Table.results(results))
+        if !sgemmRows.isEmpty {
+            print()
+            print(Table.sgemm(sgemmRows))
+        }
+        print()
+        print(String(format: "peak resident memory: %.1f MiB", Double(report.peakResidentBytes) / 1_048_576))
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try encoder.encode(report).write(to: URL(fileURLWithPath: json), options: .atomic)
+        }
+    }
+}
+
+/// `--filter`: a substring, or a regular expression when the text is one.
+struct NameFilter {
+    let text: String
+    let expression: NSRegularExpression?
+
+    init(_ text: String) throws {
+        self.text = text
+        expression = try? NSRegularExpression(pattern: text)
+    }
+
+    func matches(_ name: String) -> Bool {
+        if name.contains(text) { return true }
+        guard let expression else { return false }
+        return expression.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)) != nil
+    }
+}

@@ -1,0 +1,59 @@
+import Kernels
+
+/// One `cblas_sgemm` call shape, `C[m, n] = A[m, k] · op(B)`, with `op(B) = Bᵀ` (weights stored
+/// `[out, in]`) or `B`. A benchmark case lists the GEMMs it performs; timing each shape raw,
+/// with contiguous operands and nothing around it, gives the ceiling the case is compared with.
+struct GemmShape: Hashable, Codable, CustomStringConvertible {
+    var m: Int
+    var n: Int
+    var k: Int
+    var transposeB: Bool
+
+    var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
+    var description: String { "\(m)×\(k)·\(transposeB ? "[\(n)×\(k)]ᵀ" : "\(k)×\(n)")" }
+}
+
+/// GEMM calls of a case: how many times each shape runs in one repetition.
+typealias GemmWork = [GemmShape: Int]
+
+extension Dictionary where Key == GemmShape, Value == Int {
+    var flops: Double { reduce(0) { $0 + $1.key.flops * Double($1.value) } }
+    static func + (lhs: GemmWork, rhs: GemmWork) -> GemmWork { lhs.merging(rhs, uniquingKeysWith: +) }
+    static func * (lhs: GemmWork, factor: Int) -> GemmWork { lhs.mapValues { $0 * factor } }
+}
+
+/// Times each raw GEMM shape once per run and remembers it: the same-run ceiling.
+final class GemmCeiling {
+    private var medians: [GemmShape: Double] = [:]
+    private(set) var timings: [(GemmShape, Timing)] = []
+    let plan: MeasurementPlan
+
+    init(plan: MeasurementPlan) { self.plan = plan }
+
+    /// Median seconds of one raw `cblas_sgemm` of this shape.
+    func seconds(_ shape: GemmShape) -> Double {
+        if let known = medians[shape] { return known }
+        let a = [Float](repeating: 0.5, count: shape.m * shape.k)
+        let b = [Float](repeating: 0.25, count: shape.k * shape.n)
+        var c = [Float](repeating: 0, count: shape.m * shape.n)
+        let timing = a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                c.withUnsafeMutableBufferPointer { c in
+                    plan.measure {
+                        sgemm(transposeA: false, transposeB: shape.transposeB, m: shape.m, n: shape.n, k: shape.k,
+                              a: a.baseAddress!, lda: shape.k, b: b.baseAddress!, ldb: shape.transposeB ? shape.k : shape.n,
+                              c: c.baseAddress!, ldc: shape.n)
+                    }
+                }
+            }
+        }
+        medians[shape] = timing.median
+        timings.append((shape, timing))
+        return timing.median
+    }
+
+    /// Seconds raw sgemm needs for all of `work`: Σ count × median time of the shape.
+    func seconds(_ work: GemmWork) -> Double {
+        work.reduce(0) { $0 + Double($1.value) * seconds($1.key) }
+    }
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Kernels
+import ReferenceKernels
+
+/// The plain-loop references against the kernels at a smaller size: the kernel is timed, its
+/// output checked against the reference, and the reference timed too for the speed-up column.
+enum NaiveCases {
+    static func all(_ shape: BenchShape, plan: MeasurementPlan) -> [BenchCase] {
+        let naivePlan = MeasurementPlan(warmupRuns: 0, minimumSeconds: plan.minimumSeconds / 4, minimumRuns: 1, maximumRuns: 5)
+        let (rows, dim, hidden, t, d) = (64, shape.dModel, shape.dFF, 64, shape.headDim)
+
+        let linear = BenchCase(name: "naive/linear", detail: "[\(rows), \(dim)] → \(dim)",
+                               gemms: shape.linearGemm(rows: rows, inFeatures: dim, outFeatures: dim), tokens: rows) {
+            let x = Buffer(rows * dim, seed: 21), w = Buffer(dim * dim, seed: 22, scale: 0.05), y = Buffer(rows * dim)
+            let run = { Linear.forward(x: x.readOnly, weight: w.readOnly, y: y.mutable, rows: rows, inFeatures: dim, outFeatures: dim) }
+            let (xs, ws) = (x.array, w.array)
+            var expected: [Float] = []
+            let naive = naivePlan.measure { expected = Reference.linear(xs, weight: ws, rows: rows, inFeatures: dim, outFeatures: dim) }
+            run()
+            return Prepared(run: run, check: try check(y.array, expected.map(Double.init), absolute: 1e-5, "linear vs naive"),
+                            referenceSeconds: naive.median)
+        }
+
+        let swiglu = BenchCase(name: "naive/swiglu", detail: "[\(rows), \(dim)] ↔ \(hidden)",
+                               gemms: shape.linearGemm(rows: rows, inFeatures: dim, outFeatures: 2 * hidden) + shape.linearGemm(rows: rows, inFeatures: hidden, outFeatures: dim),
+                               tokens: rows) {
+            let x = Buffer(rows * dim, seed: 23), w1 = Buffer(hidden * dim, seed: 24, scale: 0.05)
+            let w3 = Buffer(hidden * dim, seed: 25, scale: 0.05), w2 = Buffer(dim * hidden, seed: 26, scale: 0.05)
+            let packed = Buffer(copying: SwiGLU.packGateUp(w1: w1.array, w3: w3.array, hidden: hidden, dim: dim))
+            let y = Buffer(rows * dim), gateUp = Buffer(rows * 2 * hidden), gated = Buffer(rows * hidden)
+            let run = {
+                SwiGLU.forward(x: x.readOnly, gateUpWeight: packed.readOnly, downWeight: w2.readOnly, y: y.mutable,
+                               gateUp: gateUp.mutable, gated: gated.mutable, rows: rows, dim: dim, hidden: hidden)
+            }
+            let (xs, a, b, c) = (x.array, w1.array, w2.array, w3.array)
+            var expected: [Float] = []
+            let naive = naivePlan.measure { expected = Reference.swiglu(xs, w1: a, w2: b, w3: c, rows: rows, dim: dim, hidden: hidden) }
+            run()
+            return Prepared(run: run, check: try check(y.array, expected.map(Double.init), absolute: 1e-5, "swiglu vs naive"),
+                            referenceSeconds: naive.median)
+        }
+
+        let attention = BenchCase(name: "naive/attention_head", detail: "T\(t) d\(d), causal, 1 head",
+                                  gemms: BenchShape(context: t, heads: 1, dModel: d).attentionGemms(batch: 1), tokens: t) {
+            let q = Buffer(t * d, seed: 27), k = Buffer(t * d, seed: 28), v = Buffer(t * d, seed: 29)
+            let out = Buffer(t * d), probs = Buffer(t * t)
+            let layout = HeadLayout(rowStride: d, batchStride: t * d)
+            let dims = AttentionDims(batch: 1, queryLength: t, keyLength: t, heads: 1, kvHeads: 1, headDim: d)
+            let run = {
+                ScaledDotProductAttention.forward(q: q.pointer, queryLayout: layout, k: k.pointer, v: v.pointer, keyLayout: layout,
+                                                  out: out.pointer, outputLayout: layout, probs: probs.mutable, dims: dims, mask: .causal(queryOffset: 0))
+            }
+            let (qs, ks, vs) = (q.array, k.array, v.array)
+            let mask = Reference.causalMask(t)
+            var expected: [Float] = []
+            let naive = naivePlan.measure { expected = Reference.attention(q: qs, k: ks, v: vs, queries: t, keys: t, headDim: d, allowed: mask) }
+            run()
+            return Prepared(run: run, check: try check(out.array, expected.map(Double.init), absolute: 1e-5, "attention vs naive"),
+                            referenceSeconds: naive.median)
+        }
+
+        let norm = BenchCase(name: "naive/rmsnorm", detail: "[\(rows * 4), \(dim)]", tokens: rows * 4) {
+            let n = rows * 4
+            let x = Buffer(n * dim, seed: 30), w = Buffer(dim, seed: 31), y = Buffer(n * dim), rstd = Buffer(n)
+            let run = { RMSNorm.forward(x: x.readOnly, weight: w.readOnly, y: y.mutable, rstd: rstd.mutable, rows: n, dim: dim) }
+            let (xs, ws) = (x.array, w.array)
+            var expected: [Float] = []
+            let naive = naivePlan.measure { expected = Reference.rmsNorm(xs, weight: ws, rows: n, dim: dim) }
+            run()
+            return Prepared(run: run, check: try check(y.array, expected.map(Double.init), absolute: 1e-6, "rmsnorm vs naive"),
+                            referenceSeconds: naive.median)
+        }
+
+        let softmax = BenchCase(name: "naive/softmax", detail: "[\(t * 4), \(t * 4)]", tokens: nil) {
+            let n = t * 4
+            let x = Buffer(n * n, seed: 32, scale: 5), y = Buffer(n * n)
+            let run = { Softmax.forward(x: x.readOnly, y: y.mutable, rows: n, cols: n) }
+            let xs = x.array
+            var expected: [Float] = []
+            let naive = naivePlan.measure { expected = Reference.softmax(xs, rows: n, cols: n) }
+            run()
+            return Prepared(run: run, check: try check(y.array, expected.map(Double.init), absolute: 1e-6, "softmax vs naive"),
+                            referenceSeconds: naive.median)
+        }
+        return [linear, swiglu, attention, norm, softmax]
+    }
+}

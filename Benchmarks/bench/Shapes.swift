@@ -1,0 +1,48 @@
+import Kernels
+
+/// The model shape the bench is built around: CS336's TinyStories configuration.
+struct BenchShape {
+    var name = "TinyStories"
+    var vocab = 10_000
+    var context = 256
+    var dModel = 512
+    var layers = 4
+    var heads = 16
+    var dFF = 1_344
+    var theta = 10_000.0
+
+    init() {}
+
+    /// A one-off shape for small attention checks: `heads` heads of size `dModel / heads`.
+    init(context: Int, heads: Int, dModel: Int) {
+        self.context = context
+        self.heads = heads
+        self.dModel = dModel
+    }
+
+    var headDim: Int { dModel / heads }
+    var qkvWidth: Int { 3 * dModel }
+
+    func attentionDims(batch: Int) -> AttentionDims {
+        AttentionDims(batch: batch, queryLength: context, keyLength: context, heads: heads, kvHeads: heads, headDim: headDim)
+    }
+
+    /// The GEMMs of one causal attention call (scores and values per head and causal block),
+    /// mirroring ``ScaledDotProductAttention``'s blocking.
+    func attentionGemms(batch: Int) -> GemmWork {
+        var work: GemmWork = [:]
+        var first = 0
+        while first < context {
+            let rows = min(ScaledDotProductAttention.causalBlockRows, context - first)
+            let keys = first + rows
+            work[GemmShape(m: rows, n: keys, k: headDim, transposeB: true), default: 0] += batch * heads
+            work[GemmShape(m: rows, n: headDim, k: keys, transposeB: false), default: 0] += batch * heads
+            first += rows
+        }
+        return work
+    }
+
+    func linearGemm(rows: Int, inFeatures: Int, outFeatures: Int) -> GemmWork {
+        [GemmShape(m: rows, n: outFeatures, k: inFeatures, transposeB: true): 1]
+    }
+}
