@@ -64,44 +64,59 @@ public enum ScaledDotProductAttention {
         }
         let alpha = scale ?? 1 / Float(d).squareRoot()
         let group = dims.heads / dims.kvHeads
-        for b in 0..<dims.batch {
-            for h in 0..<dims.heads {
-                let kvHead = h / group
-                let qh = q + b * queryLayout.batchStride + h * d
-                let kh = k + b * keyLayout.batchStride + kvHead * d
-                let vh = v + b * keyLayout.batchStride + kvHead * d
-                let oh = out + b * outputLayout.batchStride + h * d
-                let ph = probs.baseAddress! + (b * dims.heads + h) * tq * tk
-                let blockRows: Int
-                if case .causal = mask { blockRows = causalBlockRows } else { blockRows = tq }
-                var first = 0
-                while first < tq {
-                    let rows = min(blockRows, tq - first)
-                    // Keys any row of this block can see; the rest of each probs row is zeroed.
-                    let keys: Int
-                    if case .causal(let offset) = mask { keys = offset + first + rows } else { keys = tk }
-                    let qBlock = qh + first * queryLayout.rowStride
-                    let pBlock = ph + first * tk
-                    sgemm(transposeA: false, transposeB: true, m: rows, n: keys, k: d, alpha: alpha,
-                          a: qBlock, lda: queryLayout.rowStride, b: kh, ldb: keyLayout.rowStride,
-                          c: pBlock, ldc: tk)
-                    for r in 0..<rows {
-                        let row = pBlock + r * tk
-                        switch mask {
-                        case .none:
-                            Softmax.softmaxRow(row, row, count: tk, visible: tk)
-                        case .causal(let offset):
-                            Softmax.softmaxRow(row, row, count: tk, visible: offset + first + r + 1)
-                        case .allowed(let allowed):
-                            Softmax.softmaxRow(row, row, count: tk, allowed: allowed.baseAddress! + (first + r) * tk)
-                        }
-                    }
-                    sgemm(transposeA: false, transposeB: false, m: rows, n: d, k: keys,
-                          a: pBlock, lda: tk, b: vh, ldb: keyLayout.rowStride,
-                          c: oh + first * outputLayout.rowStride, ldc: outputLayout.rowStride)
-                    first += rows
+        let pairs = dims.batch * dims.heads
+        let probsBase = probs.baseAddress!
+        // Each (batch, head) pair is independent and writes only its own probs and output
+        // columns; pairs go to our threads, each running single-threaded GEMMs.
+        let run = {
+            Threading.parallelRanges(pairs, costPerItem: 4 * tq * tk * d) { range in
+                for pair in range {
+                    let (b, h) = pair.quotientAndRemainder(dividingBy: dims.heads)
+                    let kvHead = h / group
+                    attendOneHead(
+                        q: q + b * queryLayout.batchStride + h * d, queryStride: queryLayout.rowStride,
+                        k: k + b * keyLayout.batchStride + kvHead * d, v: v + b * keyLayout.batchStride + kvHead * d,
+                        keyStride: keyLayout.rowStride,
+                        out: out + b * outputLayout.batchStride + h * d, outStride: outputLayout.rowStride,
+                        probs: probsBase + pair * tq * tk, queries: tq, keys: tk, headDim: d, alpha: alpha, mask: mask)
                 }
             }
+        }
+        if pairs >= Threading.count { Threading.withSingleThreadedBLAS(run) } else { run() }
+    }
+
+    /// One head: scores, masked softmax and values, in blocks of query rows when causal.
+    static func attendOneHead(
+        q: UnsafePointer<Float>, queryStride: Int,
+        k: UnsafePointer<Float>, v: UnsafePointer<Float>, keyStride: Int,
+        out: UnsafeMutablePointer<Float>, outStride: Int,
+        probs: UnsafeMutablePointer<Float>, queries tq: Int, keys tk: Int, headDim d: Int, alpha: Float, mask: AttentionMask
+    ) {
+        let blockRows: Int
+        if case .causal = mask { blockRows = causalBlockRows } else { blockRows = tq }
+        var first = 0
+        while first < tq {
+            let rows = min(blockRows, tq - first)
+            // Keys any row of this block can see; softmax zeroes the rest of each probs row.
+            let keys: Int
+            if case .causal(let offset) = mask { keys = offset + first + rows } else { keys = tk }
+            let pBlock = probs + first * tk
+            sgemm(transposeA: false, transposeB: true, m: rows, n: keys, k: d, alpha: alpha,
+                  a: q + first * queryStride, lda: queryStride, b: k, ldb: keyStride, c: pBlock, ldc: tk)
+            for r in 0..<rows {
+                let row = pBlock + r * tk
+                switch mask {
+                case .none:
+                    Softmax.softmaxRow(row, row, count: tk, visible: tk)
+                case .causal(let offset):
+                    Softmax.softmaxRow(row, row, count: tk, visible: offset + first + r + 1)
+                case .allowed(let allowed):
+                    Softmax.softmaxRow(row, row, count: tk, allowed: allowed.baseAddress! + (first + r) * tk)
+                }
+            }
+            sgemm(transposeA: false, transposeB: false, m: rows, n: d, k: keys,
+                  a: pBlock, lda: tk, b: v, ldb: keyStride, c: out + first * outStride, ldc: outStride)
+            first += rows
         }
     }
 }

@@ -58,16 +58,39 @@ public enum Softmax {
             output.update(repeating: 0, count: count)
             return
         }
-        var maximum = -Float.infinity
-        for i in 0..<visible { maximum = max(maximum, input[i]) }
-        var total: Float = 0
-        for i in 0..<visible {
-            let e = expf(input[i] - maximum)
+        // Three passes of sixteen lanes: maximum, exponentials and their sum, normalisation.
+        var i = 0
+        var lanesMax = SIMD16<Float>(repeating: -.infinity)
+        while i + 16 <= visible {
+            lanesMax = VectorMath.maximum(lanesMax, VectorMath.load(input + i))
+            i += 16
+        }
+        var maximum = lanesMax.max()
+        while i < visible { maximum = max(maximum, input[i]); i += 1 }
+        let shift = SIMD16<Float>(repeating: maximum)
+        var lanesSum = SIMD16<Float>()
+        i = 0
+        while i + 16 <= visible {
+            let e = VectorMath.exp(VectorMath.load(input + i) - shift)
+            VectorMath.store(e, output + i)
+            lanesSum += e
+            i += 16
+        }
+        var total = lanesSum.sum()
+        while i < visible {
+            let e = VectorMath.exp(input[i] - maximum)
             output[i] = e
             total += e
+            i += 1
         }
         let inverse = 1 / total
-        for i in 0..<visible { output[i] *= inverse }
+        let scale = SIMD16<Float>(repeating: inverse)
+        i = 0
+        while i + 16 <= visible {
+            VectorMath.store(VectorMath.load(output + i) * scale, output + i)
+            i += 16
+        }
+        while i < visible { output[i] *= inverse; i += 1 }
         if visible < count { (output + visible).update(repeating: 0, count: count - visible) }
     }
 

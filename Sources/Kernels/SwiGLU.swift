@@ -38,7 +38,13 @@ public enum SwiGLU {
         Threading.parallelRanges(rows, costPerItem: 25 * hidden) { range in
             for row in range {
                 let a = source + row * 2 * hidden, b = a + hidden, out = target + row * hidden
-                for i in 0..<hidden { out[i] = a[i] * VectorMath.sigmoid(a[i]) * b[i] }
+                var i = 0
+                while i + 16 <= hidden {
+                    let gate = VectorMath.load(a + i)
+                    VectorMath.store(gate * VectorMath.sigmoid(gate) * VectorMath.load(b + i), out + i)
+                    i += 16
+                }
+                while i < hidden { out[i] = a[i] * VectorMath.sigmoid(a[i]) * b[i]; i += 1 }
             }
         }
     }

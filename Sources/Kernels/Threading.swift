@@ -34,6 +34,16 @@ public enum Threading {
     /// Make sure OpenBLAS has been told the thread count before the first GEMM.
     @inline(__always) static func ensureConfigured() { _ = current }
 
+    /// Runs `body` with OpenBLAS limited to one thread, so that our own threads can each call
+    /// small GEMMs side by side (one owner of threads per loop) instead of every tiny GEMM
+    /// waking OpenBLAS's pool.
+    public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+        guard current > 1 else { return try body() }
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(Int32(current)) }
+        return try body()
+    }
+
     /// Runs `body` over `0..<count` split into contiguous chunks, one task per thread, when the
     /// total work (`count × costPerItem`, in rough scalar operations) is worth a thread hop.
     /// Chunks never overlap, so bodies that write only their own rows need no synchronisation.
