@@ -54,6 +54,8 @@ let package = Package(
             name: "KernelsTests",
             dependencies: ["Kernels", "ReferenceKernels", "TensorIO", "TestSupport"]
         ),
+        .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "Kernels", "TestSupport"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "ReferenceKernels", "TensorIO", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import TensorIO
 
 /// The hyper-parameters of a ``TransformerLM``, stored as `config.json` beside the weights.
 /// Field names on disk are the CS336 ones (`d_model`, `num_heads`, …).
@@ -53,6 +54,65 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             ropeTheta: try c.decode(Double.self, forKey: .ropeTheta),
             numKVHeads: try c.decodeIfPresent(Int.self, forKey: .numKVHeads),
             normEps: try c.decodeIfPresent(Float.self, forKey: .normEps) ?? 1e-5)
+    }
+
+    /// Rejects configurations no model can be built from, naming the fields concerned.
+    public func validate() throws {
+        let positive: [(String, Int)] = [
+            ("vocab_size", vocabSize), ("context_length", contextLength), ("d_model", dModel),
+            ("num_layers", numLayers), ("num_heads", numHeads), ("d_ff", dFF), ("num_kv_heads", numKVHeads),
+        ]
+        for (key, value) in positive where value <= 0 {
+            throw ModelError("config: \(key) must be positive, got \(value)")
+        }
+        guard vocabSize <= Int(Int32.max) else { throw ModelError("config: vocab_size \(vocabSize) does not fit token ids (Int32)") }
+        guard dModel % numHeads == 0 else {
+            throw ModelError("config: d_model \(dModel) is not divisible by num_heads \(numHeads)")
+        }
+        guard numHeads % numKVHeads == 0 else {
+            throw ModelError("config: num_heads \(numHeads) is not a multiple of num_kv_heads \(numKVHeads)")
+        }
+        guard headDim % 2 == 0 else {
+            throw ModelError("config: head size d_model / num_heads = \(headDim) must be even for RoPE")
+        }
+        guard ropeTheta.isFinite && ropeTheta > 0 else { throw ModelError("config: rope_theta must be positive, got \(ropeTheta)") }
+        guard normEps.isFinite && normEps > 0 else { throw ModelError("config: norm_eps must be positive, got \(normEps)") }
+    }
+
+    /// Reads and validates a `config.json`; errors name the file and the key.
+    public static func load(path: String) throws -> ModelConfig {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw ModelError("\(path): cannot read: \(error.localizedDescription)")
+        }
+        let config: ModelConfig
+        do {
+            config = try JSONDecoder().decode(ModelConfig.self, from: data)
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw ModelError("\(path): missing key '\(key.stringValue)'")
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            let key = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw ModelError("\(path): key '\(key)' has the wrong type (\(context.debugDescription))")
+        } catch let DecodingError.dataCorrupted(context) {
+            throw ModelError("\(path): not valid JSON (\(context.debugDescription))")
+        } catch {
+            throw ModelError("\(path): \(error)")
+        }
+        do {
+            try config.validate()
+        } catch let error as ModelError {
+            throw ModelError("\(path): \(error.message)")
+        }
+        return config
+    }
+
+    /// Writes `config.json` atomically, keys sorted.
+    public func save(path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try encoder.encode(self), to: path)
     }
 
     /// Size of one attention head.

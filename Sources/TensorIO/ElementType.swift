@@ -48,22 +48,31 @@ enum ElementDecoding {
     /// Reads `count` elements of `type` at `source` as Float (integers converted by value).
     static func floats(from source: UnsafeRawPointer, type: ElementType, count: Int) -> [Float] {
         [Float](unsafeUninitializedCapacity: count) { out, initialized in
-            switch type {
-            case .float32:
-                // memcpy: the payload may not be 4-byte aligned.
-                UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: source, byteCount: count * 4)
-                for i in 0..<count { out[i] = Float(bitPattern: UInt32(littleEndian: out[i].bitPattern)) }
-            case .float64:
-                for i in 0..<count { out[i] = Float(Double(bitPattern: UInt64(littleEndian: source.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))) }
-            case .float16:
-                for i in 0..<count { out[i] = floatFromHalf(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))) }
-            case .bfloat16:
-                for i in 0..<count { out[i] = floatFromBFloat16(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))) }
-            default:
-                let integers = self.integers(from: source, type: type, count: count)
-                for i in 0..<count { out[i] = Float(integers[i]) }
-            }
+            decode(from: source, type: type, into: out)
             initialized = count
+        }
+    }
+
+    /// Decodes `out.count` elements of `type` at `source` into `out` as Float.
+    static func decode(from source: UnsafeRawPointer, type: ElementType, into out: UnsafeMutableBufferPointer<Float>) {
+        let count = out.count
+        guard count > 0 else { return }
+        switch type {
+        case .float32:
+            // A byte copy: the payload may not be 4-byte aligned.
+            UnsafeMutableRawPointer(out.baseAddress!).copyMemory(from: source, byteCount: count * 4)
+            #if _endian(big)
+            for i in 0..<count { out[i] = Float(bitPattern: UInt32(littleEndian: out[i].bitPattern)) }
+            #endif
+        case .float64:
+            for i in 0..<count { out[i] = Float(Double(bitPattern: UInt64(littleEndian: source.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self)))) }
+        case .float16:
+            for i in 0..<count { out[i] = floatFromHalf(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))) }
+        case .bfloat16:
+            for i in 0..<count { out[i] = floatFromBFloat16(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self))) }
+        default:
+            let integers = self.integers(from: source, type: type, count: count)
+            for i in 0..<count { out[i] = Float(integers[i]) }
         }
     }
 

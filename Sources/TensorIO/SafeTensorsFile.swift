@@ -137,6 +137,20 @@ public final class SafeTensorsFile: @unchecked Sendable {
         return ElementDecoding.floats(from: raw(entry), type: entry.type, count: entry.elementCount)
     }
 
+    /// Decodes the tensor straight from the file map into `destination`, which must hold exactly
+    /// its elements; with `shape`, a different stored shape is an error naming both. This is how
+    /// a checkpoint is loaded without a second copy of the file in memory.
+    public func read(_ name: String, shape expected: [Int]? = nil, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        let entry = try checkedEntry(name, expected)
+        guard entry.type.isFloatingPoint else {
+            throw TensorFileError(path: path, "tensor '\(name)' is \(entry.type.rawValue), expected a floating-point dtype")
+        }
+        guard destination.count == entry.elementCount else {
+            throw TensorFileError(path: path, "tensor '\(name)' has \(entry.elementCount) elements, expected \(destination.count)")
+        }
+        ElementDecoding.decode(from: raw(entry), type: entry.type, into: destination)
+    }
+
     /// The tensor's elements as Int; integer and bool dtypes only.
     public func integers(_ name: String, shape expected: [Int]? = nil) throws -> [Int] {
         let entry = try checkedEntry(name, expected)

@@ -1,0 +1,43 @@
+/// An owned, zero-initialised block of Floats: the storage of parameters, gradients and
+/// activations. Kernels never allocate; the layers that own a `TensorBuffer` hand out views.
+public final class TensorBuffer: @unchecked Sendable {
+    /// The whole buffer.
+    public let storage: UnsafeMutableBufferPointer<Float>
+
+    public var count: Int { storage.count }
+    public var pointer: UnsafeMutablePointer<Float> { storage.baseAddress! }
+
+    /// `count` zeros.
+    public init(count: Int) {
+        precondition(count >= 0, "TensorBuffer: negative size \(count)")
+        // One spare element keeps baseAddress non-nil for empty buffers.
+        let raw = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(count, 1))
+        raw.initialize(repeating: 0)
+        storage = UnsafeMutableBufferPointer(rebasing: raw[0..<count])
+    }
+
+    /// A copy of `values`.
+    public convenience init(_ values: [Float]) {
+        self.init(count: values.count)
+        _ = storage.update(from: values)
+    }
+
+    deinit { storage.baseAddress!.deallocate() }
+
+    /// Elements `offset..<offset + count`, writable.
+    public func slice(_ offset: Int, _ count: Int) -> UnsafeMutableBufferPointer<Float> {
+        precondition(offset >= 0 && count >= 0 && offset + count <= storage.count,
+                     "TensorBuffer: slice \(offset)..<\(offset + count) outside 0..<\(storage.count)")
+        return UnsafeMutableBufferPointer(rebasing: storage[offset..<(offset + count)])
+    }
+
+    /// Elements `offset..<offset + count`, read-only.
+    public func view(_ offset: Int, _ count: Int) -> UnsafeBufferPointer<Float> {
+        UnsafeBufferPointer(slice(offset, count))
+    }
+
+    /// The contents as an array (a copy).
+    public var array: [Float] { Array(storage) }
+
+    public func zero() { storage.update(repeating: 0) }
+}

@@ -1,0 +1,55 @@
+import Foundation
+import Kernels
+import TensorIO
+
+/// A model on disk is a directory: `config.json`, `model.safetensors` (CS336 state-dict names,
+/// weights `[out, in]`) and, when present, the tokenizer files. A model saved by PyTorch with
+/// `safetensors.torch.save_file(model.state_dict(), …)` loads unchanged, and ours loads there.
+public enum Checkpoint {
+    public static let configFile = "config.json"
+    public static let weightsFile = "model.safetensors"
+
+    /// Loads `directory/config.json` and `directory/model.safetensors`. F32, F16 and BF16 (and
+    /// F64) tensors are decoded straight from the memory-mapped file into the parameter buffer.
+    /// Errors name the file and the tensor: missing, unexpected, wrong shape, wrong dtype.
+    public static func load(directory: String) throws -> TransformerLM {
+        let config = try ModelConfig.load(path: (directory as NSString).appendingPathComponent(configFile))
+        return try load(weights: (directory as NSString).appendingPathComponent(weightsFile), config: config)
+    }
+
+    /// Loads weights for `config` from a safetensors file.
+    public static func load(weights path: String, config: ModelConfig) throws -> TransformerLM {
+        try config.validate()
+        let file = try SafeTensorsFile(path: path)
+        let layout = ParameterLayout(config: config)
+        let expected = Set(layout.entries.map(\.name))
+        if let unexpected = file.entries.map(\.name).sorted().first(where: { !expected.contains($0) }) {
+            throw ModelError("\(path): unexpected tensor '\(unexpected)' (not part of a model with this config)")
+        }
+        let parameters = TensorBuffer(count: layout.totalCount)
+        for entry in layout.entries {
+            do {
+                try file.read(entry.name, shape: entry.shape, into: parameters.slice(entry.offset, entry.count))
+            } catch let error as TensorFileError {
+                throw ModelError(error.description)
+            }
+        }
+        return try TransformerLM(config: config, parameters: parameters)
+    }
+
+    /// Writes `config.json` and `model.safetensors` (F32) into `directory`, creating it when
+    /// needed. Each file is written to a temporary name and renamed, so an interrupted save never
+    /// leaves a half-written checkpoint.
+    public static func save(_ model: TransformerLM, directory: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw ModelError("\(directory): cannot create directory: \(error.localizedDescription)")
+        }
+        let tensors = model.layout.entries.map { entry in
+            NamedTensor(name: entry.name, shape: entry.shape, values: Array(model.parameters.view(entry.offset, entry.count)))
+        }
+        try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: (directory as NSString).appendingPathComponent(weightsFile))
+        try model.config.save(path: (directory as NSString).appendingPathComponent(configFile))
+    }
+}

@@ -1,0 +1,104 @@
+import Kernels
+
+/// A decoder-only Transformer language model: token embedding → `numLayers` pre-norm blocks
+/// (RMSNorm → causal multi-head self-attention with RoPE → residual; RMSNorm → SwiGLU →
+/// residual) → final RMSNorm → `lm_head` → logits.
+///
+/// All parameters live in one flat buffer laid out by ``ParameterLayout``. Forward activations
+/// are allocated once per (batch, length) and kept for backward.
+public final class TransformerLM {
+    public let config: ModelConfig
+    public let layout: ParameterLayout
+    /// Every weight, at the offsets of ``layout``.
+    public let parameters: TensorBuffer
+    let rope: RoPETable
+    let layers: [LayerWeights]
+    private var activations: ForwardActivations?
+
+    /// A model with the handout's random initialisation, reproducible from `seed`.
+    public convenience init(config: ModelConfig, seed: UInt64) throws {
+        try config.validate()
+        let layout = ParameterLayout(config: config)
+        let parameters = TensorBuffer(count: layout.totalCount)
+        Initialization.fill(parameters, layout: layout, seed: seed)
+        try self.init(config: config, parameters: parameters)
+    }
+
+    /// A model over existing parameters laid out by `ParameterLayout(config:)`.
+    public init(config: ModelConfig, parameters: TensorBuffer) throws {
+        try config.validate()
+        self.config = config
+        let layout = ParameterLayout(config: config)
+        self.layout = layout
+        guard parameters.count == layout.totalCount else {
+            throw ModelError("parameters: \(parameters.count) values, the configuration needs \(layout.totalCount)")
+        }
+        self.parameters = parameters
+        rope = RoPETable(headDim: config.headDim, maxPositions: config.contextLength, theta: config.ropeTheta)
+        layers = (0..<config.numLayers).map { LayerWeights(layer: $0, layout: layout, parameters: parameters, config: config) }
+    }
+
+    /// Number of parameters.
+    public var parameterCount: Int { layout.totalCount }
+
+    /// The weights of tensor `name` (a CS336 state-dict name), e.g. `"layers.0.ln1.weight"`.
+    public func tensor(_ name: String) -> UnsafeMutableBufferPointer<Float>? {
+        layout.entry(name).map { parameters.slice($0.offset, $0.count) }
+    }
+
+    var embedding: UnsafeBufferPointer<Float> { parameters.view(layout.required("token_embeddings.weight").offset, config.vocabSize * config.dModel) }
+    var finalNorm: UnsafeBufferPointer<Float> { parameters.view(layout.required("ln_final.weight").offset, config.dModel) }
+    var head: UnsafeBufferPointer<Float> { parameters.view(layout.required("lm_head.weight").offset, config.vocabSize * config.dModel) }
+
+    /// tokens: [batch, length] row-major → logits: [batch, length, vocab].
+    ///
+    /// Throws when `tokens.count != batch · length`, when `length` exceeds the context, or when
+    /// an id is outside the vocabulary (naming its position).
+    public func forward(tokens: [Int32], batch: Int, length: Int) throws -> [Float] {
+        try checkTokens(tokens, batch: batch, length: length)
+        let saved = try tokens.withUnsafeBufferPointer { try forwardSaving(tokens: $0, batch: batch, length: length) }
+        return saved.logits.array
+    }
+
+    /// Validates a [batch, length] token array against the configuration.
+    func checkTokens(_ tokens: [Int32], batch: Int, length: Int) throws {
+        guard batch >= 1, length >= 1 else { throw ModelError("tokens: batch \(batch) and length \(length) must be positive") }
+        guard tokens.count == batch * length else {
+            throw ModelError("tokens: \(tokens.count) ids do not form shape [\(batch), \(length)]")
+        }
+        guard length <= config.contextLength else {
+            throw ModelError("tokens: sequence length \(length) exceeds context_length \(config.contextLength)")
+        }
+        if let bad = tokens.firstIndex(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+            throw ModelError("tokens: id \(tokens[bad]) at [\(bad / length), \(bad % length)] is outside 0..<\(config.vocabSize)")
+        }
+    }
+
+    /// Runs the forward pass into (reused) activation buffers and returns them; the logits are
+    /// in `logits`. Tokens must already be validated.
+    func forwardSaving(tokens: UnsafeBufferPointer<Int32>, batch: Int, length: Int) throws -> ForwardActivations {
+        let saved: ForwardActivations
+        if let existing = activations, existing.batch == batch, existing.length == length {
+            saved = existing
+        } else {
+            saved = ForwardActivations(config: config, batch: batch, length: length)
+            activations = saved
+        }
+        let (n, c) = (saved.rows, config.dModel)
+        Embedding.forward(ids: tokens, table: embedding, y: saved.residual.slice(0, n * c), vocabSize: config.vocabSize, dim: c)
+        let dims = AttentionDims(batch: batch, queryLength: length, keyLength: length,
+                                 heads: config.numHeads, kvHeads: config.numKVHeads, headDim: config.headDim)
+        saved.positions.withUnsafeBufferPointer { positions in
+            for (index, weights) in layers.enumerated() {
+                TransformerBlock.forward(layer: index, weights: weights, saved: saved, dims: dims,
+                                         positions: positions, rope: rope, config: config)
+            }
+        }
+        let last = saved.residual.view(config.numLayers * n * c, n * c)
+        RMSNorm.forward(x: last, weight: finalNorm, y: saved.normFinal.storage, rstd: saved.rstdFinal.storage,
+                        rows: n, dim: c, epsilon: config.normEps)
+        Linear.forward(x: UnsafeBufferPointer(saved.normFinal.storage), weight: head, y: saved.logits.storage,
+                       rows: n, inFeatures: c, outFeatures: config.vocabSize)
+        return saved
+    }
+}
