@@ -1,0 +1,133 @@
+import Kernels
+
+/// Incremental inference with a key/value cache: the prompt in batched chunks (GEMMs), then one
+/// token per step, each step attending over the cached keys and values of every earlier position.
+///
+/// The cache is preallocated `[layer, context, kvDim]` for keys and for values; a step writes its
+/// K and V (after RoPE at the absolute position) straight into slot `position`. Logits from a
+/// prefill plus cached steps equal those of a full forward over the same tokens.
+public final class InferenceSession {
+    public let model: TransformerLM
+    /// Tokens already in the cache; the next token goes to this position.
+    public private(set) var position = 0
+    /// Largest number of tokens processed in one batched pass; longer inputs are split.
+    public let maxChunk: Int
+
+    private let keys: TensorBuffer, values: TensorBuffer
+    private let x: TensorBuffer, norm: TensorBuffer, rstd: TensorBuffer, qkv: TensorBuffer
+    private let context: TensorBuffer, probs: TensorBuffer, gateUp: TensorBuffer, gated: TensorBuffer
+    private let logits: TensorBuffer
+    private let positions: UnsafeMutableBufferPointer<Int>
+
+    /// All buffers are allocated here, sized for the model's context and `maxChunk`.
+    public init(model: TransformerLM, maxChunk: Int = 256) {
+        precondition(maxChunk >= 1, "InferenceSession: maxChunk must be at least 1")
+        let config = model.config
+        self.model = model
+        self.maxChunk = min(maxChunk, config.contextLength)
+        let (chunk, c, t) = (self.maxChunk, config.dModel, config.contextLength)
+        keys = TensorBuffer(count: config.numLayers * t * config.kvDim)
+        values = TensorBuffer(count: config.numLayers * t * config.kvDim)
+        x = TensorBuffer(count: chunk * c)
+        norm = TensorBuffer(count: chunk * c)
+        rstd = TensorBuffer(count: chunk)
+        qkv = TensorBuffer(count: chunk * (c + 2 * config.kvDim))
+        context = TensorBuffer(count: chunk * c)
+        probs = TensorBuffer(count: config.numHeads * chunk * t)
+        gateUp = TensorBuffer(count: chunk * 2 * config.dFF)
+        gated = TensorBuffer(count: chunk * config.dFF)
+        logits = TensorBuffer(count: chunk * config.vocabSize)
+        positions = .allocate(capacity: chunk)
+        positions.initialize(repeating: 0)
+    }
+
+    deinit { positions.deallocate() }
+
+    /// Forgets every cached position.
+    public func reset() { position = 0 }
+
+    /// Room left in the cache.
+    public var remaining: Int { model.config.contextLength - position }
+
+    /// Appends `tokens` at positions `position..<position + tokens.count` and returns the logits
+    /// of the last one, `[vocab]`, or of every one, `[tokens.count, vocab]`, with `allLogits`.
+    /// Throws when an id is outside the vocabulary or the tokens do not fit in the context
+    /// (the cache is then unchanged).
+    public func append(_ tokens: [Int32], allLogits: Bool = false) throws -> [Float] {
+        let config = model.config
+        guard !tokens.isEmpty else { throw ModelError("append: no tokens") }
+        if let bad = tokens.firstIndex(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+            throw ModelError("append: id \(tokens[bad]) at index \(bad) is outside 0..<\(config.vocabSize)")
+        }
+        guard tokens.count <= remaining else {
+            throw ModelError("append: \(tokens.count) tokens at position \(position) exceed context_length \(config.contextLength)")
+        }
+        var result: [Float] = []
+        result.reserveCapacity(allLogits ? tokens.count * config.vocabSize : config.vocabSize)
+        var start = 0
+        while start < tokens.count {
+            let count = min(maxChunk, tokens.count - start)
+            let isLast = start + count == tokens.count
+            tokens.withUnsafeBufferPointer { ids in
+                runChunk(UnsafeBufferPointer(rebasing: ids[start..<(start + count)]), logitRows: allLogits ? count : (isLast ? 1 : 0))
+            }
+            if allLogits || isLast {
+                let rows = allLogits ? count : 1
+                result += logits.view(0, rows * config.vocabSize)
+            }
+            start += count
+        }
+        return result
+    }
+
+    /// One batched pass over `ids` (at most `maxChunk`), writing K/V into the cache and the
+    /// logits of the last `logitRows` tokens into `logits`.
+    private func runChunk(_ ids: UnsafeBufferPointer<Int32>, logitRows: Int) {
+        let config = model.config
+        let (n, c, f, kvDim) = (ids.count, config.dModel, config.dFF, config.kvDim)
+        let width = c + 2 * kvDim
+        let start = position
+        let totalKeys = start + n
+        for i in 0..<n { positions[i] = start + i }
+        let chunkPositions = UnsafeBufferPointer(rebasing: positions[0..<n])
+        let dims = AttentionDims(batch: 1, queryLength: n, keyLength: totalKeys,
+                                 heads: config.numHeads, kvHeads: config.numKVHeads, headDim: config.headDim)
+        let x = self.x.slice(0, n * c), norm = self.norm.slice(0, n * c), rstd = self.rstd.slice(0, n)
+        let qkv = self.qkv.slice(0, n * width)
+
+        Embedding.forward(ids: ids, table: model.embedding, y: x, vocabSize: config.vocabSize, dim: c)
+        for (layer, weights) in model.layers.enumerated() {
+            // x += attention(rmsnorm(x)), with K and V appended to this layer's cache.
+            RMSNorm.forward(x: UnsafeBufferPointer(x), weight: weights.ln1, y: norm, rstd: rstd, rows: n, dim: c, epsilon: config.normEps)
+            Linear.forward(x: UnsafeBufferPointer(norm), weight: weights.qkv, y: qkv, rows: n, inFeatures: c, outFeatures: width)
+            RoPE.apply(qkv.baseAddress!, rows: n, rowStride: width, heads: config.numHeads, positions: chunkPositions, table: model.rope)
+            RoPE.apply(qkv.baseAddress! + c, rows: n, rowStride: width, heads: config.numKVHeads, positions: chunkPositions, table: model.rope)
+            let layerKeys = keys.pointer + layer * config.contextLength * kvDim
+            let layerValues = values.pointer + layer * config.contextLength * kvDim
+            for i in 0..<n {
+                (layerKeys + (start + i) * kvDim).update(from: qkv.baseAddress! + i * width + c, count: kvDim)
+                (layerValues + (start + i) * kvDim).update(from: qkv.baseAddress! + i * width + c + kvDim, count: kvDim)
+            }
+            let cacheLayout = HeadLayout(rowStride: kvDim, batchStride: config.contextLength * kvDim)
+            ScaledDotProductAttention.forward(
+                q: qkv.baseAddress!, queryLayout: HeadLayout(rowStride: width, batchStride: n * width),
+                k: layerKeys, v: layerValues, keyLayout: cacheLayout,
+                out: context.pointer, outputLayout: HeadLayout(rowStride: c, batchStride: n * c),
+                probs: probs.slice(0, config.numHeads * n * totalKeys), dims: dims, mask: .causal(queryOffset: start))
+            Linear.forward(x: context.view(0, n * c), weight: weights.output, y: x, rows: n, inFeatures: c, outFeatures: c, accumulate: true)
+            // x += ffn(rmsnorm(x))
+            RMSNorm.forward(x: UnsafeBufferPointer(x), weight: weights.ln2, y: norm, rstd: rstd, rows: n, dim: c, epsilon: config.normEps)
+            SwiGLU.forward(x: UnsafeBufferPointer(norm), gateUpWeight: weights.gateUp, downWeight: weights.down, y: x,
+                           gateUp: gateUp.slice(0, n * 2 * f), gated: gated.slice(0, n * f), rows: n, dim: c, hidden: f, accumulate: true)
+        }
+        position += n
+        guard logitRows > 0 else { return }
+        // Only the rows whose logits are wanted go through the final norm and the head.
+        let first = n - logitRows
+        let lastRows = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(x)[(first * c)..<(n * c)])
+        RMSNorm.forward(x: lastRows, weight: model.finalNorm, y: self.norm.slice(0, logitRows * c), rstd: self.rstd.slice(0, logitRows),
+                        rows: logitRows, dim: c, epsilon: config.normEps)
+        Linear.forward(x: self.norm.view(0, logitRows * c), weight: model.head, y: logits.slice(0, logitRows * config.vocabSize),
+                       rows: logitRows, inFeatures: c, outFeatures: config.vocabSize)
+    }
+}

@@ -1,0 +1,105 @@
+import Kernels
+@testable import Model
+import TestSupport
+import XCTest
+
+final class InferenceTests: XCTestCase {
+    func testCachedDecodeEqualsFullForward() throws {
+        let model = try ModelFactory.model()
+        let vocab = model.config.vocabSize
+        let tokens = ModelFactory.tokens(20, vocab: vocab, seed: 1)
+        let full = try model.forward(tokens: tokens, batch: 1, length: 20)
+
+        // One pass, all logits.
+        let session = InferenceSession(model: model)
+        assertClose(try session.append(tokens, allLogits: true), full, absolute: 1e-5, relative: 1e-4, "prefill in one pass")
+
+        // Prefill in chunks of 7 (a chunked pass over the cache).
+        let chunked = InferenceSession(model: model, maxChunk: 7)
+        assertClose(try chunked.append(tokens, allLogits: true), full, absolute: 1e-5, relative: 1e-4, "prefill in chunks of 7")
+
+        // Prefill 12 tokens, then one cached step at a time.
+        session.reset()
+        var stepwise = try session.append(Array(tokens[0..<12]), allLogits: true)
+        for token in tokens[12...] { stepwise += try session.append([token]) }
+        assertClose(stepwise, full, absolute: 1e-5, relative: 1e-4, "prefill 12 + 8 cached steps")
+        XCTAssertEqual(session.position, 20)
+    }
+
+    func testBatchedForwardEqualsEachSequenceAlone() throws {
+        let model = try ModelFactory.model()
+        let a = ModelFactory.tokens(9, vocab: 53, seed: 2), b = ModelFactory.tokens(9, vocab: 53, seed: 3)
+        let both = try model.forward(tokens: a + b, batch: 2, length: 9)
+        let first = try model.forward(tokens: a, batch: 1, length: 9), second = try model.forward(tokens: b, batch: 1, length: 9)
+        assertClose(both, first + second, absolute: 1e-6, relative: 1e-5, "batch of 2 vs one at a time")
+    }
+
+    func testSingleTokenSequences() throws {
+        let model = try ModelFactory.model()
+        let logits = try model.forward(tokens: [5], batch: 1, length: 1)
+        XCTAssertEqual(logits.count, 53)
+        XCTAssertTrue(logits.allSatisfy(\.isFinite))
+        assertClose(try InferenceSession(model: model).append([5]), logits, absolute: 1e-6, relative: 1e-5, "T = 1")
+    }
+
+    func testBadInputIsRejectedAndLeavesTheCacheUnchanged() throws {
+        let model = try ModelFactory.model()
+        XCTAssertThrowsError(try model.forward(tokens: [1, 2, 3], batch: 2, length: 2)) { XCTAssertTrue("\($0)".contains("[2, 2]")) }
+        XCTAssertThrowsError(try model.forward(tokens: [1, 53], batch: 1, length: 2)) { XCTAssertTrue("\($0)".contains("id 53 at [0, 1]")) }
+        XCTAssertThrowsError(try model.forward(tokens: [Int32](repeating: 1, count: 25), batch: 1, length: 25)) {
+            XCTAssertTrue("\($0)".contains("exceeds context_length 24"))
+        }
+        let session = InferenceSession(model: model)
+        _ = try session.append([Int32](repeating: 3, count: 20))
+        XCTAssertThrowsError(try session.append([Int32](repeating: 3, count: 5))) { XCTAssertTrue("\($0)".contains("exceed context_length")) }
+        XCTAssertThrowsError(try session.append([-1])) { XCTAssertTrue("\($0)".contains("id -1")) }
+        XCTAssertEqual(session.position, 20, "a rejected append changes nothing")
+    }
+
+    func testGenerationIsReproducibleAndSlidesPastTheContext() throws {
+        let model = try ModelFactory.model()
+        func run(seed: UInt64) throws -> ([Int32], GenerationReport) {
+            var produced: [Int32] = []
+            let report = try Generator(model: model).generate(
+                prompt: [1, 2, 3], options: GenerationOptions(maxTokens: 60, temperature: 0.9, topP: 0.9, seed: seed)) {
+                    produced.append($0)
+                    return true
+                }
+            return (produced, report)
+        }
+        let (first, report) = try run(seed: 42)
+        let (again, _) = try run(seed: 42)
+        let (other, _) = try run(seed: 43)
+        XCTAssertEqual(first, again, "same seed, same tokens")
+        XCTAssertNotEqual(first, other, "another seed, other tokens")
+        XCTAssertEqual(report.generatedTokens, 60)
+        XCTAssertGreaterThan(report.contextSlides, 0, "60 tokens in a 24-token context must slide")
+    }
+
+    func testGenerationStopsAtAStopToken() throws {
+        let model = try ModelFactory.model()
+        // Greedy decoding is deterministic: find its first token and make it the stop token.
+        var firstToken: Int32 = -1
+        _ = try Generator(model: model).generate(prompt: [4], options: GenerationOptions(maxTokens: 1, temperature: 0)) {
+            firstToken = $0
+            return true
+        }
+        var count = 0
+        let report = try Generator(model: model).generate(
+            prompt: [4], options: GenerationOptions(maxTokens: 50, temperature: 0, stopTokens: [firstToken])) { _ in
+                count += 1
+                return true
+            }
+        XCTAssertEqual(report.ending, .stopToken(firstToken))
+        XCTAssertEqual(count, 1)
+    }
+
+    func testImpossibleOptionsAreRejected() throws {
+        let model = try ModelFactory.model()
+        for options in [GenerationOptions(temperature: .nan), GenerationOptions(temperature: -1), GenerationOptions(topP: 0),
+                        GenerationOptions(topP: 1.5), GenerationOptions(topP: .nan), GenerationOptions(maxTokens: -1)] {
+            XCTAssertThrowsError(try Generator(model: model).generate(prompt: [1], options: options) { _ in true })
+        }
+        XCTAssertThrowsError(try Generator(model: model).generate(prompt: [], options: GenerationOptions()) { _ in true })
+    }
+}
