@@ -1,9 +1,29 @@
 import ArgumentParser
+import Kernels
 
 @main
 struct LM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lm",
         abstract: "Build, run and inspect Transformer language models on the CPU.",
-        subcommands: [])
+        subcommands: [InitCommand.self, LogitsCommand.self, GenerateCommand.self, TokenizerCommand.self])
+
+    static func main() {
+        BLASCore.restartWithRecommendedCoreIfNeeded()
+        main(nil)
+    }
+}
+
+/// `--threads`, shared by the commands that compute.
+struct ThreadOptions: ParsableArguments {
+    @Option(help: "Threads for OpenBLAS and our loops (default: LM_THREADS or every core).")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+    }
+
+    func apply() {
+        if let threads { Threading.count = threads }
+    }
 }
