@@ -7,6 +7,7 @@ let package = Package(
         .library(name: "Kernels", targets: ["Kernels"]),
         .library(name: "ReferenceKernels", targets: ["ReferenceKernels"]),
         .library(name: "TensorIO", targets: ["TensorIO"]),
+        .library(name: "Tokenizer", targets: ["Tokenizer"]),
         .library(name: "Model", targets: ["Model"]),
         .executable(name: "lm", targets: ["lm"]),
         .executable(name: "bench", targets: ["bench"]),
@@ -27,19 +28,21 @@ let package = Package(
         .target(name: "ReferenceKernels"),
         // safetensors and NPY readers and writers.
         .target(name: "TensorIO"),
+        // Byte-level BPE: GPT-2 pre-tokenization, training, encoding, decoding, file formats.
+        .target(name: "Tokenizer", dependencies: ["TensorIO"]),
         // Tokenizer-to-logits pipeline, built on Kernels.
-        .target(name: "Model", dependencies: ["Kernels", "TensorIO"]),
+        .target(name: "Model", dependencies: ["Kernels", "TensorIO", "Tokenizer"]),
         .executableTarget(
             name: "lm",
             dependencies: [
-                "Model", "TensorIO", "Kernels",
+                "Model", "TensorIO", "Kernels", "Tokenizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(
             name: "bench",
             dependencies: [
-                "Kernels", "ReferenceKernels", "Model", "TensorIO",
+                "Kernels", "ReferenceKernels", "Model", "TensorIO", "Tokenizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/bench"
@@ -55,6 +58,7 @@ let package = Package(
             dependencies: ["Kernels", "ReferenceKernels", "TensorIO", "TestSupport"]
         ),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "Kernels", "TestSupport"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TensorIO", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "ReferenceKernels", "TensorIO", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,0 +1,144 @@
+import Foundation
+
+/// A byte-level BPE tokenizer: GPT-2 pre-tokenization, merges applied in rank order within each
+/// piece, special tokens split out first (longest first). Encoding matches tiktoken with the
+/// same vocabulary and merges; decoding maps ids back to bytes and then to text.
+///
+/// The tables are immutable and shared; encoding state (a cache of pieces already seen and
+/// scratch space) lives in an ``Encoder``, one per thread. ``encode(_:)`` uses one owned by the
+/// tokenizer, so one tokenizer should not encode from two threads at once through it.
+public final class Tokenizer: @unchecked Sendable {
+    /// id → bytes.
+    public let vocabulary: [[UInt8]]
+    /// Merges in rank order: (left id, right id) → the id `256 + specials + rank`… as stored.
+    public let merges: [(left: Int32, right: Int32, result: Int32)]
+    /// Special tokens in the order given, with their ids.
+    public let specialTokens: [(text: String, id: Int32)]
+
+    let byteIDs: [Int32]
+    let mergeRanks: PairMap<(rank: Int32, result: Int32)>
+    let idForBytes: ByteStringMap<Int32>
+    let specials: SpecialTokenMatcher
+    private lazy var sharedEncoder = Encoder(tokenizer: self)
+
+    /// Builds a tokenizer from its vocabulary (id → bytes; every single byte must be present),
+    /// merges in rank order (each result must be in the vocabulary as the two halves joined),
+    /// and special tokens (which must be in the vocabulary as their UTF-8 bytes).
+    public init(vocabulary: [[UInt8]], merges: [(left: Int32, right: Int32)], specialTokens: [String]) throws {
+        self.vocabulary = vocabulary
+        var byteIDs = [Int32](repeating: -1, count: 256)
+        var idForBytes = ByteStringMap<Int32>(capacity: vocabulary.count)
+        for (id, bytes) in vocabulary.enumerated() {
+            if bytes.count == 1 && byteIDs[Int(bytes[0])] < 0 { byteIDs[Int(bytes[0])] = Int32(id) }
+            bytes.withUnsafeBufferPointer { key in
+                if idForBytes.value(for: key) == nil { idForBytes.set(Int32(id), for: key) }
+            }
+        }
+        if let missing = byteIDs.firstIndex(of: -1) {
+            throw TokenizerError("vocabulary has no token for the single byte \(missing)")
+        }
+        var ranks = PairMap<(rank: Int32, result: Int32)>(capacity: merges.count)
+        var resolved: [(left: Int32, right: Int32, result: Int32)] = []
+        resolved.reserveCapacity(merges.count)
+        for (rank, merge) in merges.enumerated() {
+            guard vocabulary.indices.contains(Int(merge.left)), vocabulary.indices.contains(Int(merge.right)) else {
+                throw TokenizerError("merge \(rank + 1) refers to an id outside the vocabulary")
+            }
+            let joined = vocabulary[Int(merge.left)] + vocabulary[Int(merge.right)]
+            guard let result = joined.withUnsafeBufferPointer({ idForBytes.value(for: $0) }) else {
+                throw TokenizerError("merge \(rank + 1) (\(ByteLevel.encode(vocabulary[Int(merge.left)])) \(ByteLevel.encode(vocabulary[Int(merge.right)]))) produces a token missing from the vocabulary")
+            }
+            let key = PairMap<Int32>.key(merge.left, merge.right)
+            if ranks.value(key) == nil { ranks[key] = (Int32(rank), result) }
+            resolved.append((merge.left, merge.right, result))
+        }
+        var special: [(String, Int32)] = []
+        for text in specialTokens {
+            guard !text.isEmpty else { throw TokenizerError("special tokens must not be empty") }
+            guard let id = Array(text.utf8).withUnsafeBufferPointer({ idForBytes.value(for: $0) }) else {
+                throw TokenizerError("special token '\(text)' is not in the vocabulary")
+            }
+            special.append((text, id))
+        }
+        self.byteIDs = byteIDs
+        self.merges = resolved
+        mergeRanks = ranks
+        self.idForBytes = idForBytes
+        specialTokenList = special
+        self.specialTokens = special.map { (text: $0.0, id: $0.1) }
+        specials = SpecialTokenMatcher(special)
+    }
+
+    private let specialTokenList: [(String, Int32)]
+
+    public var vocabularySize: Int { vocabulary.count }
+
+    /// The id of a special token, e.g. `<|endoftext|>`.
+    public func specialTokenID(_ text: String) -> Int32? {
+        specialTokens.first { $0.text == text }?.id
+    }
+
+    /// A fresh encoder with its own cache, for one thread.
+    public func makeEncoder() -> Encoder { Encoder(tokenizer: self) }
+
+    /// Encodes text; special tokens in it become their ids.
+    public func encode(_ text: String) -> [Int32] {
+        var ids: [Int32] = []
+        var copy = text
+        copy.withUTF8 { sharedEncoder.encode($0, into: &ids) }
+        return ids
+    }
+
+    /// Encodes with `threads` encoders over chunks cut where pre-tokenization cannot cross
+    /// (see ``SafeCuts``); the result equals ``encode(_:)``.
+    public func encode(_ text: String, threads: Int) -> [Int32] {
+        var copy = text
+        return copy.withUTF8 { encodeParallel($0, threads: threads) }
+    }
+
+    /// Parallel encoding of valid UTF-8 bytes.
+    public func encodeParallel(_ bytes: UnsafeBufferPointer<UInt8>, threads: Int) -> [Int32] {
+        let cuts = SafeCuts.chunks(bytes, count: max(1, threads) * 4, minimumChunk: 1 << 16, specials: specials)
+        guard cuts.count > 1, threads > 1 else {
+            var ids: [Int32] = []
+            sharedEncoder.encode(bytes, into: &ids)
+            return ids
+        }
+        var results = [[Int32]](repeating: [], count: cuts.count)
+        let lock = NSLock()
+        var next = 0
+        DispatchQueue.concurrentPerform(iterations: threads) { _ in
+            let encoder = makeEncoder()
+            while true {
+                lock.lock()
+                let index = next
+                next += 1
+                lock.unlock()
+                guard index < cuts.count else { return }
+                var ids: [Int32] = []
+                encoder.encode(UnsafeBufferPointer(rebasing: bytes[cuts[index]]), into: &ids)
+                lock.lock()
+                results[index] = ids
+                lock.unlock()
+            }
+        }
+        return results.flatMap { $0 }
+    }
+
+    /// The bytes of `ids` concatenated; throws naming the first id outside the vocabulary.
+    public func decodeBytes(_ ids: some Sequence<Int32>) throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        for (index, id) in ids.enumerated() {
+            guard id >= 0 && Int(id) < vocabulary.count else {
+                throw TokenizerError("id \(id) at index \(index) is outside the vocabulary (0..<\(vocabulary.count))")
+            }
+            bytes += vocabulary[Int(id)]
+        }
+        return bytes
+    }
+
+    /// Text of `ids`; byte sequences that are not valid UTF-8 become U+FFFD.
+    public func decode(_ ids: some Sequence<Int32>) throws -> String {
+        String(decoding: try decodeBytes(ids), as: UTF8.self)
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+import TensorIO
+
+/// A tokenizer on disk: a directory with `vocab.json` + `merges.txt` (GPT-2 format) and
+/// `tokenizer.json` (Hugging Face format). Loading prefers `tokenizer.json`, which records
+/// which tokens are special.
+public enum TokenizerDirectory {
+    public static let vocabFile = "vocab.json"
+    public static let mergesFile = "merges.txt"
+    public static let huggingFaceFile = "tokenizer.json"
+
+    public static func load(_ directory: String) throws -> Tokenizer {
+        let manager = FileManager.default
+        let json = (directory as NSString).appendingPathComponent(huggingFaceFile)
+        if manager.fileExists(atPath: json) { return try HuggingFaceFile.load(path: json) }
+        let vocab = (directory as NSString).appendingPathComponent(vocabFile)
+        let merges = (directory as NSString).appendingPathComponent(mergesFile)
+        guard manager.fileExists(atPath: vocab), manager.fileExists(atPath: merges) else {
+            throw TokenizerError("\(directory): no tokenizer here (needs \(huggingFaceFile), or \(vocabFile) and \(mergesFile))")
+        }
+        return try GPT2Files.load(vocab: vocab, merges: merges)
+    }
+
+    /// Writes all three files, each atomically (temporary name, then rename).
+    public static func save(_ tokenizer: Tokenizer, to directory: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw TokenizerError("\(directory): cannot create directory: \(error.localizedDescription)")
+        }
+        for (name, data) in [(vocabFile, GPT2Files.vocabJSON(tokenizer)), (mergesFile, GPT2Files.mergesText(tokenizer)),
+                             (huggingFaceFile, HuggingFaceFile.json(tokenizer))] {
+            let path = (directory as NSString).appendingPathComponent(name)
+            do {
+                try AtomicFile.write(data, to: path)
+            } catch {
+                throw TokenizerError("\(error)")
+            }
+        }
+    }
+}

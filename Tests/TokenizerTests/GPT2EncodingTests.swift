@@ -1,0 +1,54 @@
+import Foundation
+import TestSupport
+@testable import Tokenizer
+import XCTest
+
+/// Encoding with GPT-2's vocabulary and merges against the ids tiktoken produces
+/// (`../shared/data/tokenizer/expected_gpt2_ids.json`).
+final class GPT2EncodingTests: XCTestCase {
+    static var cached: Tokenizer?
+
+    func gpt2() throws -> Tokenizer {
+        if let tokenizer = Self.cached { return tokenizer }
+        let tokenizer = try GPT2Files.load(vocab: try Fixtures.requireSharedData("tokenizer/gpt2_vocab.json"),
+                                           merges: try Fixtures.requireSharedData("tokenizer/gpt2_merges.txt"))
+        Self.cached = tokenizer
+        return tokenizer
+    }
+
+    func expected() throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.requireSharedData("tokenizer/expected_gpt2_ids.json")))
+        return try JSONSerialization.jsonObject(with: data) as! [String: Any]
+    }
+
+    func testEndOfTextIsRecognisedAsSpecial() throws {
+        let tokenizer = try gpt2()
+        XCTAssertEqual(tokenizer.specialTokenID("<|endoftext|>"), 50256)
+        XCTAssertEqual(tokenizer.vocabularySize, 50257)
+    }
+
+    func testInlineStrings() throws {
+        let tokenizer = try gpt2()
+        let strings = try expected()["strings"] as! [String: [String: Any]]
+        for (name, entry) in strings {
+            let text = entry["text"] as! String, ids = (entry["ids"] as! [Int]).map(Int32.init)
+            XCTAssertEqual(tokenizer.encode(text), ids, name)
+            XCTAssertEqual(try tokenizer.decode(ids), text, "\(name) decodes back")
+        }
+    }
+
+    func testSampleFiles() throws {
+        let tokenizer = try gpt2()
+        let files = try expected()["files"] as! [String: [Int]]
+        for (name, ids) in files {
+            let text = try String(contentsOfFile: try Fixtures.requireSharedData("tokenizer/\(name)"), encoding: .utf8)
+            let encoded = tokenizer.encode(text)
+            if encoded != ids.map(Int32.init) {
+                let firstDifference = zip(encoded, ids).enumerated().first { $0.element.0 != Int32($0.element.1) }?.offset ?? min(encoded.count, ids.count)
+                XCTFail("\(name): first difference at id \(firstDifference) of \(ids.count) (got \(encoded.count) ids)")
+            }
+            XCTAssertEqual(tokenizer.encode(text, threads: 2), encoded, "\(name): parallel encoding equals serial")
+            XCTAssertEqual(try tokenizer.decode(encoded), text, "\(name) round trip")
+        }
+    }
+}
