@@ -5,7 +5,8 @@
 /// and `text[i]` is not whitespace: only the whitespace alternatives of the GPT-2 pattern can
 /// contain a non-space whitespace scalar, and they never reach a non-whitespace one, so a
 /// piece always ends at `i`. The cut must also not fall inside a special token. Text with no
-/// such place (a megabyte of one letter) stays in one chunk.
+/// such place (a megabyte of one letter) stays in one chunk. The start of a special token is
+/// also safe: special tokens are split out before pre-tokenization.
 enum SafeCuts {
     /// Splits `text` into about `count` ranges of at least `minimumChunk` bytes at safe places.
     static func chunks(_ text: UnsafeBufferPointer<UInt8>, count: Int, minimumChunk: Int, specials: SpecialTokenMatcher) -> [Range<Int>] {
@@ -27,6 +28,8 @@ enum SafeCuts {
         while i < text.count {
             // ASCII control whitespace (\n, \r, \t, \v, \f) covers natural text; the rule holds
             // for them without decoding.
+            // The start of a special token ends the text segment before it.
+            if !specials.isEmpty, specials.match(text, at: i) != nil, !specials.spans(text, cut: i) { return i }
             let before = text[i - 1]
             if before >= 0x09 && before <= 0x0D {
                 let (kind, _) = PreTokenizer.classAt(text, i)
