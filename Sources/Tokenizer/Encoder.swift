@@ -56,6 +56,11 @@ public final class Encoder {
         cachedIDs.append(contentsOf: ids[first...])
     }
 
+    /// The short-piece merge loop on any piece, for tests comparing it with ``HeapMerge``.
+    func mergeByScanForTesting(_ piece: UnsafeBufferPointer<UInt8>, into ids: inout [Int32]) {
+        mergeByScan(piece, into: &ids)
+    }
+
     /// Byte-pair merging for short pieces: keep the rank of every adjacent pair, merge the
     /// leftmost lowest-ranked pair, recompute only its two neighbours, repeat.
     private func mergeByScan(_ piece: UnsafeBufferPointer<UInt8>, into ids: inout [Int32]) {
