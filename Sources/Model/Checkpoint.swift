@@ -1,6 +1,7 @@
 import Foundation
 import Kernels
 import TensorIO
+import Tokenizer
 
 /// A model on disk is a directory: `config.json`, `model.safetensors` (CS336 state-dict names,
 /// weights `[out, in]`) and, when present, the tokenizer files. A model saved by PyTorch with
@@ -35,6 +36,15 @@ public enum Checkpoint {
             }
         }
         return try TransformerLM(config: config, parameters: parameters)
+    }
+
+    /// The tokenizer stored with the model, or nil when the directory has none.
+    public static func loadTokenizer(directory: String) throws -> Tokenizer? {
+        let names = [TokenizerDirectory.huggingFaceFile, TokenizerDirectory.vocabFile]
+        guard names.contains(where: { FileManager.default.fileExists(atPath: (directory as NSString).appendingPathComponent($0)) }) else {
+            return nil
+        }
+        return try TokenizerDirectory.load(directory)
     }
 
     /// Writes `config.json` and `model.safetensors` (F32) into `directory`, creating it when

@@ -12,11 +12,14 @@ public struct StreamingEncoder {
     public let tokenizer: Tokenizer
     /// Bytes read per block.
     public let blockSize: Int
+    /// Threads encoding each block (see ``ParallelEncoder``).
+    public let threads: Int
 
-    public init(tokenizer: Tokenizer, blockSize: Int = 1 << 20) {
+    public init(tokenizer: Tokenizer, blockSize: Int = 1 << 22, threads: Int = 1) {
         precondition(blockSize >= 1024, "StreamingEncoder: block size \(blockSize) is too small")
         self.tokenizer = tokenizer
         self.blockSize = blockSize
+        self.threads = max(1, threads)
     }
 
     /// Reads `path` and calls `emit` with the ids of each block, in order, and `progress` with
@@ -38,7 +41,7 @@ public struct StreamingEncoder {
     /// The same over any source of blocks (`read` returns empty data at the end).
     public func encode(reading read: () throws -> Data, source: String, emit: ([Int32]) throws -> Void,
                        progress: ((Int) -> Void)? = nil) throws {
-        let encoder = tokenizer.makeEncoder()
+        let encoder = ParallelEncoder(tokenizer: tokenizer, threads: threads)
         var pending: [UInt8] = []
         var consumed = 0  // bytes of the input before `pending`
         var bytesRead = 0

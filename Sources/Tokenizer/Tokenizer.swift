@@ -96,33 +96,11 @@ public final class Tokenizer: @unchecked Sendable {
         return copy.withUTF8 { encodeParallel($0, threads: threads) }
     }
 
-    /// Parallel encoding of valid UTF-8 bytes.
+    /// Parallel encoding of valid UTF-8 bytes (see ``ParallelEncoder``).
     public func encodeParallel(_ bytes: UnsafeBufferPointer<UInt8>, threads: Int) -> [Int32] {
-        let cuts = SafeCuts.chunks(bytes, count: max(1, threads) * 4, minimumChunk: 1 << 16, specials: specials)
-        guard cuts.count > 1, threads > 1 else {
-            var ids: [Int32] = []
-            sharedEncoder.encode(bytes, into: &ids)
-            return ids
-        }
-        var results = [[Int32]](repeating: [], count: cuts.count)
-        let lock = NSLock()
-        var next = 0
-        DispatchQueue.concurrentPerform(iterations: threads) { _ in
-            let encoder = makeEncoder()
-            while true {
-                lock.lock()
-                let index = next
-                next += 1
-                lock.unlock()
-                guard index < cuts.count else { return }
-                var ids: [Int32] = []
-                encoder.encode(UnsafeBufferPointer(rebasing: bytes[cuts[index]]), into: &ids)
-                lock.lock()
-                results[index] = ids
-                lock.unlock()
-            }
-        }
-        return results.flatMap { $0 }
+        var ids: [Int32] = []
+        ParallelEncoder(tokenizer: self, threads: threads).encode(bytes, into: &ids)
+        return ids
     }
 
     /// The bytes of `ids` concatenated; throws naming the first id outside the vocabulary.

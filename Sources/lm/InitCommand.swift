@@ -1,5 +1,6 @@
 import ArgumentParser
 import Model
+import Tokenizer
 
 struct InitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,10 +15,18 @@ struct InitCommand: ParsableCommand {
     @Option(help: "Seed of the initialisation.")
     var seed: UInt64 = 0
 
+    @Option(help: "A tokenizer directory to store with the model (its vocabulary must fit vocab_size).")
+    var tokenizer: String?
+
     func run() throws {
         let configuration = try ModelConfig.load(path: config)
+        let loadedTokenizer = try tokenizer.map { try TokenizerDirectory.load($0) }
+        if let loadedTokenizer, loadedTokenizer.vocabularySize > configuration.vocabSize {
+            throw ModelError("\(config): vocab_size \(configuration.vocabSize) is smaller than the tokenizer's \(loadedTokenizer.vocabularySize) tokens")
+        }
         let model = try TransformerLM(config: configuration, seed: seed)
         try Checkpoint.save(model, directory: output)
+        if let loadedTokenizer { try TokenizerDirectory.save(loadedTokenizer, to: output) }
         print("wrote \(output): \(model.parameterCount) parameters")
     }
 }

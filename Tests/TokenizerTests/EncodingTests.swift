@@ -51,9 +51,11 @@ final class EncodingTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let whole = tokenizer.encode(text)
         for blockSize in [1024, 1500, 4096, 1 << 20] {
-            var streamed: [Int32] = []
-            try StreamingEncoder(tokenizer: tokenizer, blockSize: blockSize).encode(file: path) { streamed += $0 }
-            XCTAssertEqual(streamed, whole, "block size \(blockSize)")
+            for threads in [1, 2] {
+                var streamed: [Int32] = []
+                try StreamingEncoder(tokenizer: tokenizer, blockSize: blockSize, threads: threads).encode(file: path) { streamed += $0 }
+                XCTAssertEqual(streamed, whole, "block size \(blockSize), \(threads) threads")
+            }
         }
     }
 

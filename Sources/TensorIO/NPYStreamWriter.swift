@@ -1,0 +1,72 @@
+import Foundation
+
+/// Writes a one-dimensional int32 NPY file whose length is not known in advance: values are
+/// appended to a temporary file behind a fixed-size header, which is rewritten with the final
+/// length by ``finish()`` before the file is renamed into place. ``cancel()`` (or dropping the
+/// writer unfinished) removes the temporary file, so no partial output ever appears.
+public final class NPYStreamWriter {
+    public let path: String
+    private let temporary: String
+    private let handle: FileHandle
+    private(set) public var count = 0
+    private var finished = false
+    /// Header bytes reserved: room for any int64 length, a multiple of 64.
+    static let headerBytes = 128
+
+    public init(int32At path: String) throws {
+        self.path = path
+        let url = URL(fileURLWithPath: path)
+        temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)").path
+        guard FileManager.default.createFile(atPath: temporary, contents: Self.header(count: 0)),
+              let handle = FileHandle(forWritingAtPath: temporary) else {
+            throw TensorFileError(path: path, "cannot create output file")
+        }
+        self.handle = handle
+        handle.seekToEndOfFile()
+    }
+
+    private static func header(count: Int) -> Data {
+        var dict = "{'descr': '<i4', 'fortran_order': False, 'shape': (\(count),), }"
+        dict += String(repeating: " ", count: headerBytes - 10 - dict.utf8.count - 1) + "\n"
+        var data = Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, UInt8((headerBytes - 10) & 0xFF), UInt8((headerBytes - 10) >> 8)])
+        data.append(contentsOf: Array(dict.utf8))
+        return data
+    }
+
+    public func append(_ values: [Int32]) throws {
+        guard !values.isEmpty else { return }
+        do {
+            try values.withUnsafeBytes { try handle.write(contentsOf: Data($0)) }
+        } catch {
+            throw TensorFileError(path: path, "write failed: \(error.localizedDescription)")
+        }
+        count += values.count
+    }
+
+    /// Writes the final header and renames the file into place.
+    public func finish() throws {
+        do {
+            try handle.seek(toOffset: 0)
+            try handle.write(contentsOf: Self.header(count: count))
+            try handle.close()
+        } catch {
+            cancel()
+            throw TensorFileError(path: path, "write failed: \(error.localizedDescription)")
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            cancel()
+            throw TensorFileError(path: path, "cannot write: \(reason)")
+        }
+        finished = true
+    }
+
+    /// Abandons the output: the temporary file is removed.
+    public func cancel() {
+        try? handle.close()
+        try? FileManager.default.removeItem(atPath: temporary)
+        finished = true
+    }
+
+    deinit { if !finished { cancel() } }
+}

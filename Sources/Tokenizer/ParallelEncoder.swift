@@ -1,0 +1,46 @@
+import Foundation
+
+/// Encodes with several threads, each with its own ``Encoder`` (and cache) kept across calls:
+/// text is cut at safe places (``SafeCuts``) into more chunks than threads, the threads take
+/// chunks in turn, and the ids are joined in order. The result equals serial encoding.
+public final class ParallelEncoder {
+    public let tokenizer: Tokenizer
+    public let threads: Int
+    private let encoders: [Encoder]
+
+    public init(tokenizer: Tokenizer, threads: Int) {
+        self.tokenizer = tokenizer
+        self.threads = max(1, threads)
+        encoders = (0..<max(1, threads)).map { _ in tokenizer.makeEncoder() }
+    }
+
+    /// Appends the ids of `text` (valid UTF-8) to `ids`.
+    public func encode(_ text: UnsafeBufferPointer<UInt8>, into ids: inout [Int32]) {
+        let chunks = threads > 1
+            ? SafeCuts.chunks(text, count: threads * 4, minimumChunk: 1 << 15, specials: tokenizer.specials)
+            : [0..<text.count]
+        guard chunks.count > 1 else {
+            encoders[0].encode(text, into: &ids)
+            return
+        }
+        var results = [[Int32]](repeating: [], count: chunks.count)
+        let lock = NSLock()
+        var next = 0
+        DispatchQueue.concurrentPerform(iterations: threads) { worker in
+            let encoder = encoders[worker]
+            while true {
+                lock.lock()
+                let index = next
+                next += 1
+                lock.unlock()
+                guard index < chunks.count else { return }
+                var chunkIDs: [Int32] = []
+                encoder.encode(UnsafeBufferPointer(rebasing: text[chunks[index]]), into: &chunkIDs)
+                lock.lock()
+                results[index] = chunkIDs
+                lock.unlock()
+            }
+        }
+        for chunkIDs in results { ids.append(contentsOf: chunkIDs) }
+    }
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import Model
+import Tokenizer
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text from a prompt, streamed as it is produced.",
+        discussion: """
+        The prompt is encoded with the tokenizer stored in the model directory and processed in one \
+        batched pass; each new token then takes one cached step. Generation stops at <|endoftext|> \
+        or after --max-tokens. When prompt and output fill the context, the latest context_length/2 \
+        tokens are kept and generation continues. Prompt and generation speeds go to stderr.
+        """)
+
+    @Option(help: "The model directory (config.json, model.safetensors, tokenizer files).") var model: String
+    @Option(help: "The prompt text.") var prompt: String
+    @Option(help: "Most tokens to generate.") var maxTokens: Int = 256
+    @Option(help: "Sampling temperature; 0 means greedy.") var temperature: Float = 1
+    @Option(help: "Nucleus sampling mass in (0, 1]; 1 samples from the whole distribution.") var topP: Float = 1
+    @Option(help: "Seed of the sampler: same seed, same text.") var seed: UInt64 = 0
+    @OptionGroup var threading: ThreadOptions
+
+    func validate() throws {
+        guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be zero or more, got \(maxTokens)") }
+        guard temperature.isFinite, temperature >= 0 else { throw ValidationError("--temperature must be a finite number ≥ 0, got \(temperature)") }
+        guard topP.isFinite, topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1], got \(topP)") }
+    }
+
+    func run() throws {
+        threading.apply()
+        let lm = try Checkpoint.load(directory: model)
+        guard let tokenizer = try Checkpoint.loadTokenizer(directory: model) else {
+            throw ModelError("\(model): no tokenizer files (tokenizer.json or vocab.json + merges.txt); add them with lm init --tokenizer")
+        }
+        guard tokenizer.vocabularySize <= lm.config.vocabSize else {
+            throw ModelError("\(model): the tokenizer has \(tokenizer.vocabularySize) tokens but the model only \(lm.config.vocabSize)")
+        }
+        let ids = tokenizer.encode(prompt)
+        guard !ids.isEmpty else { throw ValidationError("--prompt is empty: generation needs at least one token") }
+        var stops = Set<Int32>()
+        if let end = tokenizer.specialTokenID("<|endoftext|>") { stops.insert(end) }
+        let options = GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed, stopTokens: stops)
+        var decoder = IncrementalDecoder(tokenizer: tokenizer)
+        let output = FileHandle.standardOutput
+        output.write(Data(prompt.utf8))
+        var failure: Error?
+        let report = try Generator(model: lm).generate(prompt: ids, options: options) { id in
+            if stops.contains(id) { return true }
+            do {
+                // A sampled id beyond the tokenizer's vocabulary (an untrained model) prints as U+FFFD.
+                let text = Int(id) < tokenizer.vocabularySize ? try decoder.append(id) : "\u{FFFD}"
+                output.write(Data(text.utf8))
+            } catch {
+                failure = error
+                return false
+            }
+            return true
+        }
+        output.write(Data((decoder.finish() + "\n").utf8))
+        if let failure { throw failure }
+        var ending: String
+        switch report.ending {
+        case .maxTokens: ending = "max tokens reached"
+        case .stopToken: ending = "end of text"
+        case .stoppedByCaller: ending = "stopped"
+        }
+        if report.contextSlides > 0 { ending += ", context slid \(report.contextSlides)×" }
+        printError(String(format: "prompt: %d tokens, %.1f tokens/s · generation: %d tokens, %.1f tokens/s (%@)",
+                          report.promptTokens, report.promptTokensPerSecond, report.generatedTokens,
+                          report.generationTokensPerSecond, ending))
+    }
+}

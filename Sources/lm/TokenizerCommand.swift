@@ -1,0 +1,108 @@
+import ArgumentParser
+import Foundation
+import TensorIO
+import Tokenizer
+
+struct TokenizerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tokenizer", abstract: "Train, apply and invert byte-level BPE tokenizers.",
+        subcommands: [Train.self, Encode.self, Decode.self])
+
+    struct Train: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train a tokenizer and write vocab.json, merges.txt and tokenizer.json to a directory.")
+
+        @Option(help: "UTF-8 training text.") var input: String
+        @Option(help: "Vocabulary size: special tokens + 256 bytes + merges.") var vocabSize: Int
+        @Option(name: .customLong("special-token"), help: "A special token (repeatable), e.g. <|endoftext|>.") var specialTokens: [String] = []
+        @Option(help: "Directory to write the tokenizer files into.") var output: String
+        @Option(help: "Threads for counting pre-tokens (default: every core).") var threads: Int?
+        @Flag(help: "No progress display.") var quiet = false
+
+        func validate() throws {
+            if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+            if vocabSize < 256 + specialTokens.count {
+                throw ValidationError("--vocab-size \(vocabSize) is below 256 bytes + \(specialTokens.count) special tokens")
+            }
+        }
+
+        func run() throws {
+            let progress = ProgressLine(quiet: quiet)
+            let start = Date()
+            var options = BPETrainingOptions(vocabSize: vocabSize, specialTokens: specialTokens)
+            if let threads { options.threads = threads }
+            let tokenizer = try BPETrainer.train(file: input, options: options) { step in
+                switch step {
+                case .counting(let done, let total):
+                    progress.update("pre-tokenizing \(ProgressLine.megabytes(done)) / \(ProgressLine.megabytes(total))")
+                case .merging(let done, let total):
+                    progress.update("merges \(done) / \(total)", force: done == total)
+                }
+            }
+            progress.finish()
+            try TokenizerDirectory.save(tokenizer, to: output)
+            if !quiet {
+                printError(String(format: "trained %d tokens (%d merges) in %.2f s → %@", tokenizer.vocabularySize,
+                                  tokenizer.merges.count, Date().timeIntervalSince(start), output))
+            }
+        }
+    }
+
+    struct Encode: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Encode a UTF-8 file (streamed, any size) into int32 ids in an NPY file.")
+
+        @Option(help: "Tokenizer directory.") var tokenizer: String
+        @Option(help: "UTF-8 text to encode.") var input: String
+        @Option(help: "Output .npy file (int32, shape [N]).") var output: String
+        @Option(help: "Threads (default: every core).") var threads: Int?
+        @Flag(help: "No progress display.") var quiet = false
+
+        func validate() throws {
+            if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        }
+
+        func run() throws {
+            let loaded = try TokenizerDirectory.load(tokenizer)
+            let progress = ProgressLine(quiet: quiet)
+            let total = (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
+            let writer = try NPYStreamWriter(int32At: output)
+            let start = Date()
+            do {
+                let streaming = StreamingEncoder(tokenizer: loaded, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+                try streaming.encode(file: input, emit: { try writer.append($0) }) { done in
+                    progress.update("encoding \(ProgressLine.megabytes(done)) / \(ProgressLine.megabytes(total))")
+                }
+                try writer.finish()
+            } catch {
+                writer.cancel()
+                progress.finish()
+                throw error
+            }
+            progress.finish()
+            if !quiet {
+                let seconds = Date().timeIntervalSince(start)
+                printError(String(format: "%d ids from %@ in %.2f s (%.1f MB/s)", writer.count, ProgressLine.megabytes(total), seconds,
+                                  Double(total) / 1e6 / max(seconds, 1e-9)))
+            }
+        }
+    }
+
+    struct Decode: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the text of token ids stored in an NPY file.")
+
+        @Option(help: "Tokenizer directory.") var tokenizer: String
+        @Option(help: "Ids as NPY, int32 or int64, any shape (read in order).") var input: String
+
+        func run() throws {
+            let loaded = try TokenizerDirectory.load(tokenizer)
+            let file = try NPYFile(path: input)
+            let ids = try file.integers()
+            if let bad = ids.firstIndex(where: { $0 < 0 || $0 >= loaded.vocabularySize }) {
+                throw TokenizerError("\(input): id \(ids[bad]) at index \(bad) is outside the vocabulary (0..<\(loaded.vocabularySize))")
+            }
+            // Invalid UTF-8 (ids that split a character) prints as U+FFFD.
+            FileHandle.standardOutput.write(Data(try loaded.decode(ids.map { Int32($0) }).utf8))
+        }
+    }
+}
