@@ -55,13 +55,61 @@ public final class TransformerLM {
     /// Throws when `tokens.count != batch · length`, when `length` exceeds the context, or when
     /// an id is outside the vocabulary (naming its position).
     public func forward(tokens: [Int32], batch: Int, length: Int) throws -> [Float] {
+        try tokens.withUnsafeBufferPointer { try checkTokens($0, batch: batch, length: length) }
+        return try [Float](unsafeUninitializedCapacity: batch * length * config.vocabSize) { logits, initialized in
+            try tokens.withUnsafeBufferPointer {
+                _ = try forwardSaving(tokens: $0, batch: batch, length: length, logits: logits)
+            }
+            initialized = logits.count
+        }
+    }
+
+    /// tokens: [batch, length] → logits: [batch, length, vocab] written into a buffer the caller
+    /// owns (no allocation once the activations for this (batch, length) exist).
+    public func forward(tokens: UnsafeBufferPointer<Int32>, batch: Int, length: Int, logits: UnsafeMutableBufferPointer<Float>) throws {
         try checkTokens(tokens, batch: batch, length: length)
-        let saved = try tokens.withUnsafeBufferPointer { try forwardSaving(tokens: $0, batch: batch, length: length) }
-        return saved.logits.array
+        guard logits.count == batch * length * config.vocabSize else {
+            throw ModelError("logits: buffer of \(logits.count) values, shape [\(batch), \(length), \(config.vocabSize)] needs \(batch * length * config.vocabSize)")
+        }
+        _ = try forwardSaving(tokens: tokens, batch: batch, length: length, logits: logits)
+    }
+
+    /// Runs block `layer` alone: hidden: [batch, length, d_model] → output: [batch, length, d_model]
+    /// (positions 0..<length). For inspecting and timing one block.
+    public func forwardBlock(_ layer: Int, hidden: UnsafeBufferPointer<Float>, batch: Int, length: Int,
+                             output: UnsafeMutableBufferPointer<Float>) throws {
+        guard layers.indices.contains(layer) else { throw ModelError("block \(layer) does not exist (the model has \(layers.count))") }
+        guard batch >= 1, length >= 1, length <= config.contextLength else {
+            throw ModelError("block input: batch \(batch) and length \(length) must be positive, length at most \(config.contextLength)")
+        }
+        let count = batch * length * config.dModel
+        guard hidden.count == count, output.count == count else {
+            throw ModelError("block input [\(hidden.count)] and output [\(output.count)] must both hold [\(batch), \(length), \(config.dModel)] = \(count) values")
+        }
+        let saved = activations(batch: batch, length: length)
+        _ = saved.residual.slice(layer * count, count).update(fromContentsOf: hidden)
+        saved.positions.withUnsafeBufferPointer { positions in
+            TransformerBlock.forward(layer: layer, weights: layers[layer], saved: saved, dims: attentionDims(batch: batch, length: length),
+                                     positions: positions, rope: rope, config: config)
+        }
+        _ = output.update(fromContentsOf: saved.residual.view((layer + 1) * count, count))
+    }
+
+    private func attentionDims(batch: Int, length: Int) -> AttentionDims {
+        AttentionDims(batch: batch, queryLength: length, keyLength: length,
+                      heads: config.numHeads, kvHeads: config.numKVHeads, headDim: config.headDim)
+    }
+
+    /// The activation buffers for (batch, length), reused when the shape repeats.
+    private func activations(batch: Int, length: Int) -> ForwardActivations {
+        if let existing = activations, existing.batch == batch, existing.length == length { return existing }
+        let fresh = ForwardActivations(config: config, batch: batch, length: length)
+        activations = fresh
+        return fresh
     }
 
     /// Validates a [batch, length] token array against the configuration.
-    func checkTokens(_ tokens: [Int32], batch: Int, length: Int) throws {
+    func checkTokens(_ tokens: UnsafeBufferPointer<Int32>, batch: Int, length: Int) throws {
         guard batch >= 1, length >= 1 else { throw ModelError("tokens: batch \(batch) and length \(length) must be positive") }
         guard tokens.count == batch * length else {
             throw ModelError("tokens: \(tokens.count) ids do not form shape [\(batch), \(length)]")
@@ -75,19 +123,14 @@ public final class TransformerLM {
     }
 
     /// Runs the forward pass into (reused) activation buffers and returns them; the logits are
-    /// in `logits`. Tokens must already be validated.
-    func forwardSaving(tokens: UnsafeBufferPointer<Int32>, batch: Int, length: Int) throws -> ForwardActivations {
-        let saved: ForwardActivations
-        if let existing = activations, existing.batch == batch, existing.length == length {
-            saved = existing
-        } else {
-            saved = ForwardActivations(config: config, batch: batch, length: length)
-            activations = saved
-        }
+    /// in `logits` of the activations. Tokens must already be validated.
+    /// With `logits`, the head writes there instead of into the saved activations.
+    func forwardSaving(tokens: UnsafeBufferPointer<Int32>, batch: Int, length: Int,
+                       logits: UnsafeMutableBufferPointer<Float>? = nil) throws -> ForwardActivations {
+        let saved = activations(batch: batch, length: length)
         let (n, c) = (saved.rows, config.dModel)
         Embedding.forward(ids: tokens, table: embedding, y: saved.residual.slice(0, n * c), vocabSize: config.vocabSize, dim: c)
-        let dims = AttentionDims(batch: batch, queryLength: length, keyLength: length,
-                                 heads: config.numHeads, kvHeads: config.numKVHeads, headDim: config.headDim)
+        let dims = attentionDims(batch: batch, length: length)
         saved.positions.withUnsafeBufferPointer { positions in
             for (index, weights) in layers.enumerated() {
                 TransformerBlock.forward(layer: index, weights: weights, saved: saved, dims: dims,
@@ -97,7 +140,7 @@ public final class TransformerLM {
         let last = saved.residual.view(config.numLayers * n * c, n * c)
         RMSNorm.forward(x: last, weight: finalNorm, y: saved.normFinal.storage, rstd: saved.rstdFinal.storage,
                         rows: n, dim: c, epsilon: config.normEps)
-        Linear.forward(x: UnsafeBufferPointer(saved.normFinal.storage), weight: head, y: saved.logits.storage,
+        Linear.forward(x: UnsafeBufferPointer(saved.normFinal.storage), weight: head, y: logits ?? saved.logits.storage,
                        rows: n, inFeatures: c, outFeatures: config.vocabSize)
         return saved
     }
