@@ -54,7 +54,12 @@ struct Bench: ParsableCommand {
         guard !cases.isEmpty else { throw ValidationError("no benchmark matches --filter '\(filter ?? "")' (see --list)") }
 
         let ceiling = GemmCeiling(plan: plan)
+        // Streaming read rates: over a buffer far larger than any cache (reported for context),
+        // and, per decode case, over a buffer the size of its weights (the bound it is held to).
+        let dramRate: Double? = cases.contains { $0.weightBytesPerToken != nil }
+            ? MemoryBandwidth.readBytesPerSecond(bytes: 1 << 30, plan: plan) : nil
         var results: [BenchResult] = []
+        var boundRates: [(name: String, bytes: Int, rate: Double)] = []
         for benchCase in cases {
             FileHandle.standardError.write("bench: \(benchCase.name)\n".data(using: .utf8)!)
             let prepared: Prepared
@@ -73,6 +78,11 @@ struct Bench: ParsableCommand {
                 gflops: flops > 0 ? flops / median / 1e9 : nil,
                 fractionOfSgemm: ideal.map { $0 / median },
                 tokensPerSecond: benchCase.tokens.map { Double($0) / median },
+                fractionOfBandwidthBound: benchCase.weightBytesPerToken.map { bytes in
+                    let rate = MemoryBandwidth.readBytesPerSecond(bytes: bytes, plan: plan)
+                    boundRates.append((benchCase.name, bytes, rate))
+                    return Double(benchCase.tokens ?? 0) / median / (rate / Double(bytes))
+                },
                 megabytesPerSecond: benchCase.bytes.map { Double($0) / median / 1e6 },
                 speedupOverNaive: prepared.referenceSeconds.map { $0 / median },
                 check: prepared.check))
@@ -82,7 +92,8 @@ struct Bench: ParsableCommand {
         }
         let report = BenchReport(
             date: ISO8601DateFormatter().string(from: Date()), cores: ProcessInfo.processInfo.activeProcessorCount,
-            threads: Threading.count, blasCore: BLASCore.name, quick: quick, peakResidentBytes: peakResidentBytes(), results: results, sgemm: sgemmRows)
+            threads: Threading.count, blasCore: BLASCore.name, quick: quick, peakResidentBytes: peakResidentBytes(),
+            readBytesPerSecond: dramRate, results: results, sgemm: sgemmRows)
 
         print("bench: \(report.date), \(report.cores) cores, \(report.threads) threads, OpenBLAS \(BLASCore.name) kernels\(quick ? ", quick run" : ""); medians over ≥\(plan.minimumRuns) runs and ≥\(plan.minimumSeconds) s each")
         print(Table.results(results))
@@ -91,6 +102,13 @@ struct Bench: ParsableCommand {
             print(Table.sgemm(sgemmRows))
         }
         print()
+        for bound in boundRates {
+            print(String(format: "%@: %.1f MB of weights per token, streamed at %.1f GB/s → bound %.0f tokens/s",
+                         bound.name, Double(bound.bytes) / 1e6, bound.rate / 1e9, bound.rate / Double(bound.bytes)))
+        }
+        if let dramRate {
+            print(String(format: "streaming read rate from DRAM (1 GiB buffer): %.1f GB/s", dramRate / 1e9))
+        }
         print(String(format: "peak resident memory: %.1f MiB", Double(report.peakResidentBytes) / 1_048_576))
         if let json {
             let encoder = JSONEncoder()
@@ -116,3 +134,4 @@ struct NameFilter {
         return expression.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)) != nil
     }
 }
+

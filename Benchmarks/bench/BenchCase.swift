@@ -13,6 +13,9 @@ struct BenchCase {
     var tokens: Int? = nil
     /// Input bytes one run processes, for MB/s (tokenizer); nil otherwise.
     var bytes: Int? = nil
+    /// Weight bytes read per generated token (decode): with the measured streaming read rate
+    /// this gives the memory-bandwidth bound on tokens/s.
+    var weightBytesPerToken: Int? = nil
     /// Allocates inputs, checks the kernel against its reference, and returns the closure to
     /// time. Throws ``BenchFailure`` when the check fails: a benchmark of wrong results is worthless.
     let prepare: () throws -> Prepared

@@ -13,6 +13,8 @@ struct BenchResult: Codable {
     /// Raw-sgemm seconds for this case's GEMMs ÷ this case's median seconds.
     let fractionOfSgemm: Double?
     let tokensPerSecond: Double?
+    /// tokens/s ÷ (streaming read rate ÷ weight bytes per token), for decode.
+    let fractionOfBandwidthBound: Double?
     let megabytesPerSecond: Double?
     /// Naive reference median ÷ this case's median, where timed.
     let speedupOverNaive: Double?
@@ -26,6 +28,8 @@ struct BenchReport: Codable {
     let blasCore: String
     let quick: Bool
     let peakResidentBytes: Int
+    /// Streaming read rate measured in this run (bytes/s), when a decode case ran.
+    let readBytesPerSecond: Double?
     let results: [BenchResult]
     let sgemm: [SgemmRow]
 
@@ -57,11 +61,12 @@ enum Table {
 
     static func results(_ results: [BenchResult]) -> String {
         render(
-            header: ["benchmark", "shape", "median ms", "min ms", "max ms", "GFLOP/s", "% sgemm", "tokens/s", "MB/s", "× naive", "check"],
+            header: ["benchmark", "shape", "median ms", "min ms", "max ms", "GFLOP/s", "% sgemm", "tokens/s", "% mem bound", "MB/s", "× naive", "check"],
             rows: results.map { r in
                 [r.name, r.detail, milliseconds(r.medianSeconds), milliseconds(r.minSeconds), milliseconds(r.maxSeconds),
                  number(r.gflops, "%.1f"), number(r.fractionOfSgemm.map { $0 * 100 }, "%.0f%%"),
-                 number(r.tokensPerSecond, "%.0f"), number(r.megabytesPerSecond, "%.2f"),
+                 number(r.tokensPerSecond, "%.0f"), number(r.fractionOfBandwidthBound.map { $0 * 100 }, "%.0f%%"),
+                 number(r.megabytesPerSecond, "%.2f"),
                  number(r.speedupOverNaive, "%.0f"), r.check]
             })
     }

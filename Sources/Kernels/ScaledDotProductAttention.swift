@@ -66,23 +66,29 @@ public enum ScaledDotProductAttention {
         let group = dims.heads / dims.kvHeads
         let pairs = dims.batch * dims.heads
         let probsBase = probs.baseAddress!
-        // Each (batch, head) pair is independent and writes only its own probs and output
-        // columns; pairs go to our threads, each running single-threaded GEMMs.
-        let run = {
-            Threading.parallelRanges(pairs, costPerItem: 4 * tq * tk * d) { range in
-                for pair in range {
-                    let (b, h) = pair.quotientAndRemainder(dividingBy: dims.heads)
-                    let kvHead = h / group
-                    attendOneHead(
-                        q: q + b * queryLayout.batchStride + h * d, queryStride: queryLayout.rowStride,
-                        k: k + b * keyLayout.batchStride + kvHead * d, v: v + b * keyLayout.batchStride + kvHead * d,
-                        keyStride: keyLayout.rowStride,
-                        out: out + b * outputLayout.batchStride + h * d, outStride: outputLayout.rowStride,
-                        probs: probsBase + pair * tq * tk, queries: tq, keys: tk, headDim: d, alpha: alpha, mask: mask)
+        func attend(_ pair: Int) {
+            let (b, h) = pair.quotientAndRemainder(dividingBy: dims.heads)
+            let kvHead = h / group
+            attendOneHead(
+                q: q + b * queryLayout.batchStride + h * d, queryStride: queryLayout.rowStride,
+                k: k + b * keyLayout.batchStride + kvHead * d, v: v + b * keyLayout.batchStride + kvHead * d,
+                keyStride: keyLayout.rowStride,
+                out: out + b * outputLayout.batchStride + h * d, outStride: outputLayout.rowStride,
+                probs: probsBase + pair * tq * tk, queries: tq, keys: tk, headDim: d, alpha: alpha, mask: mask)
+        }
+        // One owner of threads per loop. With several query rows, (batch, head) pairs go to our
+        // threads, each running single-threaded GEMMs (every pair writes only its own probs and
+        // output columns). A single query row (a decode step) is too little work per head to be
+        // worth a thread hop: the heads run in turn and OpenBLAS decides for each product.
+        if tq > 1 && pairs >= Threading.count {
+            Threading.withSingleThreadedBLAS {
+                Threading.parallelRanges(pairs, costPerItem: 4 * tq * tk * d) { range in
+                    for pair in range { attend(pair) }
                 }
             }
+        } else {
+            for pair in 0..<pairs { attend(pair) }
         }
-        if pairs >= Threading.count { Threading.withSingleThreadedBLAS(run) } else { run() }
     }
 
     /// One head: scores, masked softmax and values, in blocks of query rows when causal.

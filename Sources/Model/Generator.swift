@@ -72,12 +72,12 @@ public final class Generator {
                                       promptSeconds: 0, generationSeconds: 0, contextSlides: 0)
         session.reset()
         let promptStart = DispatchTime.now().uptimeNanoseconds
-        var logits = try session.append(history)
+        let promptLogits = try session.append(history)
         report.promptSeconds = Double(DispatchTime.now().uptimeNanoseconds - promptStart) * 1e-9
 
         let generationStart = DispatchTime.now().uptimeNanoseconds
+        var next = promptLogits.withUnsafeBufferPointer { sampler.sample($0) }
         while report.generatedTokens < options.maxTokens {
-            let next = logits.withUnsafeBufferPointer { sampler.sample($0) }
             report.generatedTokens += 1
             history.append(next)
             if !onToken(next) { report.ending = .stoppedByCaller; break }
@@ -87,9 +87,9 @@ public final class Generator {
                 history = Array(history.suffix(keep))
                 session.reset()
                 report.contextSlides += 1
-                logits = try session.append(history)
+                next = try session.append(history).withUnsafeBufferPointer { sampler.sample($0) }
             } else {
-                logits = try session.append([next])
+                next = sampler.sample(try session.step(next))
             }
         }
         report.generationSeconds = Double(DispatchTime.now().uptimeNanoseconds - generationStart) * 1e-9

@@ -80,6 +80,18 @@ public final class InferenceSession {
         return result
     }
 
+    /// Appends one token and returns the logits of it, `[vocab]`, as a view of the session's own
+    /// buffer (valid until the next call): a decode step without allocation.
+    public func step(_ token: Int32) throws -> UnsafeBufferPointer<Float> {
+        let config = model.config
+        guard token >= 0 && Int(token) < config.vocabSize else {
+            throw ModelError("step: id \(token) is outside 0..<\(config.vocabSize)")
+        }
+        guard remaining >= 1 else { throw ModelError("step: the cache is full (context_length \(config.contextLength))") }
+        withUnsafePointer(to: token) { runChunk(UnsafeBufferPointer(start: $0, count: 1), logitRows: 1) }
+        return logits.view(0, config.vocabSize)
+    }
+
     /// One batched pass over `ids` (at most `maxChunk`), writing K/V into the cache and the
     /// logits of the last `logitRows` tokens into `logits`.
     private func runChunk(_ ids: UnsafeBufferPointer<Int32>, logitRows: Int) {
