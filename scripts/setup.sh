@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Installs the system libraries this package links against (OpenBLAS with its CBLAS header,
-# LAPACKE, pkg-config). Idempotent: does nothing when everything is already present.
+# Installs the system packages this project needs: OpenBLAS with its CBLAS header,
+# LAPACKE and pkg-config to build, bible-kjv for the benchmark corpus. Idempotent: does nothing
+# when everything is already present.
 set -euo pipefail
 
-packages=(libopenblas-dev liblapacke-dev pkg-config)
+# bible-kjv provides the benchmark corpus (the King James Bible, as the tokenizer peers were measured on).
+packages=(libopenblas-dev liblapacke-dev pkg-config bible-kjv)
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

@@ -29,6 +29,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Also write the results as JSON to this file.")
     var json: String?
 
+    @Option(help: "Text for the tokenizer benchmarks (default: the KJV Bible from the bible program, else a fixture).")
+    var corpus: String?
+
     static func main() {
         BLASCore.restartWithRecommendedCoreIfNeeded()
         main(nil)
@@ -45,7 +48,7 @@ struct Bench: ParsableCommand {
         let shape = BenchShape()
         let matcher = try filter.map { try NameFilter($0) }
         let cases = (KernelCases.all(shape) + ModelCases.all(shape, quick: quick) + NaiveCases.all(shape, plan: plan)
-                     + TokenizerCases.all(quick: quick))
+                     + TokenizerCases.all(quick: quick, corpusPath: corpus))
             .filter { matcher?.matches($0.name) ?? true }
         if list {
             cases.forEach { print($0.name) }

@@ -77,9 +77,14 @@ public struct StreamingEncoder {
         var lastSegment: Range<Int>?
         tokenizer.specials.split(text, text: { lastSegment = $0 }, special: { _ in lastSegment = nil })
         guard let segmentRange = lastSegment else { return end }
-        var lastPiece = segmentRange.lowerBound
-        let segment = UnsafeBufferPointer(rebasing: text[segmentRange])
-        PreTokenizer.forEachPiece(in: segment) { lastPiece = segmentRange.lowerBound + $0.lowerBound }
+        // Scanning can start at any place that is certainly a piece boundary: a safe cut near
+        // the end when there is one, else the segment start.
+        let tailStart = max(segmentRange.lowerBound, segmentRange.upperBound - 65_536)
+        let scanStart = SafeCuts.safeCut(text, from: tailStart, specials: tokenizer.specials)
+            .flatMap { $0 < segmentRange.upperBound ? $0 : nil } ?? segmentRange.lowerBound
+        var lastPiece = scanStart
+        let segment = UnsafeBufferPointer(rebasing: text[scanStart..<segmentRange.upperBound])
+        PreTokenizer.forEachPiece(in: segment) { lastPiece = scanStart + $0.lowerBound }
         return lastPiece
     }
 }
