@@ -1,47 +1,86 @@
 import Kernels
 
-/// Everything a full forward pass over `[batch, length]` tokens computes and backward will need,
-/// preallocated once per (batch, length) and reused.
+/// The buffers a full forward pass over `[batch, length]` tokens writes, allocated once per
+/// (batch, length, mode) and reused.
+///
+/// `.training` keeps every layer's intermediates (what backward reads). `.inference` keeps one
+/// layer's worth, reused by every layer, and two residual slots used in turn: a quarter of the
+/// memory at four layers, and a working set that stays in cache.
 final class ForwardActivations {
+    enum Mode { case training, inference }
+
+    /// One layer's views.
+    struct Layer {
+        /// Residual stream entering and leaving the block: [B·T, C].
+        let input: UnsafeMutableBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>
+        /// Residual after attention: [B·T, C].
+        let afterAttention: UnsafeMutableBufferPointer<Float>
+        /// RMSNorm outputs [B·T, C] and saved 1/rms [B·T].
+        let norm1: UnsafeMutableBufferPointer<Float>, rstd1: UnsafeMutableBufferPointer<Float>
+        let norm2: UnsafeMutableBufferPointer<Float>, rstd2: UnsafeMutableBufferPointer<Float>
+        /// Fused QKV after RoPE [B·T, qkvWidth]; attention weights [B, H, T, T]; attention
+        /// output before its projection [B·T, C].
+        let qkv: UnsafeMutableBufferPointer<Float>, probs: UnsafeMutableBufferPointer<Float>, context: UnsafeMutableBufferPointer<Float>
+        /// SwiGLU gate/up projections [B·T, 2·d_ff] and gated hidden [B·T, d_ff].
+        let gateUp: UnsafeMutableBufferPointer<Float>, gated: UnsafeMutableBufferPointer<Float>
+    }
+
+    let mode: Mode
     let batch: Int
     let length: Int
     var rows: Int { batch * length }
-
-    /// Residual stream entering each layer and leaving the last: [L + 1][B·T, C].
-    let residual: TensorBuffer
-    /// Residual after each layer's attention: [L][B·T, C].
-    let afterAttention: TensorBuffer
-    /// RMSNorm outputs and saved 1/rms, per layer: [L][B·T, C] and [L][B·T].
-    let norm1: TensorBuffer, rstd1: TensorBuffer, norm2: TensorBuffer, rstd2: TensorBuffer
-    /// Fused QKV after RoPE: [L][B·T, qkvWidth]; attention weights: [L][B, H, T, T];
-    /// attention output before its projection: [L][B·T, C].
-    let qkv: TensorBuffer, probs: TensorBuffer, context: TensorBuffer
-    /// SwiGLU gate/up projections [L][B·T, 2·d_ff] and gated hidden [L][B·T, d_ff].
-    let gateUp: TensorBuffer, gated: TensorBuffer
     /// Final norm [B·T, C], its 1/rms [B·T], logits [B·T, V].
     let normFinal: TensorBuffer, rstdFinal: TensorBuffer, logits: TensorBuffer
     /// Position of every row (t for row b·T + t), for RoPE.
     let positions: [Int]
 
-    init(config: ModelConfig, batch: Int, length: Int) {
+    private let residual: TensorBuffer, afterAttention: TensorBuffer
+    private let norm1: TensorBuffer, rstd1: TensorBuffer, norm2: TensorBuffer, rstd2: TensorBuffer
+    private let qkv: TensorBuffer, probs: TensorBuffer, context: TensorBuffer, gateUp: TensorBuffer, gated: TensorBuffer
+    private let (c, f, qkvWidth, probsPerLayer, layerSlots, residualSlots): (Int, Int, Int, Int, Int, Int)
+
+    init(config: ModelConfig, batch: Int, length: Int, mode: Mode) {
+        self.mode = mode
         self.batch = batch
         self.length = length
-        let (n, c, layers) = (batch * length, config.dModel, config.numLayers)
-        let qkvWidth = (config.numHeads + 2 * config.numKVHeads) * config.headDim
-        residual = TensorBuffer(count: (layers + 1) * n * c)
-        afterAttention = TensorBuffer(count: layers * n * c)
-        norm1 = TensorBuffer(count: layers * n * c)
-        rstd1 = TensorBuffer(count: layers * n)
-        norm2 = TensorBuffer(count: layers * n * c)
-        rstd2 = TensorBuffer(count: layers * n)
-        qkv = TensorBuffer(count: layers * n * qkvWidth)
-        probs = TensorBuffer(count: layers * batch * config.numHeads * length * length)
-        context = TensorBuffer(count: layers * n * c)
-        gateUp = TensorBuffer(count: layers * n * 2 * config.dFF)
-        gated = TensorBuffer(count: layers * n * config.dFF)
+        let n = batch * length
+        c = config.dModel
+        f = config.dFF
+        qkvWidth = (config.numHeads + 2 * config.numKVHeads) * config.headDim
+        probsPerLayer = batch * config.numHeads * length * length
+        layerSlots = mode == .training ? config.numLayers : 1
+        residualSlots = mode == .training ? config.numLayers + 1 : 2
+        residual = TensorBuffer(count: residualSlots * n * c)
+        afterAttention = TensorBuffer(count: layerSlots * n * c)
+        norm1 = TensorBuffer(count: layerSlots * n * c)
+        rstd1 = TensorBuffer(count: layerSlots * n)
+        norm2 = TensorBuffer(count: layerSlots * n * c)
+        rstd2 = TensorBuffer(count: layerSlots * n)
+        qkv = TensorBuffer(count: layerSlots * n * qkvWidth)
+        probs = TensorBuffer(count: layerSlots * probsPerLayer)
+        context = TensorBuffer(count: layerSlots * n * c)
+        gateUp = TensorBuffer(count: layerSlots * n * 2 * f)
+        gated = TensorBuffer(count: layerSlots * n * f)
         normFinal = TensorBuffer(count: n * c)
         rstdFinal = TensorBuffer(count: n)
         logits = TensorBuffer(count: n * config.vocabSize)
         positions = (0..<n).map { $0 % length }
+    }
+
+    /// The residual stream entering layer `index` (`index == numLayers`: leaving the last).
+    func residual(_ index: Int) -> UnsafeMutableBufferPointer<Float> {
+        residual.slice((index % residualSlots) * rows * c, rows * c)
+    }
+
+    func layer(_ index: Int) -> Layer {
+        let slot = index % layerSlots, n = rows
+        return Layer(
+            input: residual(index), output: residual(index + 1),
+            afterAttention: afterAttention.slice(slot * n * c, n * c),
+            norm1: norm1.slice(slot * n * c, n * c), rstd1: rstd1.slice(slot * n, n),
+            norm2: norm2.slice(slot * n * c, n * c), rstd2: rstd2.slice(slot * n, n),
+            qkv: qkv.slice(slot * n * qkvWidth, n * qkvWidth), probs: probs.slice(slot * probsPerLayer, probsPerLayer),
+            context: context.slice(slot * n * c, n * c),
+            gateUp: gateUp.slice(slot * n * 2 * f, n * 2 * f), gated: gated.slice(slot * n * f, n * f))
     }
 }

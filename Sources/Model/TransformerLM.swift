@@ -58,7 +58,7 @@ public final class TransformerLM {
         try tokens.withUnsafeBufferPointer { try checkTokens($0, batch: batch, length: length) }
         return try [Float](unsafeUninitializedCapacity: batch * length * config.vocabSize) { logits, initialized in
             try tokens.withUnsafeBufferPointer {
-                _ = try forwardSaving(tokens: $0, batch: batch, length: length, logits: logits)
+                _ = try forwardPass(tokens: $0, batch: batch, length: length, mode: .inference, logits: logits)
             }
             initialized = logits.count
         }
@@ -71,7 +71,7 @@ public final class TransformerLM {
         guard logits.count == batch * length * config.vocabSize else {
             throw ModelError("logits: buffer of \(logits.count) values, shape [\(batch), \(length), \(config.vocabSize)] needs \(batch * length * config.vocabSize)")
         }
-        _ = try forwardSaving(tokens: tokens, batch: batch, length: length, logits: logits)
+        _ = try forwardPass(tokens: tokens, batch: batch, length: length, mode: .inference, logits: logits)
     }
 
     /// Runs block `layer` alone: hidden: [batch, length, d_model] → output: [batch, length, d_model]
@@ -86,13 +86,14 @@ public final class TransformerLM {
         guard hidden.count == count, output.count == count else {
             throw ModelError("block input [\(hidden.count)] and output [\(output.count)] must both hold [\(batch), \(length), \(config.dModel)] = \(count) values")
         }
-        let saved = activations(batch: batch, length: length)
-        _ = saved.residual.slice(layer * count, count).update(fromContentsOf: hidden)
+        let saved = activations(batch: batch, length: length, mode: .inference)
+        let buffers = saved.layer(layer)
+        _ = buffers.input.update(fromContentsOf: hidden)
         saved.positions.withUnsafeBufferPointer { positions in
-            TransformerBlock.forward(layer: layer, weights: layers[layer], saved: saved, dims: attentionDims(batch: batch, length: length),
+            TransformerBlock.forward(weights: layers[layer], buffers: buffers, dims: attentionDims(batch: batch, length: length),
                                      positions: positions, rope: rope, config: config)
         }
-        _ = output.update(fromContentsOf: saved.residual.view((layer + 1) * count, count))
+        _ = output.update(fromContentsOf: buffers.output)
     }
 
     private func attentionDims(batch: Int, length: Int) -> AttentionDims {
@@ -100,10 +101,11 @@ public final class TransformerLM {
                       heads: config.numHeads, kvHeads: config.numKVHeads, headDim: config.headDim)
     }
 
-    /// The activation buffers for (batch, length), reused when the shape repeats.
-    private func activations(batch: Int, length: Int) -> ForwardActivations {
-        if let existing = activations, existing.batch == batch, existing.length == length { return existing }
-        let fresh = ForwardActivations(config: config, batch: batch, length: length)
+    /// The activation buffers for (batch, length, mode), reused when they repeat.
+    private func activations(batch: Int, length: Int, mode: ForwardActivations.Mode) -> ForwardActivations {
+        if let existing = activations, existing.batch == batch, existing.length == length, existing.mode == mode { return existing }
+        activations = nil  // release the old buffers before allocating new ones
+        let fresh = ForwardActivations(config: config, batch: batch, length: length, mode: mode)
         activations = fresh
         return fresh
     }
@@ -122,24 +124,23 @@ public final class TransformerLM {
         }
     }
 
-    /// Runs the forward pass into (reused) activation buffers and returns them; the logits are
-    /// in `logits` of the activations. Tokens must already be validated.
-    /// With `logits`, the head writes there instead of into the saved activations.
-    func forwardSaving(tokens: UnsafeBufferPointer<Int32>, batch: Int, length: Int,
-                       logits: UnsafeMutableBufferPointer<Float>? = nil) throws -> ForwardActivations {
-        let saved = activations(batch: batch, length: length)
+    /// Runs the forward pass into (reused) activation buffers and returns them. With `.training`
+    /// every layer's intermediates are kept for backward. The logits go to `logits` when given,
+    /// else to the activations' own buffer. Tokens must already be validated.
+    func forwardPass(tokens: UnsafeBufferPointer<Int32>, batch: Int, length: Int, mode: ForwardActivations.Mode,
+                     logits: UnsafeMutableBufferPointer<Float>? = nil) throws -> ForwardActivations {
+        let saved = activations(batch: batch, length: length, mode: mode)
         let (n, c) = (saved.rows, config.dModel)
-        Embedding.forward(ids: tokens, table: embedding, y: saved.residual.slice(0, n * c), vocabSize: config.vocabSize, dim: c)
+        Embedding.forward(ids: tokens, table: embedding, y: saved.residual(0), vocabSize: config.vocabSize, dim: c)
         let dims = attentionDims(batch: batch, length: length)
         saved.positions.withUnsafeBufferPointer { positions in
             for (index, weights) in layers.enumerated() {
-                TransformerBlock.forward(layer: index, weights: weights, saved: saved, dims: dims,
+                TransformerBlock.forward(weights: weights, buffers: saved.layer(index), dims: dims,
                                          positions: positions, rope: rope, config: config)
             }
         }
-        let last = saved.residual.view(config.numLayers * n * c, n * c)
-        RMSNorm.forward(x: last, weight: finalNorm, y: saved.normFinal.storage, rstd: saved.rstdFinal.storage,
-                        rows: n, dim: c, epsilon: config.normEps)
+        RMSNorm.forward(x: UnsafeBufferPointer(saved.residual(config.numLayers)), weight: finalNorm, y: saved.normFinal.storage,
+                        rstd: saved.rstdFinal.storage, rows: n, dim: c, epsilon: config.normEps)
         Linear.forward(x: UnsafeBufferPointer(saved.normFinal.storage), weight: head, y: logits ?? saved.logits.storage,
                        rows: n, inFeatures: c, outFeatures: config.vocabSize)
         return saved

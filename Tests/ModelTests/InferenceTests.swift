@@ -103,3 +103,20 @@ final class InferenceTests: XCTestCase {
         XCTAssertThrowsError(try Generator(model: model).generate(prompt: [], options: GenerationOptions()) { _ in true })
     }
 }
+
+final class ActivationModeTests: XCTestCase {
+    /// Training mode keeps every layer's intermediates for backward; inference mode reuses one
+    /// layer's worth. Both must give the same logits.
+    func testTrainingAndInferenceModesAgree() throws {
+        let model = try ModelFactory.model()
+        let tokens = ModelFactory.tokens(2 * 9, vocab: 53, seed: 21)
+        let inference = try model.forward(tokens: tokens, batch: 2, length: 9)
+        let saved = try tokens.withUnsafeBufferPointer { try model.forwardPass(tokens: $0, batch: 2, length: 9, mode: .training) }
+        XCTAssertEqual(saved.logits.array, inference)
+        // Every layer's residual input is kept: layer 1's input is layer 0's output, not the embedding.
+        let embedding = Array(saved.residual(0)), afterFirst = Array(saved.layer(0).output)
+        XCTAssertEqual(Array(saved.layer(1).input), afterFirst)
+        XCTAssertNotEqual(embedding, afterFirst)
+        XCTAssertNotEqual(Array(saved.layer(0).probs), Array(saved.layer(1).probs), "each layer keeps its own attention weights")
+    }
+}
