@@ -1,0 +1,40 @@
+import Foundation
+@testable import Tokenizer
+import XCTest
+
+/// Optional: when Python's `tokenizers` library is installed, it must load our tokenizer.json and
+/// encode exactly as we do. Skipped, with a message, where it is not installed.
+final class HuggingFaceInteropTests: XCTestCase {
+    func testPythonTokenizersEncodesAsWeDo() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hf-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let tokenizer = TokenizerFactory.trained
+        try TokenizerDirectory.save(tokenizer, to: directory)
+        let text = TokenizerFactory.sampleText + " <|endoftext|><|endoftext|> tail 🙃"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: directory + "/text.txt"))
+        let script = """
+        import sys
+        try:
+            from tokenizers import Tokenizer
+        except ImportError:
+            print("MISSING"); sys.exit(0)
+        t = Tokenizer.from_file(sys.argv[1] + "/tokenizer.json")
+        print(" ".join(map(str, t.encode(open(sys.argv[1] + "/text.txt", encoding="utf-8").read()).ids)))
+        """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, directory]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch { throw XCTSkip("SKIPPED: python3 is not available") }
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let trimmed = output.trimmingCharacters(in: .whitespacesAndNewlines)
+        if process.terminationStatus != 0 || trimmed == "MISSING" {
+            print("SKIPPED: Python's tokenizers library is not installed; the tokenizer.json interop check did not run")
+            throw XCTSkip("Python tokenizers not installed")
+        }
+        XCTAssertEqual(trimmed.split(separator: " ").map { Int32($0)! }, tokenizer.encode(text))
+    }
+}
