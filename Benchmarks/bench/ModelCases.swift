@@ -17,8 +17,8 @@ enum ModelCases {
 
     static func all(_ shape: BenchShape, quick: Bool) -> [BenchCase] {
         [1, 8].flatMap { [block(shape, batch: $0), forward(shape, batch: $0)] }
-            + [decode("decode/tinystories", tinyStories(shape), steps: quick ? 32 : 128),
-               decode("decode/stories15M", stories15M, steps: quick ? 32 : 128)]
+            + [decode("decode/tinystories", tinyStories(shape), steps: quick ? 32 : 256),
+               decode("decode/stories15M", stories15M, steps: quick ? 32 : 256)]
     }
 
     /// The GEMMs of one block at [batch, context] (fused QKV, attention, output, gate/up, down).
