@@ -23,23 +23,10 @@ public final class ParallelEncoder {
             encoders[0].encode(text, into: &ids)
             return
         }
-        var results = [[Int32]](repeating: [], count: chunks.count)
-        let lock = NSLock()
-        var next = 0
-        DispatchQueue.concurrentPerform(iterations: threads) { worker in
-            let encoder = encoders[worker]
-            while true {
-                lock.lock()
-                let index = next
-                next += 1
-                lock.unlock()
-                guard index < chunks.count else { return }
-                var chunkIDs: [Int32] = []
-                encoder.encode(UnsafeBufferPointer(rebasing: text[chunks[index]]), into: &chunkIDs)
-                lock.lock()
-                results[index] = chunkIDs
-                lock.unlock()
-            }
+        let results = mapChunksConcurrently(chunks.count, workers: threads) { worker, index -> [Int32] in
+            var chunkIDs: [Int32] = []
+            encoders[worker].encode(UnsafeBufferPointer(rebasing: text[chunks[index]]), into: &chunkIDs)
+            return chunkIDs
         }
         for chunkIDs in results { ids.append(contentsOf: chunkIDs) }
     }

@@ -10,7 +10,7 @@ import Foundation
 public final class Tokenizer: @unchecked Sendable {
     /// id → bytes.
     public let vocabulary: [[UInt8]]
-    /// Merges in rank order: (left id, right id) → the id `256 + specials + rank`… as stored.
+    /// Merges in rank order: the two ids merged and the id of the result.
     public let merges: [(left: Int32, right: Int32, result: Int32)]
     /// Special tokens in the order given, with their ids.
     public let specialTokens: [(text: String, id: Int32)]
@@ -64,12 +64,9 @@ public final class Tokenizer: @unchecked Sendable {
         self.merges = resolved
         mergeRanks = ranks
         self.idForBytes = idForBytes
-        specialTokenList = special
         self.specialTokens = special.map { (text: $0.0, id: $0.1) }
         specials = SpecialTokenMatcher(special)
     }
-
-    private let specialTokenList: [(String, Int32)]
 
     public var vocabularySize: Int { vocabulary.count }
 
