@@ -57,3 +57,30 @@ final class GemmCeiling {
         work.reduce(0) { $0 + Double($1.value) * seconds($1.key) }
     }
 }
+
+/// Raw `cblas_sgemm` on every GEMM of a case, with contiguous operands and nothing else: timed
+/// in alternation with the case, it is the ceiling the case's '% sgemm' is measured against.
+final class RawGemms {
+    private let work: [(GemmShape, Int)]
+    private let a: TensorBuffer, b: TensorBuffer, c: TensorBuffer
+
+    init(_ work: GemmWork) {
+        self.work = work.sorted { $0.key.flops > $1.key.flops }.map { ($0.key, $0.value) }
+        let largest = { (size: (GemmShape) -> Int) in work.keys.map(size).max() ?? 1 }
+        a = TensorBuffer(count: largest { $0.m * $0.k })
+        b = TensorBuffer(count: largest { $0.k * $0.n })
+        c = TensorBuffer(count: largest { $0.m * $0.n })
+        for i in 0..<a.count { a.pointer[i] = Float(i % 7) * 0.1 }
+        for i in 0..<b.count { b.pointer[i] = Float(i % 5) * 0.1 }
+    }
+
+    func run() {
+        for (shape, count) in work {
+            for _ in 0..<count {
+                sgemm(transposeA: false, transposeB: shape.transposeB, m: shape.m, n: shape.n, k: shape.k,
+                      a: a.pointer, lda: shape.k, b: b.pointer, ldb: shape.transposeB ? shape.k : shape.n,
+                      c: c.pointer, ldc: shape.n)
+            }
+        }
+    }
+}

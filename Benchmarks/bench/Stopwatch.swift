@@ -40,6 +40,31 @@ struct MeasurementPlan {
     }
 }
 
+extension MeasurementPlan {
+    /// Times `body` and `reference` in alternation (body, reference, body, …) so that both see the
+    /// same machine: on a shared, noisy host the ratio of their medians is far steadier than the
+    /// ratio of two separate measurements.
+    func measureAlternating(_ body: () -> Void, _ reference: () -> Void) -> (body: Timing, reference: Timing) {
+        for _ in 0..<warmupRuns {
+            body()
+            reference()
+        }
+        var bodySamples: [Double] = [], referenceSamples: [Double] = []
+        let start = DispatchTime.now().uptimeNanoseconds
+        while bodySamples.count < maximumRuns {
+            var before = DispatchTime.now().uptimeNanoseconds
+            body()
+            bodySamples.append(Double(DispatchTime.now().uptimeNanoseconds - before) * 1e-9)
+            before = DispatchTime.now().uptimeNanoseconds
+            reference()
+            referenceSamples.append(Double(DispatchTime.now().uptimeNanoseconds - before) * 1e-9)
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
+            if bodySamples.count >= minimumRuns && elapsed >= 2 * minimumSeconds { break }
+        }
+        return (Timing(samples: bodySamples), Timing(samples: referenceSamples))
+    }
+}
+
 /// The process's peak resident set size in bytes (Linux reports ru_maxrss in KiB).
 func peakResidentBytes() -> Int {
     var usage = rusage()

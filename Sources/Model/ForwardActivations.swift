@@ -4,8 +4,9 @@ import Kernels
 /// (batch, length, mode) and reused.
 ///
 /// `.training` keeps every layer's intermediates (what backward reads). `.inference` keeps one
-/// layer's worth, reused by every layer, and two residual slots used in turn: a quarter of the
-/// memory at four layers, and a working set that stays in cache.
+/// layer's worth, reused by every layer, and one residual stream updated in place
+/// (`x += attention(norm(x))`, `x += ffn(norm(x))`): a quarter of the memory at four layers,
+/// no residual copies, and a working set that stays in cache.
 final class ForwardActivations {
     enum Mode { case training, inference }
 
@@ -49,9 +50,10 @@ final class ForwardActivations {
         qkvWidth = (config.numHeads + 2 * config.numKVHeads) * config.headDim
         probsPerLayer = batch * config.numHeads * length * length
         layerSlots = mode == .training ? config.numLayers : 1
-        residualSlots = mode == .training ? config.numLayers + 1 : 2
+        residualSlots = mode == .training ? config.numLayers + 1 : 1
         residual = TensorBuffer(count: residualSlots * n * c)
-        afterAttention = TensorBuffer(count: layerSlots * n * c)
+        // In inference the residual after attention is the stream itself.
+        afterAttention = mode == .training ? TensorBuffer(count: layerSlots * n * c) : residual
         norm1 = TensorBuffer(count: layerSlots * n * c)
         rstd1 = TensorBuffer(count: layerSlots * n)
         norm2 = TensorBuffer(count: layerSlots * n * c)
