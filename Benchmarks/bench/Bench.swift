@@ -33,7 +33,7 @@ struct Bench: ParsableCommand {
     var corpus: String?
 
     static func main() {
-        BLASCore.restartWithRecommendedCoreIfNeeded()
+        BLASCore.restartWithRecommendedSettingsIfNeeded()
         main(nil)
     }
 
@@ -107,7 +107,7 @@ struct Bench: ParsableCommand {
             threads: Threading.count, blasCore: BLASCore.name, quick: quick, peakResidentBytes: peakResidentBytes(),
             readBytesPerSecond: dramRate, results: results, sgemm: sgemmRows)
 
-        print("bench: \(report.date), \(report.cores) cores, \(report.threads) threads, OpenBLAS \(BLASCore.name) kernels\(quick ? ", quick run" : ""); medians over ≥\(plan.minimumRuns) runs and ≥\(plan.minimumSeconds) s each")
+        print("bench: \(report.date), \(report.cores) cores, \(report.threads) threads, OpenBLAS \(BLASCore.name) kernels, thread timeout \(ProcessInfo.processInfo.environment["OPENBLAS_THREAD_TIMEOUT"].map { "2^" + $0 } ?? "default")\(quick ? ", quick run" : ""); medians over ≥\(plan.minimumRuns) runs and ≥\(plan.minimumSeconds) s each")
         print(Table.results(results))
         if !sgemmRows.isEmpty {
             print()

@@ -9,7 +9,7 @@ struct LM: ParsableCommand {
         subcommands: [InitCommand.self, LogitsCommand.self, GenerateCommand.self, TokenizerCommand.self])
 
     static func main() {
-        BLASCore.restartWithRecommendedCoreIfNeeded()
+        BLASCore.restartWithRecommendedSettingsIfNeeded()
         main(nil)
     }
 }
