@@ -82,6 +82,22 @@ enum NaiveCases {
             return Prepared(run: run, check: try check(y.array, expected.map(Double.init), absolute: 1e-6, "softmax vs naive"),
                             referenceSeconds: naive.median)
         }
-        return [linear, swiglu, attention, norm, softmax]
+        let rope = BenchCase(name: "naive/rope", detail: "[\(rows * 4), \(shape.heads)×\(d)]", tokens: rows * 4) {
+            let n = rows * 4, width = shape.heads * d
+            let table = RoPETable(headDim: d, maxPositions: n, theta: shape.theta)
+            let positions = Array(0..<n)
+            let x = Buffer(n * width, seed: 33), y = Buffer(n * width)
+            let run = { positions.withUnsafeBufferPointer { RoPE.forward(x: x.readOnly, y: y.mutable, rows: n, heads: shape.heads, positions: $0, table: table) } }
+            // The reference in Double: in Float its angles lose precision at large positions.
+            let xs = x.array.map(Double.init)
+            let headPositions = positions.flatMap { Array(repeating: $0, count: shape.heads) }
+            var expected: [Double] = []
+            let naive = naivePlan.measure {
+                expected = Reference.rope(xs, rows: n * shape.heads, dim: d, positions: headPositions, theta: shape.theta)
+            }
+            run()
+            return Prepared(run: run, check: try check(y.array, expected, absolute: 2e-6, "rope vs naive"), referenceSeconds: naive.median)
+        }
+        return [linear, swiglu, attention, norm, softmax, rope]
     }
 }
