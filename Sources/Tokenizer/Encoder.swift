@@ -94,79 +94,109 @@ public final class Encoder {
 }
 
 /// Byte-pair merging in O(n log n) for long pieces (a megabyte of one letter is one piece):
-/// symbols in a linked list over their original positions, candidate pairs in a min-heap of
-/// (rank, position), stale candidates skipped when popped.
+/// symbols in a linked list over their original positions, candidate pairs in a min-heap keyed
+/// `rank << 32 | position` (lowest rank first, then leftmost), stale candidates skipped when
+/// popped. The result equals the scan in ``Encoder``.
 enum HeapMerge {
     static func merge(_ piece: UnsafeBufferPointer<UInt8>, tokenizer: Tokenizer, into ids: inout [Int32]) {
         let table = tokenizer.mergeRanks
         let n = piece.count
-        var symbols = piece.map { tokenizer.byteIDs[Int($0)] }
-        var next = Array(1...n)          // n = none
-        var previous = Array(-1..<(n - 1))  // −1 = none
-        var alive = [Bool](repeating: true, count: n)
-        var heap = MinHeap()
-        for i in 0..<(n - 1) {
-            if let rank = table.value(PairMap<Int32>.key(symbols[i], symbols[i + 1]))?.rank { heap.push(rank, i) }
+        let symbols = UnsafeMutableBufferPointer<Int32>.allocate(capacity: n)
+        let next = UnsafeMutableBufferPointer<Int32>.allocate(capacity: n)      // n = none
+        let previous = UnsafeMutableBufferPointer<Int32>.allocate(capacity: n)  // −1 = none
+        defer {
+            symbols.deallocate()
+            next.deallocate()
+            previous.deallocate()
         }
-        while let (rank, position) = heap.pop() {
-            guard alive[position], next[position] < n else { continue }
-            let right = next[position]
-            guard let entry = table.value(PairMap<Int32>.key(symbols[position], symbols[right])), entry.rank == rank else { continue }
-            symbols[position] = entry.result
-            alive[right] = false
-            next[position] = next[right]
-            if next[right] < n { previous[next[right]] = position }
-            if previous[position] >= 0, let left = table.value(PairMap<Int32>.key(symbols[previous[position]], symbols[position])) {
-                heap.push(left.rank, previous[position])
+        for i in 0..<n {
+            symbols[i] = tokenizer.byteIDs[Int(piece[i])]
+            next[i] = Int32(i + 1)
+            previous[i] = Int32(i - 1)
+        }
+        var initial: [UInt64] = []
+        initial.reserveCapacity(n)
+        for i in 0..<(n - 1) {
+            if let entry = table.value(PairMap<Int32>.key(symbols[i], symbols[i + 1])) {
+                initial.append(UInt64(UInt32(entry.rank)) << 32 | UInt64(UInt32(i)))
             }
-            if next[position] < n, let after = table.value(PairMap<Int32>.key(symbols[position], symbols[next[position]])) {
-                heap.push(after.rank, position)
-            }
+        }
+        var heap = MinHeap(initial)
+        // The pair starting at `left`, as a heap key, when it can merge (a plain function rather
+        // than a closure over `heap`, which would add dynamic exclusivity checks to every push).
+        func candidateKey(_ left: Int32) -> UInt64? {
+            let right = next[Int(left)]
+            guard right < n, let entry = table.value(PairMap<Int32>.key(symbols[Int(left)], symbols[Int(right)])) else { return nil }
+            return UInt64(UInt32(entry.rank)) << 32 | UInt64(UInt32(left))
+        }
+        while let top = heap.pop() {
+            let rank = Int32(truncatingIfNeeded: top >> 32), left = Int32(truncatingIfNeeded: top & 0xFFFF_FFFF)
+            // Stale when the left symbol was absorbed (previous link cut) or the pair changed.
+            let right = next[Int(left)]
+            guard symbols[Int(left)] >= 0, right < n,
+                  let entry = table.value(PairMap<Int32>.key(symbols[Int(left)], symbols[Int(right)])), entry.rank == rank else { continue }
+            symbols[Int(left)] = entry.result
+            symbols[Int(right)] = -1  // absorbed
+            next[Int(left)] = next[Int(right)]
+            if next[Int(right)] < n { previous[Int(next[Int(right)])] = left }
+            if previous[Int(left)] >= 0, let key = candidateKey(previous[Int(left)]) { heap.push(key) }
+            if let key = candidateKey(left) { heap.push(key) }
         }
         var position = 0
         while position < n {
             ids.append(symbols[position])
-            position = next[position]
+            position = Int(next[position])
         }
     }
 
-    /// A binary min-heap of (rank, position), ties to the lower position (leftmost first).
+    /// A binary min-heap of packed (rank, position) keys.
     struct MinHeap {
-        private var items: [(rank: Int32, position: Int)] = []
+        private var items: [UInt64] = []
 
-        @inline(__always)
-        private func less(_ a: (rank: Int32, position: Int), _ b: (rank: Int32, position: Int)) -> Bool {
-            a.rank < b.rank || (a.rank == b.rank && a.position < b.position)
-        }
-
-        mutating func push(_ rank: Int32, _ position: Int) {
-            items.append((rank, position))
-            var child = items.count - 1
-            while child > 0 {
-                let parent = (child - 1) / 2
-                guard less(items[child], items[parent]) else { break }
-                items.swapAt(child, parent)
-                child = parent
+        /// Builds the heap from `initial` in linear time (Floyd).
+        init(_ initial: [UInt64]) {
+            items = initial
+            items.withUnsafeMutableBufferPointer { heap in
+                for start in stride(from: heap.count / 2 - 1, through: 0, by: -1) { Self.siftDown(heap, from: start) }
             }
         }
 
-        mutating func pop() -> (Int32, Int)? {
-            guard let top = items.first else { return nil }
-            let last = items.removeLast()
-            if !items.isEmpty {
-                items[0] = last
-                var parent = 0
-                while true {
-                    let left = 2 * parent + 1, right = left + 1
-                    var smallest = parent
-                    if left < items.count && less(items[left], items[smallest]) { smallest = left }
-                    if right < items.count && less(items[right], items[smallest]) { smallest = right }
-                    if smallest == parent { break }
-                    items.swapAt(parent, smallest)
-                    parent = smallest
+        private static func siftDown(_ heap: UnsafeMutableBufferPointer<UInt64>, from start: Int) {
+            var parent = start
+            let count = heap.count
+            while true {
+                let left = 2 * parent + 1, right = left + 1
+                var smallest = parent
+                if left < count && heap[left] < heap[smallest] { smallest = left }
+                if right < count && heap[right] < heap[smallest] { smallest = right }
+                if smallest == parent { return }
+                heap.swapAt(parent, smallest)
+                parent = smallest
+            }
+        }
+
+        mutating func push(_ item: UInt64) {
+            items.append(item)
+            items.withUnsafeMutableBufferPointer { heap in
+                var child = heap.count - 1
+                while child > 0 {
+                    let parent = (child - 1) / 2
+                    guard heap[child] < heap[parent] else { break }
+                    heap.swapAt(child, parent)
+                    child = parent
                 }
             }
-            return (top.rank, top.position)
+        }
+
+        mutating func pop() -> UInt64? {
+            guard let top = items.first else { return nil }
+            let last = items.removeLast()
+            guard !items.isEmpty else { return top }
+            items.withUnsafeMutableBufferPointer { heap in
+                heap[0] = last
+                Self.siftDown(heap, from: 0)
+            }
+            return top
         }
     }
 }
