@@ -5,7 +5,8 @@ import Kernels
 /// residual) → final RMSNorm → `lm_head` → logits.
 ///
 /// All parameters live in one flat buffer laid out by ``ParameterLayout``. Forward activations
-/// are allocated once per (batch, length) and kept for backward.
+/// are allocated once per (batch, length) and reused: inference keeps one layer's worth, the
+/// training mode every layer's intermediates for backward.
 public final class TransformerLM {
     public let config: ModelConfig
     public let layout: ParameterLayout
@@ -13,6 +14,8 @@ public final class TransformerLM {
     public let parameters: TensorBuffer
     let rope: RoPETable
     let layers: [LayerWeights]
+    /// [vocab, C], [C] and [vocab, C] views into `parameters`.
+    let embedding: UnsafeBufferPointer<Float>, finalNorm: UnsafeBufferPointer<Float>, head: UnsafeBufferPointer<Float>
     private var activations: ForwardActivations?
 
     /// A model with the handout's random initialisation, reproducible from `seed`.
@@ -36,6 +39,9 @@ public final class TransformerLM {
         self.parameters = parameters
         rope = RoPETable(headDim: config.headDim, maxPositions: config.contextLength, theta: config.ropeTheta)
         layers = (0..<config.numLayers).map { LayerWeights(layer: $0, layout: layout, parameters: parameters, config: config) }
+        embedding = parameters.view(layout.required("token_embeddings.weight").offset, config.vocabSize * config.dModel)
+        finalNorm = parameters.view(layout.required("ln_final.weight").offset, config.dModel)
+        head = parameters.view(layout.required("lm_head.weight").offset, config.vocabSize * config.dModel)
     }
 
     /// Number of parameters.
@@ -45,10 +51,6 @@ public final class TransformerLM {
     public func tensor(_ name: String) -> UnsafeMutableBufferPointer<Float>? {
         layout.entry(name).map { parameters.slice($0.offset, $0.count) }
     }
-
-    var embedding: UnsafeBufferPointer<Float> { parameters.view(layout.required("token_embeddings.weight").offset, config.vocabSize * config.dModel) }
-    var finalNorm: UnsafeBufferPointer<Float> { parameters.view(layout.required("ln_final.weight").offset, config.dModel) }
-    var head: UnsafeBufferPointer<Float> { parameters.view(layout.required("lm_head.weight").offset, config.vocabSize * config.dModel) }
 
     /// tokens: [batch, length] row-major → logits: [batch, length, vocab].
     ///
