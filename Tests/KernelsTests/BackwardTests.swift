@@ -1,0 +1,109 @@
+import Kernels
+import ReferenceKernels
+import TestSupport
+import XCTest
+
+/// Backward kernels against central finite differences of the Double references.
+final class BackwardTests: XCTestCase {
+    /// Attention over [B, T, H·d] layouts in Double, head by head through the reference.
+    func referenceAttention(_ q: [Double], _ k: [Double], _ v: [Double], dims: AttentionDims, causal: Bool) -> [Double] {
+        let (tq, tk, d) = (dims.queryLength, dims.keyLength, dims.headDim)
+        let (qWidth, kvWidth) = (dims.heads * d, dims.kvHeads * d)
+        var out = [Double](repeating: 0, count: dims.batch * tq * qWidth)
+        var allowed: [Bool]?
+        if causal { allowed = (0..<(tq * tk)).map { (index: Int) -> Bool in index % tk <= (tk - tq) + index / tk } }
+        for b in 0..<dims.batch {
+            for h in 0..<dims.heads {
+                let g = h / (dims.heads / dims.kvHeads)
+                func slice(_ x: [Double], rows: Int, width: Int, head: Int) -> [Double] {
+                    var result: [Double] = []
+                    for t in 0..<rows {
+                        let start: Int = (b * rows + t) * width + head * d
+                        result += x[start..<(start + d)]
+                    }
+                    return result
+                }
+                let o = Reference.attention(q: slice(q, rows: tq, width: qWidth, head: h), k: slice(k, rows: tk, width: kvWidth, head: g),
+                                            v: slice(v, rows: tk, width: kvWidth, head: g), queries: tq, keys: tk, headDim: d, allowed: allowed)
+                for t in 0..<tq {
+                    for c in 0..<d {
+                        let index: Int = (b * tq + t) * qWidth + h * d + c
+                        out[index] = o[t * d + c]
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    func checkAttentionBackward(dims: AttentionDims, causal: Bool, seed: UInt64) {
+        var rng = SeededGenerator(seed: seed)
+        let (tq, tk, d) = (dims.queryLength, dims.keyLength, dims.headDim)
+        let (qWidth, kvWidth) = (dims.heads * d, dims.kvHeads * d)
+        let q = rng.uniform(dims.batch * tq * qWidth), k = rng.uniform(dims.batch * tk * kvWidth)
+        let v = rng.uniform(dims.batch * tk * kvWidth), dOut = rng.uniform(dims.batch * tq * qWidth)
+        let (_, probs) = Run.attention(q: q, k: k, v: v, dims: dims, causalOffset: causal ? tk - tq : nil)
+        var dQ = [Float](repeating: 0, count: q.count), dK = [Float](repeating: 0, count: k.count), dV = [Float](repeating: 0, count: v.count)
+        var scratch = [Float](repeating: 0, count: probs.count)
+        let queryLayout = HeadLayout(rowStride: qWidth, batchStride: tq * qWidth)
+        let keyLayout = HeadLayout(rowStride: kvWidth, batchStride: tk * kvWidth)
+        q.withUnsafeBufferPointer { qb in k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
+            probs.withUnsafeBufferPointer { pb in dOut.withUnsafeBufferPointer { ob in
+                dQ.withUnsafeMutableBufferPointer { dq in dK.withUnsafeMutableBufferPointer { dk in dV.withUnsafeMutableBufferPointer { dv in
+                    scratch.withUnsafeMutableBufferPointer { sb in
+                        ScaledDotProductAttention.backward(
+                            q: qb.baseAddress!, queryLayout: queryLayout, k: kb.baseAddress!, v: vb.baseAddress!, keyLayout: keyLayout,
+                            probs: pb, dOut: ob.baseAddress!, outputLayout: queryLayout,
+                            dQ: dq.baseAddress!, dK: dk.baseAddress!, dV: dv.baseAddress!, scratch: sb, dims: dims)
+                    }
+                } } }
+            } }
+        } } }
+        let (qd, kd, vd, od) = (widened(q), widened(k), widened(v), widened(dOut))
+        let loss = { (q: [Double], k: [Double], v: [Double]) in
+            zip(self.referenceAttention(q, k, v, dims: dims, causal: causal), od).map(*).reduce(0, +)
+        }
+        let label = "\(dims) causal \(causal)"
+        assertClose(dQ, finiteDifferenceGradient(qd) { loss($0, kd, vd) }, absolute: 1e-5, relative: 1e-4, "dQ \(label)")
+        assertClose(dK, finiteDifferenceGradient(kd) { loss(qd, $0, vd) }, absolute: 1e-5, relative: 1e-4, "dK \(label)")
+        assertClose(dV, finiteDifferenceGradient(vd) { loss(qd, kd, $0) }, absolute: 1e-5, relative: 1e-4, "dV \(label)")
+    }
+
+    func testAttentionBackwardMatchesFiniteDifferences() {
+        checkAttentionBackward(dims: AttentionDims(batch: 2, queryLength: 5, keyLength: 5, heads: 2, kvHeads: 2, headDim: 4), causal: true, seed: 50)
+        checkAttentionBackward(dims: AttentionDims(batch: 1, queryLength: 3, keyLength: 7, heads: 4, kvHeads: 2, headDim: 3), causal: false, seed: 51)
+        checkAttentionBackward(dims: AttentionDims(batch: 2, queryLength: 1, keyLength: 1, heads: 3, kvHeads: 1, headDim: 2), causal: true, seed: 52)
+        checkAttentionBackward(dims: AttentionDims(batch: 1, queryLength: 70, keyLength: 70, heads: 1, kvHeads: 1, headDim: 2), causal: true, seed: 53)
+    }
+
+    func testSwiGLUBackwardMatchesFiniteDifferences() {
+        var rng = SeededGenerator(seed: 54)
+        let (rows, dim, hidden) = (3, 5, 7)
+        let x = rng.uniform(rows * dim), w1 = rng.uniform(hidden * dim), w2 = rng.uniform(dim * hidden), w3 = rng.uniform(hidden * dim)
+        let dy = rng.uniform(rows * dim)
+        let gateUpWeight = SwiGLU.packGateUp(w1: w1, w3: w3, hidden: hidden, dim: dim)
+        var y = [Float](repeating: 0, count: rows * dim), gateUp = [Float](repeating: 0, count: rows * 2 * hidden)
+        var gated = [Float](repeating: 0, count: rows * hidden), dGated = gated, dGateUp = gateUp
+        var dx = [Float](repeating: 0, count: x.count), dW13 = [Float](repeating: 0, count: gateUpWeight.count)
+        var dW2 = [Float](repeating: 0, count: w2.count)
+        x.withUnsafeBufferPointer { xb in gateUpWeight.withUnsafeBufferPointer { w13 in w2.withUnsafeBufferPointer { w2b in
+            y.withUnsafeMutableBufferPointer { yb in gateUp.withUnsafeMutableBufferPointer { gu in gated.withUnsafeMutableBufferPointer { gb in
+                SwiGLU.forward(x: xb, gateUpWeight: w13, downWeight: w2b, y: yb, gateUp: gu, gated: gb, rows: rows, dim: dim, hidden: hidden)
+                dy.withUnsafeBufferPointer { dyb in dGated.withUnsafeMutableBufferPointer { dg in dGateUp.withUnsafeMutableBufferPointer { dgu in
+                    dx.withUnsafeMutableBufferPointer { dxb in dW13.withUnsafeMutableBufferPointer { d13 in dW2.withUnsafeMutableBufferPointer { d2 in
+                        SwiGLU.backward(dy: dyb, x: xb, gateUpWeight: w13, downWeight: w2b, gateUp: UnsafeBufferPointer(gu), gated: UnsafeBufferPointer(gb),
+                                        dGated: dg, dGateUp: dgu, dx: dxb, dGateUpWeight: d13, dDownWeight: d2, rows: rows, dim: dim, hidden: hidden)
+                    } } }
+                } } }
+            } } }
+        } } }
+        let (xd, w1d, w2d, w3d, dyd) = (widened(x), widened(w1), widened(w2), widened(w3), widened(dy))
+        let loss = { (x: [Double], w1: [Double], w2: [Double], w3: [Double]) in
+            zip(Reference.swiglu(x, w1: w1, w2: w2, w3: w3, rows: rows, dim: dim, hidden: hidden), dyd).map(*).reduce(0, +)
+        }
+        assertClose(dx, finiteDifferenceGradient(xd) { loss($0, w1d, w2d, w3d) }, absolute: 1e-5, relative: 1e-4, "swiglu dx")
+        assertClose(Array(dW13[0..<(hidden * dim)]), finiteDifferenceGradient(w1d) { loss(xd, $0, w2d, w3d) }, absolute: 1e-5, relative: 1e-4, "swiglu dW1")
+        assertClose(Array(dW13[(hidden * dim)...]), finiteDifferenceGradient(w3d) { loss(xd, w1d, w2d, $0) }, absolute: 1e-5, relative: 1e-4, "swiglu dW3")
+        assertClose(dW2, finiteDifferenceGradient(w2d) { loss(xd, w1d, $0, w3d) }, absolute: 1e-5, relative: 1e-4, "swiglu dW2")
+    }
+}
