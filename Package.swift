@@ -58,7 +58,7 @@ let package = Package(
             dependencies: ["Kernels", "ReferenceKernels", "TensorIO", "TestSupport"]
         ),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "Kernels", "TestSupport"]),
-        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TensorIO", "TestSupport"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Kernels", "TensorIO", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "ReferenceKernels", "TensorIO", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

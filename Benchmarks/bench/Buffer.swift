@@ -1,28 +1,19 @@
 import Kernels
 
-/// A heap buffer of Floats owned by a benchmark, filled once with seeded values, so timed
-/// closures touch raw pointers only (no array copy-on-write checks inside the loop).
-final class Buffer {
-    let mutable: UnsafeMutableBufferPointer<Float>
-    var readOnly: UnsafeBufferPointer<Float> { UnsafeBufferPointer(mutable) }
-    var pointer: UnsafeMutablePointer<Float> { mutable.baseAddress! }
-    var count: Int { mutable.count }
-
+/// Benchmark inputs: seeded buffers, so timed closures touch raw pointers only (no array
+/// copy-on-write checks inside the loop).
+extension TensorBuffer {
     /// `count` values uniform in −scale…scale from a fixed seed.
-    init(_ count: Int, seed: UInt64 = 1, scale: Float = 1) {
-        mutable = .allocate(capacity: max(count, 1))
+    convenience init(_ count: Int, seed: UInt64 = 1, scale: Float = 1) {
+        self.init(count: count)
         var generator = SeededGenerator(seed: seed)
-        for i in 0..<count { mutable[i] = Float.random(in: -scale...scale, using: &generator) }
+        for i in 0..<count { storage[i] = Float.random(in: -scale...scale, using: &generator) }
     }
 
-    init(copying values: [Float]) {
-        mutable = .allocate(capacity: max(values.count, 1))
-        _ = mutable.initialize(from: values)
-    }
+    convenience init(copying values: [Float]) { self.init(values) }
 
-    var array: [Float] { Array(readOnly.prefix(count)) }
-
-    deinit { mutable.deallocate() }
+    var mutable: UnsafeMutableBufferPointer<Float> { storage }
+    var readOnly: UnsafeBufferPointer<Float> { UnsafeBufferPointer(storage) }
 }
 
 /// Columns `from..<from + count` of rows `firstRow..<firstRow + rows` of a `[*, width]` matrix.

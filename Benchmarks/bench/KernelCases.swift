@@ -17,7 +17,7 @@ enum KernelCases {
     }
 
     /// The first `rows` rows of x · Wᵀ in Double, to check a large product cheaply.
-    static func referenceRows(_ x: Buffer, _ w: Buffer, rows: Int, inFeatures: Int, outFeatures: Int) -> [Double] {
+    static func referenceRows(_ x: TensorBuffer, _ w: TensorBuffer, rows: Int, inFeatures: Int, outFeatures: Int) -> [Double] {
         Reference.linear(x.array.prefix(rows * inFeatures).map(Double.init), weight: w.array.map(Double.init),
                          rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
     }
@@ -28,8 +28,8 @@ enum KernelCases {
             name: "\(name)/B\(batch)", detail: "[\(rows), \(inFeatures)] → \(outFeatures)",
             gemms: shape.linearGemm(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures), tokens: rows
         ) {
-            let x = Buffer(rows * inFeatures, seed: 1), w = Buffer(outFeatures * inFeatures, seed: 2, scale: 0.05)
-            let y = Buffer(rows * outFeatures)
+            let x = TensorBuffer(rows * inFeatures, seed: 1), w = TensorBuffer(outFeatures * inFeatures, seed: 2, scale: 0.05)
+            let y = TensorBuffer(rows * outFeatures)
             let run = { Linear.forward(x: x.readOnly, weight: w.readOnly, y: y.mutable, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures) }
             run()
             let checked = try check(Array(y.array.prefix(2 * outFeatures)), referenceRows(x, w, rows: 2, inFeatures: inFeatures, outFeatures: outFeatures),
@@ -44,8 +44,8 @@ enum KernelCases {
             name: "attention/sdpa_causal/B\(batch)", detail: "B\(batch) H\(shape.heads) T\(t) d\(d)",
             gemms: shape.attentionGemms(batch: batch), tokens: batch * t
         ) {
-            let qkv = Buffer(batch * t * width, seed: 3), out = Buffer(batch * t * shape.dModel)
-            let probs = Buffer(batch * shape.heads * t * t)
+            let qkv = TensorBuffer(batch * t * width, seed: 3), out = TensorBuffer(batch * t * shape.dModel)
+            let probs = TensorBuffer(batch * shape.heads * t * t)
             let fused = HeadLayout(rowStride: width, batchStride: t * width)
             let run = {
                 ScaledDotProductAttention.forward(
@@ -74,10 +74,10 @@ enum KernelCases {
             gemms: shape.linearGemm(rows: rows, inFeatures: dim, outFeatures: 2 * hidden) + shape.linearGemm(rows: rows, inFeatures: hidden, outFeatures: dim),
             tokens: rows
         ) {
-            let x = Buffer(rows * dim, seed: 4), w1 = Buffer(hidden * dim, seed: 5, scale: 0.05), w3 = Buffer(hidden * dim, seed: 6, scale: 0.05)
-            let w2 = Buffer(dim * hidden, seed: 7, scale: 0.05)
-            let gateUpWeight = Buffer(copying: SwiGLU.packGateUp(w1: w1.array, w3: w3.array, hidden: hidden, dim: dim))
-            let y = Buffer(rows * dim), gateUp = Buffer(rows * 2 * hidden), gated = Buffer(rows * hidden)
+            let x = TensorBuffer(rows * dim, seed: 4), w1 = TensorBuffer(hidden * dim, seed: 5, scale: 0.05), w3 = TensorBuffer(hidden * dim, seed: 6, scale: 0.05)
+            let w2 = TensorBuffer(dim * hidden, seed: 7, scale: 0.05)
+            let gateUpWeight = TensorBuffer(copying: SwiGLU.packGateUp(w1: w1.array, w3: w3.array, hidden: hidden, dim: dim))
+            let y = TensorBuffer(rows * dim), gateUp = TensorBuffer(rows * 2 * hidden), gated = TensorBuffer(rows * hidden)
             let run = {
                 SwiGLU.forward(x: x.readOnly, gateUpWeight: gateUpWeight.readOnly, downWeight: w2.readOnly, y: y.mutable,
                                gateUp: gateUp.mutable, gated: gated.mutable, rows: rows, dim: dim, hidden: hidden)
@@ -92,7 +92,7 @@ enum KernelCases {
     static func rmsNorm(_ shape: BenchShape, batch: Int) -> BenchCase {
         let rows = batch * shape.context, dim = shape.dModel
         return BenchCase(name: "norm/rmsnorm/B\(batch)", detail: "[\(rows), \(dim)]", tokens: rows) {
-            let x = Buffer(rows * dim, seed: 8), w = Buffer(dim, seed: 9), y = Buffer(rows * dim), rstd = Buffer(rows)
+            let x = TensorBuffer(rows * dim, seed: 8), w = TensorBuffer(dim, seed: 9), y = TensorBuffer(rows * dim), rstd = TensorBuffer(rows)
             let run = { RMSNorm.forward(x: x.readOnly, weight: w.readOnly, y: y.mutable, rstd: rstd.mutable, rows: rows, dim: dim) }
             run()
             let expected = Reference.rmsNorm(x.array.map(Double.init), weight: w.array.map(Double.init), rows: rows, dim: dim)
@@ -105,7 +105,7 @@ enum KernelCases {
         return BenchCase(name: "rope/q_and_k/B\(batch)", detail: "[\(rows), 2×\(shape.heads)×\(shape.headDim)] in [\(rows), \(width)]", tokens: rows) {
             let table = RoPETable(headDim: shape.headDim, maxPositions: shape.context, theta: shape.theta)
             let positions = (0..<rows).map { $0 % shape.context }
-            let qkv = Buffer(rows * width, seed: 10)
+            let qkv = TensorBuffer(rows * width, seed: 10)
             let original = qkv.array
             // Each run rotates Q and K in place again; rotations keep norms, so values stay bounded.
             let run = {
@@ -133,14 +133,14 @@ enum KernelCases {
                 + shape.linearGemm(rows: rows, inFeatures: dim, outFeatures: dim),
             tokens: rows
         ) {
-            let x = Buffer(rows * dim, seed: 11)
-            let wq = Buffer(dim * dim, seed: 12, scale: 0.05), wk = Buffer(dim * dim, seed: 13, scale: 0.05)
-            let wv = Buffer(dim * dim, seed: 14, scale: 0.05), wo = Buffer(dim * dim, seed: 15, scale: 0.05)
-            let wqkv = Buffer(copying: CausalSelfAttention.packQKV(q: wq.array, k: wk.array, v: wv.array))
+            let x = TensorBuffer(rows * dim, seed: 11)
+            let wq = TensorBuffer(dim * dim, seed: 12, scale: 0.05), wk = TensorBuffer(dim * dim, seed: 13, scale: 0.05)
+            let wv = TensorBuffer(dim * dim, seed: 14, scale: 0.05), wo = TensorBuffer(dim * dim, seed: 15, scale: 0.05)
+            let wqkv = TensorBuffer(copying: CausalSelfAttention.packQKV(q: wq.array, k: wk.array, v: wv.array))
             let table = RoPETable(headDim: shape.headDim, maxPositions: shape.context, theta: shape.theta)
             let positions = (0..<rows).map { $0 % shape.context }
-            let y = Buffer(rows * dim), qkv = Buffer(rows * shape.qkvWidth), probs = Buffer(batch * shape.heads * shape.context * shape.context)
-            let context = Buffer(rows * dim)
+            let y = TensorBuffer(rows * dim), qkv = TensorBuffer(rows * shape.qkvWidth), probs = TensorBuffer(batch * shape.heads * shape.context * shape.context)
+            let context = TensorBuffer(rows * dim)
             let run = {
                 positions.withUnsafeBufferPointer { p in
                     CausalSelfAttention.forward(x: x.readOnly, qkvWeight: wqkv.readOnly, outputWeight: wo.readOnly, positions: p, rope: table,

@@ -36,12 +36,12 @@ enum ModelCases {
         return BenchCase(name: "model/block/B\(batch)", detail: "1 block, [\(batch), \(shape.context), \(shape.dModel)]",
                          gemms: blockGemms(shape, batch: batch), tokens: rows) {
             let model = try TransformerLM(config: tinyStories(shape), seed: 1)
-            let hidden = Buffer(rows * shape.dModel, seed: 40), output = Buffer(rows * shape.dModel)
+            let hidden = TensorBuffer(rows * shape.dModel, seed: 40), output = TensorBuffer(rows * shape.dModel)
             // The first 16 positions against the reference, run alone and inside the full batch
             // (causal: later positions cannot change them).
             let t = 16
             let prefix = Array(hidden.array.prefix(t * shape.dModel))
-            let alone = Buffer(copying: prefix), aloneOutput = Buffer(t * shape.dModel)
+            let alone = TensorBuffer(copying: prefix), aloneOutput = TensorBuffer(t * shape.dModel)
             try model.forwardBlock(0, hidden: alone.readOnly, batch: 1, length: t, output: aloneOutput.mutable)
             let expected = ReferenceModel.block(model, layer: 0, hidden: prefix, length: t)
             _ = try check(aloneOutput.array, expected, absolute: 1e-4, "block at T=\(t)")
@@ -60,7 +60,7 @@ enum ModelCases {
             let model = try TransformerLM(config: tinyStories(shape), seed: 2)
             var generator = SeededGenerator(seed: 41)
             let tokens = (0..<rows).map { _ in Int32.random(in: 0..<Int32(shape.vocab), using: &generator) }
-            let logits = Buffer(rows * shape.vocab)
+            let logits = TensorBuffer(rows * shape.vocab)
             let run = { tokens.withUnsafeBufferPointer { try! model.forward(tokens: $0, batch: batch, length: shape.context, logits: logits.mutable) } }
             run()
             // Full forward against cached decode of the same first 8 tokens: two code paths agree.

@@ -11,7 +11,7 @@ enum NaiveCases {
 
         let linear = BenchCase(name: "naive/linear", detail: "[\(rows), \(dim)] → \(dim)",
                                gemms: shape.linearGemm(rows: rows, inFeatures: dim, outFeatures: dim), tokens: rows) {
-            let x = Buffer(rows * dim, seed: 21), w = Buffer(dim * dim, seed: 22, scale: 0.05), y = Buffer(rows * dim)
+            let x = TensorBuffer(rows * dim, seed: 21), w = TensorBuffer(dim * dim, seed: 22, scale: 0.05), y = TensorBuffer(rows * dim)
             let run = { Linear.forward(x: x.readOnly, weight: w.readOnly, y: y.mutable, rows: rows, inFeatures: dim, outFeatures: dim) }
             let (xs, ws) = (x.array, w.array)
             var expected: [Float] = []
@@ -24,10 +24,10 @@ enum NaiveCases {
         let swiglu = BenchCase(name: "naive/swiglu", detail: "[\(rows), \(dim)] ↔ \(hidden)",
                                gemms: shape.linearGemm(rows: rows, inFeatures: dim, outFeatures: 2 * hidden) + shape.linearGemm(rows: rows, inFeatures: hidden, outFeatures: dim),
                                tokens: rows) {
-            let x = Buffer(rows * dim, seed: 23), w1 = Buffer(hidden * dim, seed: 24, scale: 0.05)
-            let w3 = Buffer(hidden * dim, seed: 25, scale: 0.05), w2 = Buffer(dim * hidden, seed: 26, scale: 0.05)
-            let packed = Buffer(copying: SwiGLU.packGateUp(w1: w1.array, w3: w3.array, hidden: hidden, dim: dim))
-            let y = Buffer(rows * dim), gateUp = Buffer(rows * 2 * hidden), gated = Buffer(rows * hidden)
+            let x = TensorBuffer(rows * dim, seed: 23), w1 = TensorBuffer(hidden * dim, seed: 24, scale: 0.05)
+            let w3 = TensorBuffer(hidden * dim, seed: 25, scale: 0.05), w2 = TensorBuffer(dim * hidden, seed: 26, scale: 0.05)
+            let packed = TensorBuffer(copying: SwiGLU.packGateUp(w1: w1.array, w3: w3.array, hidden: hidden, dim: dim))
+            let y = TensorBuffer(rows * dim), gateUp = TensorBuffer(rows * 2 * hidden), gated = TensorBuffer(rows * hidden)
             let run = {
                 SwiGLU.forward(x: x.readOnly, gateUpWeight: packed.readOnly, downWeight: w2.readOnly, y: y.mutable,
                                gateUp: gateUp.mutable, gated: gated.mutable, rows: rows, dim: dim, hidden: hidden)
@@ -42,8 +42,8 @@ enum NaiveCases {
 
         let attention = BenchCase(name: "naive/attention_head", detail: "T\(t) d\(d), causal, 1 head",
                                   gemms: BenchShape(context: t, heads: 1, dModel: d).attentionGemms(batch: 1), tokens: t) {
-            let q = Buffer(t * d, seed: 27), k = Buffer(t * d, seed: 28), v = Buffer(t * d, seed: 29)
-            let out = Buffer(t * d), probs = Buffer(t * t)
+            let q = TensorBuffer(t * d, seed: 27), k = TensorBuffer(t * d, seed: 28), v = TensorBuffer(t * d, seed: 29)
+            let out = TensorBuffer(t * d), probs = TensorBuffer(t * t)
             let layout = HeadLayout(rowStride: d, batchStride: t * d)
             let dims = AttentionDims(batch: 1, queryLength: t, keyLength: t, heads: 1, kvHeads: 1, headDim: d)
             let run = {
@@ -61,7 +61,7 @@ enum NaiveCases {
 
         let norm = BenchCase(name: "naive/rmsnorm", detail: "[\(rows * 4), \(dim)]", tokens: rows * 4) {
             let n = rows * 4
-            let x = Buffer(n * dim, seed: 30), w = Buffer(dim, seed: 31), y = Buffer(n * dim), rstd = Buffer(n)
+            let x = TensorBuffer(n * dim, seed: 30), w = TensorBuffer(dim, seed: 31), y = TensorBuffer(n * dim), rstd = TensorBuffer(n)
             let run = { RMSNorm.forward(x: x.readOnly, weight: w.readOnly, y: y.mutable, rstd: rstd.mutable, rows: n, dim: dim) }
             let (xs, ws) = (x.array, w.array)
             var expected: [Float] = []
@@ -73,7 +73,7 @@ enum NaiveCases {
 
         let softmax = BenchCase(name: "naive/softmax", detail: "[\(t * 4), \(t * 4)]", tokens: nil) {
             let n = t * 4
-            let x = Buffer(n * n, seed: 32, scale: 5), y = Buffer(n * n)
+            let x = TensorBuffer(n * n, seed: 32, scale: 5), y = TensorBuffer(n * n)
             let run = { Softmax.forward(x: x.readOnly, y: y.mutable, rows: n, cols: n) }
             let xs = x.array
             var expected: [Float] = []
@@ -86,7 +86,7 @@ enum NaiveCases {
             let n = rows * 4, width = shape.heads * d
             let table = RoPETable(headDim: d, maxPositions: n, theta: shape.theta)
             let positions = Array(0..<n)
-            let x = Buffer(n * width, seed: 33), y = Buffer(n * width)
+            let x = TensorBuffer(n * width, seed: 33), y = TensorBuffer(n * width)
             let run = { positions.withUnsafeBufferPointer { RoPE.forward(x: x.readOnly, y: y.mutable, rows: n, heads: shape.heads, positions: $0, table: table) } }
             // The reference in Double: in Float its angles lose precision at large positions.
             let xs = x.array.map(Double.init)

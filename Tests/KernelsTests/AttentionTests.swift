@@ -6,12 +6,7 @@ import XCTest
 final class AttentionTests: XCTestCase {
     /// Per (batch, head) slices of the kernel's [B, T, H·d] layout, for the single-head reference.
     func head(_ x: [Float], batch b: Int, length: Int, heads: Int, head h: Int, headDim d: Int) -> [Double] {
-        var slice: [Double] = []
-        for t in 0..<length {
-            let start: Int = ((b * length + t) * heads + h) * d
-            slice += x[start..<(start + d)].map(Double.init)
-        }
-        return slice
+        headSlice(x, batch: b, rows: length, width: heads * d, head: h, headDim: d)
     }
 
     func checkAgainstReference(dims: AttentionDims, mask: [Bool]?, causalOffset: Int?, seed: UInt64) {

@@ -16,12 +16,7 @@ final class BackwardTests: XCTestCase {
             for h in 0..<dims.heads {
                 let g = h / (dims.heads / dims.kvHeads)
                 func slice(_ x: [Double], rows: Int, width: Int, head: Int) -> [Double] {
-                    var result: [Double] = []
-                    for t in 0..<rows {
-                        let start: Int = (b * rows + t) * width + head * d
-                        result += x[start..<(start + d)]
-                    }
-                    return result
+                    headSlice(x, batch: b, rows: rows, width: width, head: head, headDim: d)
                 }
                 let o = Reference.attention(q: slice(q, rows: tq, width: qWidth, head: h), k: slice(k, rows: tk, width: kvWidth, head: g),
                                             v: slice(v, rows: tk, width: kvWidth, head: g), queries: tq, keys: tk, headDim: d, allowed: allowed)

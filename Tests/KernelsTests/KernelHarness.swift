@@ -126,3 +126,14 @@ enum Run {
         return y
     }
 }
+
+/// Head `head` (columns head·d..<(head+1)·d) of batch entry `batch` in a [B, rows, width] array.
+func headSlice<T: BinaryFloatingPoint>(_ x: [T], batch: Int, rows: Int, width: Int, head: Int, headDim d: Int) -> [Double] {
+    var slice: [Double] = []
+    slice.reserveCapacity(rows * d)
+    for t in 0..<rows {
+        let start: Int = (batch * rows + t) * width + head * d
+        slice += x[start..<(start + d)].map { Double($0) }
+    }
+    return slice
+}

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 @testable import Tokenizer
 import XCTest
 
@@ -23,7 +24,7 @@ final class EncodingTests: XCTestCase {
 
     func testScanAndHeapMergingAgree() throws {
         // Long pieces take the heap path; cut them short and the scan path must agree.
-        var generator = TokenizerFactory.SplitMix(seed: 3)
+        var generator = SeededGenerator(seed: 3)
         let alphabet = Array("thecatsdogmn".utf8)
         for length in [2, 3, 17, 129, 300, 1000] {
             let piece = (0..<length).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] }

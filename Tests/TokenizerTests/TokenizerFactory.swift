@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 @testable import Tokenizer
 
 /// A small tokenizer trained in-process on generated text, so tests need no fixtures.
@@ -6,7 +7,7 @@ enum TokenizerFactory {
     static let sampleText: String = {
         let words = ["the", "cat", "sat", "on", "mat", "and", "dog", "ran", "über", "naïve", "café", "日本", "語", "🙃",
                      "don't", "it's", "1234", "x\u{301}", "résumé", "hello", "world"]
-        var generator = SplitMix(seed: 11)
+        var generator = SeededGenerator(seed: 11)
         var text = ""
         for line in 0..<400 {
             for _ in 0..<12 {
@@ -26,16 +27,4 @@ enum TokenizerFactory {
             try BPETrainer.train(bytes: UnsafeBufferPointer($0), options: BPETrainingOptions(vocabSize: 400, specialTokens: specials))
         }
     }()
-
-    struct SplitMix {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
 }
