@@ -55,7 +55,30 @@ enum TokenizerCases {
                 return Prepared(run: run, check: "\(ids.count) ids, round trip ok")
             }
         }
-        return [train] + encoders + pathological
+        return [train] + encoders + pathological + loading(corpus: corpus)
+    }
+
+    /// Start-up: reading a tokenizer from disk, as every `lm` command that encodes does first.
+    static func loading(corpus: Corpus) -> [BenchCase] {
+        let formats: [(name: String, detail: String, load: (String) throws -> Tokenizer)] = [
+            ("gpt2_files", "vocab.json + merges.txt", {
+                try GPT2Files.load(vocab: $0 + "/" + TokenizerDirectory.vocabFile, merges: $0 + "/" + TokenizerDirectory.mergesFile)
+            }),
+            ("tokenizer_json", "tokenizer.json", { try HuggingFaceFile.load(path: $0 + "/" + TokenizerDirectory.huggingFaceFile) }),
+        ]
+        return formats.map { format in
+            BenchCase(name: "tokenizer/load/\(format.name)", detail: "\(format.detail), \(encodingVocabularyName)") {
+                let original = try encodingTokenizer(corpus: corpus)
+                // One fixed place, rewritten by every bench run, so that none accumulate.
+                let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftlm-bench-tokenizer").path
+                try TokenizerDirectory.save(original, to: directory)
+                let loaded = try format.load(directory)
+                guard loaded.vocabulary == original.vocabulary, loaded.merges.map(\.result) == original.merges.map(\.result) else {
+                    throw BenchFailure(description: "\(format.detail) does not load back as written")
+                }
+                return Prepared(run: { _ = try! format.load(directory) }, check: "\(loaded.vocabularySize) tokens, \(loaded.merges.count) merges")
+            }
+        }
     }
 
     static let gpt2Directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -103,7 +126,7 @@ struct Corpus {
         }
         let sample = TokenizerCases.gpt2Directory + "/tinystories_sample.txt"
         if let data = FileManager.default.contents(atPath: sample) {
-            let repeated = [UInt8](repeating: 0, count: 0) + (0..<1_200).flatMap { _ in [UInt8](data) + Array("<|endoftext|>".utf8) }
+            let repeated = (0..<1_200).flatMap { _ in [UInt8](data) + Array("<|endoftext|>".utf8) }
             return Corpus(name: "tinystories_sample ×1200", bytes: repeated)
         }
         var generator = SeededGenerator(seed: 5)

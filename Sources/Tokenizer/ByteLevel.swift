@@ -27,9 +27,11 @@ public enum ByteLevel {
         return table
     }()
 
-    /// stand-in scalar → byte.
-    public static let byteForScalar: [Unicode.Scalar: UInt8] = {
-        Dictionary(uniqueKeysWithValues: scalarForByte.enumerated().map { ($1, UInt8($0)) })
+    /// stand-in scalar value → byte, −1 outside the alphabet (stand-ins are all below U+0144).
+    static let byteForScalarValue: [Int16] = {
+        var table = [Int16](repeating: -1, count: 0x144)
+        for (byte, scalar) in scalarForByte.enumerated() { table[Int(scalar.value)] = Int16(byte) }
+        return table
     }()
 
     /// Bytes → their stand-in text, e.g. `[0x20, 0x74]` → `"Ġt"`.
@@ -41,11 +43,27 @@ public enum ByteLevel {
 
     /// Stand-in text → bytes, or nil when a character is outside the alphabet.
     public static func decode(_ text: some StringProtocol) -> [UInt8]? {
+        var utf8 = Array(text.utf8)
+        return utf8.withUnsafeMutableBufferPointer { decode(utf8: UnsafeBufferPointer($0)) }
+    }
+
+    /// Stand-in text as UTF-8 bytes → bytes, or nil when a scalar is outside the alphabet
+    /// (stand-ins are one or two UTF-8 bytes long).
+    static func decode(utf8 text: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.unicodeScalars.count)
-        for scalar in text.unicodeScalars {
-            guard let byte = byteForScalar[scalar] else { return nil }
-            bytes.append(byte)
+        bytes.reserveCapacity(text.count)
+        var index = 0
+        while index < text.count {
+            let lead = text[index]
+            var value = UInt32(lead)
+            if lead >= 0x80 {
+                guard lead & 0xE0 == 0xC0, index + 1 < text.count else { return nil }
+                value = UInt32(lead & 0x1F) << 6 | UInt32(text[index + 1] & 0x3F)
+                index += 1
+            }
+            index += 1
+            guard value < byteForScalarValue.count, byteForScalarValue[Int(value)] >= 0 else { return nil }
+            bytes.append(UInt8(byteForScalarValue[Int(value)]))
         }
         return bytes
     }

@@ -56,6 +56,14 @@ public final class Encoder {
         cachedIDs.append(contentsOf: ids[first...])
     }
 
+    /// The ids of `text` from this encoder alone (tests compare it with shared-tokenizer paths).
+    func encodeForTesting(_ text: String) -> [Int32] {
+        var ids: [Int32] = []
+        var copy = text
+        copy.withUTF8 { encode($0, into: &ids) }
+        return ids
+    }
+
     /// The short-piece merge loop on any piece, for tests comparing it with ``HeapMerge``.
     func mergeByScanForTesting(_ piece: UnsafeBufferPointer<UInt8>, into ids: inout [Int32]) {
         mergeByScan(piece, into: &ids)

@@ -7,59 +7,64 @@ public enum GPT2Files {
     /// vocabulary entry that is neither a single byte nor the result of a merge (as
     /// `<|endoftext|>` in GPT-2's own files). Errors name the file and the line or key.
     public static func load(vocab vocabPath: String, merges mergesPath: String, specialTokens: [String] = []) throws -> Tokenizer {
-        let vocabData: Data
-        do { vocabData = try Data(contentsOf: URL(fileURLWithPath: vocabPath)) } catch {
-            throw TokenizerError("\(vocabPath): cannot read: \(error.localizedDescription)")
+        let vocabBytes = try readFile(vocabPath)
+        var entries: [(key: [UInt8], id: Int)] = []
+        entries.reserveCapacity(vocabBytes.count / 16)
+        try vocabBytes.withUnsafeBufferPointer { buffer in
+            var scanner = JSONScanner(buffer, file: vocabPath)
+            guard scanner.peek() == UInt8(ascii: "{") else { throw TokenizerError("\(vocabPath): not a JSON object of token → id") }
+            try scanner.readObject { scanner, key in entries.append((key, try scanner.readInteger(for: key))) }
+            try scanner.expectEnd()
         }
-        guard let object = try? JSONSerialization.jsonObject(with: vocabData), let entries = object as? [String: Any] else {
-            throw TokenizerError("\(vocabPath): not a JSON object of token → id")
-        }
-        var vocabulary = [[UInt8]?](repeating: nil, count: entries.count)
-        var idForText: [String: Int32] = [:]
-        var literal = Set<Int32>()  // entries outside the byte alphabet: special tokens
-        for (text, value) in entries {
-            guard let id = value as? Int, id >= 0, id < entries.count else {
-                throw TokenizerError("\(vocabPath): key '\(text)' has id \(value), expected an integer in 0..<\(entries.count)")
-            }
-            guard vocabulary[id] == nil else { throw TokenizerError("\(vocabPath): id \(id) is used twice (key '\(text)')") }
-            if let bytes = ByteLevel.decode(text) {
-                vocabulary[id] = bytes
-            } else {
-                vocabulary[id] = Array(text.utf8)
-                literal.insert(Int32(id))
-            }
-            idForText[text] = Int32(id)
-        }
-        let vocab = vocabulary.map { $0! }
+        let table = try VocabularyTable(entries: entries, file: vocabPath, section: "", literal: { _, _ in false },
+                                        literalWhenNotByteLevel: true)
 
-        let mergesText: String
-        do { mergesText = try String(contentsOfFile: mergesPath, encoding: .utf8) } catch {
+        let mergesBytes = try readFile(mergesPath)
+        guard String(validating: mergesBytes, as: UTF8.self) != nil else {
             throw TokenizerError("\(mergesPath): cannot read as UTF-8 text")
         }
         var merges: [(left: Int32, right: Int32)] = []
-        var produced = Set<Int32>()
-        for (number, line) in mergesText.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let trimmed = line.hasSuffix("\r") ? line.dropLast() : line
-            if trimmed.isEmpty || (number == 0 && trimmed.hasPrefix("#version")) { continue }
-            let parts = trimmed.split(separator: " ", omittingEmptySubsequences: false)
-            guard parts.count == 2, let left = idForText[String(parts[0])], let right = idForText[String(parts[1])] else {
-                throw TokenizerError("\(mergesPath): line \(number + 1) ('\(trimmed)') is not two vocabulary tokens separated by a space")
+        merges.reserveCapacity(table.count)
+        var produced = [Bool](repeating: false, count: table.count)
+        var joined: [UInt8] = []
+        var lineStart = 0, number = 0
+        while lineStart < mergesBytes.count {
+            let lineEnd = mergesBytes[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? mergesBytes.count
+            defer { lineStart = lineEnd + 1 }
+            number += 1
+            var line = mergesBytes[lineStart..<lineEnd]
+            if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+            if line.isEmpty || (number == 1 && line.starts(with: "#version".utf8)) { continue }
+            let space = line.firstIndex(of: UInt8(ascii: " "))
+            let left = space.map { line[..<$0] } ?? line, right = space.map { line[($0 + 1)...] } ?? []
+            guard space != nil, !right.contains(UInt8(ascii: " ")), let leftID = table.id(left), let rightID = table.id(right) else {
+                throw TokenizerError("\(mergesPath): line \(number) ('\(String(decoding: line, as: UTF8.self))') is not two vocabulary tokens separated by a space")
             }
-            guard let result = idForText[String(parts[0]) + String(parts[1])] else {
-                throw TokenizerError("\(mergesPath): line \(number + 1): the merge result '\(parts[0])\(parts[1])' is not in \(vocabPath)")
+            joined.removeAll(keepingCapacity: true)
+            joined += left
+            joined += right
+            guard let result = table.id(joined[...]) else {
+                throw TokenizerError("\(mergesPath): line \(number): the merge result '\(String(decoding: joined, as: UTF8.self))' is not in \(vocabPath)")
             }
-            merges.append((left, right))
-            produced.insert(result)
+            merges.append((leftID, rightID))
+            produced[Int(result)] = true
         }
         var specials = specialTokens
-        for id in 0..<Int32(vocab.count) where literal.contains(id) || (vocab[Int(id)].count > 1 && !produced.contains(id)) {
-            let text = String(decoding: vocab[Int(id)], as: UTF8.self)
+        for id in 0..<table.count where table.isLiteral[id] || (table.bytes[id].count > 1 && !produced[id]) {
+            let text = String(decoding: table.bytes[id], as: UTF8.self)
             if !specials.contains(text) { specials.append(text) }
         }
         do {
-            return try Tokenizer(vocabulary: vocab, merges: merges, specialTokens: specials)
+            return try Tokenizer(vocabulary: table.bytes, merges: merges, specialTokens: specials)
         } catch let error as TokenizerError {
             throw TokenizerError("\(vocabPath): \(error.message)")
+        }
+    }
+
+    /// The whole file's bytes; the error names the file.
+    static func readFile(_ path: String) throws -> [UInt8] {
+        do { return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+            throw TokenizerError("\(path): cannot read: \(error.localizedDescription)")
         }
     }
 

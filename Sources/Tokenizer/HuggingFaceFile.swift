@@ -57,65 +57,92 @@ public enum HuggingFaceFile {
     /// Reads a `tokenizer.json` of this shape (BPE model, byte-level pre-tokenizer). Errors name
     /// the key that is missing or wrong.
     public static func load(path: String) throws -> Tokenizer {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw TokenizerError("\(path): cannot read: \(error.localizedDescription)")
-        }
-        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw TokenizerError("\(path): not a JSON object")
-        }
-        guard let model = root["model"] as? [String: Any] else { throw TokenizerError("\(path): missing key 'model'") }
-        guard (model["type"] as? String) == "BPE" else {
-            throw TokenizerError("\(path): key 'model.type' is \(model["type"].map { "\($0)" } ?? "missing"), only BPE is supported")
-        }
-        if let preTokenizer = root["pre_tokenizer"] as? [String: Any], (preTokenizer["type"] as? String) != "ByteLevel" {
-            throw TokenizerError("\(path): key 'pre_tokenizer.type' must be ByteLevel")
-        }
-        guard let vocabObject = model["vocab"] as? [String: Any] else { throw TokenizerError("\(path): missing key 'model.vocab'") }
-        guard let mergeList = model["merges"] as? [Any] else { throw TokenizerError("\(path): missing key 'model.merges'") }
-        var specialTexts: [(String, Int)] = []
-        for (index, item) in ((root["added_tokens"] as? [Any]) ?? []).enumerated() {
-            guard let token = item as? [String: Any], let content = token["content"] as? String, let id = token["id"] as? Int else {
-                throw TokenizerError("\(path): added_tokens[\(index)] needs 'id' and 'content'")
-            }
-            specialTexts.append((content, id))
-        }
-        let specialIDs = Dictionary(specialTexts.map { ($0.1, $0.0) }, uniquingKeysWith: { a, _ in a })
-        var vocabulary = [[UInt8]?](repeating: nil, count: vocabObject.count)
-        var idForText: [String: Int32] = [:]
-        for (text, value) in vocabObject {
-            guard let id = value as? Int, id >= 0, id < vocabObject.count, vocabulary[id] == nil else {
-                throw TokenizerError("\(path): model.vocab key '\(text)' has a bad or repeated id \(value)")
-            }
-            if specialIDs[id] == text {
-                vocabulary[id] = Array(text.utf8)
-            } else {
-                guard let bytes = ByteLevel.decode(text) else {
-                    throw TokenizerError("\(path): model.vocab key '\(text)' is not byte-level text and not an added token")
+        let bytes = try GPT2Files.readFile(path)
+        var modelType: String?
+        var vocabEntries: [(key: [UInt8], id: Int)]?
+        var mergePairs: [(left: [UInt8], right: [UInt8])?]?
+        var added: [(content: [UInt8], id: Int)] = []
+        try bytes.withUnsafeBufferPointer { buffer in
+            var scanner = JSONScanner(buffer, file: path)
+            guard scanner.peek() == UInt8(ascii: "{") else { throw TokenizerError("\(path): not a JSON object") }
+            try scanner.readObject { scanner, key in
+                switch String(decoding: key, as: UTF8.self) {
+                case "model":
+                    try scanner.readObject { scanner, key in
+                        switch String(decoding: key, as: UTF8.self) {
+                        case "type": modelType = try scanner.readOptionalString().map { String(decoding: $0, as: UTF8.self) }
+                        case "vocab":
+                            var entries: [(key: [UInt8], id: Int)] = []
+                            try scanner.readObject { scanner, key in entries.append((key, try scanner.readInteger(for: key))) }
+                            vocabEntries = entries
+                        case "merges":
+                            var pairs: [(left: [UInt8], right: [UInt8])?] = []
+                            try scanner.readArray { scanner, _ in pairs.append(try readMerge(&scanner)) }
+                            mergePairs = pairs
+                        default: try scanner.skipValue()
+                        }
+                    }
+                case "added_tokens":
+                    try scanner.readArray { scanner, index in
+                        var content: [UInt8]?, id: Int?
+                        try scanner.readObject { scanner, key in
+                            switch String(decoding: key, as: UTF8.self) {
+                            case "content": content = try scanner.readString()
+                            case "id": id = try scanner.readInteger(for: key)
+                            default: try scanner.skipValue()
+                            }
+                        }
+                        guard let content, let id else { throw TokenizerError("\(path): added_tokens[\(index)] needs 'id' and 'content'") }
+                        added.append((content, id))
+                    }
+                case "pre_tokenizer":
+                    guard scanner.peek() == UInt8(ascii: "{") else { return try scanner.skipValue() }
+                    try scanner.readObject { scanner, key in
+                        guard String(decoding: key, as: UTF8.self) == "type" else { return try scanner.skipValue() }
+                        guard try scanner.readOptionalString() == Array("ByteLevel".utf8) else {
+                            throw TokenizerError("\(path): key 'pre_tokenizer.type' must be ByteLevel")
+                        }
+                    }
+                default: try scanner.skipValue()
                 }
-                vocabulary[id] = bytes
             }
-            idForText[text] = Int32(id)
+            try scanner.expectEnd()
         }
+        guard let modelType else { throw TokenizerError("\(path): missing key 'model' (or 'model.type')") }
+        guard modelType == "BPE" else { throw TokenizerError("\(path): key 'model.type' is \(modelType), only BPE is supported") }
+        guard let vocabEntries else { throw TokenizerError("\(path): missing key 'model.vocab'") }
+        guard let mergePairs else { throw TokenizerError("\(path): missing key 'model.merges'") }
+        let specialIDs = Dictionary(added.map { ($0.id, $0.content) }, uniquingKeysWith: { first, _ in first })
+        let table = try VocabularyTable(entries: vocabEntries, file: path, section: "model.vocab ",
+                                        literal: { id, key in specialIDs[id] == key }, literalWhenNotByteLevel: false)
         var merges: [(left: Int32, right: Int32)] = []
-        for (index, item) in mergeList.enumerated() {
-            let parts: [String]
-            if let text = item as? String {
-                parts = text.split(separator: " ", omittingEmptySubsequences: false).map(String.init)
-            } else if let pair = item as? [String] {
-                parts = pair
-            } else {
-                parts = []
-            }
-            guard parts.count == 2, let left = idForText[parts[0]], let right = idForText[parts[1]] else {
+        merges.reserveCapacity(mergePairs.count)
+        for (index, pair) in mergePairs.enumerated() {
+            guard let pair, let left = table.id(pair.left[...]), let right = table.id(pair.right[...]) else {
                 throw TokenizerError("\(path): model.merges[\(index)] is not a pair of vocabulary tokens")
             }
             merges.append((left, right))
         }
         do {
-            return try Tokenizer(vocabulary: vocabulary.map { $0! }, merges: merges, specialTokens: specialTexts.map(\.0))
+            return try Tokenizer(vocabulary: table.bytes, merges: merges, specialTokens: added.map { String(decoding: $0.content, as: UTF8.self) })
         } catch let error as TokenizerError {
             throw TokenizerError("\(path): \(error.message)")
         }
+    }
+
+    /// One merge: `"left right"` or `["left", "right"]`; nil when it is neither.
+    private static func readMerge(_ scanner: inout JSONScanner) throws -> (left: [UInt8], right: [UInt8])? {
+        if scanner.peek() == UInt8(ascii: "[") {
+            var parts: [[UInt8]] = []
+            try scanner.readArray { scanner, _ in parts.append(try scanner.readString()) }
+            return parts.count == 2 ? (parts[0], parts[1]) : nil
+        }
+        guard scanner.peek() == UInt8(ascii: "\"") else {
+            try scanner.skipValue()
+            return nil
+        }
+        let text = try scanner.readString()
+        let parts = text.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
+        return parts.count == 2 ? (Array(parts[0]), Array(parts[1])) : nil
     }
 }

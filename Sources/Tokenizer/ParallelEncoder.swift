@@ -6,18 +6,25 @@ import Foundation
 public final class ParallelEncoder {
     public let tokenizer: Tokenizer
     public let threads: Int
+    /// The smallest chunk worth a thread of its own (tests lower it to cut short texts).
+    let minimumChunk: Int
     private let encoders: [Encoder]
 
-    public init(tokenizer: Tokenizer, threads: Int) {
+    public convenience init(tokenizer: Tokenizer, threads: Int) {
+        self.init(tokenizer: tokenizer, threads: threads, minimumChunk: 1 << 15)
+    }
+
+    init(tokenizer: Tokenizer, threads: Int, minimumChunk: Int) {
         self.tokenizer = tokenizer
         self.threads = max(1, threads)
+        self.minimumChunk = max(1, minimumChunk)
         encoders = (0..<max(1, threads)).map { _ in tokenizer.makeEncoder() }
     }
 
     /// Appends the ids of `text` (valid UTF-8) to `ids`.
     public func encode(_ text: UnsafeBufferPointer<UInt8>, into ids: inout [Int32]) {
         let chunks = threads > 1
-            ? SafeCuts.chunks(text, count: threads * 4, minimumChunk: 1 << 15, specials: tokenizer.specials)
+            ? SafeCuts.chunks(text, count: threads * 4, minimumChunk: minimumChunk, specials: tokenizer.specials)
             : [0..<text.count]
         guard chunks.count > 1 else {
             encoders[0].encode(text, into: &ids)

@@ -3,8 +3,8 @@ import Foundation
 /// Counts pre-tokenized pieces over text, in parallel over chunks cut at safe places.
 enum PieceCounter {
     static func count(_ text: UnsafeBufferPointer<UInt8>, specials: SpecialTokenMatcher, threads: Int,
-                      progress: ((BPETrainingProgress) -> Void)?) -> ByteStringMap<UInt64> {
-        let chunks = SafeCuts.chunks(text, count: threads * 8, minimumChunk: 1 << 18, specials: specials)
+                      minimumChunk: Int = 1 << 18, progress: ((BPETrainingProgress) -> Void)?) -> ByteStringMap<UInt64> {
+        let chunks = SafeCuts.chunks(text, count: threads * 8, minimumChunk: minimumChunk, specials: specials)
         let lock = NSLock()
         var bytesDone = 0
         let partial = mapChunksConcurrently(chunks.count, workers: threads, { _, index in

@@ -1,12 +1,32 @@
-/// Places where text can be cut without changing its encoding: the pieces on both sides are
-/// exactly those of the whole text.
+/// Places where text can be cut without changing its encoding: the pieces of the two sides,
+/// each pre-tokenized alone, are exactly the pieces of the whole text.
 ///
-/// Cutting at index `i` is safe when `text[i − 1]` is whitespace other than the space U+0020
-/// and `text[i]` is not whitespace: only the whitespace alternatives of the GPT-2 pattern can
-/// contain a non-space whitespace scalar, and they never reach a non-whitespace one, so a
-/// piece always ends at `i`. The cut must also not fall inside a special token. Text with no
-/// such place (a megabyte of one letter) stays in one chunk. The start of a special token is
-/// also safe: special tokens are split out before pre-tokenization.
+/// **The rule.** Let X be the scalar that ends at byte `i` and Y the scalar that starts there.
+/// Cutting at `i` is safe when X is not whitespace, X is not the apostrophe U+0027, and Y's
+/// class (letter, number, whitespace, other; see ``ScalarClass``) differs from X's.
+///
+/// **Why it holds.** GPT-2's pattern is matched left to right, and an attempt at a position only
+/// reads forward, so two things suffice: (1) `i` is a piece boundary of the whole text, and
+/// (2) every attempt that starts before `i` ends the same way when the text stops at `i`.
+/// - (1): no alternative matches across X→Y. The runs `\p{L}+`, `\p{N}+`, `[^\s\p{L}\p{N}]+`
+///   stay within one class, and Y's class differs; their optional leading space is not X, since
+///   X is not whitespace; the whitespace alternatives cannot hold X; a contraction containing X
+///   and Y would need X to be `'` (excluded) or X and Y both letters (`'ll`, `'ve`, `'re`:
+///   same class, excluded).
+/// - (2): an attempt that reads Y reads it as the scalar that stops a run (a different class
+///   stops it, and so does the end of the text), as the third letter of a contraction (`'l`,
+///   `'v`, `'r` followed by Y: Y would have to be a letter like X, excluded), as the second
+///   character of a contraction (X would be `'`, excluded), or as the lookahead of
+///   `\s+(?!\S)` (the run would end at X, which is not whitespace). In each case Y and the end
+///   of the text give the same outcome.
+///
+/// Cuts *after* whitespace are never taken: `\n\n*` is the pieces `\n`, `\n`, `*`, but `\n\n`
+/// alone is one piece, because at the end of the text `\s+(?!\S)` no longer has to give back
+/// its last scalar.
+///
+/// Special tokens are split out before pre-tokenization, so the start of a special token is a
+/// safe place too, and no cut may fall inside one. Text with no safe place at all (a megabyte
+/// of one letter, or of whitespace) stays in one piece.
 enum SafeCuts {
     /// Splits `text` into about `count` ranges of at least `minimumChunk` bytes at safe places.
     static func chunks(_ text: UnsafeBufferPointer<UInt8>, count: Int, minimumChunk: Int, specials: SpecialTokenMatcher) -> [Range<Int>] {
@@ -26,18 +46,43 @@ enum SafeCuts {
     static func safeCut(_ text: UnsafeBufferPointer<UInt8>, from index: Int, specials: SpecialTokenMatcher) -> Int? {
         var i = max(index, 1)
         while i < text.count {
-            // ASCII control whitespace (\n, \r, \t, \v, \f) covers natural text; the rule holds
-            // for them without decoding.
-            // The start of a special token ends the text segment before it.
-            if !specials.isEmpty, specials.match(text, at: i) != nil, !specials.spans(text, cut: i) { return i }
-            let before = text[i - 1]
-            if before >= 0x09 && before <= 0x0D {
-                let (kind, _) = PreTokenizer.classAt(text, i)
-                if kind != .whitespace && isScalarStart(text[i]) && !specials.spans(text, cut: i) { return i }
-            }
+            if isSafe(text, at: i, specials: specials) { return i }
             i += 1
         }
         return nil
+    }
+
+    /// The last safe cut in `range` (positions strictly inside `text`), or nil.
+    static func lastSafeCut(_ text: UnsafeBufferPointer<UInt8>, in range: Range<Int>, specials: SpecialTokenMatcher) -> Int? {
+        var i = min(range.upperBound, text.count) - 1
+        let lowest = max(range.lowerBound, 1)
+        while i >= lowest {
+            if isSafe(text, at: i, specials: specials) { return i }
+            i -= 1
+        }
+        return nil
+    }
+
+    /// Whether cutting `text` at byte `i` (0 < i < count) is safe: the rule above, or the start
+    /// of a special token; in both cases not inside a special token.
+    @inline(__always)
+    static func isSafe(_ text: UnsafeBufferPointer<UInt8>, at i: Int, specials: SpecialTokenMatcher) -> Bool {
+        guard isScalarStart(text[i]) else { return false }
+        if specials.isEmpty { return isSafeForPattern(text, at: i) }
+        guard isSafeForPattern(text, at: i) || specials.match(text, at: i) != nil else { return false }
+        return !specials.spans(text, cut: i)
+    }
+
+    /// The pattern rule alone, at a scalar start `i` with 0 < i < count.
+    @inline(__always)
+    static func isSafeForPattern(_ text: UnsafeBufferPointer<UInt8>, at i: Int) -> Bool {
+        var start = i - 1  // X's first byte: at most three continuation bytes back in valid UTF-8
+        while start > 0 && !isScalarStart(text[start]) { start -= 1 }
+        if text[start] == UInt8(ascii: "'") { return false }
+        let (before, _) = PreTokenizer.classAt(text, start)
+        if before == .whitespace { return false }
+        let (after, _) = PreTokenizer.classAt(text, i)
+        return after != before
     }
 
     @inline(__always)

@@ -3,11 +3,11 @@ import Foundation
 /// Encodes a file of any size in bounded memory, block by block, with exactly the ids that
 /// encoding it whole would give.
 ///
-/// Each block is encoded up to the start of its last pre-tokenized piece; that piece, any
-/// suffix that may be the start of a special token, and any UTF-8 sequence cut by the block end
-/// are carried into the next block. A piece's extent depends only on text from its start up to
-/// the scalar after it, so every piece before the carried one is final. Memory is bounded by the
-/// block size plus the longest piece (a file that is one long piece is held whole).
+/// Each block is encoded up to its last safe cut (``SafeCuts``: a place where the pieces on
+/// both sides are those of the whole text, whatever follows); the text after it, including any
+/// suffix that may be the start of a special token and any UTF-8 sequence cut by the block end,
+/// is carried into the next block. Memory is bounded by the block size plus the longest stretch
+/// without a safe cut (a file of one letter repeated is held whole).
 public struct StreamingEncoder {
     public let tokenizer: Tokenizer
     /// Bytes read per block.
@@ -45,46 +45,47 @@ public struct StreamingEncoder {
         var pending: [UInt8] = []
         var consumed = 0  // bytes of the input before `pending`
         var bytesRead = 0
+        var searched = 0  // positions of `pending` below this hold no safe cut (searched before)
         while true {
             let block = try read()
             let atEnd = block.isEmpty
             pending.append(contentsOf: block)
             bytesRead += block.count
             var ids: [Int32] = []
-            let keep: Int = try pending.withUnsafeBufferPointer { buffer in
+            let (keep, searchedEnd): (Int, Int) = try pending.withUnsafeBufferPointer { buffer in
                 if let bad = UTF8Validation.firstInvalidOffset(buffer, allowTruncatedEnd: !atEnd) {
                     throw TokenizerError("\(source): not UTF-8: invalid byte 0x\(String(buffer[bad], radix: 16)) at offset \(consumed + bad)")
                 }
-                let cut = atEnd ? buffer.count : finalPrefix(buffer)
+                let (cut, known) = atEnd ? (buffer.count, buffer.count) : finalPrefix(buffer, searchFrom: searched)
                 encoder.encode(UnsafeBufferPointer(rebasing: buffer[0..<cut]), into: &ids)
-                return cut
+                return (cut, known)
             }
             try emit(ids)
             pending.removeFirst(keep)
             consumed += keep
+            searched = searchedEnd - keep
             progress?(bytesRead)
             if atEnd { return }
         }
     }
 
-    /// Length of the prefix of `buffer` whose encoding cannot change when more text follows.
-    func finalPrefix(_ buffer: UnsafeBufferPointer<UInt8>) -> Int {
+    /// The length of the prefix of `buffer` whose encoding cannot change when more text follows,
+    /// and the position up to which `buffer` was searched for a safe cut. Positions below
+    /// `searchFrom` were searched in an earlier call and hold none.
+    func finalPrefix(_ buffer: UnsafeBufferPointer<UInt8>, searchFrom: Int) -> (prefix: Int, searched: Int) {
+        // Held back: a UTF-8 sequence cut by the block end, then text that may start a special
+        // token (no special token can then cross `end`).
         var end = buffer.count - UTF8Validation.incompleteSuffixLength(buffer)
         end -= tokenizer.specials.pendingSuffix(UnsafeBufferPointer(rebasing: buffer[0..<end]))
-        // The last piece of the last ordinary-text segment is carried; text that ends with a
-        // special token is final as it stands.
         let text = UnsafeBufferPointer(rebasing: buffer[0..<end])
         var lastSegment: Range<Int>?
         tokenizer.specials.split(text, text: { lastSegment = $0 }, special: { _ in lastSegment = nil })
-        guard let segmentRange = lastSegment else { return end }
-        // Scanning can start at any place that is certainly a piece boundary: a safe cut near
-        // the end when there is one, else the segment start.
-        let tailStart = max(segmentRange.lowerBound, segmentRange.upperBound - 65_536)
-        let scanStart = SafeCuts.safeCut(text, from: tailStart, specials: tokenizer.specials)
-            .flatMap { $0 < segmentRange.upperBound ? $0 : nil } ?? segmentRange.lowerBound
-        var lastPiece = scanStart
-        let segment = UnsafeBufferPointer(rebasing: text[scanStart..<segmentRange.upperBound])
-        PreTokenizer.forEachPiece(in: segment) { lastPiece = scanStart + $0.lowerBound }
-        return lastPiece
+        // Text that ends with a special token is final as it stands.
+        guard let segment = lastSegment else { return (end, end) }
+        // The cut at `i` needs the scalar at `i`, so the last position tried is end − 1; the end
+        // of a special token (the start of the last segment) is a piece boundary too.
+        let from = max(segment.lowerBound + 1, searchFrom)
+        let cut = from < end ? SafeCuts.lastSafeCut(text, in: from..<end, specials: tokenizer.specials) : nil
+        return (cut ?? segment.lowerBound, max(end, searchFrom))
     }
 }

@@ -5,8 +5,8 @@ import Foundation
 /// same vocabulary and merges; decoding maps ids back to bytes and then to text.
 ///
 /// The tables are immutable and shared; encoding state (a cache of pieces already seen and
-/// scratch space) lives in an ``Encoder``, one per thread. ``encode(_:)`` uses one owned by the
-/// tokenizer, so one tokenizer should not encode from two threads at once through it.
+/// scratch space) lives in an ``Encoder``, one per thread. ``encode(_:)`` borrows one from a
+/// pool for the duration of the call, so any number of threads may encode at once.
 public final class Tokenizer: @unchecked Sendable {
     /// id → bytes.
     public let vocabulary: [[UInt8]]
@@ -19,7 +19,8 @@ public final class Tokenizer: @unchecked Sendable {
     let mergeRanks: PairMap<(rank: Int32, result: Int32)>
     let idForBytes: ByteStringMap<Int32>
     let specials: SpecialTokenMatcher
-    private lazy var sharedEncoder = Encoder(tokenizer: self)
+    /// Encoders for ``encode(_:)``, lent to one caller at a time.
+    private let encoderPool = EncoderPool()
 
     /// Builds a tokenizer from its vocabulary (id → bytes; every single byte must be present),
     /// merges in rank order (each result must be in the vocabulary as the two halves joined),
@@ -82,7 +83,7 @@ public final class Tokenizer: @unchecked Sendable {
     public func encode(_ text: String) -> [Int32] {
         var ids: [Int32] = []
         var copy = text
-        copy.withUTF8 { sharedEncoder.encode($0, into: &ids) }
+        copy.withUTF8 { text in encoderPool.withEncoder(make: makeEncoder) { $0.encode(text, into: &ids) } }
         return ids
     }
 

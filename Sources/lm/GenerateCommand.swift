@@ -3,7 +3,7 @@ import Foundation
 import Model
 import Tokenizer
 
-struct GenerateCommand: ParsableCommand {
+struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
     static let configuration = CommandConfiguration(
         commandName: "generate",
         abstract: "Generate text from a prompt, streamed as it is produced.",

@@ -9,10 +9,20 @@ struct LM: ParsableCommand {
         subcommands: [InitCommand.self, LogitsCommand.self, GenerateCommand.self, TokenizerCommand.self])
 
     static func main() {
-        BLASCore.restartWithRecommendedSettingsIfNeeded()
-        main(nil)
+        do {
+            var command = try parseAsRoot()
+            // Only commands that compute with OpenBLAS restart with its recommended settings;
+            // the others (the tokenizer's) keep their start-up short.
+            if command is ComputesWithBLAS { BLASCore.restartWithRecommendedSettingsIfNeeded() }
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
     }
 }
+
+/// A command whose work runs on OpenBLAS: `lm` restarts once with ``BLASCore``'s settings first.
+protocol ComputesWithBLAS {}
 
 /// `--threads`, shared by the commands that compute.
 struct ThreadOptions: ParsableArguments {

@@ -2,7 +2,7 @@ import ArgumentParser
 import Model
 import TensorIO
 
-struct LogitsCommand: ParsableCommand {
+struct LogitsCommand: ParsableCommand, ComputesWithBLAS {
     static let configuration = CommandConfiguration(
         commandName: "logits", abstract: "Run the model on token ids and write the logits as float32 NPY [B, T, vocab].")
 

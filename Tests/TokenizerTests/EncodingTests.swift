@@ -45,6 +45,21 @@ final class EncodingTests: XCTestCase {
         XCTAssertEqual(tokenizer.encode(text, threads: 3), tokenizer.encode(text))
     }
 
+    func testOneTokenizerEncodesFromManyThreadsAtOnce() {
+        let texts = (0..<16).map { String(repeating: TokenizerFactory.sampleText, count: 1 + $0 % 3) + " \($0)" }
+        let tokenizer = self.tokenizer
+        let expected = texts.map { tokenizer.makeEncoder().encodeForTesting($0) }
+        let results = UnsafeMutableBufferPointer<[Int32]>.allocate(capacity: texts.count * 4)
+        results.initialize(repeating: [])
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: results.count) { index in
+            results[index] = tokenizer.encode(texts[index % texts.count])  // each task owns its slot
+        }
+        for index in results.indices {
+            XCTAssertEqual(results[index], expected[index % texts.count], "text \(index % texts.count) on task \(index)")
+        }
+    }
+
     func testStreamingEqualsWholeFile() throws {
         let text = String(repeating: TokenizerFactory.sampleText + "  trailing \u{3000}\u{3000}space<|endoftext|><|endof", count: 3) + "text|>end"
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("stream-\(UUID().uuidString).txt").path

@@ -59,7 +59,7 @@ final class FileFormatTests: XCTestCase {
         assertError(try GPT2Files.load(vocab: file("nothere.json"), merges: file("ok.txt")), contains: "nothere.json")
         assertError(try HuggingFaceFile.load(path: try write("t1.json", #"{"model": {"type": "WordPiece"}}"#)), contains: "model.type")
         assertError(try HuggingFaceFile.load(path: try write("t2.json", #"{"model": {"type": "BPE", "merges": []}}"#)), contains: "model.vocab")
-        assertError(try HuggingFaceFile.load(path: try write("t3.json", "{")), contains: "not a JSON object")
+        assertError(try HuggingFaceFile.load(path: try write("t3.json", "{")), contains: "t3.json: line 1, column 2: expected")
         assertError(try TokenizerDirectory.load(file("empty-dir")), contains: "no tokenizer here")
     }
 

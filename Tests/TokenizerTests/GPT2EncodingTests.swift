@@ -27,6 +27,14 @@ final class GPT2EncodingTests: XCTestCase {
         XCTAssertEqual(tokenizer.vocabularySize, 50257)
     }
 
+    /// tiktoken's ids for whitespace runs that end the text or stand before a symbol.
+    func testWhitespaceRunsAsTiktoken() throws {
+        let tokenizer = try gpt2()
+        XCTAssertEqual(tokenizer.encode("a \n\nb"), [64, 220, 198, 198, 65])
+        XCTAssertEqual(tokenizer.encode("a \n\nb c"), [64, 220, 198, 198, 65, 269])
+        XCTAssertEqual(tokenizer.encode("\n\n*"), [198, 198, 9])
+    }
+
     func testInlineStrings() throws {
         let tokenizer = try gpt2()
         let strings = try expected()["strings"] as! [String: [String: Any]]
