@@ -39,10 +39,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // What tests and the bench both check with: closeness, the reference model on a model's weights.
+        .target(name: "Verification", dependencies: ["Model", "ReferenceKernels"]),
         .executableTarget(
             name: "bench",
             dependencies: [
-                "Kernels", "ReferenceKernels", "Model", "TensorIO", "Tokenizer",
+                "Kernels", "ReferenceKernels", "Model", "TensorIO", "Tokenizer", "Verification",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Benchmarks/bench"
@@ -50,7 +52,7 @@ let package = Package(
         // Shared helpers for the test targets: seeded data, tolerance checks, fixture lookup.
         .target(
             name: "TestSupport",
-            dependencies: ["Kernels", "TensorIO"],
+            dependencies: ["Kernels", "TensorIO", "Verification"],
             path: "Tests/TestSupport"
         ),
         .testTarget(
@@ -59,7 +61,7 @@ let package = Package(
         ),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "Kernels", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Kernels", "TensorIO", "TestSupport"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "ReferenceKernels", "TensorIO", "TestSupport"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "ReferenceKernels", "TensorIO", "TestSupport", "Verification"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -1,3 +1,6 @@
+import Foundation
+import Verification
+
 /// One benchmark: what it times, the work one run does, and how to set it up.
 struct BenchCase {
     /// Unique name, matched by `--filter`: `group/what[/batch]`.
@@ -42,13 +45,8 @@ func check(_ actual: [Float], _ expected: [Double], absolute: Double, relative: 
     guard actual.count == expected.count else {
         throw BenchFailure(description: "\(what): \(actual.count) values, reference has \(expected.count)")
     }
-    var worst = 0.0
-    for (a, e) in zip(actual, expected) {
-        let difference = abs(Double(a) - e)
-        guard difference <= absolute + relative * abs(e) else {
-            throw BenchFailure(description: "\(what): kernel gives \(a), reference \(e); refusing to time a wrong result")
-        }
-        worst = max(worst, difference)
+    if let worst = Closeness.worst(actual, expected, absolute: absolute, relative: relative) {
+        throw BenchFailure(description: "\(what): \(worst); refusing to time a wrong result")
     }
-    return String(format: "max |Δ| %.1e", worst)
+    return String(format: "max |Δ| %.1e", Closeness.maxDifference(actual, expected).value)
 }

@@ -1,4 +1,3 @@
-import Dispatch
 import Kernels
 
 /// The machine's streaming read rate: every thread sums its share of a buffer, sixteen lanes at
@@ -13,21 +12,23 @@ enum MemoryBandwidth {
         let count = (bytes / 4 + 16 * threads - 1) / (16 * threads) * (16 * threads)  // floats
         let buffer = TensorBuffer(count: count)
         for i in stride(from: 0, to: count, by: 1024) { buffer.pointer[i] = 1 }  // touch every page
-        var sink = [Float](repeating: 0, count: threads)
+        let sink = TensorBuffer(count: threads)  // one slot per task, so each task writes its own
+        let chunk = count / threads
         let timing = plan.measure {
-            DispatchQueue.concurrentPerform(iterations: threads) { task in
-                let chunk = count / threads
-                let base = buffer.pointer + task * chunk
-                var lanes = SIMD16<Float>()
-                var i = 0
-                while i + 16 <= chunk {
-                    lanes += UnsafeRawPointer(base + i).loadUnaligned(as: SIMD16<Float>.self)
-                    i += 16
+            Threading.parallelRanges(threads, costPerItem: chunk) { tasks in
+                for task in tasks {
+                    let base = buffer.pointer + task * chunk
+                    var lanes = SIMD16<Float>()
+                    var i = 0
+                    while i + 16 <= chunk {
+                        lanes += UnsafeRawPointer(base + i).loadUnaligned(as: SIMD16<Float>.self)
+                        i += 16
+                    }
+                    sink.pointer[task] = lanes.sum()
                 }
-                sink[task] = lanes.sum()
             }
         }
-        precondition(!sink.contains(.nan))
+        precondition(!UnsafeBufferPointer(start: sink.pointer, count: threads).contains(.nan))
         return Double(count * 4) / timing.median
     }
 }

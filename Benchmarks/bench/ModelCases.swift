@@ -1,6 +1,7 @@
 import Foundation
 import Kernels
 import Model
+import Verification
 import ReferenceKernels
 
 /// Whole-model benchmarks: one block, the LM forward at batch 1 and 8, and cached decode for
@@ -94,19 +95,5 @@ enum ModelCases {
             run()
             return Prepared(run: run, check: "greedy, cache \(steps) deep")
         }
-    }
-}
-
-/// The plain-loop reference applied to a model's own weights (Double), for pre-timing checks.
-enum ReferenceModel {
-    static func block(_ model: TransformerLM, layer: Int, hidden: [Float], length: Int) -> [Double] {
-        func w(_ suffix: String) -> [Double] { model.tensor("layers.\(layer).\(suffix)")!.map(Double.init) }
-        let weights = ReferenceBlockWeights(wq: w("attn.q_proj.weight"), wk: w("attn.k_proj.weight"), wv: w("attn.v_proj.weight"),
-                                            wo: w("attn.output_proj.weight"), w1: w("ffn.w1.weight"), w2: w("ffn.w2.weight"),
-                                            w3: w("ffn.w3.weight"), ln1: w("ln1.weight"), ln2: w("ln2.weight"))
-        let c = model.config
-        return Reference.transformerBlock(hidden.map(Double.init), weights, batch: 1, length: length,
-                                          shape: ReferenceShape(dim: c.dModel, heads: c.numHeads, kvHeads: c.numKVHeads, hidden: c.dFF,
-                                                                theta: c.ropeTheta, epsilon: Double(c.normEps)))
     }
 }

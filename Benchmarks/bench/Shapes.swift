@@ -21,10 +21,12 @@ struct BenchShape {
     }
 
     var headDim: Int { dModel / heads }
-    var qkvWidth: Int { 3 * dModel }
+    /// Every head has its own keys and values here (no grouped-query sharing).
+    var kvHeads: Int { heads }
+    var qkvWidth: Int { (heads + 2 * kvHeads) * headDim }
 
     func attentionDims(batch: Int) -> AttentionDims {
-        AttentionDims(batch: batch, queryLength: context, keyLength: context, heads: heads, kvHeads: heads, headDim: headDim)
+        AttentionDims(batch: batch, queryLength: context, keyLength: context, heads: heads, kvHeads: kvHeads, headDim: headDim)
     }
 
     /// The GEMMs of one causal attention call (scores and values per head and causal block),

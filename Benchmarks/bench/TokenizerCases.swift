@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Synchronization
 import Tokenizer
 
 /// Tokenizer benchmarks: training an 8,192-token vocabulary and encoding, in MB/s of input text.
@@ -87,16 +88,16 @@ enum TokenizerCases {
     static var hasGPT2: Bool { FileManager.default.fileExists(atPath: gpt2Directory + "/gpt2_vocab.json") }
     static var encodingVocabularyName: String { hasGPT2 ? "GPT-2 vocabulary" : "8,192-token vocabulary trained here" }
 
-    nonisolated(unsafe) private static var cachedTokenizer: Tokenizer?
+    private static let cachedTokenizer = Mutex<Tokenizer?>(nil)
 
     static func encodingTokenizer(corpus: Corpus) throws -> Tokenizer {
-        if let cachedTokenizer { return cachedTokenizer }
+        if let cached = cachedTokenizer.withLock({ $0 }) { return cached }
         let tokenizer = hasGPT2
             ? try GPT2Files.load(vocab: gpt2Directory + "/gpt2_vocab.json", merges: gpt2Directory + "/gpt2_merges.txt")
             : try corpus.bytes.withUnsafeBufferPointer {
                 try BPETrainer.train(bytes: $0, options: BPETrainingOptions(vocabSize: 8_192, specialTokens: ["<|endoftext|>"]))
             }
-        cachedTokenizer = tokenizer
+        cachedTokenizer.withLock { $0 = tokenizer }
         return tokenizer
     }
 }

@@ -6,7 +6,6 @@ import COpenBLAS
 ///
 /// A thin, named wrapper over `cblas_sgemm`; when `m == 1` it calls `cblas_sgemv`, which streams
 /// the matrix once instead of packing it.
-
 public func sgemm(
     transposeA: Bool, transposeB: Bool,
     m: Int, n: Int, k: Int,

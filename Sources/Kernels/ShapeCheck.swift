@@ -1,7 +1,6 @@
 /// Checks, where data enters a kernel, that a buffer holds exactly the elements its declared
 /// shape implies. A mismatch stops with a message naming the kernel, the argument, the declared
 /// shape and the element count actually passed.
-
 func requireShape<T>(_ buffer: UnsafeBufferPointer<T>, _ shape: [Int], _ kernel: String, _ name: String) {
     let expected = shape.reduce(1, *)
     precondition(
@@ -15,7 +14,6 @@ func requireShape<T>(_ buffer: UnsafeMutableBufferPointer<T>, _ shape: [Int], _ 
 }
 
 /// Checks that two dimensions that must agree do, naming both shapes when they do not.
-
 func requireMatch(_ lhs: Int, _ rhs: Int, _ kernel: String, _ description: @autoclosure () -> String) {
     precondition(lhs == rhs, "\(kernel): \(description())")
 }

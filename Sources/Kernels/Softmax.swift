@@ -50,7 +50,6 @@ public enum Softmax {
     }
 
     /// Softmax of `input[0..<visible]` into `output[0..<visible]`; `output[visible..<count]` = 0.
-
     static func softmaxRow(
         _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int, visible: Int
     ) {
@@ -95,7 +94,6 @@ public enum Softmax {
     }
 
     /// Softmax of `input` over the entries where `allowed` is true; the others become 0.
-
     static func softmaxRow(
         _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>, count: Int,
         allowed: UnsafePointer<Bool>

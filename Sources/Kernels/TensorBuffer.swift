@@ -1,5 +1,8 @@
 /// An owned, zero-initialised block of Floats: the storage of parameters, gradients and
 /// activations. Kernels never allocate; the layers that own a `TensorBuffer` hand out views.
+///
+/// Sendable because the reference (not the memory) is what crosses threads: which task writes
+/// which elements is decided by the kernels' parallel loops (see ``DisjointRangesBody``).
 public final class TensorBuffer: @unchecked Sendable {
     /// The whole buffer.
     public let storage: UnsafeMutableBufferPointer<Float>

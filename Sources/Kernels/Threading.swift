@@ -1,6 +1,7 @@
 import COpenBLAS
 import Dispatch
 import Foundation
+import Synchronization
 
 /// The one knob for parallelism: the thread count used by OpenBLAS's GEMMs and by our own
 /// row-parallel loops (norms, softmax, RoPE, activations).
@@ -8,18 +9,18 @@ import Foundation
 /// The default is every core, or the environment variable `LM_THREADS` when it holds a positive
 /// integer. Setting ``count`` changes both OpenBLAS and our loops at once.
 public enum Threading {
-    nonisolated(unsafe) private static var current: Int = {
+    private static let current: Atomic<Int> = {
         let initial = environmentThreadCount() ?? ProcessInfo.processInfo.activeProcessorCount
         openblas_set_num_threads(Int32(initial))
-        return initial
+        return Atomic(initial)
     }()
 
     /// Threads used by OpenBLAS and by the row-parallel loops (≥ 1).
     public static var count: Int {
-        get { current }
+        get { current.load(ordering: .relaxed) }
         set {
             precondition(newValue >= 1, "Threading.count must be at least 1, got \(newValue)")
-            current = newValue
+            current.store(newValue, ordering: .relaxed)
             openblas_set_num_threads(Int32(newValue))
         }
     }
@@ -32,22 +33,22 @@ public enum Threading {
     }
 
     /// Make sure OpenBLAS has been told the thread count before the first GEMM.
-    @inline(__always) static func ensureConfigured() { _ = current }
+    @inline(__always) static func ensureConfigured() { _ = count }
 
     /// Runs `body` with OpenBLAS limited to one thread, so that our own threads can each call
     /// small GEMMs side by side (one owner of threads per loop) instead of every tiny GEMM
     /// waking OpenBLAS's pool.
     public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
-        guard current > 1 else { return try body() }
+        let threads = count
+        guard threads > 1 else { return try body() }
         openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(Int32(current)) }
+        defer { openblas_set_num_threads(Int32(threads)) }
         return try body()
     }
 
     /// Runs `body` over `0..<count` split into contiguous chunks, one task per thread, when the
     /// total work (`count × costPerItem`, in rough scalar operations) is worth a thread hop.
-    /// Chunks never overlap, so bodies that write only their own rows need no synchronisation.
-    @inlinable
+    /// The contract is ``DisjointRangesBody``'s: each call owns the rows of its range.
     public static func parallelRanges(_ count: Int, costPerItem: Int, _ body: (Range<Int>) -> Void) {
         let threads = min(Threading.count, count)
         // Below ~64k scalar operations a dispatch costs more than it saves.
@@ -56,10 +57,28 @@ public enum Threading {
             return
         }
         let chunk = (count + threads - 1) / threads
-        DispatchQueue.concurrentPerform(iterations: threads) { task in
-            let start = task * chunk
-            let end = min(count, start + chunk)
-            if start < end { body(start..<end) }
+        withoutActuallyEscaping(body) { body in
+            let tasks = DisjointRangesBody(body)
+            DispatchQueue.concurrentPerform(iterations: threads) { task in
+                let start = task * chunk
+                let end = min(count, start + chunk)
+                if start < end { tasks.run(start..<end) }
+            }
         }
     }
+}
+
+/// The body of a row-parallel loop: called at the same time from several threads, each call
+/// with a range of rows that no other call gets. It must write only memory that belongs to the
+/// rows of its range (its rows of an output, its columns of a weight gradient), and may read
+/// anything no call writes.
+///
+/// The closures capture raw pointers into caller-owned buffers, which Swift cannot prove
+/// disjoint; this type is where that promise is made, once, instead of at every loop. Values
+/// captured by the closure (as opposed to pointed-to memory) are never mutated by the loops in
+/// this package.
+public struct DisjointRangesBody: @unchecked Sendable {
+    let run: (Range<Int>) -> Void
+
+    init(_ run: @escaping (Range<Int>) -> Void) { self.run = run }
 }

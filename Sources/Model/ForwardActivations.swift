@@ -47,7 +47,7 @@ final class ForwardActivations {
         let n = batch * length
         c = config.dModel
         f = config.dFF
-        qkvWidth = (config.numHeads + 2 * config.numKVHeads) * config.headDim
+        qkvWidth = config.qkvWidth
         probsPerLayer = batch * config.numHeads * length * length
         layerSlots = mode == .training ? config.numLayers : 1
         residualSlots = mode == .training ? config.numLayers + 1 : 1

@@ -25,7 +25,7 @@ public struct GenerationOptions: Sendable {
     public func validate() throws {
         guard maxTokens >= 0 else { throw ModelError("max-tokens must be zero or more, got \(maxTokens)") }
         guard temperature.isFinite, temperature >= 0 else { throw ModelError("temperature must be a finite number ≥ 0, got \(temperature)") }
-        guard topP.isFinite, topP > 0, topP <= 1 else { throw ModelError("top-p must be in (0, 1], got \(topP)") }
+        try NucleusSampler.validate(topP: topP)
     }
 }
 

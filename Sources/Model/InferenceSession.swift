@@ -56,8 +56,8 @@ public final class InferenceSession {
     public func append(_ tokens: [Int32], allLogits: Bool = false) throws -> [Float] {
         let config = model.config
         guard !tokens.isEmpty else { throw ModelError("append: no tokens") }
-        if let bad = tokens.firstIndex(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
-            throw ModelError("append: id \(tokens[bad]) at index \(bad) is outside 0..<\(config.vocabSize)")
+        if let bad = config.firstInvalidToken(in: tokens) {
+            throw ModelError("append: id \(bad.id) at index \(bad.index) is outside 0..<\(config.vocabSize)")
         }
         guard tokens.count <= remaining else {
             throw ModelError("append: \(tokens.count) tokens at position \(position) exceed context_length \(config.contextLength)")

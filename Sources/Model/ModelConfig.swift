@@ -119,4 +119,13 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var headDim: Int { dModel / numHeads }
     /// Width of the key/value projections.
     public var kvDim: Int { numKVHeads * headDim }
+    /// Width of the fused query/key/value projection: `dModel + 2 · kvDim`.
+    public var qkvWidth: Int { (numHeads + 2 * numKVHeads) * headDim }
+
+    /// The first id outside `0..<vocabSize`, with its index, or nil when every id is a token:
+    /// the one check of token ids wherever they enter the model.
+    public func firstInvalidToken(in tokens: some Collection<Int32>) -> (index: Int, id: Int32)? {
+        for (index, id) in tokens.enumerated() where id < 0 || Int(id) >= vocabSize { return (index, id) }
+        return nil
+    }
 }

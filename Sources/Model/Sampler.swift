@@ -28,11 +28,16 @@ public struct NucleusSampler: Sampler {
     private var candidates: [Int32] = []
 
     /// temperature > 0 and finite; topP in (0, 1].
+    /// The nucleus mass must be in (0, 1]: the rule ``GenerationOptions/validate()`` applies too.
+    public static func validate(topP: Float) throws {
+        guard topP.isFinite, topP > 0, topP <= 1 else { throw ModelError("top-p must be in (0, 1], got \(topP)") }
+    }
+
     public init(temperature: Float, topP: Float, seed: UInt64) throws {
         guard temperature.isFinite, temperature > 0 else {
             throw ModelError("temperature must be a positive number for sampling (0 means greedy), got \(temperature)")
         }
-        guard topP.isFinite, topP > 0, topP <= 1 else { throw ModelError("top-p must be in (0, 1], got \(topP)") }
+        try Self.validate(topP: topP)
         self.temperature = temperature
         self.topP = topP
         generator = SeededGenerator(seed: seed)

@@ -121,8 +121,8 @@ public final class TransformerLM {
         guard length <= config.contextLength else {
             throw ModelError("tokens: sequence length \(length) exceeds context_length \(config.contextLength)")
         }
-        if let bad = tokens.firstIndex(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
-            throw ModelError("tokens: id \(tokens[bad]) at [\(bad / length), \(bad % length)] is outside 0..<\(config.vocabSize)")
+        if let bad = config.firstInvalidToken(in: tokens) {
+            throw ModelError("tokens: id \(bad.id) at [\(bad.index / length), \(bad.index % length)] is outside 0..<\(config.vocabSize)")
         }
     }
 

@@ -5,6 +5,7 @@ import Glibc
 
 /// A read-only memory map of a whole file; unmapped when released. Tensors are decoded straight
 /// from the map, so a checkpoint is never held in memory twice.
+/// Sendable: the mapping is read-only and lives as long as the object.
 final class MappedFile: @unchecked Sendable {
     let bytes: UnsafeRawBufferPointer
 

@@ -16,6 +16,8 @@ public struct TensorEntry: Sendable, Equatable {
 /// `{"dtype", "shape", "data_offsets": [begin, end]}` (plus optional `__metadata__`), then the
 /// raw little-endian data. Every entry is validated on open, so later reads cannot run past the
 /// file: a truncated or corrupt file is reported with the tensor concerned.
+///
+/// Sendable: every stored property is immutable after `init`, and the map is read-only.
 public final class SafeTensorsFile: @unchecked Sendable {
     /// Headers larger than this are refused (the reference implementation's limit).
     public static let maxHeaderBytes = 100_000_000

@@ -1,8 +1,7 @@
 import Foundation
 
-/// Fast non-cryptographic hashing for the tokenizer's tables (SwiftPM's `Hasher` is SipHash,
-/// several times slower for the millions of short keys tokenization looks up).
-
+/// Fast non-cryptographic hashing for the tokenizer's tables (the standard library's `Hasher`
+/// is SipHash, several times slower for the millions of short keys tokenization looks up).
 enum FastHash {
     @inline(__always)
     static func mix(_ value: UInt64) -> UInt64 {
@@ -13,7 +12,6 @@ enum FastHash {
     }
 
     /// A hash of a byte string, eight bytes at a time.
-
     static func bytes(_ key: UnsafeBufferPointer<UInt8>) -> UInt64 {
         var hash: UInt64 = 0x27D4_EB2F_1656_67C5 ^ UInt64(key.count)
         guard let base = key.baseAddress else { return mix(hash) }
@@ -85,11 +83,6 @@ struct PairMap<Value> {
         }
     }
 
-    /// Every (key, value) pair, in table order.
-    func forEach(_ body: (UInt64, Value) -> Void) {
-        for index in keys.indices where keys[index] != Self.empty { body(keys[index], values[index]!) }
-    }
-
     private mutating func grow() {
         let oldKeys = keys, oldValues = values
         keys = [UInt64](repeating: Self.empty, count: oldKeys.count * 2)
@@ -102,7 +95,7 @@ struct PairMap<Value> {
 
 /// An open-addressing map from byte strings to a value, the keys copied into one arena.
 struct ByteStringMap<Value> {
-    private struct Entry {
+    fileprivate struct Entry {
         var hash: UInt64
         var start: Int
         var length: Int
@@ -114,8 +107,6 @@ struct ByteStringMap<Value> {
     private var mask: Int
 
     var count: Int { entries.count }
-    /// Bytes held by the keys.
-    var keyBytes: Int { arena.count }
 
     init(capacity: Int = 1024) {
         var size = 16
@@ -211,3 +202,8 @@ struct ByteStringMap<Value> {
         }
     }
 }
+
+// Value types of arrays only: sendable exactly when their values are.
+extension PairMap: Sendable where Value: Sendable {}
+extension ByteStringMap: Sendable where Value: Sendable {}
+extension ByteStringMap.Entry: Sendable where Value: Sendable {}

@@ -5,7 +5,6 @@
 /// Input must be valid UTF-8 (validated where text enters the tokenizer).
 public enum PreTokenizer {
     /// Calls `body` with the byte range of each piece of `text`, in order.
-
     public static func forEachPiece(in text: UnsafeBufferPointer<UInt8>, _ body: (Range<Int>) -> Void) {
         var start = 0
         let end = text.count
@@ -53,7 +52,6 @@ public enum PreTokenizer {
     static let asciiClass: [ScalarClass] = (0..<128).map { ScalarClass.classify(Unicode.Scalar(UInt8($0))) }
 
     /// Length in bytes of the piece starting at `start` (which is < text.count).
-
     static func pieceLength(_ text: UnsafeBufferPointer<UInt8>, at start: Int) -> Int {
         let end = text.count
         let first = text[start]

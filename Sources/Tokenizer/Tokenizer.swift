@@ -7,7 +7,7 @@ import Foundation
 /// The tables are immutable and shared; encoding state (a cache of pieces already seen and
 /// scratch space) lives in an ``Encoder``, one per thread. ``encode(_:)`` borrows one from a
 /// pool for the duration of the call, so any number of threads may encode at once.
-public final class Tokenizer: @unchecked Sendable {
+public final class Tokenizer: Sendable {
     /// id → bytes.
     public let vocabulary: [[UInt8]]
     /// Merges in rank order: the two ids merged and the id of the result.
@@ -102,10 +102,10 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     /// The bytes of `ids` concatenated; throws naming the first id outside the vocabulary.
-    public func decodeBytes(_ ids: some Sequence<Int32>) throws -> [UInt8] {
+    public func decodeBytes<ID: BinaryInteger>(_ ids: some Sequence<ID>) throws -> [UInt8] {
         var bytes: [UInt8] = []
         for (index, id) in ids.enumerated() {
-            guard id >= 0 && Int(id) < vocabulary.count else {
+            guard id >= 0 && id < vocabulary.count else {
                 throw TokenizerError("id \(id) at index \(index) is outside the vocabulary (0..<\(vocabulary.count))")
             }
             bytes += vocabulary[Int(id)]
@@ -114,7 +114,7 @@ public final class Tokenizer: @unchecked Sendable {
     }
 
     /// Text of `ids`; byte sequences that are not valid UTF-8 become U+FFFD.
-    public func decode(_ ids: some Sequence<Int32>) throws -> String {
+    public func decode<ID: BinaryInteger>(_ ids: some Sequence<ID>) throws -> String {
         String(decoding: try decodeBytes(ids), as: UTF8.self)
     }
 }

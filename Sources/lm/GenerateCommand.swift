@@ -23,9 +23,9 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
     @OptionGroup var threading: ThreadOptions
 
     func validate() throws {
-        guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be zero or more, got \(maxTokens)") }
-        guard temperature.isFinite, temperature >= 0 else { throw ValidationError("--temperature must be a finite number ≥ 0, got \(temperature)") }
-        guard topP.isFinite, topP > 0, topP <= 1 else { throw ValidationError("--top-p must be in (0, 1], got \(topP)") }
+        do { try GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP).validate() } catch let error as ModelError {
+            throw ValidationError("--\(error.message)")
+        }
     }
 
     func run() throws {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Kernels
 
 @main
@@ -31,6 +32,9 @@ struct ThreadOptions: ParsableArguments {
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        if threads == nil, let text = ProcessInfo.processInfo.environment["LM_THREADS"], Threading.environmentThreadCount() == nil {
+            throw ValidationError("LM_THREADS must be a positive integer, got '\(text)'")
+        }
     }
 
     func apply() {

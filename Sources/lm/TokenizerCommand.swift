@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Kernels
 import TensorIO
 import Tokenizer
 
@@ -16,11 +17,10 @@ struct TokenizerCommand: ParsableCommand {
         @Option(help: "Vocabulary size: special tokens + 256 bytes + merges.") var vocabSize: Int
         @Option(name: .customLong("special-token"), help: "A special token (repeatable), e.g. <|endoftext|>.") var specialTokens: [String] = []
         @Option(help: "Directory to write the tokenizer files into.") var output: String
-        @Option(help: "Threads for counting pre-tokens (default: every core).") var threads: Int?
+        @OptionGroup var threading: ThreadOptions
         @Flag(help: "No progress display.") var quiet = false
 
         func validate() throws {
-            if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
             if vocabSize < 256 + specialTokens.count {
                 throw ValidationError("--vocab-size \(vocabSize) is below 256 bytes + \(specialTokens.count) special tokens")
             }
@@ -29,8 +29,8 @@ struct TokenizerCommand: ParsableCommand {
         func run() throws {
             let progress = ProgressLine(quiet: quiet)
             let start = Date()
-            var options = BPETrainingOptions(vocabSize: vocabSize, specialTokens: specialTokens)
-            if let threads { options.threads = threads }
+            threading.apply()
+            let options = BPETrainingOptions(vocabSize: vocabSize, specialTokens: specialTokens, threads: Threading.count)
             let tokenizer = try BPETrainer.train(file: input, options: options) { step in
                 switch step {
                 case .counting(let done, let total):
@@ -55,21 +55,18 @@ struct TokenizerCommand: ParsableCommand {
         @Option(help: "Tokenizer directory.") var tokenizer: String
         @Option(help: "UTF-8 text to encode.") var input: String
         @Option(help: "Output .npy file (int32, shape [N]).") var output: String
-        @Option(help: "Threads (default: every core).") var threads: Int?
+        @OptionGroup var threading: ThreadOptions
         @Flag(help: "No progress display.") var quiet = false
 
-        func validate() throws {
-            if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
-        }
-
         func run() throws {
+            threading.apply()
             let loaded = try TokenizerDirectory.load(tokenizer)
             let progress = ProgressLine(quiet: quiet)
             let total = (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
             let writer = try NPYStreamWriter(int32At: output)
             let start = Date()
             do {
-                let streaming = StreamingEncoder(tokenizer: loaded, threads: threads ?? ProcessInfo.processInfo.activeProcessorCount)
+                let streaming = StreamingEncoder(tokenizer: loaded, threads: Threading.count)
                 try streaming.encode(file: input, emit: { try writer.append($0) }) { done in
                     progress.update("encoding \(ProgressLine.megabytes(done)) / \(ProgressLine.megabytes(total))")
                 }
@@ -98,11 +95,12 @@ struct TokenizerCommand: ParsableCommand {
             let loaded = try TokenizerDirectory.load(tokenizer)
             let file = try NPYFile(path: input)
             let ids = try file.integers()
-            if let bad = ids.firstIndex(where: { $0 < 0 || $0 >= loaded.vocabularySize }) {
-                throw TokenizerError("\(input): id \(ids[bad]) at index \(bad) is outside the vocabulary (0..<\(loaded.vocabularySize))")
-            }
             // Invalid UTF-8 (ids that split a character) prints as U+FFFD.
-            FileHandle.standardOutput.write(Data(try loaded.decode(ids.map { Int32($0) }).utf8))
+            let text: String
+            do { text = try loaded.decode(ids) } catch let error as TokenizerError {
+                throw TokenizerError("\(input): \(error.message)")
+            }
+            FileHandle.standardOutput.write(Data(text.utf8))
         }
     }
 }

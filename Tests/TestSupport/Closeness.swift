@@ -1,15 +1,6 @@
 import XCTest
 
-/// Where and by how much two arrays differ most.
-public struct Discrepancy: CustomStringConvertible {
-    public let index: Int
-    public let actual: Double
-    public let expected: Double
-    public let excess: Double
-    public var description: String {
-        "max excess over tolerance at index \(index): got \(actual), expected \(expected) (difference \(abs(actual - expected)))"
-    }
-}
+import Verification
 
 /// Asserts |actual − expected| ≤ absolute + relative·|expected| element by element. On failure
 /// prints the largest difference and its index, with `label` naming the check.
@@ -21,21 +12,9 @@ public func assertClose<A: BinaryFloatingPoint, E: BinaryFloatingPoint>(
         XCTFail("\(label): \(actual.count) values, expected \(expected.count)", file: file, line: line)
         return
     }
-    var worst: Discrepancy?
-    var maxDifference = 0.0, maxIndex = 0
-    for i in actual.indices {
-        let a = Double(actual[i]), e = Double(expected[i])
-        let difference = abs(a - e)
-        if !(difference <= maxDifference) || difference.isNaN { maxDifference = difference; maxIndex = i }
-        let excess = difference - (absolute + relative * abs(e))
-        if excess > 0 || a.isNaN != e.isNaN {
-            if worst == nil || excess > worst!.excess || excess.isNaN {
-                worst = Discrepancy(index: i, actual: a, expected: e, excess: excess)
-            }
-        }
-    }
-    if let worst {
-        XCTFail("\(label): \(worst); max difference \(maxDifference) at index \(maxIndex) (tolerance \(absolute) + \(relative)·|expected|)",
+    if let worst = Closeness.worst(actual, expected, absolute: absolute, relative: relative) {
+        let largest = Closeness.maxDifference(actual, expected)
+        XCTFail("\(label): \(worst); max difference \(largest.value) at index \(largest.index) (tolerance \(absolute) + \(relative)·|expected|)",
                 file: file, line: line)
     }
 }

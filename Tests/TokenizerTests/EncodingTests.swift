@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Synchronization
 @testable import Tokenizer
 import XCTest
 
@@ -49,14 +50,15 @@ final class EncodingTests: XCTestCase {
         let texts = (0..<16).map { String(repeating: TokenizerFactory.sampleText, count: 1 + $0 % 3) + " \($0)" }
         let tokenizer = self.tokenizer
         let expected = texts.map { tokenizer.makeEncoder().encodeForTesting($0) }
-        let results = UnsafeMutableBufferPointer<[Int32]>.allocate(capacity: texts.count * 4)
-        results.initialize(repeating: [])
-        defer { results.deallocate() }
-        DispatchQueue.concurrentPerform(iterations: results.count) { index in
-            results[index] = tokenizer.encode(texts[index % texts.count])  // each task owns its slot
+        let tasks = texts.count * 4
+        let results = Mutex([[Int32]](repeating: [], count: tasks))
+        DispatchQueue.concurrentPerform(iterations: tasks) { index in
+            let ids = tokenizer.encode(texts[index % texts.count])
+            results.withLock { $0[index] = ids }
         }
-        for index in results.indices {
-            XCTAssertEqual(results[index], expected[index % texts.count], "text \(index % texts.count) on task \(index)")
+        let all = results.withLock { $0 }
+        for index in 0..<tasks {
+            XCTAssertEqual(all[index], expected[index % texts.count], "text \(index % texts.count) on task \(index)")
         }
     }
 

@@ -6,14 +6,17 @@ import XCTest
 /// Encoding with GPT-2's vocabulary and merges against the ids tiktoken produces
 /// (`../shared/data/tokenizer/expected_gpt2_ids.json`).
 final class GPT2EncodingTests: XCTestCase {
-    static var cached: Tokenizer?
+    /// Loaded once for all tests; nil when the fixtures are absent (each test then skips).
+    static let loaded: Result<Tokenizer, Error>? = {
+        let directory = Fixtures.sharedData.appendingPathComponent("tokenizer").path
+        guard FileManager.default.fileExists(atPath: directory + "/gpt2_vocab.json") else { return nil }
+        return Result { try GPT2Files.load(vocab: directory + "/gpt2_vocab.json", merges: directory + "/gpt2_merges.txt") }
+    }()
 
     func gpt2() throws -> Tokenizer {
-        if let tokenizer = Self.cached { return tokenizer }
-        let tokenizer = try GPT2Files.load(vocab: try Fixtures.requireSharedData("tokenizer/gpt2_vocab.json"),
-                                           merges: try Fixtures.requireSharedData("tokenizer/gpt2_merges.txt"))
-        Self.cached = tokenizer
-        return tokenizer
+        _ = try Fixtures.requireSharedData("tokenizer/gpt2_vocab.json")
+        _ = try Fixtures.requireSharedData("tokenizer/gpt2_merges.txt")
+        return try Self.loaded!.get()
     }
 
     func expected() throws -> [String: Any] {

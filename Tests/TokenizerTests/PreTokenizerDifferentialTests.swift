@@ -8,7 +8,7 @@ import XCTest
 /// streaming blocks, parallel chunks, parallel training counts) against the whole text.
 /// Fixed seeds; the first failing string is printed.
 final class PreTokenizerDifferentialTests: XCTestCase {
-    static let reference = try! RegexPreTokenizer()
+    let reference = try! RegexPreTokenizer()
 
     /// A tokenizer trained on hard-case text, so that merges join whitespace runs, apostrophes
     /// and the rest (a cut in the wrong place then changes the ids, not only the pieces).
@@ -27,7 +27,7 @@ final class PreTokenizerDifferentialTests: XCTestCase {
         var generator = SeededGenerator(seed: 7)
         for index in 0..<100_000 {
             let text = HardCaseText.random(&generator, maximumUnits: 12)
-            let expected = Self.reference.pieces(text)
+            let expected = reference.pieces(text)
             let actual = PreTokenizer.pieces(text)
             if actual != expected {
                 XCTFail("string \(index) \(text.debugDescription): pre-tokenizer gave \(actual.map(show)), the pattern \(expected.map(show))")
@@ -55,7 +55,7 @@ final class PreTokenizerDifferentialTests: XCTestCase {
                     expected.append(tokenizer.specialTokenID(HardCaseText.special)!)
                     continue
                 }
-                for piece in Self.reference.pieces(bytes[range]) {
+                for piece in reference.pieces(bytes[range]) {
                     piece.withUnsafeBufferPointer { encoder.encodePiece($0, into: &expected) }
                 }
             }
@@ -66,8 +66,8 @@ final class PreTokenizerDifferentialTests: XCTestCase {
                     // Every place SafeCuts accepts is exact, for the pattern alone and with special tokens.
                     if SafeCuts.isScalarStart(buffer[cut]) && SafeCuts.isSafe(buffer, at: cut, specials: noSpecials) {
                         safeCutsSeen += 1
-                        let sides = Self.reference.pieces(bytes[..<cut]) + Self.reference.pieces(bytes[cut...])
-                        guard sides == Self.reference.pieces(bytes[...]) else {
+                        let sides = reference.pieces(bytes[..<cut]) + reference.pieces(bytes[cut...])
+                        guard sides == reference.pieces(bytes[...]) else {
                             return XCTFail("\(context): the safe cut at byte \(cut) changes the pattern's pieces")
                         }
                     }
@@ -112,7 +112,7 @@ final class PreTokenizerDifferentialTests: XCTestCase {
             var expected: [[UInt8]: UInt64] = [:]
             for segment in HardCaseText.segments(bytes) {
                 guard let range = segment.text else { continue }
-                for piece in Self.reference.pieces(bytes[range]) { expected[piece, default: 0] += 1 }
+                for piece in reference.pieces(bytes[range]) { expected[piece, default: 0] += 1 }
             }
             let counts = PieceCounter.count(buffer, specials: tokenizer.specials, threads: 2, minimumChunk: 64, progress: nil)
             var actual: [[UInt8]: UInt64] = [:]
