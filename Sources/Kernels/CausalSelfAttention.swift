@@ -16,8 +16,13 @@ public enum CausalSelfAttention {
     /// x: [B·T, C] with C = H·d; qkvWeight: [(H + 2·Hkv)·d, C]; outputWeight: [C, C];
     /// positions: [B·T] (the absolute position of each row, for RoPE) → y: [B·T, C], added to `y`
     /// with `accumulate` (the residual). Saves for backward: qkv: [B·T, qkvWidth] with RoPE
-    /// applied to Q and K, probs: [B, H, T, T], context: [B·T, C] (attention output before the
-    /// output projection). `dims.queryLength` must equal `dims.keyLength` (self-attention).
+    /// applied to Q and K, probs: [B, H, Tq, Tk], context: [B·T, C] (attention output before the
+    /// output projection).
+    ///
+    /// Without a cache, `dims.queryLength` must equal `dims.keyLength` (self-attention over the
+    /// rows given). With `cache` (batch 1), the rows' keys and values are written into the cache
+    /// at `cache.start…` and the queries attend over every cached position up to their own:
+    /// `dims.keyLength` must be `cache.start + dims.queryLength`.
     public static func forward(
         x: UnsafeBufferPointer<Float>,
         qkvWeight: UnsafeBufferPointer<Float>, outputWeight: UnsafeBufferPointer<Float>,
@@ -25,10 +30,11 @@ public enum CausalSelfAttention {
         y: UnsafeMutableBufferPointer<Float>,
         qkv: UnsafeMutableBufferPointer<Float>, probs: UnsafeMutableBufferPointer<Float>,
         context: UnsafeMutableBufferPointer<Float>,
-        dims: AttentionDims, accumulate: Bool = false
+        dims: AttentionDims, accumulate: Bool = false, cache: KVCacheSlot? = nil
     ) {
-        requireMatch(dims.queryLength, dims.keyLength, "CausalSelfAttention.forward",
-                     "self-attention needs as many keys as queries, got \(dims.queryLength) and \(dims.keyLength)")
+        let offset = cache?.start ?? 0
+        requireMatch(offset + dims.queryLength, dims.keyLength, "CausalSelfAttention.forward",
+                     "\(dims.queryLength) queries after \(offset) cached positions need \(offset + dims.queryLength) keys, got \(dims.keyLength)")
         requireMatch(rope.headDim, dims.headDim, "CausalSelfAttention.forward",
                      "RoPE table head size \(rope.headDim) differs from the attention head size \(dims.headDim)")
         let rows = dims.batch * dims.queryLength
@@ -44,13 +50,92 @@ public enum CausalSelfAttention {
         RoPE.apply(base + modelDim, rows: rows, rowStride: width, heads: dims.kvHeads, positions: positions, table: rope)
 
         let fused = HeadLayout(rowStride: width, batchStride: dims.queryLength * width)
+        var keys = UnsafePointer(base + modelDim), values = UnsafePointer(base + modelDim + kvDim)
+        var keyLayout = fused
+        if let cache {
+            precondition(dims.batch == 1, "CausalSelfAttention.forward: a KV cache holds one sequence, got batch \(dims.batch)")
+            precondition(cache.start + rows <= cache.capacity,
+                         "CausalSelfAttention.forward: \(rows) rows at position \(cache.start) overflow a cache of \(cache.capacity)")
+            for row in 0..<rows {
+                (cache.keys + (cache.start + row) * kvDim).update(from: base + row * width + modelDim, count: kvDim)
+                (cache.values + (cache.start + row) * kvDim).update(from: base + row * width + modelDim + kvDim, count: kvDim)
+            }
+            keys = UnsafePointer(cache.keys)
+            values = UnsafePointer(cache.values)
+            keyLayout = HeadLayout(rowStride: kvDim, batchStride: cache.capacity * kvDim)
+        }
         ScaledDotProductAttention.forward(
-            q: base, queryLayout: fused,
-            k: base + modelDim, v: base + modelDim + kvDim, keyLayout: fused,
+            q: base, queryLayout: fused, k: keys, v: values, keyLayout: keyLayout,
             out: context.baseAddress!,
             outputLayout: HeadLayout(rowStride: modelDim, batchStride: dims.queryLength * modelDim),
-            probs: probs, dims: dims, mask: .causal(queryOffset: 0))
+            probs: probs, dims: dims, mask: .causal(queryOffset: offset))
         Linear.forward(x: UnsafeBufferPointer(context), weight: outputWeight, y: y,
                        rows: rows, inFeatures: modelDim, outFeatures: modelDim, accumulate: accumulate)
+    }
+
+    /// The gradients of ``forward(x:qkvWeight:outputWeight:positions:rope:y:qkv:probs:context:dims:accumulate:cache:)``
+    /// without a cache.
+    ///
+    /// dy: [B·T, C]; x, qkv, probs, context as the forward saved them. Workspaces, overwritten:
+    /// dContext: [B·T, C], dQKV: [B·T, qkvWidth], scratch: [B, H, T, T]. Accumulates into
+    /// dx: [B·T, C], dQKVWeight: [(H + 2·Hkv)·d, C] and dOutputWeight: [C, C].
+    ///
+    /// Output projection's backward → attention's backward into the fused dQ | dK | dV → RoPE's
+    /// backward on dQ and dK → the fused projection's backward.
+    public static func backward(
+        dy: UnsafeBufferPointer<Float>, x: UnsafeBufferPointer<Float>,
+        qkvWeight: UnsafeBufferPointer<Float>, outputWeight: UnsafeBufferPointer<Float>,
+        positions: UnsafeBufferPointer<Int>, rope: RoPETable,
+        qkv: UnsafeBufferPointer<Float>, probs: UnsafeBufferPointer<Float>, context: UnsafeBufferPointer<Float>,
+        dContext: UnsafeMutableBufferPointer<Float>, dQKV: UnsafeMutableBufferPointer<Float>, scratch: UnsafeMutableBufferPointer<Float>,
+        dx: UnsafeMutableBufferPointer<Float>, dQKVWeight: UnsafeMutableBufferPointer<Float>, dOutputWeight: UnsafeMutableBufferPointer<Float>,
+        dims: AttentionDims
+    ) {
+        requireMatch(dims.queryLength, dims.keyLength, "CausalSelfAttention.backward",
+                     "self-attention needs as many keys as queries, got \(dims.queryLength) and \(dims.keyLength)")
+        let rows = dims.batch * dims.queryLength
+        let modelDim = dims.heads * dims.headDim
+        let kvDim = dims.kvHeads * dims.headDim
+        let width = qkvWidth(dims)
+        requireShape(qkv, [rows, width], "CausalSelfAttention.backward", "qkv")
+        requireShape(dQKV, [rows, width], "CausalSelfAttention.backward", "dQKV")
+        requireShape(dContext, [rows, modelDim], "CausalSelfAttention.backward", "dContext")
+        guard rows > 0 else { return }
+
+        dContext.update(repeating: 0)
+        Linear.backward(dy: dy, x: context, weight: outputWeight, dx: dContext, dWeight: dOutputWeight,
+                        rows: rows, inFeatures: modelDim, outFeatures: modelDim)
+        dQKV.update(repeating: 0)
+        let base = qkv.baseAddress!, dBase = dQKV.baseAddress!
+        let fused = HeadLayout(rowStride: width, batchStride: dims.queryLength * width)
+        ScaledDotProductAttention.backward(
+            q: base, queryLayout: fused, k: base + modelDim, v: base + modelDim + kvDim, keyLayout: fused,
+            probs: probs, dOut: dContext.baseAddress!,
+            outputLayout: HeadLayout(rowStride: modelDim, batchStride: dims.queryLength * modelDim),
+            dQ: dBase, dK: dBase + modelDim, dV: dBase + modelDim + kvDim, scratch: scratch, dims: dims)
+        RoPE.backward(dBase, rows: rows, rowStride: width, heads: dims.heads, positions: positions, table: rope)
+        RoPE.backward(dBase + modelDim, rows: rows, rowStride: width, heads: dims.kvHeads, positions: positions, table: rope)
+        Linear.backward(dy: UnsafeBufferPointer(dQKV), x: x, weight: qkvWeight, dx: dx, dWeight: dQKVWeight,
+                        rows: rows, inFeatures: modelDim, outFeatures: width)
+    }
+}
+
+/// One layer's key/value cache for ``CausalSelfAttention/forward(x:qkvWeight:outputWeight:positions:rope:y:qkv:probs:context:dims:accumulate:cache:)``:
+/// keys and values `[capacity, kvDim]` each, and the position the next rows go to.
+///
+/// The pointers are views into a cache the caller owns (``InferenceSession``'s), valid as long
+/// as it is.
+public struct KVCacheSlot {
+    public let keys: UnsafeMutablePointer<Float>
+    public let values: UnsafeMutablePointer<Float>
+    public let capacity: Int
+    public let start: Int
+
+    public init(keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, capacity: Int, start: Int) {
+        precondition(start >= 0 && start <= capacity, "KVCacheSlot: start \(start) is outside 0...\(capacity)")
+        self.keys = keys
+        self.values = values
+        self.capacity = capacity
+        self.start = start
     }
 }

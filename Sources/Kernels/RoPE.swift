@@ -41,20 +41,36 @@ public enum RoPE {
     /// Rotates in place `rows` rows of `heads` head vectors each. Row `r` starts at
     /// `x + r · rowStride` and head `h` at column `h · table.headDim`, so the Q or K part of a
     /// fused `[B·T, qkvDim]` buffer is rotated where it lies. positions: [rows], each below
-    /// `table.maxPositions`. With `inverse` the rotation is undone (RoPE's backward).
+    /// `table.maxPositions`.
     public static func apply(
         _ x: UnsafeMutablePointer<Float>, rows: Int, rowStride: Int, heads: Int,
-        positions: UnsafeBufferPointer<Int>, table: RoPETable, inverse: Bool = false
+        positions: UnsafeBufferPointer<Int>, table: RoPETable
     ) {
-        requireShape(positions, [rows], "RoPE.apply", "positions")
+        rotate(x, rows: rows, rowStride: rowStride, heads: heads, positions: positions, table: table, sign: 1)
+    }
+
+    /// RoPE's backward, in place: the gradient with respect to the unrotated input is the
+    /// gradient of the output rotated back (the rotation is orthogonal), same layout as ``apply``.
+    public static func backward(
+        _ dx: UnsafeMutablePointer<Float>, rows: Int, rowStride: Int, heads: Int,
+        positions: UnsafeBufferPointer<Int>, table: RoPETable
+    ) {
+        rotate(dx, rows: rows, rowStride: rowStride, heads: heads, positions: positions, table: table, sign: -1)
+    }
+
+    /// Rotation by `sign` × each angle: +1 forward, −1 its inverse.
+    private static func rotate(
+        _ x: UnsafeMutablePointer<Float>, rows: Int, rowStride: Int, heads: Int,
+        positions: UnsafeBufferPointer<Int>, table: RoPETable, sign: Float
+    ) {
+        requireShape(positions, [rows], "RoPE", "positions")
         precondition(rowStride >= heads * table.headDim,
-                     "RoPE.apply: row stride \(rowStride) is shorter than \(heads) heads × \(table.headDim)")
+                     "RoPE: row stride \(rowStride) is shorter than \(heads) heads × \(table.headDim)")
         let pairs = table.headDim / 2
-        let sign: Float = inverse ? -1 : 1
         for row in 0..<rows {
             let position = positions[row]
             precondition(position >= 0 && position < table.maxPositions,
-                         "RoPE.apply: position \(position) at row \(row) is outside 0..<\(table.maxPositions)")
+                         "RoPE: position \(position) at row \(row) is outside 0..<\(table.maxPositions)")
         }
         table.cos.withUnsafeBufferPointer { cosTable in
             table.sin.withUnsafeBufferPointer { sinTable in

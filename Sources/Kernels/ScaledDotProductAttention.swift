@@ -35,6 +35,15 @@ public struct HeadLayout: Sendable {
         self.rowStride = rowStride
         self.batchStride = batchStride
     }
+
+    /// Stops unless `heads` heads of `headDim` fit in a row and, with several batches, `rows`
+    /// rows fit in a batch: the extent the strided kernels will touch.
+    func require(heads: Int, headDim: Int, rows: Int, batch: Int, _ kernel: String, _ name: String) {
+        precondition(rowStride >= heads * headDim,
+                     "\(kernel): \(name) row stride \(rowStride) is shorter than \(heads) heads × \(headDim)")
+        precondition(batch == 1 || batchStride >= rows * rowStride,
+                     "\(kernel): \(name) batch stride \(batchStride) is shorter than \(rows) rows × \(rowStride)")
+    }
 }
 
 /// softmax(Q·Kᵀ / √d + mask) · V per batch and head, each product one `cblas_sgemm` on strided heads.
@@ -55,6 +64,10 @@ public enum ScaledDotProductAttention {
     ) {
         let (tq, tk, d) = (dims.queryLength, dims.keyLength, dims.headDim)
         requireShape(probs, [dims.batch, dims.heads, tq, tk], "ScaledDotProductAttention.forward", "probs")
+        let kernel = "ScaledDotProductAttention.forward"
+        queryLayout.require(heads: dims.heads, headDim: d, rows: tq, batch: dims.batch, kernel, "q")
+        keyLayout.require(heads: dims.kvHeads, headDim: d, rows: tk, batch: dims.batch, kernel, "k/v")
+        outputLayout.require(heads: dims.heads, headDim: d, rows: tq, batch: dims.batch, kernel, "out")
         if case .allowed(let allowed) = mask {
             requireShape(allowed, [tq, tk], "ScaledDotProductAttention.forward", "mask")
         }
@@ -123,6 +136,76 @@ public enum ScaledDotProductAttention {
             sgemm(transposeA: false, transposeB: false, m: rows, n: d, k: keys,
                   a: pBlock, lda: tk, b: v, ldb: keyStride, c: out + first * outStride, ldc: outStride)
             first += rows
+        }
+    }
+
+    /// The gradients of ``forward(q:queryLayout:k:v:keyLayout:out:outputLayout:probs:dims:mask:scale:)``.
+    ///
+    /// q, k, v: the forward's inputs at the same layouts; probs: [B, H, Tq, Tk] as saved by the
+    /// forward (zeros where masked, so masked scores get no gradient); dOut: gradient of the output
+    /// at `outputLayout`; scratch: [B, H, Tq, Tk] workspace. Accumulates (beta = 1) into dQ at
+    /// `queryLayout` and dK, dV at `keyLayout`: the caller zeroes them once per step.
+    ///
+    /// Per head: dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale, dQ += dS·K,
+    /// dK += dSᵀ·Q. Heads sharing a key/value head (grouped-query) run on the same thread, so no
+    /// two threads add into the same dK or dV.
+    public static func backward(
+        q: UnsafePointer<Float>, queryLayout: HeadLayout,
+        k: UnsafePointer<Float>, v: UnsafePointer<Float>, keyLayout: HeadLayout,
+        probs: UnsafeBufferPointer<Float>,
+        dOut: UnsafePointer<Float>, outputLayout: HeadLayout,
+        dQ: UnsafeMutablePointer<Float>, dK: UnsafeMutablePointer<Float>, dV: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutableBufferPointer<Float>,
+        dims: AttentionDims, scale: Float? = nil
+    ) {
+        let (tq, tk, d) = (dims.queryLength, dims.keyLength, dims.headDim)
+        requireShape(probs, [dims.batch, dims.heads, tq, tk], "ScaledDotProductAttention.backward", "probs")
+        requireShape(scratch, [dims.batch, dims.heads, tq, tk], "ScaledDotProductAttention.backward", "scratch")
+        let kernel = "ScaledDotProductAttention.backward"
+        queryLayout.require(heads: dims.heads, headDim: d, rows: tq, batch: dims.batch, kernel, "q")
+        keyLayout.require(heads: dims.kvHeads, headDim: d, rows: tk, batch: dims.batch, kernel, "k/v")
+        outputLayout.require(heads: dims.heads, headDim: d, rows: tq, batch: dims.batch, kernel, "dOut")
+        let alpha = scale ?? 1 / Float(d).squareRoot()
+        let group = dims.heads / dims.kvHeads
+        let groups = dims.batch * dims.kvHeads
+        let probsBase = probs.baseAddress!, scratchBase = scratch.baseAddress!
+
+        func backwardGroup(_ index: Int) {
+            let (b, kvHead) = index.quotientAndRemainder(dividingBy: dims.kvHeads)
+            let kh = k + b * keyLayout.batchStride + kvHead * d, vh = v + b * keyLayout.batchStride + kvHead * d
+            let dKh = dK + b * keyLayout.batchStride + kvHead * d, dVh = dV + b * keyLayout.batchStride + kvHead * d
+            for h in (kvHead * group)..<((kvHead + 1) * group) {
+                let pair = b * dims.heads + h
+                let p = probsBase + pair * tq * tk, dS = scratchBase + pair * tq * tk
+                let qh = q + b * queryLayout.batchStride + h * d, dQh = dQ + b * queryLayout.batchStride + h * d
+                let dOh = dOut + b * outputLayout.batchStride + h * d
+                // dV += Pᵀ · dO
+                sgemm(transposeA: true, transposeB: false, m: tk, n: d, k: tq, a: p, lda: tk,
+                      b: dOh, ldb: outputLayout.rowStride, beta: 1, c: dVh, ldc: keyLayout.rowStride)
+                // dP = dO · Vᵀ
+                sgemm(transposeA: false, transposeB: true, m: tq, n: tk, k: d, a: dOh, lda: outputLayout.rowStride,
+                      b: vh, ldb: keyLayout.rowStride, c: dS, ldc: tk)
+                // dS = P ⊙ (dP − Σ dP ⊙ P) · scale, row by row (the softmax backward).
+                for row in 0..<tq {
+                    let pRow = p + row * tk, dRow = dS + row * tk
+                    let inner = VectorMath.dot(UnsafePointer(dRow), pRow, tk)
+                    for j in 0..<tk { dRow[j] = pRow[j] * (dRow[j] - inner) * alpha }
+                }
+                // dQ += dS · K;  dK += dSᵀ · Q
+                sgemm(transposeA: false, transposeB: false, m: tq, n: d, k: tk, a: dS, lda: tk,
+                      b: kh, ldb: keyLayout.rowStride, beta: 1, c: dQh, ldc: queryLayout.rowStride)
+                sgemm(transposeA: true, transposeB: false, m: tk, n: d, k: tq, a: dS, lda: tk,
+                      b: qh, ldb: queryLayout.rowStride, beta: 1, c: dKh, ldc: keyLayout.rowStride)
+            }
+        }
+        if groups >= Threading.count && tq > 1 {
+            Threading.withSingleThreadedBLAS {
+                Threading.parallelRanges(groups, costPerItem: 8 * group * tq * tk * d) { range in
+                    for index in range { backwardGroup(index) }
+                }
+            }
+        } else {
+            for index in 0..<groups { backwardGroup(index) }
         }
     }
 }

@@ -29,8 +29,8 @@ public enum Softmax {
         }
     }
 
-    /// dy, y: [rows, cols] (y from forward) → dx = y ⊙ (dy − Σ dy ⊙ y), overwriting `dx`.
-    /// `dx` may alias `dy`. Masked entries have y = 0 and so get no gradient.
+    /// dy, y: [rows, cols] (y from forward) → dx += y ⊙ (dy − Σ dy ⊙ y). Masked entries have
+    /// y = 0 and so get no gradient.
     public static func backward(
         dy: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>,
         dx: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int
@@ -44,7 +44,7 @@ public enum Softmax {
             for row in range {
                 let dyr = dy + row * cols, yr = y + row * cols, dxr = dx + row * cols
                 let inner = VectorMath.dot(dyr, yr, cols)
-                for i in 0..<cols { dxr[i] = yr[i] * (dyr[i] - inner) }
+                for i in 0..<cols { dxr[i] += yr[i] * (dyr[i] - inner) }
             }
         }
     }

@@ -31,7 +31,7 @@ public final class InferenceSession {
         x = TensorBuffer(count: chunk * c)
         norm = TensorBuffer(count: chunk * c)
         rstd = TensorBuffer(count: chunk)
-        qkv = TensorBuffer(count: chunk * (c + 2 * config.kvDim))
+        qkv = TensorBuffer(count: chunk * config.qkvWidth)
         context = TensorBuffer(count: chunk * c)
         probs = TensorBuffer(count: config.numHeads * chunk * t)
         gateUp = TensorBuffer(count: chunk * 2 * config.dFF)
@@ -96,50 +96,34 @@ public final class InferenceSession {
     /// logits of the last `logitRows` tokens into `logits`.
     private func runChunk(_ ids: UnsafeBufferPointer<Int32>, logitRows: Int) {
         let config = model.config
-        let (n, c, f, kvDim) = (ids.count, config.dModel, config.dFF, config.kvDim)
-        let width = c + 2 * kvDim
+        let (n, c, f, kvDim, capacity) = (ids.count, config.dModel, config.dFF, config.kvDim, config.contextLength)
         let start = position
-        let totalKeys = start + n
         for i in 0..<n { positions[i] = start + i }
         let chunkPositions = UnsafeBufferPointer(rebasing: positions[0..<n])
-        let dims = AttentionDims(batch: 1, queryLength: n, keyLength: totalKeys,
+        let dims = AttentionDims(batch: 1, queryLength: n, keyLength: start + n,
                                  heads: config.numHeads, kvHeads: config.numKVHeads, headDim: config.headDim)
-        let x = self.x.slice(0, n * c), norm = self.norm.slice(0, n * c), rstd = self.rstd.slice(0, n)
-        let qkv = self.qkv.slice(0, n * width)
+        // One residual stream updated in place, one set of scratch buffers shared by all layers.
+        let stream = x.slice(0, n * c), norm = self.norm.slice(0, n * c), rstd = self.rstd.slice(0, n)
+        let buffers = ForwardActivations.Layer(
+            input: stream, output: stream, afterAttention: stream, norm1: norm, rstd1: rstd, norm2: norm, rstd2: rstd,
+            qkv: qkv.slice(0, n * config.qkvWidth), probs: probs.slice(0, config.numHeads * n * (start + n)),
+            context: context.slice(0, n * c), gateUp: gateUp.slice(0, n * 2 * f), gated: gated.slice(0, n * f))
 
-        Embedding.forward(ids: ids, table: model.embedding, y: x, vocabSize: config.vocabSize, dim: c)
-        for (layer, weights) in model.layers.enumerated() {
-            // x += attention(rmsnorm(x)), with K and V appended to this layer's cache.
-            RMSNorm.forward(x: UnsafeBufferPointer(x), weight: weights.ln1, y: norm, rstd: rstd, rows: n, dim: c, epsilon: config.normEps)
-            Linear.forward(x: UnsafeBufferPointer(norm), weight: weights.qkv, y: qkv, rows: n, inFeatures: c, outFeatures: width)
-            RoPE.apply(qkv.baseAddress!, rows: n, rowStride: width, heads: config.numHeads, positions: chunkPositions, table: model.rope)
-            RoPE.apply(qkv.baseAddress! + c, rows: n, rowStride: width, heads: config.numKVHeads, positions: chunkPositions, table: model.rope)
-            let layerKeys = keys.pointer + layer * config.contextLength * kvDim
-            let layerValues = values.pointer + layer * config.contextLength * kvDim
-            for i in 0..<n {
-                (layerKeys + (start + i) * kvDim).update(from: qkv.baseAddress! + i * width + c, count: kvDim)
-                (layerValues + (start + i) * kvDim).update(from: qkv.baseAddress! + i * width + c + kvDim, count: kvDim)
-            }
-            let cacheLayout = HeadLayout(rowStride: kvDim, batchStride: config.contextLength * kvDim)
-            ScaledDotProductAttention.forward(
-                q: qkv.baseAddress!, queryLayout: HeadLayout(rowStride: width, batchStride: n * width),
-                k: layerKeys, v: layerValues, keyLayout: cacheLayout,
-                out: context.pointer, outputLayout: HeadLayout(rowStride: c, batchStride: n * c),
-                probs: probs.slice(0, config.numHeads * n * totalKeys), dims: dims, mask: .causal(queryOffset: start))
-            Linear.forward(x: context.view(0, n * c), weight: weights.output, y: x, rows: n, inFeatures: c, outFeatures: c, accumulate: true)
-            // x += ffn(rmsnorm(x))
-            RMSNorm.forward(x: UnsafeBufferPointer(x), weight: weights.ln2, y: norm, rstd: rstd, rows: n, dim: c, epsilon: config.normEps)
-            SwiGLU.forward(x: UnsafeBufferPointer(norm), gateUpWeight: weights.gateUp, downWeight: weights.down, y: x,
-                           gateUp: gateUp.slice(0, n * 2 * f), gated: gated.slice(0, n * f), rows: n, dim: c, hidden: f, accumulate: true)
+        Embedding.forward(ids: ids, table: UnsafeBufferPointer(model.weights.embedding), y: stream, vocabSize: config.vocabSize, dim: c)
+        for (layer, weights) in model.weights.layers.enumerated() {
+            let cache = KVCacheSlot(keys: keys.pointer + layer * capacity * kvDim, values: values.pointer + layer * capacity * kvDim,
+                                    capacity: capacity, start: start)
+            TransformerBlock.forward(weights: weights, buffers: buffers, dims: dims, positions: chunkPositions,
+                                     rope: model.rope, config: config, cache: cache)
         }
         position += n
         guard logitRows > 0 else { return }
         // Only the rows whose logits are wanted go through the final norm and the head.
         let first = n - logitRows
-        let lastRows = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(x)[(first * c)..<(n * c)])
-        RMSNorm.forward(x: lastRows, weight: model.finalNorm, y: self.norm.slice(0, logitRows * c), rstd: self.rstd.slice(0, logitRows),
-                        rows: logitRows, dim: c, epsilon: config.normEps)
-        Linear.forward(x: self.norm.view(0, logitRows * c), weight: model.head, y: logits.slice(0, logitRows * config.vocabSize),
-                       rows: logitRows, inFeatures: c, outFeatures: config.vocabSize)
+        let lastRows = UnsafeBufferPointer(rebasing: UnsafeBufferPointer(stream)[(first * c)..<(n * c)])
+        RMSNorm.forward(x: lastRows, weight: UnsafeBufferPointer(model.weights.finalNorm), y: self.norm.slice(0, logitRows * c),
+                        rstd: self.rstd.slice(0, logitRows), rows: logitRows, dim: c, epsilon: config.normEps)
+        Linear.forward(x: self.norm.view(0, logitRows * c), weight: UnsafeBufferPointer(model.weights.head),
+                       y: logits.slice(0, logitRows * config.vocabSize), rows: logitRows, inFeatures: c, outFeatures: config.vocabSize)
     }
 }

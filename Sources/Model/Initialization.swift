@@ -8,11 +8,12 @@ enum Initialization {
         var generator = SeededGenerator(seed: seed)
         for entry in layout.entries {
             let target = parameters.slice(entry.offset, entry.count)
-            if entry.shape.count == 1 {
+            switch entry.role {
+            case .gain:
                 target.update(repeating: 1)
-            } else if entry.name == "token_embeddings.weight" {
+            case .embedding:
                 for i in target.indices { target[i] = Float(truncatedNormal(sigma: 1, using: &generator)) }
-            } else {
+            case .matrix:
                 let (dOut, dIn) = (entry.shape[0], entry.shape[1])
                 let sigma = (2 / Double(dIn + dOut)).squareRoot()
                 for i in target.indices { target[i] = Float(truncatedNormal(sigma: sigma, using: &generator)) }

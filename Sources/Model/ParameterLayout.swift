@@ -1,16 +1,30 @@
-/// Where every weight lives in the one flat buffer that holds a model's parameters (and, with
-/// the same layout, its gradients and optimiser moments). Names and shapes are the CS336
-/// state-dict ones, weights `[out, in]`.
+/// Where every weight lives in the one flat buffer that holds a model's parameters, and, with
+/// the same layout, its gradients and both AdamW moments: zeroing, the global norm, clipping and
+/// the optimizer are flat loops over one range, and ``ModelTensors`` gives the same named views
+/// over any of these buffers. Names and shapes are the CS336 state-dict ones, weights `[out, in]`.
 ///
 /// Within a layer the order is q, k, v, output projection, w1, w3, w2, ln1, ln2: q, k and v
 /// stacked are the fused QKV weight `[(H + 2·Hkv)·d, C]`, and w1 over w3 the fused gate/up
 /// weight `[2·d_ff, C]`, so the fused GEMMs read the parameters in place, with no packed copy.
 public struct ParameterLayout: Sendable {
+    /// What a tensor is, which decides its initialisation and whether weight decay applies.
+    public enum Role: Sendable, Equatable {
+        /// The token embedding table `[vocab, C]`.
+        case embedding
+        /// A linear layer's weight `[out, in]`.
+        case matrix
+        /// An RMSNorm gain `[C]`.
+        case gain
+    }
+
     public struct Entry: Sendable, Equatable {
         public let name: String
         public let shape: [Int]
         public let offset: Int
+        public let role: Role
         public var count: Int { shape.reduce(1, *) }
+        /// The elements of this tensor in a buffer with this layout.
+        public var range: Range<Int> { offset..<(offset + count) }
     }
 
     public let entries: [Entry]
@@ -19,26 +33,37 @@ public struct ParameterLayout: Sendable {
 
     public init(config: ModelConfig) {
         let (c, f, v, kv) = (config.dModel, config.dFF, config.vocabSize, config.kvDim)
-        var shapes: [(String, [Int])] = [("token_embeddings.weight", [v, c])]
+        var tensors: [(String, [Int], Role)] = [("token_embeddings.weight", [v, c], .embedding)]
         for layer in 0..<config.numLayers {
             let prefix = "layers.\(layer)."
-            shapes += [
-                (prefix + "attn.q_proj.weight", [c, c]), (prefix + "attn.k_proj.weight", [kv, c]),
-                (prefix + "attn.v_proj.weight", [kv, c]), (prefix + "attn.output_proj.weight", [c, c]),
-                (prefix + "ffn.w1.weight", [f, c]), (prefix + "ffn.w3.weight", [f, c]), (prefix + "ffn.w2.weight", [c, f]),
-                (prefix + "ln1.weight", [c]), (prefix + "ln2.weight", [c]),
+            tensors += [
+                (prefix + "attn.q_proj.weight", [c, c], .matrix), (prefix + "attn.k_proj.weight", [kv, c], .matrix),
+                (prefix + "attn.v_proj.weight", [kv, c], .matrix), (prefix + "attn.output_proj.weight", [c, c], .matrix),
+                (prefix + "ffn.w1.weight", [f, c], .matrix), (prefix + "ffn.w3.weight", [f, c], .matrix),
+                (prefix + "ffn.w2.weight", [c, f], .matrix),
+                (prefix + "ln1.weight", [c], .gain), (prefix + "ln2.weight", [c], .gain),
             ]
         }
-        shapes += [("ln_final.weight", [c]), ("lm_head.weight", [v, c])]
+        tensors += [("ln_final.weight", [c], .gain), ("lm_head.weight", [v, c], .matrix)]
         var offset = 0
         var entries: [Entry] = []
-        for (name, shape) in shapes {
-            entries.append(Entry(name: name, shape: shape, offset: offset))
+        for (name, shape, role) in tensors {
+            entries.append(Entry(name: name, shape: shape, offset: offset, role: role))
             offset += shape.reduce(1, *)
         }
         self.entries = entries
         totalCount = offset
         index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
+        // The fused views read q|k|v and w1|w3 as one block each: they must stay adjacent.
+        for layer in 0..<config.numLayers {
+            let prefix = "layers.\(layer)."
+            for group in [["attn.q_proj.weight", "attn.k_proj.weight", "attn.v_proj.weight"], ["ffn.w1.weight", "ffn.w3.weight"]] {
+                for (first, second) in zip(group, group.dropFirst()) {
+                    precondition(required(prefix + first).range.upperBound == required(prefix + second).offset,
+                                 "ParameterLayout: \(prefix + second) must follow \(prefix + first) for the fused view")
+                }
+            }
+        }
     }
 
     /// The entry called `name`, or nil when the model has no such tensor.

@@ -4,18 +4,17 @@ import Kernels
 /// (RMSNorm → causal multi-head self-attention with RoPE → residual; RMSNorm → SwiGLU →
 /// residual) → final RMSNorm → `lm_head` → logits.
 ///
-/// All parameters live in one flat buffer laid out by ``ParameterLayout``. Forward activations
-/// are allocated once per (batch, length) and reused: inference keeps one layer's worth, the
-/// training mode every layer's intermediates for backward.
+/// All parameters live in one flat buffer laid out by ``ParameterLayout``. The model keeps
+/// one set of inference activations, allocated once per (batch, length) and reused; training
+/// keeps its own, with every layer's intermediates, in a ``TrainingSession``.
 public final class TransformerLM {
     public let config: ModelConfig
     public let layout: ParameterLayout
     /// Every weight, at the offsets of ``layout``.
     public let parameters: TensorBuffer
     let rope: RoPETable
-    let layers: [LayerWeights]
-    /// [vocab, C], [C] and [vocab, C] views into `parameters`.
-    let embedding: UnsafeBufferPointer<Float>, finalNorm: UnsafeBufferPointer<Float>, head: UnsafeBufferPointer<Float>
+    /// Named views into `parameters`.
+    let weights: ModelTensors
     private var activations: ForwardActivations?
 
     /// A model with the handout's random initialisation, reproducible from `seed`.
@@ -38,10 +37,7 @@ public final class TransformerLM {
         }
         self.parameters = parameters
         rope = RoPETable(headDim: config.headDim, maxPositions: config.contextLength, theta: config.ropeTheta)
-        layers = (0..<config.numLayers).map { LayerWeights(layer: $0, layout: layout, parameters: parameters, config: config) }
-        embedding = parameters.view(layout.required("token_embeddings.weight").offset, config.vocabSize * config.dModel)
-        finalNorm = parameters.view(layout.required("ln_final.weight").offset, config.dModel)
-        head = parameters.view(layout.required("lm_head.weight").offset, config.vocabSize * config.dModel)
+        weights = ModelTensors(layout: layout, config: config, buffer: parameters)
     }
 
     /// Number of parameters.
@@ -59,8 +55,8 @@ public final class TransformerLM {
     public func forward(tokens: [Int32], batch: Int, length: Int) throws -> [Float] {
         try tokens.withUnsafeBufferPointer { try checkTokens($0, batch: batch, length: length) }
         return try [Float](unsafeUninitializedCapacity: batch * length * config.vocabSize) { logits, initialized in
-            try tokens.withUnsafeBufferPointer {
-                _ = try forwardPass(tokens: $0, batch: batch, length: length, mode: .inference, logits: logits)
+            tokens.withUnsafeBufferPointer {
+                forwardPass(tokens: $0, into: activations(batch: batch, length: length), logits: logits)
             }
             initialized = logits.count
         }
@@ -73,14 +69,16 @@ public final class TransformerLM {
         guard logits.count == batch * length * config.vocabSize else {
             throw ModelError("logits: buffer of \(logits.count) values, shape [\(batch), \(length), \(config.vocabSize)] needs \(batch * length * config.vocabSize)")
         }
-        _ = try forwardPass(tokens: tokens, batch: batch, length: length, mode: .inference, logits: logits)
+        forwardPass(tokens: tokens, into: activations(batch: batch, length: length), logits: logits)
     }
 
     /// Runs block `layer` alone: hidden: [batch, length, d_model] → output: [batch, length, d_model]
     /// (positions 0..<length). For inspecting and timing one block.
     public func forwardBlock(_ layer: Int, hidden: UnsafeBufferPointer<Float>, batch: Int, length: Int,
                              output: UnsafeMutableBufferPointer<Float>) throws {
-        guard layers.indices.contains(layer) else { throw ModelError("block \(layer) does not exist (the model has \(layers.count))") }
+        guard weights.layers.indices.contains(layer) else {
+            throw ModelError("block \(layer) does not exist (the model has \(weights.layers.count))")
+        }
         guard batch >= 1, length >= 1, length <= config.contextLength else {
             throw ModelError("block input: batch \(batch) and length \(length) must be positive, length at most \(config.contextLength)")
         }
@@ -88,26 +86,26 @@ public final class TransformerLM {
         guard hidden.count == count, output.count == count else {
             throw ModelError("block input [\(hidden.count)] and output [\(output.count)] must both hold [\(batch), \(length), \(config.dModel)] = \(count) values")
         }
-        let saved = activations(batch: batch, length: length, mode: .inference)
+        let saved = activations(batch: batch, length: length)
         let buffers = saved.layer(layer)
         _ = buffers.input.update(fromContentsOf: hidden)
         saved.positions.withUnsafeBufferPointer { positions in
-            TransformerBlock.forward(weights: layers[layer], buffers: buffers, dims: attentionDims(batch: batch, length: length),
+            TransformerBlock.forward(weights: weights.layers[layer], buffers: buffers, dims: attentionDims(batch: batch, length: length),
                                      positions: positions, rope: rope, config: config)
         }
         _ = output.update(fromContentsOf: buffers.output)
     }
 
-    private func attentionDims(batch: Int, length: Int) -> AttentionDims {
+    func attentionDims(batch: Int, length: Int) -> AttentionDims {
         AttentionDims(batch: batch, queryLength: length, keyLength: length,
                       heads: config.numHeads, kvHeads: config.numKVHeads, headDim: config.headDim)
     }
 
-    /// The activation buffers for (batch, length, mode), reused when they repeat.
-    private func activations(batch: Int, length: Int, mode: ForwardActivations.Mode) -> ForwardActivations {
-        if let existing = activations, existing.batch == batch, existing.length == length, existing.mode == mode { return existing }
+    /// The inference activation buffers for (batch, length), reused when they repeat.
+    private func activations(batch: Int, length: Int) -> ForwardActivations {
+        if let existing = activations, existing.batch == batch, existing.length == length { return existing }
         activations = nil  // release the old buffers before allocating new ones
-        let fresh = ForwardActivations(config: config, batch: batch, length: length, mode: mode)
+        let fresh = ForwardActivations(config: config, batch: batch, length: length, mode: .inference)
         activations = fresh
         return fresh
     }
@@ -126,25 +124,21 @@ public final class TransformerLM {
         }
     }
 
-    /// Runs the forward pass into (reused) activation buffers and returns them. With `.training`
-    /// every layer's intermediates are kept for backward. The logits go to `logits` when given,
-    /// else to the activations' own buffer. Tokens must already be validated.
-    func forwardPass(tokens: UnsafeBufferPointer<Int32>, batch: Int, length: Int, mode: ForwardActivations.Mode,
-                     logits: UnsafeMutableBufferPointer<Float>? = nil) throws -> ForwardActivations {
-        let saved = activations(batch: batch, length: length, mode: mode)
+    /// Runs the forward pass into `saved` (which fixes batch, length and whether every layer's
+    /// intermediates are kept). The logits go to `logits` when given, else to `saved.logits`.
+    /// Tokens must already be validated.
+    func forwardPass(tokens: UnsafeBufferPointer<Int32>, into saved: ForwardActivations, logits: UnsafeMutableBufferPointer<Float>? = nil) {
         let (n, c) = (saved.rows, config.dModel)
-        Embedding.forward(ids: tokens, table: embedding, y: saved.residual(0), vocabSize: config.vocabSize, dim: c)
-        let dims = attentionDims(batch: batch, length: length)
+        Embedding.forward(ids: tokens, table: UnsafeBufferPointer(weights.embedding), y: saved.residual(0), vocabSize: config.vocabSize, dim: c)
+        let dims = attentionDims(batch: saved.batch, length: saved.length)
         saved.positions.withUnsafeBufferPointer { positions in
-            for (index, weights) in layers.enumerated() {
-                TransformerBlock.forward(weights: weights, buffers: saved.layer(index), dims: dims,
-                                         positions: positions, rope: rope, config: config)
+            for (index, layer) in weights.layers.enumerated() {
+                TransformerBlock.forward(weights: layer, buffers: saved.layer(index), dims: dims, positions: positions, rope: rope, config: config)
             }
         }
-        RMSNorm.forward(x: UnsafeBufferPointer(saved.residual(config.numLayers)), weight: finalNorm, y: saved.normFinal.storage,
-                        rstd: saved.rstdFinal.storage, rows: n, dim: c, epsilon: config.normEps)
-        Linear.forward(x: UnsafeBufferPointer(saved.normFinal.storage), weight: head, y: logits ?? saved.logits.storage,
-                       rows: n, inFeatures: c, outFeatures: config.vocabSize)
-        return saved
+        RMSNorm.forward(x: UnsafeBufferPointer(saved.residual(config.numLayers)), weight: UnsafeBufferPointer(weights.finalNorm),
+                        y: saved.normFinal.storage, rstd: saved.rstdFinal.storage, rows: n, dim: c, epsilon: config.normEps)
+        Linear.forward(x: UnsafeBufferPointer(saved.normFinal.storage), weight: UnsafeBufferPointer(weights.head),
+                       y: logits ?? saved.logits.storage, rows: n, inFeatures: c, outFeatures: config.vocabSize)
     }
 }

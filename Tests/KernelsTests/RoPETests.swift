@@ -50,7 +50,7 @@ final class RoPETests: XCTestCase {
         var y = Run.rope(x, rows: 4, heads: 2, positions: positions, table: table)
         positions.withUnsafeBufferPointer { p in
             y.withUnsafeMutableBufferPointer {
-                RoPE.apply($0.baseAddress!, rows: 4, rowStride: 16, heads: 2, positions: p, table: table, inverse: true)
+                RoPE.backward($0.baseAddress!, rows: 4, rowStride: 16, heads: 2, positions: p, table: table)
             }
         }
         assertClose(y, x, absolute: 1e-6, "inverse rotation")

@@ -36,11 +36,12 @@ final class SoftmaxTests: XCTestCase {
         let (rows, cols) = (3, 6)
         let x = rng.uniform(rows * cols, scale: 2), dy = rng.uniform(rows * cols)
         let y = Run.softmax(x, rows: rows, cols: cols)
-        var dx = [Float](repeating: .nan, count: x.count)
+        let initial = rng.uniform(rows * cols)
+        var dx = initial  // backward accumulates
         dy.withUnsafeBufferPointer { dyb in
             y.withUnsafeBufferPointer { yb in dx.withUnsafeMutableBufferPointer { Softmax.backward(dy: dyb, y: yb, dx: $0, rows: rows, cols: cols) } }
         }
         let gradient = finiteDifferenceGradient(widened(x)) { zip(Reference.softmax($0, rows: rows, cols: cols), widened(dy)).map(*).reduce(0, +) }
-        assertClose(dx, gradient, absolute: 1e-6, relative: 1e-4, "softmax dx")
+        assertClose(zip(dx, initial).map { $0 - $1 }, gradient, absolute: 1e-6, relative: 1e-4, "softmax dx accumulated")
     }
 }

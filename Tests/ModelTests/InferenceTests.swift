@@ -111,7 +111,8 @@ final class ActivationModeTests: XCTestCase {
         let model = try ModelFactory.model()
         let tokens = ModelFactory.tokens(2 * 9, vocab: 53, seed: 21)
         let inference = try model.forward(tokens: tokens, batch: 2, length: 9)
-        let saved = try tokens.withUnsafeBufferPointer { try model.forwardPass(tokens: $0, batch: 2, length: 9, mode: .training) }
+        let saved = ForwardActivations(config: model.config, batch: 2, length: 9, mode: .training)
+        tokens.withUnsafeBufferPointer { model.forwardPass(tokens: $0, into: saved) }
         XCTAssertEqual(saved.logits.array, inference)
         // Every layer's residual input is kept: layer 1's input is layer 0's output, not the embedding.
         let embedding = Array(saved.residual(0)), afterFirst = Array(saved.layer(0).output)

@@ -1,0 +1,92 @@
+import Foundation
+
+/// Cross-entropy of next-token predictions from logits, numerically stable (log-sum-exp), with
+/// its gradient fused and written in place of the logits, so that no second `[rows, vocab]`
+/// buffer exists.
+public enum CrossEntropy {
+    /// logits: [rows, vocab], targets: [rows] (each in 0..<vocab) → losses: [rows], each
+    /// `logsumexp(logits[r]) − logits[r, targets[r]]`; returns their mean (accumulated in Double).
+    public static func forward(
+        logits: UnsafeBufferPointer<Float>, targets: UnsafeBufferPointer<Int32>,
+        losses: UnsafeMutableBufferPointer<Float>, rows: Int, vocab: Int
+    ) -> Double {
+        requireShapes(logits.count, targets, losses, rows: rows, vocab: vocab, kernel: "CrossEntropy.forward")
+        guard rows > 0 else { return 0 }
+        let x = logits.baseAddress!, t = targets.baseAddress!, l = losses.baseAddress!
+        Threading.parallelRanges(rows, costPerItem: 20 * vocab) { range in
+            for row in range {
+                let xr = x + row * vocab
+                l[row] = logSumExp(xr, vocab) - xr[Int(t[row])]
+            }
+        }
+        return mean(losses)
+    }
+
+    /// The same losses, and `logits` overwritten by the gradient of `gradientScale · Σ losses`:
+    /// `gradientScale · (softmax(logits[r]) − onehot(targets[r]))`. With `gradientScale = 1 / rows`
+    /// that is the gradient of the mean loss. Returns the mean loss.
+    public static func forwardBackward(
+        logits: UnsafeMutableBufferPointer<Float>, targets: UnsafeBufferPointer<Int32>,
+        losses: UnsafeMutableBufferPointer<Float>, rows: Int, vocab: Int, gradientScale: Float
+    ) -> Double {
+        requireShapes(logits.count, targets, losses, rows: rows, vocab: vocab, kernel: "CrossEntropy.forwardBackward")
+        guard rows > 0 else { return 0 }
+        let x = logits.baseAddress!, t = targets.baseAddress!, l = losses.baseAddress!
+        Threading.parallelRanges(rows, costPerItem: 30 * vocab) { range in
+            for row in range {
+                let xr = x + row * vocab, target = Int(t[row])
+                let lse = logSumExp(xr, vocab)
+                l[row] = lse - xr[target]
+                // softmax = exp(x − lse), scaled, in one pass.
+                let shift = SIMD16<Float>(repeating: lse), scale = SIMD16<Float>(repeating: gradientScale)
+                var i = 0
+                while i + 16 <= vocab {
+                    VectorMath.store(VectorMath.exp(VectorMath.load(xr + i) - shift) * scale, xr + i)
+                    i += 16
+                }
+                while i < vocab { xr[i] = VectorMath.exp(xr[i] - lse) * gradientScale; i += 1 }
+                xr[target] -= gradientScale
+            }
+        }
+        return mean(losses)
+    }
+
+    /// log Σ exp(x[i]) over `count` values: the maximum, then the shifted exponentials' sum.
+    @inline(__always)
+    static func logSumExp(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
+        var lanesMax = SIMD16<Float>(repeating: -.infinity)
+        var i = 0
+        while i + 16 <= count {
+            lanesMax = VectorMath.maximum(lanesMax, VectorMath.load(x + i))
+            i += 16
+        }
+        var maximum = lanesMax.max()
+        while i < count { maximum = max(maximum, x[i]); i += 1 }
+        let shift = SIMD16<Float>(repeating: maximum)
+        var lanesSum = SIMD16<Float>()
+        i = 0
+        while i + 16 <= count {
+            lanesSum += VectorMath.exp(VectorMath.load(x + i) - shift)
+            i += 16
+        }
+        var total = lanesSum.sum()
+        while i < count { total += VectorMath.exp(x[i] - maximum); i += 1 }
+        return maximum + Foundation.log(total)
+    }
+
+    private static func mean(_ losses: UnsafeMutableBufferPointer<Float>) -> Double {
+        var sum = 0.0
+        for loss in losses { sum += Double(loss) }
+        return sum / Double(losses.count)
+    }
+
+    private static func requireShapes(_ logitCount: Int, _ targets: UnsafeBufferPointer<Int32>,
+                                      _ losses: UnsafeMutableBufferPointer<Float>, rows: Int, vocab: Int, kernel: String) {
+        precondition(logitCount == rows * vocab, "\(kernel): logits has \(logitCount) elements but shape [\(rows), \(vocab)] needs \(rows * vocab)")
+        requireShape(targets, [rows], kernel, "targets")
+        requireShape(losses, [rows], kernel, "losses")
+        for (row, target) in targets.enumerated() {
+            precondition(target >= 0 && Int(target) < vocab, "\(kernel): target \(target) at row \(row) is outside 0..<\(vocab)")
+        }
+    }
+}
