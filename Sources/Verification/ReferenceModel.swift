@@ -1,3 +1,4 @@
+import Foundation
 import Model
 import ReferenceKernels
 
@@ -38,5 +39,41 @@ public enum ReferenceModel {
             blocks: (0..<config.numLayers).map { blockWeights(model, layer: $0) },
             finalNorm: tensor(model, "ln_final.weight"), head: tensor(model, "lm_head.weight"),
             batch: batch, length: length, vocab: config.vocabSize, shape: shape(config))
+    }
+}
+
+extension ReferenceModel {
+    /// tokens: [batch, length] → logits [batch, length, vocab] for parameters given in Double, in
+    /// ``ParameterLayout`` order: the function finite differences perturb.
+    public static func logits(parameters: [Double], config: ModelConfig, tokens: [Int32], batch: Int, length: Int) -> [Double] {
+        let layout = ParameterLayout(config: config)
+        precondition(parameters.count == layout.totalCount, "ReferenceModel: \(parameters.count) parameters, layout needs \(layout.totalCount)")
+        func tensor(_ name: String) -> [Double] {
+            guard let entry = layout.entry(name) else { preconditionFailure("ReferenceModel: no tensor \(name)") }
+            return Array(parameters[entry.range])
+        }
+        let blocks = (0..<config.numLayers).map { layer -> ReferenceBlockWeights<Double> in
+            func w(_ suffix: String) -> [Double] { tensor("layers.\(layer).\(suffix)") }
+            return ReferenceBlockWeights(wq: w("attn.q_proj.weight"), wk: w("attn.k_proj.weight"), wv: w("attn.v_proj.weight"),
+                                         wo: w("attn.output_proj.weight"), w1: w("ffn.w1.weight"), w2: w("ffn.w2.weight"),
+                                         w3: w("ffn.w3.weight"), ln1: w("ln1.weight"), ln2: w("ln2.weight"))
+        }
+        return Reference.transformerLM(
+            tokens: tokens.map(Int.init), embedding: tensor("token_embeddings.weight"), blocks: blocks,
+            finalNorm: tensor("ln_final.weight"), head: tensor("lm_head.weight"),
+            batch: batch, length: length, vocab: config.vocabSize, shape: shape(config))
+    }
+
+    /// The mean next-token cross-entropy of `logits` [rows, vocab] against `targets` [rows], in
+    /// Double: `mean(logsumexp(logits[r]) − logits[r, targets[r]])`.
+    public static func crossEntropy(logits: [Double], targets: [Int32], vocab: Int) -> Double {
+        var total = 0.0
+        for (row, target) in targets.enumerated() {
+            let values = logits[(row * vocab)..<((row + 1) * vocab)]
+            let maximum = values.max()!
+            let logSumExp = maximum + Foundation.log(values.reduce(0) { $0 + Foundation.exp($1 - maximum) })
+            total += logSumExp - values[row * vocab + Int(target)]
+        }
+        return total / Double(targets.count)
     }
 }

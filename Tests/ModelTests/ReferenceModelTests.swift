@@ -30,20 +30,21 @@ final class ReferenceModelTests: XCTestCase {
         assertClose(y, try outputs.floats("block.layer0"), absolute: 2e-5, relative: 1e-5, "block.layer0")
     }
 
+    /// The loss the training step computes (the fused cross-entropy kernel on the model's
+    /// logits), against the float64 reference.
     func testNextTokenCrossEntropyMatchesReference() throws {
         let (model, outputs) = try loadFixtures()
-        let ids = try outputs.integers("input.token_ids", shape: [2, 20])
-        let logits = try model.forward(tokens: ids.map { Int32($0) }, batch: 2, length: 20)
-        // Mean over (b, t < T−1) of −log softmax(logits[b, t])[ids[b, t+1]], in Double.
-        var total = 0.0
-        for b in 0..<2 {
-            for t in 0..<19 {
-                let row = logits[((b * 20 + t) * 300)..<((b * 20 + t + 1) * 300)].map(Double.init)
-                let maximum = row.max()!
-                let logSum = log(row.map { exp($0 - maximum) }.reduce(0, +)) + maximum
-                total += logSum - row[ids[b * 20 + t + 1]]
-            }
+        let ids = try outputs.integers("input.token_ids", shape: [2, 20]).map { Int32($0) }
+        // Inputs are positions 0..<19 of each row, targets 1..<20.
+        let inputs = (0..<2).flatMap { b in ids[(b * 20)..<(b * 20 + 19)] }
+        let targets = (0..<2).flatMap { b in ids[(b * 20 + 1)..<(b * 20 + 20)] }
+        let session = try TrainingSession(model: model, batch: 2, length: 19)
+        let expected = Double(try outputs.floats("lm.cross_entropy_next_token")[0])
+        let loss = try inputs.withUnsafeBufferPointer { x in try targets.withUnsafeBufferPointer { try session.loss(inputs: x, targets: $0) } }
+        XCTAssertEqual(loss, expected, accuracy: 1e-5, "loss alone")
+        let lossWithGradients = try inputs.withUnsafeBufferPointer { x in
+            try targets.withUnsafeBufferPointer { try session.computeGradients(inputs: x, targets: $0) }
         }
-        XCTAssertEqual(total / 38, Double(try outputs.floats("lm.cross_entropy_next_token")[0]), accuracy: 1e-5)
+        XCTAssertEqual(lossWithGradients, expected, accuracy: 1e-5, "loss of the training step")
     }
 }

@@ -1,0 +1,102 @@
+import Foundation
+import Kernels
+
+/// AdamW's hyperparameters (handout §4.3, algorithm 1). The learning rate is not here: it
+/// comes from the schedule at every step.
+public struct AdamWOptions: Sendable, Equatable {
+    /// β1, β2: decay rates of the first and second moment estimates.
+    public var beta1: Float
+    public var beta2: Float
+    /// ε: added to √v for numerical stability.
+    public var epsilon: Float
+    /// λ: decoupled weight decay, `θ ← θ − α·λ·θ`.
+    public var weightDecay: Float
+    /// Whether weight decay also applies to RMSNorm gains. Off by default: decay pulls gains
+    /// towards 0, not towards their neutral value 1. Matrices and the embedding are always decayed.
+    public var decayGains: Bool
+
+    /// Defaults as commonly used for small language models (β2 = 0.95 as in LLaMA; λ = 0.1).
+    public init(beta1: Float = 0.9, beta2: Float = 0.95, epsilon: Float = 1e-8, weightDecay: Float = 0.1, decayGains: Bool = false) {
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.weightDecay = weightDecay
+        self.decayGains = decayGains
+    }
+
+    /// Rejects values outside the ranges the algorithm is defined for, naming the option.
+    public func validate() throws {
+        guard beta1.isFinite, beta1 >= 0, beta1 < 1 else { throw ModelError("beta1 must be in [0, 1), got \(beta1)") }
+        guard beta2.isFinite, beta2 >= 0, beta2 < 1 else { throw ModelError("beta2 must be in [0, 1), got \(beta2)") }
+        guard epsilon.isFinite, epsilon > 0 else { throw ModelError("epsilon must be a positive number, got \(epsilon)") }
+        guard weightDecay.isFinite, weightDecay >= 0 else { throw ModelError("weight decay must be a finite number ≥ 0, got \(weightDecay)") }
+    }
+}
+
+/// AdamW exactly as the handout's algorithm 1, over the flat parameter buffer: for each
+/// parameter θ with gradient g, at step t (from 1),
+/// `m ← β1·m + (1−β1)·g`, `v ← β2·v + (1−β2)·g²`, `α_t = α·√(1−β2ᵗ)/(1−β1ᵗ)`,
+/// `θ ← θ − α_t·m/(√v + ε)`, then `θ ← θ − α·λ·θ` on that updated θ, where decay applies (see
+/// ``AdamWOptions``). (PyTorch's `AdamW` decays the θ from before the update instead; the two
+/// differ by a factor of α·λ in the decay term.)
+///
+/// Both moments are buffers in the parameters' ``ParameterLayout``, so the update is one flat
+/// loop per tensor role.
+public final class AdamW {
+    public let options: AdamWOptions
+    public let layout: ParameterLayout
+    /// First and second moment estimates, laid out like the parameters.
+    public let firstMoment: TensorBuffer
+    public let secondMoment: TensorBuffer
+    /// Steps taken so far (t of the last update).
+    public private(set) var step: Int
+
+    public init(layout: ParameterLayout, options: AdamWOptions = AdamWOptions()) throws {
+        try options.validate()
+        self.options = options
+        self.layout = layout
+        firstMoment = TensorBuffer(count: layout.totalCount)
+        secondMoment = TensorBuffer(count: layout.totalCount)
+        step = 0
+    }
+
+    /// Resumes an optimizer from saved moments and step count (a checkpoint).
+    public init(layout: ParameterLayout, options: AdamWOptions, firstMoment: TensorBuffer, secondMoment: TensorBuffer, step: Int) throws {
+        try options.validate()
+        guard firstMoment.count == layout.totalCount, secondMoment.count == layout.totalCount, step >= 0 else {
+            throw ModelError("AdamW state: moments of \(firstMoment.count) and \(secondMoment.count) values at step \(step), the layout needs \(layout.totalCount)")
+        }
+        self.options = options
+        self.layout = layout
+        self.firstMoment = firstMoment
+        self.secondMoment = secondMoment
+        self.step = step
+    }
+
+    /// One update of `parameters` from `gradients` (both in ``layout``) at `learningRate`.
+    public func step(parameters: TensorBuffer, gradients: TensorBuffer, learningRate: Float) {
+        precondition(parameters.count == layout.totalCount && gradients.count == layout.totalCount,
+                     "AdamW.step: parameters (\(parameters.count)) and gradients (\(gradients.count)) must follow the layout (\(layout.totalCount))")
+        step += 1
+        let (beta1, beta2, epsilon) = (options.beta1, options.beta2, options.epsilon)
+        // Bias corrections in Double: β^t for large t underflows gracefully to 0.
+        let correction = Float(Foundation.sqrt(1 - Foundation.pow(Double(beta2), Double(step))) / (1 - Foundation.pow(Double(beta1), Double(step))))
+        let stepSize = learningRate * correction
+        let theta = parameters.pointer, g = gradients.pointer, m = firstMoment.pointer, v = secondMoment.pointer
+        for entry in layout.entries {
+            let decay = entry.role != .gain || options.decayGains ? learningRate * options.weightDecay : 0
+            let start = entry.offset
+            Threading.parallelRanges(entry.count, costPerItem: 12) { range in
+                for i in (start + range.lowerBound)..<(start + range.upperBound) {
+                    let gradient = g[i]
+                    let first = beta1 * m[i] + (1 - beta1) * gradient
+                    let second = beta2 * v[i] + (1 - beta2) * gradient * gradient
+                    m[i] = first
+                    v[i] = second
+                    let updated = theta[i] - stepSize * first / (second.squareRoot() + epsilon)
+                    theta[i] = updated - decay * updated  // the handout decays the updated θ
+                }
+            }
+        }
+    }
+}

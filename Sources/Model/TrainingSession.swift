@@ -1,0 +1,103 @@
+import Kernels
+
+/// Everything one training step needs for a fixed (batch, length), allocated once: the
+/// forward activations with every layer's intermediates, the backward workspace, the per-row
+/// losses and the gradients (one flat buffer in the parameters' layout). A step then allocates
+/// nothing. The model's own inference buffers are separate, so evaluating with
+/// ``TransformerLM/forward(tokens:batch:length:)`` never frees these.
+///
+/// ```swift
+/// let session = TrainingSession(model: model, batch: 8, length: 256)
+/// let optimizer = AdamW(model: model, options: AdamWOptions())
+/// let loss = try session.computeGradients(inputs: x, targets: y)   // [8·256] each
+/// let norm = GradientClipping.clip(session.gradients, maxNorm: 1)
+/// optimizer.step(parameters: model.parameters, gradients: session.gradients, learningRate: 3e-4)
+/// ```
+public final class TrainingSession {
+    public let model: TransformerLM
+    public let batch: Int
+    public let length: Int
+    /// ∂loss/∂parameters after ``computeGradients(inputs:targets:)``, laid out like
+    /// `model.parameters` (``ParameterLayout``).
+    public let gradients: TensorBuffer
+    let gradientTensors: ModelTensors
+    let activations: ForwardActivations
+    let workspace: BackwardWorkspace
+    private let losses: TensorBuffer
+
+    /// batch ≥ 1 and 1 ≤ length ≤ context_length.
+    public init(model: TransformerLM, batch: Int, length: Int) throws {
+        guard batch >= 1, length >= 1, length <= model.config.contextLength else {
+            throw ModelError("training batch \(batch) × length \(length): both must be positive, length at most context_length \(model.config.contextLength)")
+        }
+        self.model = model
+        self.batch = batch
+        self.length = length
+        gradients = TensorBuffer(count: model.layout.totalCount)
+        gradientTensors = ModelTensors(layout: model.layout, config: model.config, buffer: gradients)
+        activations = ForwardActivations(config: model.config, batch: batch, length: length, mode: .training)
+        workspace = BackwardWorkspace(config: model.config, batch: batch, length: length)
+        losses = TensorBuffer(count: batch * length)
+    }
+
+    /// inputs, targets: [batch, length] (targets[b, t] is the token after inputs[b, t]) → the mean
+    /// next-token cross-entropy in nats; ``gradients`` then holds its gradient (overwritten, not
+    /// accumulated across calls). Throws naming the first id outside the vocabulary.
+    @discardableResult
+    public func computeGradients(inputs: UnsafeBufferPointer<Int32>, targets: UnsafeBufferPointer<Int32>) throws -> Double {
+        try check(inputs: inputs, targets: targets)
+        let config = model.config, rows = batch * length
+        model.forwardPass(tokens: inputs, into: activations)
+        let loss = CrossEntropy.forwardBackward(logits: activations.logits.storage, targets: targets, losses: losses.storage,
+                                                rows: rows, vocab: config.vocabSize, gradientScale: 1 / Float(rows))
+        gradients.storage.update(repeating: 0)
+        backward(inputs: inputs)
+        return loss
+    }
+
+    /// The mean loss alone, no gradients (an evaluation on this session's buffers).
+    public func loss(inputs: UnsafeBufferPointer<Int32>, targets: UnsafeBufferPointer<Int32>) throws -> Double {
+        try check(inputs: inputs, targets: targets)
+        model.forwardPass(tokens: inputs, into: activations)
+        return CrossEntropy.forward(logits: UnsafeBufferPointer(activations.logits.storage), targets: targets, losses: losses.storage,
+                                    rows: batch * length, vocab: model.config.vocabSize)
+    }
+
+    /// From ∂loss/∂logits (left in the logits buffer by the cross-entropy) down to the embedding.
+    private func backward(inputs: UnsafeBufferPointer<Int32>) {
+        let config = model.config, weights = model.weights, grads = gradientTensors
+        let (rows, c) = (batch * length, config.dModel)
+        let dNormFinal = workspace.dNorm.storage, dResidual = workspace.dResidual.storage
+        // logits = normFinal · headᵀ
+        dNormFinal.update(repeating: 0)
+        Linear.backward(dy: UnsafeBufferPointer(activations.logits.storage), x: UnsafeBufferPointer(activations.normFinal.storage),
+                        weight: UnsafeBufferPointer(weights.head), dx: dNormFinal, dWeight: grads.head,
+                        rows: rows, inFeatures: c, outFeatures: config.vocabSize)
+        // normFinal = rmsnorm(last residual)
+        dResidual.update(repeating: 0)
+        RMSNorm.backward(dy: UnsafeBufferPointer(dNormFinal), x: UnsafeBufferPointer(activations.residual(config.numLayers)),
+                         weight: UnsafeBufferPointer(weights.finalNorm), rstd: UnsafeBufferPointer(activations.rstdFinal.storage),
+                         dx: dResidual, dWeight: grads.finalNorm, rows: rows, dim: c)
+        let dims = model.attentionDims(batch: batch, length: length)
+        activations.positions.withUnsafeBufferPointer { positions in
+            for layer in stride(from: config.numLayers - 1, through: 0, by: -1) {
+                TransformerBlock.backward(weights: weights.layers[layer], gradients: grads.layers[layer], saved: activations.layer(layer),
+                                          workspace: workspace, dims: dims, positions: positions, rope: model.rope, config: config)
+            }
+        }
+        Embedding.backward(ids: inputs, dy: UnsafeBufferPointer(dResidual), dTable: grads.embedding,
+                           vocabSize: config.vocabSize, dim: c)
+    }
+
+    private func check(inputs: UnsafeBufferPointer<Int32>, targets: UnsafeBufferPointer<Int32>) throws {
+        let config = model.config, count = batch * length
+        guard inputs.count == count, targets.count == count else {
+            throw ModelError("training step: inputs (\(inputs.count)) and targets (\(targets.count)) must both hold [\(batch), \(length)] = \(count) ids")
+        }
+        for (name, ids) in [("inputs", inputs), ("targets", targets)] {
+            if let bad = config.firstInvalidToken(in: ids) {
+                throw ModelError("\(name): id \(bad.id) at [\(bad.index / length), \(bad.index % length)] is outside 0..<\(config.vocabSize)")
+            }
+        }
+    }
+}
