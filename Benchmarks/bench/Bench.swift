@@ -47,7 +47,8 @@ struct Bench: ParsableCommand {
         let plan: MeasurementPlan = quick ? .quick : .full
         let shape = BenchShape()
         let matcher = try filter.map { try NameFilter($0) }
-        let cases = (KernelCases.all(shape) + ModelCases.all(shape, quick: quick) + NaiveCases.all(shape, plan: plan)
+        let cases = (KernelCases.all(shape) + ModelCases.all(shape, quick: quick) + TrainingCases.all(shape, quick: quick)
+                     + NaiveCases.all(shape, plan: plan)
                      + TokenizerCases.all(quick: quick, corpusPath: corpus))
             .filter { matcher?.matches($0.name) ?? true }
         if list {
@@ -63,6 +64,7 @@ struct Bench: ParsableCommand {
             ? MemoryBandwidth.readBytesPerSecond(bytes: 1 << 30, plan: plan) : nil
         var results: [BenchResult] = []
         var boundRates: [(name: String, bytes: Int, rate: Double)] = []
+        var modelRates: [String] = []
         for benchCase in cases {
             FileHandle.standardError.write("bench: \(benchCase.name)\n".data(using: .utf8)!)
             let prepared: Prepared
@@ -84,6 +86,11 @@ struct Bench: ParsableCommand {
             }
             let median = timing.median
             let flops = benchCase.flops
+            if let perToken = benchCase.modelFlopsPerToken, let tokens = benchCase.tokens, let ideal {
+                let modelRate = perToken * Double(tokens) / median, ceilingRate = flops / ideal
+                modelRates.append(String(format: "%@: %.1f MFLOP/token (model count) → %.1f GFLOP/s; raw sgemm on the same GEMM shapes %.1f GFLOP/s → %.0f%%",
+                                         benchCase.name, perToken / 1e6, modelRate / 1e9, ceilingRate / 1e9, 100 * modelRate / ceilingRate))
+            }
             results.append(BenchResult(
                 name: benchCase.name, detail: benchCase.detail,
                 medianSeconds: median, minSeconds: timing.min, maxSeconds: timing.max, runs: timing.samples.count,
@@ -114,6 +121,7 @@ struct Bench: ParsableCommand {
             print(Table.sgemm(sgemmRows))
         }
         print()
+        modelRates.forEach { print($0) }
         for bound in boundRates {
             print(String(format: "%@: %.1f MB of weights per token, streamed at %.1f GB/s → bound %.0f tokens/s",
                          bound.name, Double(bound.bytes) / 1e6, bound.rate / 1e9, bound.rate / Double(bound.bytes)))

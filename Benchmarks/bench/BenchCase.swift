@@ -19,6 +19,9 @@ struct BenchCase {
     /// Weight bytes read per generated token (decode): with the measured streaming read rate
     /// this gives the memory-bandwidth bound on tokens/s.
     var weightBytesPerToken: Int? = nil
+    /// Model FLOPs per token by the conventional count (training: forward and backward matmuls
+    /// with the full attention square), for the model FLOP rate; nil where it means nothing.
+    var modelFlopsPerToken: Double? = nil
     /// Allocates inputs, checks the kernel against its reference, and returns the closure to
     /// time. Throws ``BenchFailure`` when the check fails: a benchmark of wrong results is worthless.
     let prepare: () throws -> Prepared

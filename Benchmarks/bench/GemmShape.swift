@@ -1,16 +1,32 @@
 import Kernels
 
-/// One `cblas_sgemm` call shape, `C[m, n] = A[m, k] · op(B)`, with `op(B) = Bᵀ` (weights stored
+/// One `cblas_sgemm` call shape, `C[m, n] = op(A) · op(B)` with `op(A)` `[m, k]` (A stored
+/// `[k, m]` when transposed: a weight gradient `dYᵀ·X`) and `op(B) = Bᵀ` (weights stored
 /// `[out, in]`) or `B`. A benchmark case lists the GEMMs it performs; timing each shape raw,
 /// with contiguous operands and nothing around it, gives the ceiling the case is compared with.
 struct GemmShape: Hashable, Codable, CustomStringConvertible {
     var m: Int
     var n: Int
     var k: Int
+    var transposeA = false
     var transposeB: Bool
 
+    init(m: Int, n: Int, k: Int, transposeA: Bool = false, transposeB: Bool) {
+        self.m = m
+        self.n = n
+        self.k = k
+        self.transposeA = transposeA
+        self.transposeB = transposeB
+    }
+
     var flops: Double { 2 * Double(m) * Double(n) * Double(k) }
-    var description: String { "\(m)×\(k)·\(transposeB ? "[\(n)×\(k)]ᵀ" : "\(k)×\(n)")" }
+    var description: String {
+        (transposeA ? "[\(k)×\(m)]ᵀ" : "\(m)×\(k)") + "·" + (transposeB ? "[\(n)×\(k)]ᵀ" : "\(k)×\(n)")
+    }
+
+    /// Leading dimensions of contiguous operands of this shape.
+    var lda: Int { transposeA ? m : k }
+    var ldb: Int { transposeB ? k : n }
 }
 
 /// GEMM calls of a case: how many times each shape runs in one repetition.
@@ -40,9 +56,8 @@ final class GemmCeiling {
             b.withUnsafeBufferPointer { b in
                 c.withUnsafeMutableBufferPointer { c in
                     plan.measure {
-                        sgemm(transposeA: false, transposeB: shape.transposeB, m: shape.m, n: shape.n, k: shape.k,
-                              a: a.baseAddress!, lda: shape.k, b: b.baseAddress!, ldb: shape.transposeB ? shape.k : shape.n,
-                              c: c.baseAddress!, ldc: shape.n)
+                        sgemm(transposeA: shape.transposeA, transposeB: shape.transposeB, m: shape.m, n: shape.n, k: shape.k,
+                              a: a.baseAddress!, lda: shape.lda, b: b.baseAddress!, ldb: shape.ldb, c: c.baseAddress!, ldc: shape.n)
                     }
                 }
             }
@@ -77,9 +92,8 @@ final class RawGemms {
     func run() {
         for (shape, count) in work {
             for _ in 0..<count {
-                sgemm(transposeA: false, transposeB: shape.transposeB, m: shape.m, n: shape.n, k: shape.k,
-                      a: a.pointer, lda: shape.k, b: b.pointer, ldb: shape.transposeB ? shape.k : shape.n,
-                      c: c.pointer, ldc: shape.n)
+                sgemm(transposeA: shape.transposeA, transposeB: shape.transposeB, m: shape.m, n: shape.n, k: shape.k,
+                      a: a.pointer, lda: shape.lda, b: b.pointer, ldb: shape.ldb, c: c.pointer, ldc: shape.n)
             }
         }
     }

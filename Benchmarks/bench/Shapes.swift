@@ -47,4 +47,37 @@ struct BenchShape {
     func linearGemm(rows: Int, inFeatures: Int, outFeatures: Int) -> GemmWork {
         [GemmShape(m: rows, n: outFeatures, k: inFeatures, transposeB: true): 1]
     }
+
+    /// A linear layer's backward: dX = dY·W and dW = dYᵀ·X.
+    func linearBackwardGemms(rows: Int, inFeatures: Int, outFeatures: Int) -> GemmWork {
+        [GemmShape(m: rows, n: inFeatures, k: outFeatures, transposeB: false): 1,
+         GemmShape(m: outFeatures, n: inFeatures, k: rows, transposeA: true, transposeB: false): 1]
+    }
+
+    /// Attention's backward per (batch, head), over the full T×T square as the kernel runs it:
+    /// dV = Pᵀ·dO, dP = dO·Vᵀ, dQ = dS·K, dK = dSᵀ·Q.
+    func attentionBackwardGemms(batch: Int) -> GemmWork {
+        let (t, d) = (context, headDim)
+        return [GemmShape(m: t, n: d, k: t, transposeA: true, transposeB: false): 2 * batch * heads,
+                GemmShape(m: t, n: t, k: d, transposeB: true): batch * heads,
+                GemmShape(m: t, n: d, k: t, transposeB: false): batch * heads]
+    }
+
+    /// One block's backward GEMMs at [batch, context].
+    func blockBackwardGemms(batch: Int) -> GemmWork {
+        let rows = batch * context
+        return linearBackwardGemms(rows: rows, inFeatures: dModel, outFeatures: qkvWidth)
+            + attentionBackwardGemms(batch: batch)
+            + linearBackwardGemms(rows: rows, inFeatures: dModel, outFeatures: dModel)
+            + linearBackwardGemms(rows: rows, inFeatures: dModel, outFeatures: 2 * dFF)
+            + linearBackwardGemms(rows: rows, inFeatures: dFF, outFeatures: dModel)
+    }
+
+    /// Matmul FLOPs per token of a training step (forward and backward, every weight matrix and
+    /// the full T×T attention square, no causal saving): 3 × (2·matrix parameters + 4·L·T·C).
+    var trainingFlopsPerToken: Double {
+        let perLayer = dModel * qkvWidth + dModel * dModel + 3 * dModel * dFF
+        let matrices = Double(layers * perLayer + vocab * dModel)
+        return 3 * (2 * matrices + 4 * Double(layers * context * dModel))
+    }
 }

@@ -56,10 +56,19 @@ public enum Checkpoint {
         } catch {
             throw ModelError("\(directory): cannot create directory: \(error.localizedDescription)")
         }
-        let tensors = model.layout.entries.map { entry in
-            NamedTensor(name: entry.name, shape: entry.shape, values: Array(model.parameters.view(entry.offset, entry.count)))
-        }
-        try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: (directory as NSString).appendingPathComponent(weightsFile))
+        try write(model.parameters, layout: model.layout, to: (directory as NSString).appendingPathComponent(weightsFile))
         try model.config.save(path: (directory as NSString).appendingPathComponent(configFile))
+    }
+
+    /// Writes a buffer laid out by `layout` (parameters, gradients, optimizer moments) as F32
+    /// safetensors under the layout's tensor names, streamed from the buffer without a copy.
+    public static func write(_ buffer: TensorBuffer, layout: ParameterLayout, to path: String) throws {
+        precondition(buffer.count == layout.totalCount, "Checkpoint.write: buffer of \(buffer.count) values, layout needs \(layout.totalCount)")
+        let views = layout.entries.map { TensorView(name: $0.name, shape: $0.shape, values: buffer.view($0.offset, $0.count)) }
+        do {
+            try SafeTensorsWriter.write(views: views, metadata: ["format": "pt"], to: path)
+        } catch let error as TensorFileError {
+            throw ModelError(error.description)
+        }
     }
 }

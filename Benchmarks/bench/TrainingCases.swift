@@ -1,0 +1,110 @@
+import Foundation
+import Kernels
+import Model
+import Verification
+
+/// Training benchmarks on the CS336 shape: the backward of the GEMM-bound layers, one block's
+/// backward through the whole step, and a whole training step (forward, loss, backward,
+/// clipping, AdamW).
+enum TrainingCases {
+    static func all(_ shape: BenchShape, quick: Bool) -> [BenchCase] {
+        let batches = quick ? [1] : [1, 8]
+        return batches.flatMap { [linearBackward(shape, batch: $0), attentionBackward(shape, batch: $0)] }
+            + batches.map { step(shape, batch: $0) }
+    }
+
+    /// The GEMMs of one training step at [batch, context]: the forward's, then every backward's.
+    static func stepGemms(_ shape: BenchShape, batch: Int) -> GemmWork {
+        let rows = batch * shape.context
+        return ModelCases.blockGemms(shape, batch: batch) * shape.layers
+            + shape.linearGemm(rows: rows, inFeatures: shape.dModel, outFeatures: shape.vocab)
+            + shape.blockBackwardGemms(batch: batch) * shape.layers
+            + shape.linearBackwardGemms(rows: rows, inFeatures: shape.dModel, outFeatures: shape.vocab)
+    }
+
+    static func linearBackward(_ shape: BenchShape, batch: Int) -> BenchCase {
+        let rows = batch * shape.context, (inFeatures, outFeatures) = (shape.dModel, shape.vocab)
+        return BenchCase(name: "backward/lm_head/B\(batch)", detail: "[\(rows), \(inFeatures)] ← \(outFeatures)",
+                         gemms: shape.linearBackwardGemms(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures), tokens: rows) {
+            let x = TensorBuffer(rows * inFeatures, seed: 1), w = TensorBuffer(outFeatures * inFeatures, seed: 2, scale: 0.05)
+            let dy = TensorBuffer(rows * outFeatures, seed: 3, scale: 1e-3)
+            let dx = TensorBuffer(count: rows * inFeatures), dw = TensorBuffer(count: outFeatures * inFeatures)
+            let run = {
+                Linear.backward(dy: dy.readOnly, x: x.readOnly, weight: w.readOnly, dx: dx.mutable, dWeight: dw.mutable,
+                                rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+            }
+            run()
+            // Row 0 of dX = dY·W (one call accumulated into zeros) in Double.
+            let (dyValues, wValues) = (dy.array, w.array)
+            let expected = (0..<inFeatures).map { i in
+                (0..<outFeatures).reduce(0.0) { $0 + Double(dyValues[$1]) * Double(wValues[$1 * inFeatures + i]) }
+            }
+            return Prepared(run: run, check: try check(Array(dx.array.prefix(inFeatures)), expected, absolute: 1e-6, relative: 1e-4, "dX row 0"))
+        }
+    }
+
+    static func attentionBackward(_ shape: BenchShape, batch: Int) -> BenchCase {
+        let dims = shape.attentionDims(batch: batch), t = shape.context, width = shape.qkvWidth, c = shape.dModel
+        return BenchCase(name: "backward/sdpa/B\(batch)", detail: "B\(batch) H\(shape.heads) T\(t) d\(shape.headDim)",
+                         gemms: shape.attentionBackwardGemms(batch: batch), tokens: batch * t) {
+            let qkv = TensorBuffer(batch * t * width, seed: 4), out = TensorBuffer(count: batch * t * c)
+            let probs = TensorBuffer(count: batch * shape.heads * t * t), scratch = TensorBuffer(count: batch * shape.heads * t * t)
+            let dOut = TensorBuffer(batch * t * c, seed: 5), dQKV = TensorBuffer(count: batch * t * width)
+            let fused = HeadLayout(rowStride: width, batchStride: t * width), output = HeadLayout(rowStride: c, batchStride: t * c)
+            ScaledDotProductAttention.forward(q: qkv.pointer, queryLayout: fused, k: qkv.pointer + c, v: qkv.pointer + 2 * c, keyLayout: fused,
+                                              out: out.pointer, outputLayout: output, probs: probs.mutable, dims: dims, mask: .causal(queryOffset: 0))
+            let run = {
+                ScaledDotProductAttention.backward(
+                    q: qkv.pointer, queryLayout: fused, k: qkv.pointer + c, v: qkv.pointer + 2 * c, keyLayout: fused,
+                    probs: probs.readOnly, dOut: dOut.pointer, outputLayout: output,
+                    dQ: dQKV.pointer, dK: dQKV.pointer + c, dV: dQKV.pointer + 2 * c, scratch: scratch.mutable, dims: dims)
+            }
+            run()
+            // dV of head 0, batch 0 after one call: Pᵀ·dO in Double.
+            let (p, g, d) = (probs.array, dOut.array, shape.headDim)
+            let expected = (0..<t).flatMap { key in
+                (0..<d).map { j in (0..<t).reduce(0.0) { $0 + Double(p[$1 * t + key]) * Double(g[$1 * c + j]) } }
+            }
+            let actual = (0..<t).flatMap { key in (0..<d).map { dQKV.array[key * width + 2 * c + $0] } }
+            return Prepared(run: run, check: try check(actual, expected, absolute: 1e-5, relative: 1e-4, "dV head 0"))
+        }
+    }
+
+    static func step(_ shape: BenchShape, batch: Int) -> BenchCase {
+        let rows = batch * shape.context
+        return BenchCase(name: "train/step/B\(batch)", detail: "TinyStories [\(batch), \(shape.context)], fwd+bwd+AdamW",
+                         gemms: stepGemms(shape, batch: batch), tokens: rows, modelFlopsPerToken: shape.trainingFlopsPerToken) {
+            let config = ModelCases.tinyStories(shape)
+            let model = try TransformerLM(config: config, seed: 6)
+            var generator = SeededGenerator(seed: 7)
+            let tokens = (0..<(rows + batch)).map { _ in Int32.random(in: 0..<Int32(shape.vocab), using: &generator) }
+            // Row b is context + 1 tokens: inputs are its first context, targets its last context.
+            let span = shape.context + 1
+            var inputs: [Int32] = [], targets: [Int32] = []
+            for b in 0..<batch {
+                inputs += tokens[(b * span)..<(b * span + shape.context)]
+                targets += tokens[(b * span + 1)..<((b + 1) * span)]
+            }
+            let session = try TrainingSession(model: model, batch: batch, length: shape.context)
+            let optimizer = try AdamW(layout: model.layout)
+            // Before any update: the training path's loss equals the inference path's logits'
+            // cross-entropy in Double, and sits near ln V.
+            let logits = try model.forward(tokens: inputs, batch: batch, length: shape.context)
+            let expected = ReferenceModel.crossEntropy(logits: logits.map(Double.init), targets: targets, vocab: shape.vocab)
+            let first = try inputs.withUnsafeBufferPointer { x in try targets.withUnsafeBufferPointer { try session.computeGradients(inputs: x, targets: $0) } }
+            guard abs(first - expected) < 1e-4, abs(first - log(Double(shape.vocab))) < 1 else {
+                throw BenchFailure(description: "training loss \(first) vs inference-path loss \(expected) (ln V = \(log(Double(shape.vocab))))")
+            }
+            let run = {
+                inputs.withUnsafeBufferPointer { x in
+                    targets.withUnsafeBufferPointer { y in
+                        _ = try! session.computeGradients(inputs: x, targets: y)
+                        GradientClipping.clip(session.gradients, maxNorm: 1)
+                        optimizer.step(parameters: model.parameters, gradients: session.gradients, learningRate: 1e-4)
+                    }
+                }
+            }
+            return Prepared(run: run, check: String(format: "loss %.4f = inference path, ≈ ln V", first))
+        }
+    }
+}
