@@ -2,7 +2,9 @@
 /// package (initialisation, sampling, test data, benchmark inputs) draws from one, so the same
 /// seed gives the same numbers on every run and machine.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+    /// The whole state: `SeededGenerator(seed: g.state)` continues exactly where `g` is, which
+    /// is how a resumed training run draws the same batches it would have drawn.
+    public private(set) var state: UInt64
 
     public init(seed: UInt64) { state = seed }
 

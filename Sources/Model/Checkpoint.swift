@@ -62,11 +62,11 @@ public enum Checkpoint {
 
     /// Writes a buffer laid out by `layout` (parameters, gradients, optimizer moments) as F32
     /// safetensors under the layout's tensor names, streamed from the buffer without a copy.
-    public static func write(_ buffer: TensorBuffer, layout: ParameterLayout, to path: String) throws {
+    public static func write(_ buffer: TensorBuffer, layout: ParameterLayout, metadata: [String: String] = ["format": "pt"], to path: String) throws {
         precondition(buffer.count == layout.totalCount, "Checkpoint.write: buffer of \(buffer.count) values, layout needs \(layout.totalCount)")
         let views = layout.entries.map { TensorView(name: $0.name, shape: $0.shape, values: buffer.view($0.offset, $0.count)) }
         do {
-            try SafeTensorsWriter.write(views: views, metadata: ["format": "pt"], to: path)
+            try SafeTensorsWriter.write(views: views, metadata: metadata, to: path)
         } catch let error as TensorFileError {
             throw ModelError(error.description)
         }

@@ -2,14 +2,14 @@
 public enum ElementType: String, Sendable, CaseIterable {
     case float64 = "F64", float32 = "F32", float16 = "F16", bfloat16 = "BF16"
     case int64 = "I64", int32 = "I32", int16 = "I16", int8 = "I8"
-    case uint8 = "U8", bool = "BOOL"
+    case uint16 = "U16", uint8 = "U8", bool = "BOOL"
 
     /// Bytes per element.
     public var byteCount: Int {
         switch self {
         case .float64, .int64: return 8
         case .float32, .int32: return 4
-        case .float16, .bfloat16, .int16: return 2
+        case .float16, .bfloat16, .int16, .uint16: return 2
         case .int8, .uint8, .bool: return 1
         }
     }
@@ -78,15 +78,20 @@ enum ElementDecoding {
 
     /// Reads `count` integer (or bool) elements of `type` at `source` as Int.
     static func integers(from source: UnsafeRawPointer, type: ElementType, count: Int) -> [Int] {
-        (0..<count).map { i -> Int in
-            switch type {
-            case .int64: return Int(Int64(littleEndian: source.loadUnaligned(fromByteOffset: i * 8, as: Int64.self)))
-            case .int32: return Int(Int32(littleEndian: source.loadUnaligned(fromByteOffset: i * 4, as: Int32.self)))
-            case .int16: return Int(Int16(littleEndian: source.loadUnaligned(fromByteOffset: i * 2, as: Int16.self)))
-            case .int8: return Int(source.load(fromByteOffset: i, as: Int8.self))
-            case .uint8, .bool: return Int(source.load(fromByteOffset: i, as: UInt8.self))
-            default: preconditionFailure("integers(from:) called with floating type \(type)")
-            }
+        (0..<count).map { integer(from: source, type: type, at: $0) }
+    }
+
+    /// Element `i` of an integer (or bool) array.
+    @inline(__always)
+    static func integer(from source: UnsafeRawPointer, type: ElementType, at i: Int) -> Int {
+        switch type {
+        case .int64: return Int(Int64(littleEndian: source.loadUnaligned(fromByteOffset: i * 8, as: Int64.self)))
+        case .int32: return Int(Int32(littleEndian: source.loadUnaligned(fromByteOffset: i * 4, as: Int32.self)))
+        case .int16: return Int(Int16(littleEndian: source.loadUnaligned(fromByteOffset: i * 2, as: Int16.self)))
+        case .uint16: return Int(UInt16(littleEndian: source.loadUnaligned(fromByteOffset: i * 2, as: UInt16.self)))
+        case .int8: return Int(source.load(fromByteOffset: i, as: Int8.self))
+        case .uint8, .bool: return Int(source.load(fromByteOffset: i, as: UInt8.self))
+        default: preconditionFailure("integer(from:) called with floating type \(type)")
         }
     }
 }

@@ -66,6 +66,13 @@ public struct NPYFile {
         return ElementDecoding.integers(from: raw, type: type, count: elementCount)
     }
 
+    /// Element `index` (in C order) of an integer array, read from the map: random access
+    /// without reading the file whole.
+    public func integer(at index: Int) -> Int {
+        precondition(!type.isFloatingPoint && index >= 0 && index < elementCount, "NPYFile.integer(at:): \(index) in a \(type.rawValue) array of \(elementCount)")
+        return ElementDecoding.integer(from: raw, type: type, at: index)
+    }
+
     private var raw: UnsafeRawPointer {
         file.bytes.baseAddress.map { $0 + dataStart } ?? UnsafeRawPointer(bitPattern: 1)!
     }
@@ -75,7 +82,7 @@ public struct NPYFile {
 enum NPYHeader {
     static let descriptors: [String: ElementType] = [
         "<f4": .float32, "<f8": .float64, "<f2": .float16, "<i8": .int64, "<i4": .int32, "<i2": .int16,
-        "|i1": .int8, "<i1": .int8, "|u1": .uint8, "<u1": .uint8, "|b1": .bool,
+        "|i1": .int8, "<i1": .int8, "<u2": .uint16, "|u1": .uint8, "<u1": .uint8, "|b1": .bool,
     ]
 
     static func parse(_ header: String, path: String) throws -> (descr: String, type: ElementType, shape: [Int]) {
@@ -93,7 +100,7 @@ enum NPYHeader {
         }
         let descr = String(descrText[descrText.index(after: descrText.startIndex)..<end])
         guard let type = descriptors[descr] else {
-            throw TensorFileError(path: path, "unsupported dtype descr '\(descr)' (little-endian f2/f4/f8, i1–i8, u1, b1 only)")
+            throw TensorFileError(path: path, "unsupported dtype descr '\(descr)' (little-endian f2/f4/f8, i1–i8, u1, u2, b1 only)")
         }
         if try value(of: "fortran_order").hasPrefix("True") {
             throw TensorFileError(path: path, "'fortran_order': True is not supported; save a C-ordered array")

@@ -1,0 +1,87 @@
+import Kernels
+import TensorIO
+
+/// A token-id file as training data: an NPY array of int32, uint16 or int64 ids (what
+/// `lm tokenizer encode` writes), memory-mapped and never read whole. Every id is checked
+/// against the vocabulary once, when the file is opened.
+public struct TokenDataset {
+    public let path: String
+    private let file: NPYFile
+    /// The ids this dataset covers: the whole file, or part of it after ``split(validationFraction:)``.
+    public let range: Range<Int>
+
+    /// Throws naming the file: another dtype, an id outside `0..<vocabSize` (with its index).
+    public init(path: String, vocabSize: Int) throws {
+        self.path = path
+        do { file = try NPYFile(path: path) } catch let error as TensorFileError { throw ModelError(error.description) }
+        guard [.int32, .uint16, .int64].contains(file.type) else {
+            throw ModelError("\(path): token ids must be int32, uint16 or int64, found \(file.type.rawValue)")
+        }
+        for index in 0..<file.elementCount {
+            let id = file.integer(at: index)
+            if id < 0 || id >= vocabSize { throw ModelError("\(path): id \(id) at index \(index) is outside the vocabulary 0..<\(vocabSize)") }
+        }
+        range = 0..<file.elementCount
+    }
+
+    private init(path: String, file: NPYFile, range: Range<Int>) {
+        self.path = path
+        self.file = file
+        self.range = range
+    }
+
+    /// The first `1 − fraction` of the ids for training and the rest for validation, over the
+    /// same mapped file (one corpus, no code, no copy).
+    public func split(validationFraction fraction: Double) throws -> (training: TokenDataset, validation: TokenDataset) {
+        guard fraction > 0, fraction < 1 else { throw ModelError("validation fraction must be in (0, 1), got \(fraction)") }
+        let cut = range.lowerBound + Int((Double(count) * (1 - fraction)).rounded())
+        return (TokenDataset(path: path, file: file, range: range.lowerBound..<cut), TokenDataset(path: path, file: file, range: cut..<range.upperBound))
+    }
+
+    /// Number of tokens.
+    public var count: Int { range.count }
+
+    /// Copies ids `start..<start + length` (relative to ``range``) to `target`.
+    public func copy(from start: Int, count length: Int, to target: UnsafeMutablePointer<Int32>) {
+        precondition(start >= 0 && start + length <= count, "TokenDataset.copy: \(start)..<\(start + length) outside 0..<\(count)")
+        for i in 0..<length { target[i] = Int32(truncatingIfNeeded: file.integer(at: range.lowerBound + start + i)) }
+    }
+
+    /// Windows of `length + 1` tokens that fit: the number of valid start positions.
+    public func windowCount(length: Int) -> Int { max(0, count - length) }
+}
+
+/// Batches of `batch` windows of `length + 1` tokens from a ``TokenDataset``: inputs are each
+/// window's first `length` ids, targets its last `length` (the next token at each position).
+/// Random windows come from a seeded generator whose state is part of a checkpoint, so a resumed
+/// run draws the batches the uninterrupted run would have drawn.
+public struct BatchSampler {
+    public let batch: Int
+    public let length: Int
+    /// The generator's state: save it to resume, pass it to `init` to continue.
+    public var state: UInt64 { generator.state }
+    private var generator: SeededGenerator
+
+    public init(batch: Int, length: Int, state: UInt64) {
+        self.batch = batch
+        self.length = length
+        generator = SeededGenerator(seed: state)
+    }
+
+    /// Fills inputs and targets ([batch, length] each) with random windows of `data`.
+    public mutating func next(from data: TokenDataset, inputs: UnsafeMutableBufferPointer<Int32>, targets: UnsafeMutableBufferPointer<Int32>) {
+        let starts = data.windowCount(length: length)
+        precondition(starts > 0, "BatchSampler: \(data.count) tokens are too few for windows of \(length + 1)")
+        for row in 0..<batch {
+            let start = Int(generator.next() % UInt64(starts))
+            Self.fill(data, start: start, length: length, row: row, inputs: inputs, targets: targets)
+        }
+    }
+
+    /// Row `row` of inputs and targets from the window at `start`.
+    static func fill(_ data: TokenDataset, start: Int, length: Int, row: Int,
+                     inputs: UnsafeMutableBufferPointer<Int32>, targets: UnsafeMutableBufferPointer<Int32>) {
+        data.copy(from: start, count: length, to: inputs.baseAddress! + row * length)
+        data.copy(from: start + 1, count: length, to: targets.baseAddress! + row * length)
+    }
+}

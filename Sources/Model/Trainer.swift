@@ -1,0 +1,288 @@
+import Foundation
+import Kernels
+import TensorIO
+import Tokenizer
+
+/// Progress of a run, reported after every step.
+public struct TrainingProgress: Sendable {
+    public let step: Int
+    public let steps: Int
+    public let loss: Double
+    public let learningRate: Double
+    public let tokensPerSecond: Double
+    public let elapsedSeconds: Double
+    /// The evaluation just made at this step, if any.
+    public let evaluation: TrainingRecord?
+}
+
+/// The training loop (handout §5–7) over a run directory: random batches from a token file,
+/// a ``TrainingSession`` step, global-norm clipping, AdamW on the cosine schedule, periodic
+/// evaluation on fixed validation windows, and checkpoints from which ``resume(runDirectory:)``
+/// continues bit for bit.
+///
+/// The run directory holds `config.json`, `model.safetensors` and the tokenizer files (so that
+/// `lm generate --model RUN` works on it), `optimizer.safetensors` (both AdamW moments),
+/// `training_state.json` (step, sampler state, options), `metrics.jsonl` and `loss.svg`. Every
+/// file is written to a temporary name and renamed; `training_state.json` goes last and the
+/// step is recorded in the weights and moments too, so a checkpoint cut short is detected.
+public final class Trainer {
+    public let model: TransformerLM
+    public let options: TrainingOptions
+    public let runDirectory: String
+    public private(set) var step: Int
+    public private(set) var records: [TrainingRecord]
+    let session: TrainingSession
+    let optimizer: AdamW
+    private var sampler: BatchSampler
+    private let training: TokenDataset, validation: TokenDataset?
+    private var state: TrainingState
+    /// Bytes of text per validation target token, for bits per byte; nil without a tokenizer.
+    private let validationBytes: Int?
+    private let validationStarts: [Int]
+    private let inputs: UnsafeMutableBufferPointer<Int32>, targets: UnsafeMutableBufferPointer<Int32>
+
+    static let stateFile = "training_state.json", optimizerFile = "optimizer.safetensors"
+    static let metricsFile = "metrics.jsonl", plotFile = "loss.svg"
+
+    /// A new run: writes the tokenizer (when given) into `runDirectory` and starts at step 0.
+    /// `validation` nil holds out `validationFraction` of `training` instead.
+    public convenience init(model: TransformerLM, options: TrainingOptions, training: TokenDataset, validation: TokenDataset?,
+                            validationFraction: Double = 0.05, tokenizer: Tokenizer?, runDirectory: String) throws {
+        var options = options
+        options.cosineSteps = options.cosineSteps ?? options.steps  // fixed now: extending a run keeps its schedule
+        try options.validate(contextLimit: model.config.contextLength)
+        let (trainingSet, validationSet) = try validation.map { (training, $0) } ?? training.split(validationFraction: validationFraction)
+        let state = TrainingState(step: 0, tokens: 0, samplerState: String(options.seed), elapsedSeconds: 0, options: options,
+                                  trainingData: Self.absolute(training.path), validationData: validation.map { Self.absolute($0.path) },
+                                  validationFraction: validation == nil ? validationFraction : nil)
+        do {
+            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw ModelError("\(runDirectory): cannot create the run directory: \(error.localizedDescription)")
+        }
+        if let tokenizer { try TokenizerDirectory.save(tokenizer, to: runDirectory) }
+        try self.init(model: model, state: state, training: trainingSet, validation: validationSet, records: [],
+                      optimizer: try AdamW(layout: model.layout, options: options.adamW), tokenizer: tokenizer, runDirectory: runDirectory)
+    }
+
+    /// Continues the run in `runDirectory` from its last checkpoint, optionally to a new total
+    /// of `steps` (the schedule stays the one the run started with).
+    public static func resume(runDirectory: String, steps: Int? = nil) throws -> Trainer {
+        let statePath = path(runDirectory, stateFile)
+        guard let stateData = FileManager.default.contents(atPath: statePath) else {
+            throw ModelError("\(runDirectory): no \(stateFile) here; not a run directory, or no checkpoint was written yet")
+        }
+        var state: TrainingState
+        do { state = try JSONDecoder().decode(TrainingState.self, from: stateData) } catch {
+            throw ModelError("\(statePath): not a training state (\(error))")
+        }
+        if let steps { state.options.steps = steps }
+        let model = try Checkpoint.load(directory: runDirectory)
+        try checkStep(of: path(runDirectory, Checkpoint.weightsFile), is: state.step)
+        let optimizerPath = path(runDirectory, optimizerFile)
+        try checkStep(of: optimizerPath, is: state.step)
+        let moments = try SafeTensorsFile(path: optimizerPath)
+        let first = TensorBuffer(count: model.layout.totalCount), second = TensorBuffer(count: model.layout.totalCount)
+        for entry in model.layout.entries {
+            try moments.read("exp_avg." + entry.name, shape: entry.shape, into: first.slice(entry.offset, entry.count))
+            try moments.read("exp_avg_sq." + entry.name, shape: entry.shape, into: second.slice(entry.offset, entry.count))
+        }
+        let optimizer = try AdamW(layout: model.layout, options: state.options.adamW, firstMoment: first, secondMoment: second, step: state.step)
+        let trainingFile = try TokenDataset(path: state.trainingData, vocabSize: model.config.vocabSize)
+        let (training, validation): (TokenDataset, TokenDataset?)
+        if let fraction = state.validationFraction {
+            (training, validation) = try trainingFile.split(validationFraction: fraction)
+        } else {
+            training = trainingFile
+            validation = try state.validationData.map { try TokenDataset(path: $0, vocabSize: model.config.vocabSize) }
+        }
+        let metricsPath = path(runDirectory, metricsFile)
+        let records = try FileManager.default.contents(atPath: metricsPath).map { try TrainingRecord.parse(jsonLines: $0, path: metricsPath) } ?? []
+        return try Trainer(model: model, state: state, training: training, validation: validation,
+                           records: records.filter { $0.step <= state.step }, optimizer: optimizer,
+                           tokenizer: try Checkpoint.loadTokenizer(directory: runDirectory), runDirectory: runDirectory)
+    }
+
+    private init(model: TransformerLM, state: TrainingState, training: TokenDataset, validation: TokenDataset?, records: [TrainingRecord],
+                 optimizer: AdamW, tokenizer: Tokenizer?, runDirectory: String) throws {
+        let options = state.options
+        try options.validate(contextLimit: model.config.contextLength)
+        guard training.windowCount(length: options.contextLength) > 0 else {
+            throw ModelError("\(training.path): \(training.count) training tokens are too few for a context of \(options.contextLength)")
+        }
+        if let validation, validation.windowCount(length: options.contextLength) == 0 {
+            throw ModelError("\(validation.path): \(validation.count) validation tokens are too few for a context of \(options.contextLength)")
+        }
+        if let tokenizer, tokenizer.vocabularySize > model.config.vocabSize {
+            throw ModelError("the tokenizer has \(tokenizer.vocabularySize) tokens but the model only \(model.config.vocabSize)")
+        }
+        self.model = model
+        self.options = options
+        self.runDirectory = runDirectory
+        self.state = state
+        self.training = training
+        self.validation = validation
+        self.records = records
+        self.optimizer = optimizer
+        step = state.step
+        guard let samplerState = UInt64(state.samplerState) else { throw ModelError("\(Self.stateFile): bad sampler state '\(state.samplerState)'") }
+        sampler = BatchSampler(batch: options.batchSize, length: options.contextLength, state: samplerState)
+        session = try TrainingSession(model: model, batch: options.batchSize, length: options.contextLength)
+        let count = options.batchSize * options.contextLength
+        inputs = .allocate(capacity: count)
+        targets = .allocate(capacity: count)
+        inputs.initialize(repeating: 0)
+        targets.initialize(repeating: 0)
+        // Fixed validation windows, evenly spread: the same every evaluation, in every resume.
+        let (starts, bytes) = Self.validationWindows(validation, options: options, tokenizer: tokenizer)
+        validationStarts = starts
+        validationBytes = bytes
+    }
+
+    /// Starts of `evalBatches × batchSize` windows spread evenly over `validation`, and the bytes
+    /// of text their target tokens stand for (nil without a tokenizer).
+    private static func validationWindows(_ validation: TokenDataset?, options: TrainingOptions, tokenizer: Tokenizer?) -> ([Int], Int?) {
+        guard let validation else { return ([], nil) }
+        let windows = options.evalBatches * options.batchSize, available = validation.windowCount(length: options.contextLength)
+        let starts = (0..<windows).map { $0 * available / windows }
+        guard let tokenizer else { return (starts, nil) }
+        var bytes = 0
+        var ids = [Int32](repeating: 0, count: options.contextLength)
+        for start in starts {
+            ids.withUnsafeMutableBufferPointer { validation.copy(from: start + 1, count: options.contextLength, to: $0.baseAddress!) }
+            for id in ids where Int(id) < tokenizer.vocabularySize { bytes += tokenizer.vocabulary[Int(id)].count }
+        }
+        return (starts, bytes)
+    }
+
+    deinit {
+        inputs.deallocate()
+        targets.deallocate()
+    }
+
+    /// Trains until `options.steps`, or until `shouldStop` (checked between steps) says so; then
+    /// writes a checkpoint. Throws, without writing, when the loss stops being finite.
+    /// Returns true when all the steps were done.
+    @discardableResult
+    public func run(shouldStop: () -> Bool = { false }, progress: (TrainingProgress) -> Void = { _ in }) throws -> Bool {
+        let start = Date()
+        let elapsedBefore = state.elapsedSeconds
+        let schedule = options.schedule
+        let tokensPerStep = options.batchSize * options.contextLength
+        var lossSum = 0.0, lossCount = 0
+        let logInterval = max(1, min(options.evalInterval, 10))
+        var lastStepTime = Date()
+        var stepRate = 0.0
+        while step < options.steps {
+            if shouldStop() { break }
+            sampler.next(from: training, inputs: inputs, targets: targets)
+            let learningRate = schedule.learningRate(at: step)
+            let loss = try session.computeGradients(inputs: UnsafeBufferPointer(inputs), targets: UnsafeBufferPointer(targets))
+            guard loss.isFinite else {
+                throw ModelError("step \(step + 1): the training loss is \(loss); stopping. The last checkpoint in \(runDirectory) (step \(state.step)) is intact")
+            }
+            GradientClipping.clip(session.gradients, maxNorm: options.gradientClip)
+            optimizer.step(parameters: model.parameters, gradients: session.gradients, learningRate: Float(learningRate))
+            step += 1
+            state.tokens += tokensPerStep
+            lossSum += loss
+            lossCount += 1
+            let now = Date()
+            let seconds = now.timeIntervalSince(lastStepTime)
+            lastStepTime = now
+            stepRate = stepRate == 0 ? Double(tokensPerStep) / seconds : 0.9 * stepRate + 0.1 * Double(tokensPerStep) / seconds
+            state.elapsedSeconds = elapsedBefore + now.timeIntervalSince(start)
+            var evaluation: TrainingRecord?
+            let evaluate = step % options.evalInterval == 0 || step == options.steps
+            if evaluate || step % logInterval == 0 {
+                var record = TrainingRecord(step: step, tokens: state.tokens, trainLoss: lossSum / Double(lossCount), learningRate: learningRate,
+                                            elapsedSeconds: state.elapsedSeconds)
+                if evaluate, validation != nil {
+                    let (loss, bitsPerByte) = try self.evaluate()
+                    record.valLoss = loss
+                    record.valBitsPerByte = bitsPerByte
+                    evaluation = record
+                }
+                records.append(record)
+                lossSum = 0
+                lossCount = 0
+                if evaluate { try writeMetrics() }
+            }
+            progress(TrainingProgress(step: step, steps: options.steps, loss: loss, learningRate: learningRate, tokensPerSecond: stepRate,
+                                      elapsedSeconds: state.elapsedSeconds, evaluation: evaluation))
+            if step % options.checkpointInterval == 0 && step < options.steps { try saveCheckpoint() }
+        }
+        try writeMetrics()
+        try saveCheckpoint()
+        return step >= options.steps
+    }
+
+    /// The mean loss over the fixed validation windows (nats per token) and in bits per byte of
+    /// the text those tokens stand for (nil without a tokenizer).
+    public func evaluate() throws -> (loss: Double, bitsPerByte: Double?) {
+        guard let validation else { throw ModelError("no validation data") }
+        var total = 0.0
+        let batch = options.batchSize, length = options.contextLength
+        for first in stride(from: 0, to: validationStarts.count, by: batch) {
+            for row in 0..<batch {
+                BatchSampler.fill(validation, start: validationStarts[first + row], length: length, row: row, inputs: inputs, targets: targets)
+            }
+            total += try session.loss(inputs: UnsafeBufferPointer(inputs), targets: UnsafeBufferPointer(targets))
+        }
+        let loss = total / Double(options.evalBatches)
+        let tokens = Double(validationStarts.count * length)
+        return (loss, validationBytes.map { loss * tokens / Foundation.log(2) / Double($0) })
+    }
+
+    /// Writes the weights, the optimizer moments and then the state, each atomically.
+    public func saveCheckpoint() throws {
+        let metadata = ["format": "pt", "step": String(step)]
+        try Checkpoint.write(model.parameters, layout: model.layout, metadata: metadata, to: Self.path(runDirectory, Checkpoint.weightsFile))
+        try model.config.save(path: Self.path(runDirectory, Checkpoint.configFile))
+        let views = model.layout.entries.flatMap { entry in
+            [TensorView(name: "exp_avg." + entry.name, shape: entry.shape, values: optimizer.firstMoment.view(entry.offset, entry.count)),
+             TensorView(name: "exp_avg_sq." + entry.name, shape: entry.shape, values: optimizer.secondMoment.view(entry.offset, entry.count))]
+        }
+        do {
+            try SafeTensorsWriter.write(views: views, metadata: ["step": String(step)], to: Self.path(runDirectory, Self.optimizerFile))
+        } catch let error as TensorFileError {
+            throw ModelError(error.description)
+        }
+        state.step = step
+        state.samplerState = String(sampler.state)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        do {
+            try AtomicFile.write(try encoder.encode(state), to: Self.path(runDirectory, Self.stateFile))
+        } catch let error as TensorFileError {
+            throw ModelError(error.description)
+        }
+    }
+
+    /// `metrics.jsonl` and `loss.svg`, rewritten whole (atomically) so either can be opened mid-run.
+    private func writeMetrics() throws {
+        do {
+            try AtomicFile.write(try TrainingRecord.jsonLines(records), to: Self.path(runDirectory, Self.metricsFile))
+            let train = records.map { (step: $0.step, loss: $0.trainLoss) }
+            let validation = records.compactMap { record in record.valLoss.map { (step: record.step, loss: $0) } }
+            let title = "\(URL(fileURLWithPath: runDirectory).lastPathComponent): loss per token"
+            try AtomicFile.write(Data(LossPlot.svg(train: train, validation: validation, title: title).utf8), to: Self.path(runDirectory, Self.plotFile))
+        } catch let error as TensorFileError {
+            throw ModelError(error.description)
+        }
+    }
+
+    private static func checkStep(of path: String, is step: Int) throws {
+        let file: SafeTensorsFile
+        do { file = try SafeTensorsFile(path: path) } catch let error as TensorFileError { throw ModelError(error.description) }
+        guard file.metadata["step"] == String(step) else {
+            throw ModelError("\(path): written at step \(file.metadata["step"] ?? "?"), but \(stateFile) says step \(step): the last checkpoint was cut short")
+        }
+    }
+
+    static func path(_ directory: String, _ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
+
+    static func absolute(_ path: String) -> String {
+        URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL.path
+    }
+}
