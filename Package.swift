@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "TensorIO", targets: ["TensorIO"]),
         .library(name: "Tokenizer", targets: ["Tokenizer"]),
         .library(name: "Model", targets: ["Model"]),
+        .library(name: "Verification", targets: ["Verification"]),
         .executable(name: "lm", targets: ["lm"]),
         .executable(name: "bench", targets: ["bench"]),
     ],

@@ -282,6 +282,12 @@ public final class Trainer {
 
     static func path(_ directory: String, _ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
 
+    /// The run's loss plot, `loss.svg`.
+    public var plotPath: String { Self.path(runDirectory, Self.plotFile) }
+
+    /// Whether `directory` already holds a run (a checkpoint's `training_state.json`).
+    public static func hasRun(in directory: String) -> Bool { FileManager.default.fileExists(atPath: path(directory, stateFile)) }
+
     static func absolute(_ path: String) -> String {
         URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL.path
     }

@@ -7,7 +7,7 @@ struct LM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lm",
         abstract: "Build, run and inspect Transformer language models on the CPU.",
-        subcommands: [InitCommand.self, LogitsCommand.self, LossCommand.self, GenerateCommand.self, TokenizerCommand.self])
+        subcommands: [DemoCommand.self, TrainCommand.self, InitCommand.self, LogitsCommand.self, LossCommand.self, GenerateCommand.self, TokenizerCommand.self])
 
     static func main() {
         do {

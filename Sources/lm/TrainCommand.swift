@@ -1,0 +1,143 @@
+import ArgumentParser
+import Foundation
+import Kernels
+import Model
+import Tokenizer
+
+struct TrainCommand: ParsableCommand, ComputesWithBLAS {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a model on token ids, writing checkpoints, metrics.jsonl and loss.svg to a run directory.",
+        discussion: """
+        Start from --config (random initialisation) or --model (fine-tuning), or continue a run with \
+        --resume RUN_DIR. The data are token ids from `lm tokenizer encode`; without --validation, \
+        the last --validation-fraction of --train is held out. Ctrl-C finishes the current step, \
+        writes a checkpoint and exits; --resume then continues exactly where it stopped.
+        """)
+
+    @Option(help: "A config.json for a new, randomly initialised model.") var config: String?
+    @Option(help: "A model directory to fine-tune.") var model: String?
+    @Option(help: "A run directory to continue (its settings and data are reused).") var resume: String?
+    @Option(help: "Training token ids (.npy: int32, uint16 or int64).") var train: String?
+    @Option(help: "Validation token ids (.npy).") var validation: String?
+    @Option(help: "Fraction of --train held out for validation when --validation is not given.") var validationFraction = 0.05
+    @Option(help: "Tokenizer directory to store in the run (default: the --model directory's); enables bits per byte.") var tokenizer: String?
+    @Option(help: "The run directory to write.") var output: String?
+
+    @Option(help: "Optimizer steps in all (with --resume: a new total).") var steps: Int?
+    @Option(help: "Sequences per step.") var batchSize = 16
+    @Option(help: "Tokens per sequence (default: the model's context length).") var context: Int?
+    @Option(help: "Peak learning rate α_max.") var lrMax = 3e-3
+    @Option(help: "Final learning rate α_min.") var lrMin = 3e-4
+    @Option(help: "Linear warm-up steps T_w.") var warmup = 100
+    @Option(help: "Step at which the cosine reaches α_min, T_c (default: --steps).") var cosineSteps: Int?
+    @Option(help: "AdamW β1.") var beta1: Float = 0.9
+    @Option(help: "AdamW β2.") var beta2: Float = 0.95
+    @Option(help: "AdamW ε.") var eps: Float = 1e-8
+    @Option(help: "AdamW decoupled weight decay λ (matrices and embedding; not norm gains).") var weightDecay: Float = 0.1
+    @Option(help: "Global gradient-norm bound.") var clip = 1.0
+    @Option(help: "Evaluate every this many steps.") var evalInterval = 100
+    @Option(help: "Validation batches per evaluation.") var evalBatches = 8
+    @Option(help: "Checkpoint every this many steps.") var checkpointInterval = 500
+    @Option(help: "Seed of the initialisation and the batch sampler.") var seed: UInt64 = 0
+    @OptionGroup var threading: ThreadOptions
+    @Flag(help: "No progress display.") var quiet = false
+
+    func validate() throws {
+        let starts = [config, model, resume].compactMap { $0 }.count
+        guard starts == 1 else { throw ValidationError("give exactly one of --config, --model and --resume") }
+        if resume == nil {
+            guard train != nil else { throw ValidationError("--train is required (token ids from lm tokenizer encode)") }
+            guard output != nil else { throw ValidationError("--output is required: the run directory to write") }
+        }
+    }
+
+    func run() throws {
+        threading.apply()
+        let trainer: Trainer
+        if let resume {
+            trainer = try Trainer.resume(runDirectory: resume, steps: steps)
+            printError("resuming \(resume) at step \(trainer.step) of \(trainer.options.steps)")
+        } else {
+            trainer = try start()
+        }
+        Interrupt.install()
+        let finished = try Self.train(trainer, quiet: quiet)
+        report(trainer, finished: finished)
+    }
+
+    /// A new run from --config or --model.
+    private func start() throws -> Trainer {
+        guard let train, let output else { throw ValidationError("--train and --output are required") }
+        if Trainer.hasRun(in: output) {
+            throw ModelError("\(output) already holds a run: continue it with --resume \(output), or choose another --output")
+        }
+        let lm: TransformerLM
+        if let config {
+            lm = try TransformerLM(config: try ModelConfig.load(path: config), seed: seed)
+        } else {
+            lm = try Checkpoint.load(directory: model!)
+        }
+        let loadedTokenizer = try tokenizer.map { try TokenizerDirectory.load($0) } ?? (try model.flatMap { try Checkpoint.loadTokenizer(directory: $0) })
+        var options = TrainingOptions()
+        options.steps = steps ?? options.steps
+        options.batchSize = batchSize
+        options.contextLength = context ?? lm.config.contextLength
+        options.maxLearningRate = lrMax
+        options.minLearningRate = lrMin
+        options.warmupSteps = warmup
+        options.cosineSteps = cosineSteps
+        options.beta1 = beta1
+        options.beta2 = beta2
+        options.epsilon = eps
+        options.weightDecay = weightDecay
+        options.gradientClip = clip
+        options.evalInterval = evalInterval
+        options.evalBatches = evalBatches
+        options.checkpointInterval = checkpointInterval
+        options.seed = seed
+        let vocab = lm.config.vocabSize
+        let trainingData = try TokenDataset(path: train, vocabSize: vocab)
+        let validationData = try validation.map { try TokenDataset(path: $0, vocabSize: vocab) }
+        return try Trainer(model: lm, options: options, training: trainingData, validation: validationData,
+                           validationFraction: validationFraction, tokenizer: loadedTokenizer, runDirectory: output)
+    }
+
+    /// Runs `trainer` with a progress line on stderr (when it is a terminal) and a line per
+    /// evaluation; returns whether every step was done (false after an interrupt).
+    static func train(_ trainer: Trainer, quiet: Bool, timeLimit: TimeInterval? = nil) throws -> Bool {
+        let progressLine = ProgressLine(quiet: quiet)
+        let started = Date()
+        let finished = try trainer.run(shouldStop: {
+            Interrupt.isRequested || timeLimit.map { Date().timeIntervalSince(started) >= $0 } == true
+        }, progress: { progress in
+            let remaining = Double(progress.steps - progress.step) * Double(trainer.options.batchSize * trainer.options.contextLength)
+                / max(progress.tokensPerSecond, 1)
+            progressLine.update(String(format: "step %d/%d  loss %.4f  lr %.2e  %.0f tok/s  %@ elapsed  ETA %@",
+                                       progress.step, progress.steps, progress.loss, progress.learningRate, progress.tokensPerSecond,
+                                       duration(progress.elapsedSeconds), duration(remaining)), force: progress.step == progress.steps)
+            if let evaluation = progress.evaluation, !quiet {
+                progressLine.finish()
+                printError(String(format: "step %d: train loss %.4f, validation loss %.4f%@ (%@)", evaluation.step, evaluation.trainLoss,
+                                  evaluation.valLoss ?? .nan, evaluation.valBitsPerByte.map { String(format: ", %.3f bits/byte", $0) } ?? "",
+                                  duration(evaluation.elapsedSeconds)))
+            }
+        })
+        progressLine.finish()
+        return finished
+    }
+
+    private func report(_ trainer: Trainer, finished: Bool) {
+        guard !quiet else { return }
+        if !finished {
+            printError("stopped at step \(trainer.step); checkpoint written. Continue with: lm train --resume \(trainer.runDirectory)")
+        }
+        printError("run directory: \(trainer.runDirectory) (loss plot: \(trainer.plotPath))")
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        guard seconds.isFinite else { return "?" }
+        let total = Int(seconds.rounded())
+        return total >= 3600 ? String(format: "%dh%02dm", total / 3600, total % 3600 / 60) : String(format: "%dm%02ds", total / 60, total % 60)
+    }
+}
