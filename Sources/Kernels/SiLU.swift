@@ -11,7 +11,15 @@ public enum SiLU {
         }
     }
 
-    /// dy, x: [count] → dx += dy · σ(x) · (1 + x · (1 − σ(x))).
+    /// silu(x) and silu'(x) = σ(x) · (1 + x · (1 − σ(x))) from one sigmoid: the derivative
+    /// this backward and SwiGLU's share.
+    @inline(__always)
+    static func valueAndDerivative(_ x: Float) -> (value: Float, derivative: Float) {
+        let s = VectorMath.sigmoid(x)
+        return (x * s, s * (1 + x * (1 - s)))
+    }
+
+    /// dy, x: [count] → dx += dy · silu'(x).
     public static func backward(
         dy: UnsafeBufferPointer<Float>, x: UnsafeBufferPointer<Float>, dx: UnsafeMutableBufferPointer<Float>
     ) {
@@ -21,10 +29,7 @@ public enum SiLU {
         guard count > 0 else { return }
         let dy = dy.baseAddress!, x = x.baseAddress!, dx = dx.baseAddress!
         Threading.parallelRanges(count, costPerItem: 20) { range in
-            for i in range {
-                let s = VectorMath.sigmoid(x[i])
-                dx[i] += dy[i] * s * (1 + x[i] * (1 - s))
-            }
+            for i in range { dx[i] += dy[i] * valueAndDerivative(x[i]).derivative }
         }
     }
 }

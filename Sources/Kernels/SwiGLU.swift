@@ -79,9 +79,8 @@ public enum SwiGLU {
                 let a = source + row * 2 * hidden, b = a + hidden, g = dG + row * hidden
                 let da = target + row * 2 * hidden, db = da + hidden
                 for i in 0..<hidden {
-                    let s = VectorMath.sigmoid(a[i])
-                    let silu = a[i] * s
-                    da[i] = g[i] * b[i] * s * (1 + a[i] * (1 - s))
+                    let (silu, derivative) = SiLU.valueAndDerivative(a[i])
+                    da[i] = g[i] * b[i] * derivative
                     db[i] = g[i] * silu
                 }
             }

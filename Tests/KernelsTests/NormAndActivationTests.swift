@@ -81,6 +81,22 @@ final class NormAndActivationTests: XCTestCase {
         }
     }
 
+    func testEmbeddingBackwardAccumulatesRepeatedIDs() {
+        var rng = SeededGenerator(seed: 61)
+        let (vocab, dim) = (7, 5)
+        let ids: [Int32] = [3, 0, 3, 6, 3, 1]
+        let dy = rng.uniform(ids.count * dim), initial = rng.uniform(vocab * dim)
+        var dTable = initial
+        ids.withUnsafeBufferPointer { ids in
+            dy.withUnsafeBufferPointer { dy in dTable.withUnsafeMutableBufferPointer { Embedding.backward(ids: ids, dy: dy, dTable: $0, vocabSize: vocab, dim: dim) } }
+        }
+        var expected = initial.map(Double.init)
+        for (row, id) in ids.enumerated() {
+            for i in 0..<dim { expected[Int(id) * dim + i] += Double(dy[row * dim + i]) }
+        }
+        assertClose(dTable, expected, absolute: 1e-6, "dTable += scatter of dy (id 3 three times, ids 2, 4, 5 untouched)")
+    }
+
     func testEmbeddingGathersRows() {
         var rng = SeededGenerator(seed: 15)
         let (vocab, dim) = (11, 5)
