@@ -58,7 +58,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KernelsTests",
-            dependencies: ["Kernels", "ReferenceKernels", "TensorIO", "TestSupport"]
+            dependencies: ["Kernels", "ReferenceKernels", "TensorIO", "TestSupport", "Verification"]
         ),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "Kernels", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Kernels", "TensorIO", "TestSupport"]),

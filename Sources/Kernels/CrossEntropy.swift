@@ -54,17 +54,10 @@ public enum CrossEntropy {
     /// log Σ exp(x[i]) over `count` values: the maximum, then the shifted exponentials' sum.
     @inline(__always)
     static func logSumExp(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
-        var lanesMax = SIMD16<Float>(repeating: -.infinity)
-        var i = 0
-        while i + 16 <= count {
-            lanesMax = VectorMath.maximum(lanesMax, VectorMath.load(x + i))
-            i += 16
-        }
-        var maximum = lanesMax.max()
-        while i < count { maximum = max(maximum, x[i]); i += 1 }
+        let maximum = VectorMath.maximum(x, count)
         let shift = SIMD16<Float>(repeating: maximum)
         var lanesSum = SIMD16<Float>()
-        i = 0
+        var i = 0
         while i + 16 <= count {
             lanesSum += VectorMath.exp(VectorMath.load(x + i) - shift)
             i += 16

@@ -58,17 +58,10 @@ public enum Softmax {
             return
         }
         // Three passes of sixteen lanes: maximum, exponentials and their sum, normalisation.
-        var i = 0
-        var lanesMax = SIMD16<Float>(repeating: -.infinity)
-        while i + 16 <= visible {
-            lanesMax = VectorMath.maximum(lanesMax, VectorMath.load(input + i))
-            i += 16
-        }
-        var maximum = lanesMax.max()
-        while i < visible { maximum = max(maximum, input[i]); i += 1 }
+        let maximum = VectorMath.maximum(input, visible)
         let shift = SIMD16<Float>(repeating: maximum)
         var lanesSum = SIMD16<Float>()
-        i = 0
+        var i = 0
         while i + 16 <= visible {
             let e = VectorMath.exp(VectorMath.load(input + i) - shift)
             VectorMath.store(e, output + i)

@@ -84,6 +84,20 @@ enum VectorMath {
         1 / (1 + exp(-x))
     }
 
+    /// The largest of `count` values (−∞ for none), sixteen lanes at a time.
+    @inlinable @inline(__always)
+    static func maximum(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
+        var lanes = SIMD16<Float>(repeating: -.infinity)
+        var i = 0
+        while i + 16 <= count {
+            lanes = maximum(lanes, load(x + i))
+            i += 16
+        }
+        var result = lanes.max()
+        while i < count { result = max(result, x[i]); i += 1 }
+        return result
+    }
+
     /// Lane-wise maximum, as a vector blend (see `exp`).
     @inlinable @inline(__always)
     static func maximum(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> {

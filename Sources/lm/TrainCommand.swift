@@ -29,7 +29,7 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "Tokens per sequence (default: the model's context length).") var context: Int?
     @Option(help: "Peak learning rate α_max.") var lrMax = 3e-3
     @Option(help: "Final learning rate α_min.") var lrMin = 3e-4
-    @Option(help: "Linear warm-up steps T_w.") var warmup = 100
+    @Option(help: "Linear warm-up steps T_w (default: 100, or a tenth of the steps when fewer than 1,000).") var warmup: Int?
     @Option(help: "Step at which the cosine reaches α_min, T_c (default: --steps).") var cosineSteps: Int?
     @Option(help: "AdamW β1.") var beta1: Float = 0.9
     @Option(help: "AdamW β2.") var beta2: Float = 0.95
@@ -85,7 +85,7 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
         options.contextLength = context ?? lm.config.contextLength
         options.maxLearningRate = lrMax
         options.minLearningRate = lrMin
-        options.warmupSteps = warmup
+        options.warmupSteps = warmup ?? min(100, options.steps / 10)
         options.cosineSteps = cosineSteps
         options.beta1 = beta1
         options.beta2 = beta2
