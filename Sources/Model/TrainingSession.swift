@@ -94,10 +94,12 @@ public final class TrainingSession {
         guard inputs.count == count, targets.count == count else {
             throw ModelError("training step: inputs (\(inputs.count)) and targets (\(targets.count)) must both hold [\(batch), \(length)] = \(count) ids")
         }
-        for (name, ids) in [("inputs", inputs), ("targets", targets)] {
+        func checkIDs(_ ids: UnsafeBufferPointer<Int32>, _ name: String) throws {
             if let bad = config.firstInvalidToken(in: ids) {
                 throw ModelError("\(name): id \(bad.id) at [\(bad.index / length), \(bad.index % length)] is outside 0..<\(config.vocabSize)")
             }
         }
+        try checkIDs(inputs, "inputs")
+        try checkIDs(targets, "targets")
     }
 }
