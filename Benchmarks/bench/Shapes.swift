@@ -54,13 +54,20 @@ struct BenchShape {
          GemmShape(m: outFeatures, n: inFeatures, k: rows, transposeA: true, transposeB: false): 1]
     }
 
-    /// Attention's backward per (batch, head), over the full T×T square as the kernel runs it:
-    /// dV = Pᵀ·dO, dP = dO·Vᵀ, dQ = dS·K, dK = dSᵀ·Q.
+    /// Attention's causal backward per (batch, head) and block of query rows, mirroring the
+    /// kernel: dV += Pᵀ·dO, dP = dO·Vᵀ, dQ += dS·K, dK += dSᵀ·Q, each against the visible keys.
     func attentionBackwardGemms(batch: Int) -> GemmWork {
-        let (t, d) = (context, headDim)
-        return [GemmShape(m: t, n: d, k: t, transposeA: true, transposeB: false): 2 * batch * heads,
-                GemmShape(m: t, n: t, k: d, transposeB: true): batch * heads,
-                GemmShape(m: t, n: d, k: t, transposeB: false): batch * heads]
+        var work: GemmWork = [:]
+        var first = 0
+        while first < context {
+            let rows = min(ScaledDotProductAttention.causalBlockRows, context - first)
+            let keys = first + rows
+            work[GemmShape(m: keys, n: headDim, k: rows, transposeA: true, transposeB: false), default: 0] += 2 * batch * heads
+            work[GemmShape(m: rows, n: keys, k: headDim, transposeB: true), default: 0] += batch * heads
+            work[GemmShape(m: rows, n: headDim, k: keys, transposeB: false), default: 0] += batch * heads
+            first += rows
+        }
+        return work
     }
 
     /// One block's backward GEMMs at [batch, context].

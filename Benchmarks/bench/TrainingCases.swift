@@ -45,7 +45,7 @@ enum TrainingCases {
 
     static func attentionBackward(_ shape: BenchShape, batch: Int) -> BenchCase {
         let dims = shape.attentionDims(batch: batch), t = shape.context, width = shape.qkvWidth, c = shape.dModel
-        return BenchCase(name: "backward/sdpa/B\(batch)", detail: "B\(batch) H\(shape.heads) T\(t) d\(shape.headDim)",
+        return BenchCase(name: "backward/sdpa/B\(batch)", detail: "B\(batch) H\(shape.heads) T\(t) d\(shape.headDim), causal",
                          gemms: shape.attentionBackwardGemms(batch: batch), tokens: batch * t) {
             let qkv = TensorBuffer(batch * t * width, seed: 4), out = TensorBuffer(count: batch * t * c)
             let probs = TensorBuffer(count: batch * shape.heads * t * t), scratch = TensorBuffer(count: batch * shape.heads * t * t)
@@ -57,7 +57,8 @@ enum TrainingCases {
                 ScaledDotProductAttention.backward(
                     q: qkv.pointer, queryLayout: fused, k: qkv.pointer + c, v: qkv.pointer + 2 * c, keyLayout: fused,
                     probs: probs.readOnly, dOut: dOut.pointer, outputLayout: output,
-                    dQ: dQKV.pointer, dK: dQKV.pointer + c, dV: dQKV.pointer + 2 * c, scratch: scratch.mutable, dims: dims)
+                    dQ: dQKV.pointer, dK: dQKV.pointer + c, dV: dQKV.pointer + 2 * c, scratch: scratch.mutable, dims: dims,
+                    mask: .causal(queryOffset: 0))
             }
             run()
             // dV of head 0, batch 0 after one call: Pᵀ·dO in Double.

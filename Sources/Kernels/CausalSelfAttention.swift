@@ -112,7 +112,7 @@ public enum CausalSelfAttention {
             q: base, queryLayout: fused, k: base + modelDim, v: base + modelDim + kvDim, keyLayout: fused,
             probs: probs, dOut: dContext.baseAddress!,
             outputLayout: HeadLayout(rowStride: modelDim, batchStride: dims.queryLength * modelDim),
-            dQ: dBase, dK: dBase + modelDim, dV: dBase + modelDim + kvDim, scratch: scratch, dims: dims)
+            dQ: dBase, dK: dBase + modelDim, dV: dBase + modelDim + kvDim, scratch: scratch, dims: dims, mask: .causal(queryOffset: 0))
         RoPE.backward(dBase, rows: rows, rowStride: width, heads: dims.heads, positions: positions, table: rope)
         RoPE.backward(dBase + modelDim, rows: rows, rowStride: width, heads: dims.kvHeads, positions: positions, table: rope)
         Linear.backward(dy: UnsafeBufferPointer(dQKV), x: x, weight: qkvWeight, dx: dx, dWeight: dQKVWeight,

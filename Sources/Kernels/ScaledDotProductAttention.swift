@@ -144,7 +144,10 @@ public enum ScaledDotProductAttention {
     /// q, k, v: the forward's inputs at the same layouts; probs: [B, H, Tq, Tk] as saved by the
     /// forward (zeros where masked, so masked scores get no gradient); dOut: gradient of the output
     /// at `outputLayout`; scratch: [B, H, Tq, Tk] workspace. Accumulates (beta = 1) into dQ at
-    /// `queryLayout` and dK, dV at `keyLayout`: the caller zeroes them once per step.
+    /// `queryLayout` and dK, dV at `keyLayout`: the caller zeroes them once per step. With a
+    /// causal `mask` (the forward's), blocks of query rows multiply only against the keys they
+    /// can see, as the forward does; any other mask runs the full square (the zeros in `probs`
+    /// keep it exact).
     ///
     /// Per head: dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale, dQ += dS·K,
     /// dK += dSᵀ·Q. Heads sharing a key/value head (grouped-query) run on the same thread, so no
@@ -156,7 +159,7 @@ public enum ScaledDotProductAttention {
         dOut: UnsafePointer<Float>, outputLayout: HeadLayout,
         dQ: UnsafeMutablePointer<Float>, dK: UnsafeMutablePointer<Float>, dV: UnsafeMutablePointer<Float>,
         scratch: UnsafeMutableBufferPointer<Float>,
-        dims: AttentionDims, scale: Float? = nil
+        dims: AttentionDims, mask: AttentionMask = .none, scale: Float? = nil
     ) {
         let (tq, tk, d) = (dims.queryLength, dims.keyLength, dims.headDim)
         requireShape(probs, [dims.batch, dims.heads, tq, tk], "ScaledDotProductAttention.backward", "probs")
@@ -165,10 +168,19 @@ public enum ScaledDotProductAttention {
         queryLayout.require(heads: dims.heads, headDim: d, rows: tq, batch: dims.batch, kernel, "q")
         keyLayout.require(heads: dims.kvHeads, headDim: d, rows: tk, batch: dims.batch, kernel, "k/v")
         outputLayout.require(heads: dims.heads, headDim: d, rows: tq, batch: dims.batch, kernel, "dOut")
+        let causalOffset: Int?
+        if case .causal(let offset) = mask {
+            precondition(offset >= 0 && offset + tq <= tk, "\(kernel): causal queries at \(offset)..<\(offset + tq) need \(offset + tq) keys, have \(tk)")
+            causalOffset = offset
+        } else {
+            causalOffset = nil
+        }
         let alpha = scale ?? 1 / Float(d).squareRoot()
         let group = dims.heads / dims.kvHeads
         let groups = dims.batch * dims.kvHeads
         let probsBase = probs.baseAddress!, scratchBase = scratch.baseAddress!
+        let (qStride, kStride, oStride) = (queryLayout.rowStride, keyLayout.rowStride, outputLayout.rowStride)
+        let blockRows = causalOffset == nil ? tq : causalBlockRows
 
         func backwardGroup(_ index: Int) {
             let (b, kvHead) = index.quotientAndRemainder(dividingBy: dims.kvHeads)
@@ -179,23 +191,31 @@ public enum ScaledDotProductAttention {
                 let p = probsBase + pair * tq * tk, dS = scratchBase + pair * tq * tk
                 let qh = q + b * queryLayout.batchStride + h * d, dQh = dQ + b * queryLayout.batchStride + h * d
                 let dOh = dOut + b * outputLayout.batchStride + h * d
-                // dV += Pᵀ · dO
-                sgemm(transposeA: true, transposeB: false, m: tk, n: d, k: tq, a: p, lda: tk,
-                      b: dOh, ldb: outputLayout.rowStride, beta: 1, c: dVh, ldc: keyLayout.rowStride)
-                // dP = dO · Vᵀ
-                sgemm(transposeA: false, transposeB: true, m: tq, n: tk, k: d, a: dOh, lda: outputLayout.rowStride,
-                      b: vh, ldb: keyLayout.rowStride, c: dS, ldc: tk)
-                // dS = P ⊙ (dP − Σ dP ⊙ P) · scale, row by row (the softmax backward).
-                for row in 0..<tq {
-                    let pRow = p + row * tk, dRow = dS + row * tk
-                    let inner = VectorMath.dot(UnsafePointer(dRow), pRow, tk)
-                    for j in 0..<tk { dRow[j] = pRow[j] * (dRow[j] - inner) * alpha }
+                var first = 0
+                while first < tq {
+                    let rows = min(blockRows, tq - first)
+                    // Keys this block's rows can see (all of them without a causal mask).
+                    let keys = causalOffset.map { $0 + first + rows } ?? tk
+                    let pB = p + first * tk, dSB = dS + first * tk, dOB = dOh + first * oStride
+                    // dV[0..<keys] += P_Bᵀ · dO_B
+                    sgemm(transposeA: true, transposeB: false, m: keys, n: d, k: rows, a: pB, lda: tk,
+                          b: dOB, ldb: oStride, beta: 1, c: dVh, ldc: kStride)
+                    // dP_B = dO_B · V[0..<keys]ᵀ
+                    sgemm(transposeA: false, transposeB: true, m: rows, n: keys, k: d, a: dOB, lda: oStride,
+                          b: vh, ldb: kStride, c: dSB, ldc: tk)
+                    // dS = P ⊙ (dP − Σ dP ⊙ P) · scale, row by row (the softmax backward).
+                    for row in 0..<rows {
+                        let pRow = pB + row * tk, dRow = dSB + row * tk
+                        let inner = VectorMath.dot(UnsafePointer(dRow), pRow, keys)
+                        for j in 0..<keys { dRow[j] = pRow[j] * (dRow[j] - inner) * alpha }
+                    }
+                    // dQ_B += dS_B · K[0..<keys];  dK[0..<keys] += dS_Bᵀ · Q_B
+                    sgemm(transposeA: false, transposeB: false, m: rows, n: d, k: keys, a: dSB, lda: tk,
+                          b: kh, ldb: kStride, beta: 1, c: dQh + first * qStride, ldc: qStride)
+                    sgemm(transposeA: true, transposeB: false, m: keys, n: d, k: rows, a: dSB, lda: tk,
+                          b: qh + first * qStride, ldb: qStride, beta: 1, c: dKh, ldc: kStride)
+                    first += rows
                 }
-                // dQ += dS · K;  dK += dSᵀ · Q
-                sgemm(transposeA: false, transposeB: false, m: tq, n: d, k: tk, a: dS, lda: tk,
-                      b: kh, ldb: keyLayout.rowStride, beta: 1, c: dQh, ldc: queryLayout.rowStride)
-                sgemm(transposeA: true, transposeB: false, m: tk, n: d, k: tq, a: dS, lda: tk,
-                      b: qh, ldb: queryLayout.rowStride, beta: 1, c: dKh, ldc: keyLayout.rowStride)
             }
         }
         if groups >= Threading.count && tq > 1 {

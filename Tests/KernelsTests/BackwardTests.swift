@@ -49,7 +49,8 @@ final class BackwardTests: XCTestCase {
                         ScaledDotProductAttention.backward(
                             q: qb.baseAddress!, queryLayout: queryLayout, k: kb.baseAddress!, v: vb.baseAddress!, keyLayout: keyLayout,
                             probs: pb, dOut: ob.baseAddress!, outputLayout: queryLayout,
-                            dQ: dq.baseAddress!, dK: dk.baseAddress!, dV: dv.baseAddress!, scratch: sb, dims: dims)
+                            dQ: dq.baseAddress!, dK: dk.baseAddress!, dV: dv.baseAddress!, scratch: sb, dims: dims,
+                            mask: causal ? .causal(queryOffset: tk - tq) : .none)
                     }
                 } } }
             } }
@@ -62,6 +63,39 @@ final class BackwardTests: XCTestCase {
         assertClose(dQ, finiteDifferenceGradient(qd) { loss($0, kd, vd) }, absolute: 1e-5, relative: 1e-4, "dQ \(label)")
         assertClose(dK, finiteDifferenceGradient(kd) { loss(qd, $0, vd) }, absolute: 1e-5, relative: 1e-4, "dK \(label)")
         assertClose(dV, finiteDifferenceGradient(vd) { loss(qd, kd, $0) }, absolute: 1e-5, relative: 1e-4, "dV \(label)")
+    }
+
+    /// The causal backward skips masked blocks; over several blocks (T = 150 with 64-row blocks,
+    /// a cache offset, grouped-query heads) it must equal the full-square backward on the same probs.
+    func testCausalBlockedBackwardEqualsTheFullSquare() {
+        var rng = SeededGenerator(seed: 81)
+        for (tq, tk) in [(150, 150), (70, 133)] {
+            let dims = AttentionDims(batch: 2, queryLength: tq, keyLength: tk, heads: 4, kvHeads: 2, headDim: 8)
+            let (qWidth, kvWidth) = (dims.heads * 8, dims.kvHeads * 8)
+            let q = rng.uniform(2 * tq * qWidth), k = rng.uniform(2 * tk * kvWidth), v = rng.uniform(2 * tk * kvWidth)
+            let dOut = rng.uniform(2 * tq * qWidth)
+            let (_, probs) = Run.attention(q: q, k: k, v: v, dims: dims, causalOffset: tk - tq)
+            var results: [[Float]] = []
+            for mask in [AttentionMask.none, .causal(queryOffset: tk - tq)] {
+                var dQ = [Float](repeating: 0, count: q.count), dK = [Float](repeating: 0, count: k.count), dV = [Float](repeating: 0, count: v.count)
+                var scratch = [Float](repeating: 0, count: probs.count)
+                let queryLayout = HeadLayout(rowStride: qWidth, batchStride: tq * qWidth), keyLayout = HeadLayout(rowStride: kvWidth, batchStride: tk * kvWidth)
+                q.withUnsafeBufferPointer { qb in k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
+                    probs.withUnsafeBufferPointer { pb in dOut.withUnsafeBufferPointer { ob in
+                        dQ.withUnsafeMutableBufferPointer { dq in dK.withUnsafeMutableBufferPointer { dk in dV.withUnsafeMutableBufferPointer { dv in
+                            scratch.withUnsafeMutableBufferPointer { sb in
+                                ScaledDotProductAttention.backward(
+                                    q: qb.baseAddress!, queryLayout: queryLayout, k: kb.baseAddress!, v: vb.baseAddress!, keyLayout: keyLayout,
+                                    probs: pb, dOut: ob.baseAddress!, outputLayout: queryLayout,
+                                    dQ: dq.baseAddress!, dK: dk.baseAddress!, dV: dv.baseAddress!, scratch: sb, dims: dims, mask: mask)
+                            }
+                        } } }
+                    } }
+                } } }
+                results.append(dQ + dK + dV)
+            }
+            assertClose(results[1], results[0].map(Double.init), absolute: reductionTolerance(tk, scale: 4), "blocked vs full square, Tq \(tq) Tk \(tk)")
+        }
     }
 
     func testAttentionBackwardMatchesFiniteDifferences() {
