@@ -27,12 +27,28 @@ public enum Checkpoint {
         if let unexpected = file.entries.map(\.name).sorted().first(where: { !expected.contains($0) }) {
             throw ModelError("\(path): unexpected tensor '\(unexpected)' (not part of a model with this config)")
         }
+        // The file's header against the configuration, before the parameters are allocated.
+        for entry in layout.entries {
+            let stored: TensorEntry
+            do { stored = try file.entry(entry.name) } catch let error as TensorFileError { throw ModelError(error.description) }
+            guard stored.shape == entry.shape else {
+                throw ModelError("\(path): tensor '\(entry.name)' has shape \(ShapeText.abbreviated(stored.shape)), expected \(entry.shape) by the configuration")
+            }
+            guard stored.type.isFloatingPoint else {
+                throw ModelError("\(path): tensor '\(entry.name)' is \(stored.type.rawValue), expected a floating-point dtype")
+            }
+        }
         let parameters = TensorBuffer(count: layout.totalCount)
         for entry in layout.entries {
+            let values = parameters.slice(entry.offset, entry.count)
             do {
-                try file.read(entry.name, shape: entry.shape, into: parameters.slice(entry.offset, entry.count))
+                try file.read(entry.name, shape: entry.shape, into: values)
             } catch let error as TensorFileError {
                 throw ModelError(error.description)
+            }
+            let nonFinite = values.reduce(0) { $1.isFinite ? $0 : $0 + 1 }
+            if nonFinite > 0 {
+                throw ModelError("\(path): tensor '\(entry.name)' has \(nonFinite) non-finite value\(nonFinite == 1 ? "" : "s") (NaN or infinity) of \(entry.count)")
             }
         }
         return try TransformerLM(config: config, parameters: parameters)
@@ -54,7 +70,7 @@ public enum Checkpoint {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
-            throw ModelError("\(directory): cannot create directory: \(error.localizedDescription)")
+            throw ModelError("\(directory): cannot create directory: \(SystemErrorText.describe(error))")
         }
         try write(model.parameters, layout: model.layout, to: (directory as NSString).appendingPathComponent(weightsFile))
         try model.config.save(path: (directory as NSString).appendingPathComponent(configFile))

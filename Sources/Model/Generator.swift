@@ -76,7 +76,14 @@ public final class Generator {
         report.promptSeconds = Double(DispatchTime.now().uptimeNanoseconds - promptStart) * 1e-9
 
         let generationStart = DispatchTime.now().uptimeNanoseconds
-        var next = promptLogits.withUnsafeBufferPointer { sampler.sample($0) }
+        // A non-finite logit would sample garbage (or id 0, as if the text had ended): stop and say so.
+        func choose(_ logits: UnsafeBufferPointer<Float>) throws -> Int32 {
+            if let bad = logits.firstIndex(where: { !$0.isFinite }) {
+                throw ModelError("generation stopped at token \(report.generatedTokens + 1): logit \(bad) is \(logits[bad]); the model's weights or inputs produce non-finite values")
+            }
+            return sampler.sample(logits)
+        }
+        var next = try promptLogits.withUnsafeBufferPointer { try choose($0) }
         while report.generatedTokens < options.maxTokens {
             report.generatedTokens += 1
             history.append(next)
@@ -87,9 +94,9 @@ public final class Generator {
                 history = Array(history.suffix(keep))
                 session.reset()
                 report.contextSlides += 1
-                next = try session.append(history).withUnsafeBufferPointer { sampler.sample($0) }
+                next = try session.append(history).withUnsafeBufferPointer { try choose($0) }
             } else {
-                next = sampler.sample(try session.step(next))
+                next = try choose(try session.step(next))
             }
         }
         report.generationSeconds = Double(DispatchTime.now().uptimeNanoseconds - generationStart) * 1e-9

@@ -77,6 +77,29 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         }
         guard ropeTheta.isFinite && ropeTheta > 0 else { throw ModelError("config: rope_theta must be positive, got \(ropeTheta)") }
         guard normEps.isFinite && normEps > 0 else { throw ModelError("config: norm_eps must be positive, got \(normEps)") }
+        try checkSizes()
+    }
+
+    /// Number of parameters, overflow-checked: nil when it does not fit in an `Int`.
+    public var checkedParameterCount: Int? {
+        let (c, f, v, kv) = (dModel, dFF, vocabSize, numKVHeads * (dModel / max(numHeads, 1)))
+        let perLayer = SizeLimits.sum([SizeLimits.product([2, c, c]), SizeLimits.product([2, kv, c]), SizeLimits.product([3, c, f]),
+                                       SizeLimits.product([2, c])])
+        return SizeLimits.sum([SizeLimits.product([2, v, c]), perLayer.flatMap { SizeLimits.product([numLayers, $0]) }, c])
+    }
+
+    /// Sizes this machine can hold: the parameters (four bytes each) and the RoPE tables fit in
+    /// its memory. Checked before anything is allocated; the error states what was asked for.
+    private func checkSizes() throws {
+        let memory = SizeLimits.physicalMemory
+        let fields = "vocab_size \(vocabSize), d_model \(dModel), num_layers \(numLayers), d_ff \(dFF)"
+        guard let count = checkedParameterCount, let bytes = SizeLimits.product([count, 4]), bytes <= memory / 2 else {
+            let estimate = 4 * (2 * Double(vocabSize) * Double(dModel) + Double(numLayers) * (4 * Double(dModel) * Double(dModel) + 3 * Double(dModel) * Double(dFF)))
+            throw ModelError("config: \(fields) would need \(SizeLimits.bytes(estimate)) of parameters, more than half of this machine's \(SizeLimits.bytes(Double(memory))) of memory")
+        }
+        guard let rope = SizeLimits.product([contextLength, headDim, 4]), rope <= memory / 4 else {
+            throw ModelError("config: context_length \(contextLength) would need \(SizeLimits.bytes(4 * Double(contextLength) * Double(headDim))) of RoPE tables; this machine has \(SizeLimits.bytes(Double(memory))) of memory")
+        }
     }
 
     /// Reads and validates a `config.json`; errors name the file and the key.
@@ -85,7 +108,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw ModelError("\(path): cannot read: \(error.localizedDescription)")
+            throw ModelError("\(path): cannot read: \(SystemErrorText.describe(error))")
         }
         let config: ModelConfig
         do {

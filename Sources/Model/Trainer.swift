@@ -58,7 +58,7 @@ public final class Trainer {
         do {
             try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
         } catch {
-            throw ModelError("\(runDirectory): cannot create the run directory: \(error.localizedDescription)")
+            throw ModelError("\(runDirectory): cannot create the run directory: \(SystemErrorText.describe(error))")
         }
         if let tokenizer { try TokenizerDirectory.save(tokenizer, to: runDirectory) }
         try self.init(model: model, state: state, training: trainingSet, validation: validationSet, records: [],

@@ -13,6 +13,8 @@ public enum AtomicFile {
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent()
         let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
+        let registration = TemporaryFiles.register(temporary.path)
+        defer { TemporaryFiles.unregister(registration) }
         do {
             guard FileManager.default.createFile(atPath: temporary.path, contents: nil),
                   let handle = FileHandle(forWritingAtPath: temporary.path) else {
@@ -35,7 +37,7 @@ public enum AtomicFile {
             throw error
         } catch {
             try? FileManager.default.removeItem(at: temporary)
-            throw TensorFileError(path: path, "cannot write: \(error.localizedDescription)")
+            throw TensorFileError(path: path, "cannot write: \(SystemErrorText.describe(error))")
         }
     }
 }

@@ -47,9 +47,11 @@ public struct NPYFile {
         type = fields.type
         shape = fields.shape
         dataStart = headerStart + headerLength
-        let needed = shape.reduce(1, *) * type.byteCount
+        guard let elements = ShapeText.elementCount(shape), let needed = ShapeText.elementCount([elements, type.byteCount]) else {
+            throw TensorFileError(path: path, "shape \(ShapeText.abbreviated(shape)) has more elements than any file can hold")
+        }
         guard bytes.count - dataStart >= needed else {
-            throw TensorFileError(path: path, "truncated: shape \(shape) of \(fields.descr) needs \(needed) bytes of data, file has \(bytes.count - dataStart)")
+            throw TensorFileError(path: path, "truncated: shape \(ShapeText.abbreviated(shape)) of \(fields.descr) needs \(needed) bytes of data, file has \(bytes.count - dataStart)")
         }
     }
 
@@ -102,8 +104,9 @@ enum NPYHeader {
         guard let type = descriptors[descr] else {
             throw TensorFileError(path: path, "unsupported dtype descr '\(descr)' (little-endian f2/f4/f8, i1–i8, u1, u2, b1 only)")
         }
-        if try value(of: "fortran_order").hasPrefix("True") {
-            throw TensorFileError(path: path, "'fortran_order': True is not supported; save a C-ordered array")
+        let order = try value(of: "fortran_order")
+        guard order.hasPrefix("False") || order.hasPrefix("0") else {
+            throw TensorFileError(path: path, "'fortran_order': \(order.prefix(while: { $0 != "," && $0 != "}" })) is not supported; save a C-ordered array")
         }
         let shapeText = try value(of: "shape")
         guard shapeText.first == "(", let close = shapeText.firstIndex(of: ")") else {

@@ -10,6 +10,7 @@ public final class NPYStreamWriter {
     private let handle: FileHandle
     private(set) public var count = 0
     private var finished = false
+    private let registration: Int?
     /// Header bytes reserved: room for any int64 length, a multiple of 64.
     static let headerBytes = 128
 
@@ -17,8 +18,10 @@ public final class NPYStreamWriter {
         self.path = path
         let url = URL(fileURLWithPath: path)
         temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)").path
+        registration = TemporaryFiles.register(temporary)
         guard FileManager.default.createFile(atPath: temporary, contents: Self.header(count: 0)),
               let handle = FileHandle(forWritingAtPath: temporary) else {
+            TemporaryFiles.unregister(registration)
             throw TensorFileError(path: path, "cannot create output file")
         }
         self.handle = handle
@@ -38,7 +41,7 @@ public final class NPYStreamWriter {
         do {
             try values.withUnsafeBytes { try handle.write(contentsOf: Data($0)) }
         } catch {
-            throw TensorFileError(path: path, "write failed: \(error.localizedDescription)")
+            throw TensorFileError(path: path, "write failed: \(SystemErrorText.describe(error))")
         }
         count += values.count
     }
@@ -51,13 +54,14 @@ public final class NPYStreamWriter {
             try handle.close()
         } catch {
             cancel()
-            throw TensorFileError(path: path, "write failed: \(error.localizedDescription)")
+            throw TensorFileError(path: path, "write failed: \(SystemErrorText.describe(error))")
         }
         guard rename(temporary, path) == 0 else {
             let reason = String(cString: strerror(errno))
             cancel()
             throw TensorFileError(path: path, "cannot write: \(reason)")
         }
+        TemporaryFiles.unregister(registration)
         finished = true
     }
 
@@ -65,6 +69,7 @@ public final class NPYStreamWriter {
     public func cancel() {
         try? handle.close()
         try? FileManager.default.removeItem(atPath: temporary)
+        if !finished { TemporaryFiles.unregister(registration) }
         finished = true
     }
 

@@ -100,13 +100,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
               offsets.count == 2, offsets[0] >= 0, offsets[0] <= offsets[1] else {
             throw TensorFileError(path: path, "tensor '\(name)': 'data_offsets' is not [begin, end]")
         }
-        let (elements, overflow) = shape.reduce((1, false)) { partial, dim in
-            let product = partial.0.multipliedReportingOverflow(by: dim)
-            return (product.partialValue, partial.1 || product.overflow)
+        guard let elements = ShapeText.elementCount(shape), let needed = ShapeText.elementCount([elements, type.byteCount]) else {
+            throw TensorFileError(path: path, "tensor '\(name)': shape \(ShapeText.abbreviated(shape)) has more elements than any file can hold")
         }
-        guard !overflow, elements.multipliedReportingOverflow(by: type.byteCount).overflow == false,
-              offsets[1] - offsets[0] == elements * type.byteCount else {
-            throw TensorFileError(path: path, "tensor '\(name)': \(offsets[1] - offsets[0]) bytes for shape \(shape) of \(dtypeName) (needs \(elements * type.byteCount))")
+        guard offsets[1] - offsets[0] == needed else {
+            throw TensorFileError(path: path, "tensor '\(name)': \(offsets[1] - offsets[0]) bytes for shape \(ShapeText.abbreviated(shape)) of \(dtypeName) (needs \(needed))")
         }
         guard offsets[1] <= dataBytes else {
             throw TensorFileError(path: path, "truncated: tensor '\(name)' ends at byte \(offsets[1]) of a \(dataBytes)-byte data section")
@@ -165,7 +163,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
     private func checkedEntry(_ name: String, _ expected: [Int]?) throws -> TensorEntry {
         let entry = try entry(name)
         if let expected, expected != entry.shape {
-            throw TensorFileError(path: path, "tensor '\(name)' has shape \(entry.shape), expected \(expected)")
+            throw TensorFileError(path: path, "tensor '\(name)' has shape \(ShapeText.abbreviated(entry.shape)), expected \(ShapeText.abbreviated(expected))")
         }
         return entry
     }

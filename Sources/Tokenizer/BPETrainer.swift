@@ -42,6 +42,11 @@ public enum BPETrainer {
         let specials = options.specialTokens
         guard Set(specials).count == specials.count else { throw TokenizerError("special tokens are given more than once") }
         guard !specials.contains("") else { throw TokenizerError("special tokens must not be empty") }
+        // Ids are Int32, and a vocabulary needs its merges' pairs held in memory: refuse sizes no
+        // corpus could fill before trying to reserve them.
+        guard options.vocabSize <= 1 << 24 else {
+            throw TokenizerError("vocab size \(options.vocabSize) is larger than the \(1 << 24) this trainer supports")
+        }
         guard options.vocabSize >= 256 + specials.count else {
             throw TokenizerError("vocab size \(options.vocabSize) is below 256 bytes + \(specials.count) special tokens = \(256 + specials.count)")
         }
@@ -84,7 +89,7 @@ struct TextFile {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
         } catch {
-            throw TokenizerError("\(path): cannot read: \(error.localizedDescription)")
+            throw TokenizerError("\(path): cannot read: \(SystemErrorText.describe(error))")
         }
         let path = self.path
         try data.withUnsafeBytes { raw in

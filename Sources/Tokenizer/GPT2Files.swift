@@ -1,4 +1,5 @@
 import Foundation
+import TensorIO
 
 /// GPT-2's `vocab.json` (token text → id, bytes written through ``ByteLevel``) and
 /// `merges.txt` (`#version: 0.2`, then one `left right` pair per line, in rank order).
@@ -64,7 +65,7 @@ public enum GPT2Files {
     /// The whole file's bytes; the error names the file.
     static func readFile(_ path: String) throws -> [UInt8] {
         do { return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
-            throw TokenizerError("\(path): cannot read: \(error.localizedDescription)")
+            throw TokenizerError("\(path): cannot read: \(SystemErrorText.describe(error))")
         }
     }
 

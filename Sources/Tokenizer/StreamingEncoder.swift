@@ -1,4 +1,5 @@
 import Foundation
+import TensorIO
 
 /// Encodes a file of any size in bounded memory, block by block, with exactly the ids that
 /// encoding it whole would give.
@@ -33,7 +34,7 @@ public struct StreamingEncoder {
         defer { try? handle.close() }
         try encode(reading: {
             do { return try handle.read(upToCount: blockSize) ?? Data() } catch {
-                throw TokenizerError("\(path): read failed: \(error.localizedDescription)")
+                throw TokenizerError("\(path): read failed: \(SystemErrorText.describe(error))")
             }
         }, source: path, emit: emit, progress: progress)
     }

@@ -26,7 +26,7 @@ public enum TokenizerDirectory {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
-            throw TokenizerError("\(directory): cannot create directory: \(error.localizedDescription)")
+            throw TokenizerError("\(directory): cannot create directory: \(SystemErrorText.describe(error))")
         }
         for (name, data) in [(vocabFile, GPT2Files.vocabJSON(tokenizer)), (mergesFile, GPT2Files.mergesText(tokenizer)),
                              (huggingFaceFile, HuggingFaceFile.json(tokenizer))] {

@@ -39,7 +39,7 @@ struct DemoCommand: ParsableCommand, ComputesWithBLAS {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
-            throw ModelError("\(directory): cannot create the run directory: \(error.localizedDescription)")
+            throw ModelError("\(directory): cannot create the run directory: \(SystemErrorText.describe(error))")
         }
         say("run directory: \(directory)")
 

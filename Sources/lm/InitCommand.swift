@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Model
 import Tokenizer
 
@@ -18,7 +19,14 @@ struct InitCommand: ParsableCommand {
     @Option(help: "A tokenizer directory to store with the model (its vocabulary must fit vocab_size).")
     var tokenizer: String?
 
+    @Flag(help: "Replace the weights of a model already in --output.")
+    var force = false
+
     func run() throws {
+        let existing = (output as NSString).appendingPathComponent(Checkpoint.weightsFile)
+        if !force && FileManager.default.fileExists(atPath: existing) {
+            throw ModelError("\(existing) exists: lm init would replace that model's weights; pass --force to do so")
+        }
         let configuration = try ModelConfig.load(path: config)
         let loadedTokenizer = try tokenizer.map { try TokenizerDirectory.load($0) }
         if let loadedTokenizer, loadedTokenizer.vocabularySize > configuration.vocabSize {

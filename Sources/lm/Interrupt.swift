@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TensorIO
 
 /// Ctrl-C during training: the first SIGINT (or SIGTERM) asks the loop to stop after the step
 /// it is in, so that it can write a checkpoint; a second one ends the process at once.
@@ -12,7 +13,10 @@ enum Interrupt {
     static func install() {
         for signalNumber in [SIGINT, SIGTERM] {
             signal(signalNumber) { number in
-                if Interrupt.requested.exchange(true, ordering: .relaxed) { _exit(128 + number) }
+                if Interrupt.requested.exchange(true, ordering: .relaxed) {
+                    TemporaryFiles.removeRegistered()
+                    _exit(128 + number)
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Kernels
+import TensorIO
 
 @main
 struct LM: ParsableCommand {
@@ -15,6 +16,9 @@ struct LM: ParsableCommand {
             // Only commands that compute with OpenBLAS restart with its recommended settings;
             // the others (the tokenizer's) keep their start-up short.
             if command is ComputesWithBLAS { BLASCore.restartWithRecommendedSettingsIfNeeded() }
+            // Ctrl-C or a kill removes any half-written output (training replaces this with a
+            // graceful stop that checkpoints first).
+            TemporaryFiles.installSignalHandlers()
             try command.run()
         } catch {
             exit(withError: error)

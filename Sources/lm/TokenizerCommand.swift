@@ -94,6 +94,9 @@ struct TokenizerCommand: ParsableCommand {
         func run() throws {
             let loaded = try TokenizerDirectory.load(tokenizer)
             let file = try NPYFile(path: input)
+            guard [.int32, .int64, .uint16, .int16].contains(file.type) else {
+                throw TokenizerError("\(input): token ids must be int32, int64 or (u)int16, found \(file.type.rawValue)")
+            }
             let ids = try file.integers()
             // Invalid UTF-8 (ids that split a character) prints as U+FFFD.
             let text: String

@@ -1,0 +1,42 @@
+import Foundation
+
+/// The one checked path for sizes that come from outside (a `config.json`): products that
+/// cannot overflow, and bounds stated in the error, checked before anything is allocated.
+enum SizeLimits {
+    /// `factors` multiplied, or nil when the product overflows `Int`.
+    static func product(_ factors: [Int]) -> Int? {
+        var result = 1
+        for factor in factors {
+            let (next, overflow) = result.multipliedReportingOverflow(by: factor)
+            if overflow { return nil }
+            result = next
+        }
+        return result
+    }
+
+    /// a + b, or nil on overflow.
+    static func sum(_ terms: [Int?]) -> Int? {
+        var result = 0
+        for term in terms {
+            guard let term else { return nil }
+            let (next, overflow) = result.addingReportingOverflow(term)
+            if overflow { return nil }
+            result = next
+        }
+        return result
+    }
+
+    /// "4.0 TB", "512.0 MB", in powers of 1000.
+    static func bytes(_ count: Double) -> String {
+        let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+        var value = count, unit = 0
+        while value >= 1000 && unit < units.count - 1 {
+            value /= 1000
+            unit += 1
+        }
+        return String(format: unit == 0 ? "%.0f %@" : "%.1f %@", value, units[unit])
+    }
+
+    /// The memory this machine has: no model larger than this can be loaded or trained here.
+    static var physicalMemory: Int { Int(clamping: ProcessInfo.processInfo.physicalMemory) }
+}
