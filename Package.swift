@@ -66,3 +66,10 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets for the file formats read from outside, only when LM_FUZZ is set: the
+// executable has no main of its own (libFuzzer provides it). scripts/fuzz.sh builds it with
+// `-sanitize=fuzzer` and runs each format for a bounded time.
+if Context.environment["LM_FUZZ"] != nil {
+    package.targets.append(.executableTarget(name: "lm-fuzz", dependencies: ["Model", "TensorIO", "Tokenizer"], path: "Fuzz/lm-fuzz"))
+}

@@ -80,6 +80,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         try checkSizes()
     }
 
+    /// The most layers a configuration may have.
+    public static let maxLayers = 4096
+
     /// Number of parameters, overflow-checked: nil when it does not fit in an `Int`.
     public var checkedParameterCount: Int? {
         let (c, f, v, kv) = (dModel, dFF, vocabSize, numKVHeads * (dModel / max(numHeads, 1)))
@@ -91,6 +94,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// Sizes this machine can hold: the parameters (four bytes each) and the RoPE tables fit in
     /// its memory. Checked before anything is allocated; the error states what was asked for.
     private func checkSizes() throws {
+        // Every layer is a set of named tensors: past this many, the layout itself (not the
+        // weights) would fill memory. The largest published models have a few hundred.
+        guard numLayers <= Self.maxLayers else {
+            throw ModelError("config: num_layers \(numLayers) is above the \(Self.maxLayers) this engine supports")
+        }
         let memory = SizeLimits.physicalMemory
         let fields = "vocab_size \(vocabSize), d_model \(dModel), num_layers \(numLayers), d_ff \(dFF)"
         guard let count = checkedParameterCount, let bytes = SizeLimits.product([count, 4]), bytes <= memory / 2 else {

@@ -1,0 +1,55 @@
+import Foundation
+import Model
+import TensorIO
+import Tokenizer
+
+// libFuzzer entry point for the file formats the engine reads from outside: each input is
+// written to a scratch file and opened the way `lm` opens it. Any trap (overflow, failed
+// precondition, crash) is a finding; an error thrown with a message is the expected outcome.
+// The format comes from LM_FUZZ_TARGET; scripts/fuzz.sh builds and runs every target.
+
+private let target = ProcessInfo.processInfo.environment["LM_FUZZ_TARGET"] ?? "npy"
+private let scratch: String = {
+    let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
+    let directory = (base as NSString).appendingPathComponent("lm-fuzz-\(getpid())")
+    try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    return directory
+}()
+
+private func file(_ name: String, _ bytes: UnsafeBufferPointer<UInt8>) -> String {
+    let path = (scratch as NSString).appendingPathComponent(name)
+    FileManager.default.createFile(atPath: path, contents: Data(buffer: bytes))
+    return path
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = UnsafeBufferPointer(start: data, count: size)
+    switch target {
+    case "safetensors":
+        if let file = try? SafeTensorsFile(path: file("t.safetensors", bytes)) {
+            for entry in file.entries where entry.elementCount <= 1 << 16 {
+                _ = try? entry.type.isFloatingPoint ? file.floats(entry.name).count : file.integers(entry.name).count
+            }
+        }
+    case "npy":
+        if let array = try? NPYFile(path: file("a.npy", bytes)), array.elementCount <= 1 << 16 {
+            _ = try? array.type.isFloatingPoint ? array.floats().count : array.integers().count
+        }
+    case "config":
+        if let config = try? ModelConfig.load(path: file("config.json", bytes)) {
+            _ = ParameterLayout(config: config).totalCount
+        }
+    case "gpt2":
+        // vocab.json, a zero byte, merges.txt.
+        let cut = bytes.firstIndex(of: 0) ?? bytes.count
+        let vocab = file("vocab.json", UnsafeBufferPointer(rebasing: bytes[..<cut]))
+        let merges = file("merges.txt", UnsafeBufferPointer(rebasing: bytes[min(cut + 1, bytes.count)...]))
+        if let tokenizer = try? GPT2Files.load(vocab: vocab, merges: merges) { _ = tokenizer.encode("fuzz, the tokenizer's own text 🙃") }
+    case "tokenizer-json":
+        if let tokenizer = try? HuggingFaceFile.load(path: file("tokenizer.json", bytes)) { _ = tokenizer.encode("fuzz 🙃 text") }
+    default:
+        fatalError("LM_FUZZ_TARGET must be safetensors, npy, config, gpt2 or tokenizer-json; got \(target)")
+    }
+    return 0
+}
