@@ -113,10 +113,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// Reads and validates a `config.json`; errors name the file and the key.
     public static func load(path: String) throws -> ModelConfig {
         let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw ModelError("\(path): cannot read: \(SystemErrorText.describe(error))")
+        do { data = try InputFile.read(path) } catch let error as TensorFileError {
+            throw ModelError(error.description)
         }
         let config: ModelConfig
         do {

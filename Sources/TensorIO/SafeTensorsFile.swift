@@ -45,33 +45,36 @@ public final class SafeTensorsFile: @unchecked Sendable {
             throw TensorFileError(path: path, "truncated: header says \(headerLength) bytes but only \(bytes.count - 8) follow")
         }
         dataStart = 8 + Int(headerLength)
-        let headerData = Data(bytes[8..<dataStart])
-        let json: Any
-        do {
-            json = try JSONSerialization.jsonObject(with: headerData)
-        } catch {
-            throw TensorFileError(path: path, "header is not valid JSON")
-        }
-        guard let header = json as? [String: Any] else {
-            throw TensorFileError(path: path, "header is not a JSON object")
-        }
+        // Read with a forward-only scanner: a header of hundreds of thousands of entries costs
+        // about its own size in memory, not a tree of Foundation objects many times larger.
         var metadata: [String: String] = [:]
         var entries: [TensorEntry] = []
+        var seen = Set<String>()
         let dataBytes = bytes.count - dataStart
-        for (name, value) in header {
-            if name == "__metadata__" {
-                guard let pairs = value as? [String: Any] else {
-                    throw TensorFileError(path: path, "__metadata__ is not an object of strings")
-                }
-                for (key, item) in pairs {
-                    guard let text = item as? String else {
-                        throw TensorFileError(path: path, "__metadata__ key '\(key)' is not a string")
+        let header = UnsafeBufferPointer(start: bytes.baseAddress!.assumingMemoryBound(to: UInt8.self) + 8, count: Int(headerLength))
+        var scanner = JSONScanner(header, file: path)
+        guard scanner.peek() == UInt8(ascii: "{") else {
+            throw TensorFileError(path: path, scanner.peek() == nil ? "header is not valid JSON (empty)" : "header is not a JSON object")
+        }
+        do {
+            try scanner.readObject { scanner, key in
+                let name = String(decoding: key, as: UTF8.self)
+                guard seen.insert(name).inserted else { throw TensorFileError(path: path, "tensor '\(name)' appears twice in the header") }
+                if name == "__metadata__" {
+                    guard scanner.peek() == UInt8(ascii: "{") else { throw TensorFileError(path: path, "__metadata__ is not an object of strings") }
+                    try scanner.readObject { scanner, key in
+                        guard scanner.peek() == UInt8(ascii: "\"") else {
+                            throw TensorFileError(path: path, "__metadata__ key '\(String(decoding: key, as: UTF8.self))' is not a string")
+                        }
+                        metadata[String(decoding: key, as: UTF8.self)] = String(decoding: try scanner.readString(), as: UTF8.self)
                     }
-                    metadata[key] = text
+                } else {
+                    entries.append(try Self.parseEntry(name: name, scanner: &scanner, dataBytes: dataBytes, path: path))
                 }
-                continue
             }
-            entries.append(try Self.parseEntry(name: name, value: value, dataBytes: dataBytes, path: path))
+            try scanner.expectEnd()
+        } catch let error as TensorFileError where error.message.hasPrefix("line ") {
+            throw TensorFileError(path: path, "header is not valid JSON (\(error.message))")
         }
         entries.sort { $0.byteRange.lowerBound < $1.byteRange.lowerBound }
         for (previous, next) in zip(entries, entries.dropFirst()) where next.byteRange.lowerBound < previous.byteRange.upperBound {
@@ -82,22 +85,48 @@ public final class SafeTensorsFile: @unchecked Sendable {
         index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
     }
 
-    private static func parseEntry(name: String, value: Any, dataBytes: Int, path: String) throws -> TensorEntry {
-        guard let fields = value as? [String: Any] else {
+    private static func parseEntry(name: String, scanner: inout JSONScanner, dataBytes: Int, path: String) throws -> TensorEntry {
+        guard scanner.peek() == UInt8(ascii: "{") else {
             throw TensorFileError(path: path, "tensor '\(name)': entry is not an object")
         }
-        guard let dtypeName = fields["dtype"] as? String else {
+        var dtypeName: String?, shape: [Int]?, offsets: [Int]?
+        /// A list of integers, or nil when the value is anything else (skipped).
+        func integerList(_ scanner: inout JSONScanner) throws -> [Int]? {
+            guard scanner.peek() == UInt8(ascii: "[") else {
+                try scanner.skipValue()
+                return nil
+            }
+            var values: [Int] = []
+            var valid = true
+            try scanner.readArray { scanner, _ in
+                if valid, let first = scanner.peek(), first == UInt8(ascii: "-") || (first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9")),
+                   let value = try? scanner.readInteger() {
+                    values.append(value)
+                } else {
+                    valid = false
+                    try scanner.skipValue()
+                }
+            }
+            return valid ? values : nil
+        }
+        try scanner.readObject { scanner, key in
+            switch String(decoding: key, as: UTF8.self) {
+            case "dtype": dtypeName = scanner.peek() == UInt8(ascii: "\"") ? String(decoding: try scanner.readString(), as: UTF8.self) : nil
+            case "shape": shape = try integerList(&scanner)
+            case "data_offsets": offsets = try integerList(&scanner)
+            default: try scanner.skipValue()
+            }
+        }
+        guard let dtypeName else {
             throw TensorFileError(path: path, "tensor '\(name)': missing 'dtype'")
         }
         guard let type = ElementType(rawValue: dtypeName) else {
             throw TensorFileError(path: path, "tensor '\(name)': unknown dtype '\(dtypeName)'")
         }
-        guard let shapeValues = fields["shape"] as? [Any],
-              let shape = integerList(shapeValues), shape.allSatisfy({ $0 >= 0 }) else {
+        guard let shape, shape.allSatisfy({ $0 >= 0 }) else {
             throw TensorFileError(path: path, "tensor '\(name)': 'shape' is not a list of non-negative integers")
         }
-        guard let offsetValues = fields["data_offsets"] as? [Any], let offsets = integerList(offsetValues),
-              offsets.count == 2, offsets[0] >= 0, offsets[0] <= offsets[1] else {
+        guard let offsets, offsets.count == 2, offsets[0] >= 0, offsets[0] <= offsets[1] else {
             throw TensorFileError(path: path, "tensor '\(name)': 'data_offsets' is not [begin, end]")
         }
         guard let elements = ShapeText.elementCount(shape), let needed = ShapeText.elementCount([elements, type.byteCount]) else {
@@ -110,16 +139,6 @@ public final class SafeTensorsFile: @unchecked Sendable {
             throw TensorFileError(path: path, "truncated: tensor '\(name)' ends at byte \(offsets[1]) of a \(dataBytes)-byte data section")
         }
         return TensorEntry(name: name, type: type, shape: shape, byteRange: offsets[0]..<offsets[1])
-    }
-
-    private static func integerList(_ values: [Any]) -> [Int]? {
-        var result: [Int] = []
-        for value in values {
-            // Bridging to Int fails for fractional numbers, strings and booleans-as-strings.
-            guard let number = value as? Int else { return nil }
-            result.append(number)
-        }
-        return result
     }
 
     /// The entry for `name`, or an error naming the missing tensor.

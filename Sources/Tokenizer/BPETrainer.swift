@@ -82,14 +82,8 @@ struct TextFile {
 
     init(path: String) throws {
         self.path = path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
-            throw TokenizerError("\(path): no such file")
-        }
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
-        } catch {
-            throw TokenizerError("\(path): cannot read: \(SystemErrorText.describe(error))")
+        do { data = try InputFile.read(path, mapped: true) } catch let error as TensorFileError {
+            throw TokenizerError(error.description)
         }
         let path = self.path
         try data.withUnsafeBytes { raw in

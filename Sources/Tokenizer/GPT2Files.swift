@@ -64,8 +64,8 @@ public enum GPT2Files {
 
     /// The whole file's bytes; the error names the file.
     static func readFile(_ path: String) throws -> [UInt8] {
-        do { return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
-            throw TokenizerError("\(path): cannot read: \(SystemErrorText.describe(error))")
+        do { return [UInt8](try InputFile.read(path)) } catch let error as TensorFileError {
+            throw TokenizerError(error.description)
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TensorIO
 
 /// A Hugging Face `tokenizer.json`: a BPE model with the byte-level pre-tokenizer and decoder,
 /// special tokens as added tokens. The Python `tokenizers` library loads it and encodes as we do

@@ -35,6 +35,7 @@ struct DemoCommand: ParsableCommand, ComputesWithBLAS {
 
     func run() throws {
         threading.apply()
+        let text = try corpus()  // before anything is written: a bad --input leaves nothing behind
         let directory = try runDirectory()
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -45,7 +46,7 @@ struct DemoCommand: ParsableCommand, ComputesWithBLAS {
 
         // 1. The corpus.
         let corpusPath = (directory as NSString).appendingPathComponent("corpus.txt")
-        try AtomicFile.write(try corpus(), to: corpusPath)
+        try AtomicFile.write(text, to: corpusPath)
 
         // 2. The tokenizer.
         let progress = ProgressLine(quiet: quiet)
@@ -134,11 +135,7 @@ struct DemoCommand: ParsableCommand, ComputesWithBLAS {
     /// The training text: --input, or the King James Bible without its verse references.
     private func corpus() throws -> Data {
         if let input {
-            guard let data = FileManager.default.contents(atPath: input) else {
-                var isDirectory: ObjCBool = false
-                let exists = FileManager.default.fileExists(atPath: input, isDirectory: &isDirectory)
-                throw ModelError("\(input): \(exists ? (isDirectory.boolValue ? "is a directory" : "cannot read") : "no such file")")
-            }
+            let data = try InputFile.read(input)
             guard String(data: data, encoding: .utf8) != nil else { throw ModelError("\(input): not UTF-8 text") }
             return data
         }

@@ -56,6 +56,32 @@ final class AbsurdSizeTests: XCTestCase {
         XCTAssertLessThan(message.count, 300, "a short message, not the whole shape")
     }
 
+    func testHugeHeadersAreReadWithoutATreeOfObjects() throws {
+        // 300,000 entries (a 17 MB header) that all claim the same bytes: refused as overlapping,
+        // after a scan that holds only the entries themselves.
+        var header = "{"
+        for i in 0..<300_000 { header += (i == 0 ? "" : ",") + "\"tensor.\(i)\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}" }
+        header += "}"
+        var data = Data()
+        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(Data(header.utf8))
+        data.append(Data(repeating: 0, count: 4))
+        let path = directory + "/huge.safetensors"
+        try data.write(to: URL(fileURLWithPath: path))
+        XCTAssertTrue(error { try SafeTensorsFile(path: path) }.contains("overlap"))
+    }
+
+    func testARepeatedTensorNameIsAnError() throws {
+        let header = "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}"
+        var data = Data()
+        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(Data(header.utf8))
+        data.append(Data(repeating: 0, count: 4))
+        let path = directory + "/twice.safetensors"
+        try data.write(to: URL(fileURLWithPath: path))
+        XCTAssertTrue(error { try SafeTensorsFile(path: path) }.contains("tensor 'w' appears twice"))
+    }
+
     func testTemporaryFilesAreRemovedOnRequest() throws {
         let path = directory + "/.partial.tmp"
         FileManager.default.createFile(atPath: path, contents: Data([1, 2, 3]))

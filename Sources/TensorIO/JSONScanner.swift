@@ -1,28 +1,29 @@
-/// A forward-only JSON reader over UTF-8 bytes, for the tokenizer files: a vocabulary of 50,000
-/// entries is read straight into byte strings and integers, without building Foundation
-/// dictionaries of `Any` first (the start-up cost users see on every command).
+/// A forward-only JSON reader over UTF-8 bytes, for the files the engine reads (tokenizer files,
+/// safetensors headers): a vocabulary of 50,000 entries or a header of 300,000 tensors is read
+/// straight into byte strings and integers, without building Foundation dictionaries of `Any`
+/// first (time at start-up, and memory many times the file's size).
 ///
-/// Errors say what was expected and at which line and column; `file` names the file in them.
-struct JSONScanner {
-    let bytes: UnsafeBufferPointer<UInt8>
-    let file: String
-    private(set) var position = 0
+/// Errors (``TensorFileError``) say what was expected and at which line and column, naming the file.
+package struct JSONScanner {
+    package let bytes: UnsafeBufferPointer<UInt8>
+    package let file: String
+    package private(set) var position = 0
 
-    init(_ bytes: UnsafeBufferPointer<UInt8>, file: String) {
+    package init(_ bytes: UnsafeBufferPointer<UInt8>, file: String) {
         self.bytes = bytes
         self.file = file
     }
 
     /// An error at the current position.
-    func error(_ message: String) -> TokenizerError {
+    package func error(_ message: String) -> TensorFileError {
         var line = 1, column = 1
         for index in 0..<min(position, bytes.count) {
             if bytes[index] == UInt8(ascii: "\n") { line += 1; column = 1 } else { column += 1 }
         }
-        return TokenizerError("\(file): line \(line), column \(column): \(message)")
+        return TensorFileError(path: file, "line \(line), column \(column): \(message)")
     }
 
-    mutating func skipWhitespace() {
+    package mutating func skipWhitespace() {
         while position < bytes.count {
             switch bytes[position] {
             case 0x20, 0x09, 0x0A, 0x0D: position += 1
@@ -32,25 +33,25 @@ struct JSONScanner {
     }
 
     /// The next non-whitespace byte, not consumed; nil at the end.
-    mutating func peek() -> UInt8? {
+    package mutating func peek() -> UInt8? {
         skipWhitespace()
         return position < bytes.count ? bytes[position] : nil
     }
 
-    mutating func expect(_ byte: UInt8) throws {
+    package mutating func expect(_ byte: UInt8) throws {
         guard peek() == byte else { throw error("expected '\(Character(Unicode.Scalar(byte)))'") }
         position += 1
     }
 
     /// Consumes `byte` when it is next.
-    mutating func consume(_ byte: UInt8) -> Bool {
+    package mutating func consume(_ byte: UInt8) -> Bool {
         guard peek() == byte else { return false }
         position += 1
         return true
     }
 
     /// Calls `body` once per member of an object, positioned at the member's value, with its key.
-    mutating func readObject(_ body: (inout JSONScanner, [UInt8]) throws -> Void) throws {
+    package mutating func readObject(_ body: (inout JSONScanner, [UInt8]) throws -> Void) throws {
         try expect(UInt8(ascii: "{"))
         if consume(UInt8(ascii: "}")) { return }
         repeat {
@@ -62,7 +63,7 @@ struct JSONScanner {
     }
 
     /// Calls `body` once per element of an array, positioned at the element, with its index.
-    mutating func readArray(_ body: (inout JSONScanner, Int) throws -> Void) throws {
+    package mutating func readArray(_ body: (inout JSONScanner, Int) throws -> Void) throws {
         try expect(UInt8(ascii: "["))
         if consume(UInt8(ascii: "]")) { return }
         var index = 0
@@ -74,14 +75,14 @@ struct JSONScanner {
     }
 
     /// A string's contents as UTF-8, escapes decoded (surrogate pairs joined).
-    mutating func readString() throws -> [UInt8] {
+    package mutating func readString() throws -> [UInt8] {
         var result: [UInt8] = []
         try readString(into: &result)
         return result
     }
 
     /// Appends a string's contents as UTF-8 to `result`.
-    mutating func readString(into result: inout [UInt8]) throws {
+    package mutating func readString(into result: inout [UInt8]) throws {
         try expect(UInt8(ascii: "\""))
         while position < bytes.count {
             let byte = bytes[position]
@@ -146,7 +147,7 @@ struct JSONScanner {
     }
 
     /// An integer (no fraction or exponent).
-    mutating func readInteger() throws -> Int {
+    package mutating func readInteger() throws -> Int {
         skipWhitespace()
         var negative = false
         if position < bytes.count, bytes[position] == UInt8(ascii: "-") {
@@ -171,14 +172,14 @@ struct JSONScanner {
     }
 
     /// An integer that is the value of `key` (the error names the key).
-    mutating func readInteger(for key: [UInt8]) throws -> Int {
-        do { return try readInteger() } catch let failure as TokenizerError {
-            throw TokenizerError("\(failure.message) (the value of key '\(String(decoding: key, as: UTF8.self))')")
+    package mutating func readInteger(for key: [UInt8]) throws -> Int {
+        do { return try readInteger() } catch let failure as TensorFileError {
+            throw TensorFileError(path: failure.path, "\(failure.message) (the value of key '\(String(decoding: key, as: UTF8.self))')")
         }
     }
 
     /// Skips any value (object, array, string, number, true, false, null).
-    mutating func skipValue() throws {
+    package mutating func skipValue() throws {
         switch peek() {
         case UInt8(ascii: "{"): try readObject { scanner, _ in try scanner.skipValue() }
         case UInt8(ascii: "["): try readArray { scanner, _ in try scanner.skipValue() }
@@ -198,7 +199,7 @@ struct JSONScanner {
     }
 
     /// A string value, or nil for `null`.
-    mutating func readOptionalString() throws -> [UInt8]? {
+    package mutating func readOptionalString() throws -> [UInt8]? {
         if peek() == UInt8(ascii: "n") {
             try skipValue()
             return nil
@@ -207,7 +208,7 @@ struct JSONScanner {
     }
 
     /// Fails unless only whitespace remains.
-    mutating func expectEnd() throws {
+    package mutating func expectEnd() throws {
         guard peek() == nil else { throw error("unexpected text after the JSON value") }
     }
 }
