@@ -62,6 +62,8 @@ let package = Package(
         ),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "Kernels", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Kernels", "TensorIO", "TestSupport"]),
+        // The command-line tool run as a user runs it (the `lm` executable beside the tests).
+        .testTarget(name: "CLITests", dependencies: ["lm", "TensorIO"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "ReferenceKernels", "TensorIO", "Tokenizer", "TestSupport", "Verification"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,18 +1,12 @@
 import Foundation
+import TensorIO
 
 /// The one checked path for sizes that come from outside (a `config.json`): products that
 /// cannot overflow, and bounds stated in the error, checked before anything is allocated.
 enum SizeLimits {
-    /// `factors` multiplied, or nil when the product overflows `Int`.
-    static func product(_ factors: [Int]) -> Int? {
-        var result = 1
-        for factor in factors {
-            let (next, overflow) = result.multipliedReportingOverflow(by: factor)
-            if overflow { return nil }
-            result = next
-        }
-        return result
-    }
+    /// `factors` multiplied, or nil when the product overflows `Int` (the same check as every
+    /// tensor shape read from a file).
+    static func product(_ factors: [Int]) -> Int? { ShapeText.elementCount(factors) }
 
     /// a + b, or nil on overflow.
     static func sum(_ terms: [Int?]) -> Int? {

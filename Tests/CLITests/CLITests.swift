@@ -1,0 +1,114 @@
+import Foundation
+import TensorIO
+import XCTest
+
+/// `lm` run as a process, for what only shows at the command line: exit codes, messages,
+/// environment variables, files left behind.
+final class CLITests: XCTestCase {
+    var directory = ""
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: directory) }
+
+    /// The `lm` executable SwiftPM built beside this test bundle.
+    func executable() throws -> String {
+        var url = Bundle.main.bundleURL
+        for _ in 0..<4 {
+            let candidate = url.appendingPathComponent("lm").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            url.deleteLastPathComponent()
+        }
+        let message = "SKIPPED: the lm executable was not found beside the tests (\(Bundle.main.bundleURL.path))"
+        print(message)
+        throw XCTSkip(message)
+    }
+
+    /// Runs `lm` with `arguments`: exit status, stdout and stderr.
+    func lm(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String, error: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try executable())
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["LM_BLAS_SETTINGS_APPLIED"] = "1"  // no restart: the tests keep the machine's settings
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let output = Pipe(), error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        let out = output.fileHandleForReading.readDataToEndOfFile(), err = error.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    func writeConfig() throws -> String {
+        let path = directory + "/config.json"
+        let config = #"{"vocab_size": 40, "context_length": 16, "d_model": 16, "num_layers": 1, "num_heads": 2, "d_ff": 24, "rope_theta": 10000}"#
+        try Data(config.utf8).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    func testInitRefusesToReplaceAModelWithoutForce() throws {
+        let config = try writeConfig(), model = directory + "/model"
+        XCTAssertEqual(try lm(["init", "--config", config, "--output", model]).status, 0)
+        let weights = try Data(contentsOf: URL(fileURLWithPath: model + "/model.safetensors"))
+        let again = try lm(["init", "--config", config, "--output", model, "--seed", "5"])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.error.contains("pass --force"), again.error)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: model + "/model.safetensors")), weights, "the weights are untouched")
+        XCTAssertEqual(try lm(["init", "--config", config, "--output", model, "--seed", "5", "--force"]).status, 0)
+        XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: model + "/model.safetensors")), weights)
+    }
+
+    func testBadThreadCountsAreRefusedWherePassed() throws {
+        let config = try writeConfig()
+        for value in ["0", "-3", "abc"] {
+            let run = try lm(["logits", "--model", directory, "--tokens", config, "--output", directory + "/x.npy"], environment: ["LM_THREADS": value])
+            XCTAssertNotEqual(run.status, 0)
+            XCTAssertTrue(run.error.contains("LM_THREADS must be a positive integer, got '\(value)'"), run.error)
+        }
+    }
+
+    func testFilesThatAreNotWhatTheyShouldBeAreNamed() throws {
+        let config = try writeConfig(), model = directory + "/model"
+        XCTAssertEqual(try lm(["init", "--config", config, "--output", model]).status, 0)
+        // A directory given as a file.
+        let asFile = try lm(["train", "--config", directory, "--train", config, "--output", directory + "/run"])
+        XCTAssertTrue(asFile.error.contains("\(directory): is a directory"), asFile.error)
+        // Booleans are not token ids.
+        try NPYWriter.write([Float](repeating: 1, count: 3), shape: [3], to: directory + "/floats.npy")
+        let bools = directory + "/bools.npy"
+        var data = Data([0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59, 1, 0, 118, 0])
+        data.append(Data(("{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }" + String(repeating: " ", count: 60)).utf8.prefix(117)))
+        data.append(0x0A)
+        data.append(Data([1, 0, 1]))
+        try data.write(to: URL(fileURLWithPath: bools))
+        try Data("a small text to train a tokenizer on, a small text.\n".utf8).write(to: URL(fileURLWithPath: directory + "/text.txt"))
+        XCTAssertEqual(try lm(["tokenizer", "train", "--input", directory + "/text.txt", "--vocab-size", "260", "--output", directory + "/tok", "--quiet"]).status, 0)
+        let decode = try lm(["tokenizer", "decode", "--tokenizer", directory + "/tok", "--input", bools])
+        XCTAssertNotEqual(decode.status, 0)
+        XCTAssertTrue(decode.error.contains("token ids must be int32, int64 or (u)int16, found BOOL"), decode.error)
+        let loss = try lm(["loss", "--model", model, "--tokens", directory + "/floats.npy"])
+        XCTAssertTrue(loss.error.contains("token ids must be int32 or int64, found F32"), loss.error)
+    }
+
+    func testLossPrintsTheMeanCrossEntropyAndWritesEveryGradient() throws {
+        let config = try writeConfig(), model = directory + "/model"
+        XCTAssertEqual(try lm(["init", "--config", config, "--output", model]).status, 0)
+        try NPYWriter.write([Int32]([1, 5, 9, 3, 3, 7, 2, 0, 39, 11]), shape: [2, 5], to: directory + "/ids.npy")
+        let run = try lm(["loss", "--model", model, "--tokens", directory + "/ids.npy", "--grads", directory + "/grads.safetensors"])
+        XCTAssertEqual(run.status, 0, run.error)
+        let loss = Double(run.output.trimmingCharacters(in: .whitespacesAndNewlines).replacingOccurrences(of: "loss ", with: ""))
+        XCTAssertNotNil(loss)
+        XCTAssertEqual(loss ?? 0, log(40.0), accuracy: 0.5, "a random model's loss is near ln V")
+        let grads = try SafeTensorsFile(path: directory + "/grads.safetensors")
+        XCTAssertEqual(grads.entries.count, 1 + 9 + 2, "every parameter tensor")
+        XCTAssertTrue(try grads.floats("lm_head.weight").contains { $0 != 0 })
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix(".") }
+        XCTAssertEqual(leftovers, [])
+    }
+}
