@@ -25,6 +25,17 @@ final class AbsurdSizeTests: XCTestCase {
         return path
     }
 
+    /// A safetensors file with this header and `payload` zero bytes of data.
+    func safetensors(_ name: String, header: String, payload: Int) throws -> String {
+        var data = Data()
+        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(Data(header.utf8))
+        data.append(Data(repeating: 0, count: payload))
+        let path = directory + "/" + name
+        try data.write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
     func error(_ body: () throws -> Any) -> String {
         do { _ = try body() } catch { return "\(error)" }
         return "no error"
@@ -44,13 +55,7 @@ final class AbsurdSizeTests: XCTestCase {
 
     func testSafeTensorsShapesAreAbbreviatedInErrors() throws {
         let dims = Array(repeating: "2", count: 100_000).joined(separator: ",")
-        let header = "{\"t\":{\"dtype\":\"F32\",\"shape\":[\(dims)],\"data_offsets\":[0,4]}}"
-        var data = Data()
-        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { data.append(contentsOf: $0) }
-        data.append(Data(header.utf8))
-        data.append(Data(repeating: 0, count: 4))
-        let path = directory + "/many-dims.safetensors"
-        try data.write(to: URL(fileURLWithPath: path))
+        let path = try safetensors("many-dims.safetensors", header: "{\"t\":{\"dtype\":\"F32\",\"shape\":[\(dims)],\"data_offsets\":[0,4]}}", payload: 4)
         let message = error { try SafeTensorsFile(path: path) }
         XCTAssertTrue(message.contains("(100000 dimensions)"), message)
         XCTAssertLessThan(message.count, 300, "a short message, not the whole shape")
@@ -62,29 +67,19 @@ final class AbsurdSizeTests: XCTestCase {
         var header = "{"
         for i in 0..<300_000 { header += (i == 0 ? "" : ",") + "\"tensor.\(i)\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}" }
         header += "}"
-        var data = Data()
-        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { data.append(contentsOf: $0) }
-        data.append(Data(header.utf8))
-        data.append(Data(repeating: 0, count: 4))
-        let path = directory + "/huge.safetensors"
-        try data.write(to: URL(fileURLWithPath: path))
+        let path = try safetensors("huge.safetensors", header: header, payload: 4)
         XCTAssertTrue(error { try SafeTensorsFile(path: path) }.contains("overlap"))
     }
 
     func testARepeatedTensorNameIsAnError() throws {
         let header = "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}"
-        var data = Data()
-        withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian) { data.append(contentsOf: $0) }
-        data.append(Data(header.utf8))
-        data.append(Data(repeating: 0, count: 4))
-        let path = directory + "/twice.safetensors"
-        try data.write(to: URL(fileURLWithPath: path))
+        let path = try safetensors("twice.safetensors", header: header, payload: 4)
         XCTAssertTrue(error { try SafeTensorsFile(path: path) }.contains("tensor 'w' appears twice"))
     }
 
     func testTemporaryFilesAreRemovedOnRequest() throws {
         let path = directory + "/.partial.tmp"
-        FileManager.default.createFile(atPath: path, contents: Data([1, 2, 3]))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data([1, 2, 3])))
         let slot = TemporaryFiles.register(path)
         TemporaryFiles.removeRegistered()
         XCTAssertFalse(FileManager.default.fileExists(atPath: path), "what a SIGINT or SIGTERM handler does")
