@@ -54,7 +54,7 @@ public final class TransformerLM {
     /// an id is outside the vocabulary (naming its position).
     public func forward(tokens: [Int32], batch: Int, length: Int) throws -> [Float] {
         try tokens.withUnsafeBufferPointer { try checkTokens($0, batch: batch, length: length) }
-        return try [Float](unsafeUninitializedCapacity: batch * length * config.vocabSize) { logits, initialized in
+        return [Float](unsafeUninitializedCapacity: batch * length * config.vocabSize) { logits, initialized in
             tokens.withUnsafeBufferPointer {
                 forwardPass(tokens: $0, into: activations(batch: batch, length: length), logits: logits)
             }
