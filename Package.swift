@@ -24,7 +24,9 @@ let package = Package(
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
         // Float32 kernels: every matmul-heavy op on cblas_sgemm, the rest as tight loops.
-        .target(name: "Kernels", dependencies: ["COpenBLAS"]),
+        .target(name: "Kernels", dependencies: ["COpenBLAS", "CVectorKernels"]),
+        // The decode step's matrix–vector product, hand-vectorised (AVX2+FMA, chosen at run time).
+        .target(name: "CVectorKernels"),
         // Plain-loop references, generic over the float type: the specification of each kernel.
         .target(name: "ReferenceKernels"),
         // safetensors and NPY readers and writers.

@@ -4,8 +4,9 @@ import COpenBLAS
 /// `[m, k]`, `op(B)` `[k, n]` and `C` `[m, n]`. Leading dimensions are row strides in elements,
 /// which is how heads inside a fused `[B, T, 3C]` buffer are reached without copies.
 ///
-/// A thin, named wrapper over `cblas_sgemm`; when `m == 1` it calls `cblas_sgemv`, which streams
-/// the matrix once instead of packing it.
+/// A thin, named wrapper over `cblas_sgemm`; when `m == 1` it calls a matrix–vector product
+/// (``MatrixVector`` for `B` stored `[n, k]`, else `cblas_sgemv`), which streams the matrix
+/// once instead of packing it.
 public func sgemm(
     transposeA: Bool, transposeB: Bool,
     m: Int, n: Int, k: Int,
@@ -16,6 +17,11 @@ public func sgemm(
     c: UnsafeMutablePointer<Float>, ldc: Int
 ) {
     Threading.ensureConfigured()
+    if m == 1 && !transposeA && transposeB {
+        // c[1, n] = B[n, k] · a: the decode step's product.
+        MatrixVector.multiply(w: b, ldw: ldb, x: a, y: c, rows: n, columns: k, alpha: alpha, beta: beta)
+        return
+    }
     if m == 1 && !transposeA {
         // c[1, n] = a[1, k] · op(B): a matrix–vector product with op(B)ᵀ.
         // op(B) = Bᵀ (B stored [n, k]) → y = B · a; op(B) = B (stored [k, n]) → y = Bᵀ · a.

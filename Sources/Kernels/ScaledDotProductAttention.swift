@@ -89,11 +89,12 @@ public enum ScaledDotProductAttention {
                 out: out + b * outputLayout.batchStride + h * d, outStride: outputLayout.rowStride,
                 probs: probsBase + pair * tq * tk, queries: tq, keys: tk, headDim: d, alpha: alpha, mask: mask)
         }
-        // One owner of threads per loop. With several query rows, (batch, head) pairs go to our
-        // threads, each running single-threaded GEMMs (every pair writes only its own probs and
-        // output columns). A single query row (a decode step) is too little work per head to be
-        // worth a thread hop: the heads run in turn and OpenBLAS decides for each product.
-        if tq > 1 && pairs >= Threading.count {
+        // One owner of threads per loop: (batch, head) pairs go to our threads, each running
+        // single-threaded GEMMs (every pair writes only its own probs and output columns). This
+        // holds for a decode step too: its products are matrix–vectors over the cache, where
+        // OpenBLAS would wake its own threads for each (and they would then spin beside ours);
+        // `parallelRanges` runs short caches on the calling thread.
+        if pairs >= Threading.count {
             Threading.withSingleThreadedBLAS {
                 Threading.parallelRanges(pairs, costPerItem: 4 * tq * tk * d) { range in
                     for pair in range { attend(pair) }

@@ -56,14 +56,9 @@ public enum Threading {
             body(0..<count)
             return
         }
-        let chunk = (count + threads - 1) / threads
         withoutActuallyEscaping(body) { body in
-            let tasks = DisjointRangesBody(body)
-            DispatchQueue.concurrentPerform(iterations: threads) { task in
-                let start = task * chunk
-                let end = min(count, start + chunk)
-                if start < end { tasks.run(start..<end) }
-            }
+            // A busy pool means a nested loop or another thread's loop: this one runs alone.
+            if !WorkerPool.shared.run(tasks: threads, count: count, DisjointRangesBody(body)) { body(0..<count) }
         }
     }
 }

@@ -29,4 +29,34 @@ final class ThreadingTests: XCTestCase {
         XCTAssertEqual(one.0, three.0)
         XCTAssertEqual(one.1, three.1)
     }
+
+    /// The worker pool under stress: many small loops in a row, loops started from several
+    /// threads at once (one gets the pool, the others run alone), and loops nested inside a loop.
+    /// Every index must be visited exactly once each time.
+    func testParallelRangesVisitsEveryIndexOnceFromConcurrentAndNestedCallers() {
+        let original = Threading.count
+        defer { Threading.count = original }
+        Threading.count = 3
+        let count = 1000
+        DispatchQueue.concurrentPerform(iterations: 4) { caller in
+            let visits = UnsafeMutableBufferPointer<Int32>.allocate(capacity: count)
+            defer { visits.deallocate() }
+            for round in 0..<200 {
+                visits.initialize(repeating: 0)
+                Threading.parallelRanges(count, costPerItem: 1000) { range in
+                    for i in range {
+                        visits[i] += 1
+                        if i == range.lowerBound && round % 50 == 0 {
+                            // A nested loop: runs on this thread, must still see its whole range.
+                            var inner = 0
+                            Threading.parallelRanges(100, costPerItem: 10_000) { inner += $0.count }
+                            precondition(inner == 100, "nested loop saw \(inner) of 100 indices")
+                        }
+                    }
+                }
+                let wrong = visits.firstIndex { $0 != 1 }
+                XCTAssertNil(wrong, "caller \(caller), round \(round): index \(wrong ?? -1) visited \(wrong.map { visits[$0] } ?? 0) times")
+            }
+        }
+    }
 }
