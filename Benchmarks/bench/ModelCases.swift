@@ -18,7 +18,8 @@ enum ModelCases {
 
     static func all(_ shape: BenchShape, quick: Bool) -> [BenchCase] {
         [1, 8].flatMap { [block(shape, batch: $0), forward(shape, batch: $0)] }
-            + [decode("decode/tinystories", tinyStories(shape), steps: quick ? 32 : 256),
+            + [prefill("prefill/tinystories", tinyStories(shape)), prefill("prefill/stories15M", stories15M),
+               decode("decode/tinystories", tinyStories(shape), steps: quick ? 32 : 256),
                decode("decode/stories15M", stories15M, steps: quick ? 32 : 256)]
     }
 
@@ -71,6 +72,31 @@ enum ModelCases {
             _ = try check(cached, full.map(Double.init), absolute: 1e-4, relative: 1e-4, "cached vs full forward")
             let checked = try check(Array(logits.array.prefix(8 * shape.vocab)), full.map(Double.init), absolute: 1e-4, relative: 1e-4,
                                     "batched forward vs single sequence")
+            return Prepared(run: run, check: checked)
+        }
+    }
+
+    /// A prompt filling the whole context in one cached pass (`lm generate`'s prefill): GEMMs,
+    /// so its speed is compared with raw sgemm on the same shapes.
+    static func prefill(_ name: String, _ config: ModelConfig) -> BenchCase {
+        let shape = BenchShape(config)
+        let t = config.contextLength
+        return BenchCase(name: name, detail: "d\(config.dModel) L\(config.numLayers) V\(config.vocabSize), \(t)-token prompt",
+                         gemms: blockGemms(shape, batch: 1) * config.numLayers + shape.linearGemm(rows: 1, inFeatures: config.dModel, outFeatures: config.vocabSize),
+                         tokens: t) {
+            let model = try TransformerLM(config: config, seed: 4)
+            let session = InferenceSession(model: model, maxChunk: t)
+            var generator = SeededGenerator(seed: 42)
+            let prompt = (0..<t).map { _ in Int32.random(in: 0..<Int32(config.vocabSize), using: &generator) }
+            let run = {
+                session.reset()
+                _ = try! session.append(prompt)
+            }
+            run()
+            let full = try model.forward(tokens: prompt, batch: 1, length: t)
+            session.reset()
+            let last = try session.append(prompt)
+            let checked = try check(last, full.suffix(config.vocabSize).map(Double.init), absolute: 1e-4, relative: 1e-4, "prefill vs full forward, last logits")
             return Prepared(run: run, check: checked)
         }
     }

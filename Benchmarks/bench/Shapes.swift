@@ -1,3 +1,4 @@
+import Model
 import Kernels
 
 /// The model shape the bench is built around: CS336's TinyStories configuration.
@@ -12,6 +13,19 @@ struct BenchShape {
     var theta = 10_000.0
 
     init() {}
+
+    /// The shape of a model configuration (no grouped-query heads).
+    init(_ config: ModelConfig) {
+        precondition(config.numKVHeads == config.numHeads, "BenchShape: grouped-query configs are not modelled")
+        name = "custom"
+        vocab = config.vocabSize
+        context = config.contextLength
+        dModel = config.dModel
+        layers = config.numLayers
+        heads = config.numHeads
+        dFF = config.dFF
+        theta = config.ropeTheta
+    }
 
     /// A one-off shape for small attention checks: `heads` heads of size `dModel / heads`.
     init(context: Int, heads: Int, dModel: Int) {

@@ -48,8 +48,14 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         if let tokenizer = try? GPT2Files.load(vocab: vocab, merges: merges) { _ = tokenizer.encode("fuzz, the tokenizer's own text 🙃") }
     case "tokenizer-json":
         if let tokenizer = try? HuggingFaceFile.load(path: file("tokenizer.json", bytes)) { _ = tokenizer.encode("fuzz 🙃 text") }
+    case "llama2c":
+        if let model = try? Llama2cCheckpoint.load(path: file("model.bin", bytes)) { _ = try? model.forward(tokens: [0], batch: 1, length: 1) }
+    case "llama2c-tokenizer":
+        if let tokenizer = try? SentencePieceTokenizer(path: file("tokenizer.bin", bytes)) {
+            _ = try? tokenizer.decode(tokenizer.encode("fuzz, the tokenizer's own text 🙃"))
+        }
     default:
-        fatalError("LM_FUZZ_TARGET must be safetensors, npy, config, gpt2 or tokenizer-json; got \(target)")
+        fatalError("LM_FUZZ_TARGET must be safetensors, npy, config, gpt2, tokenizer-json, llama2c or llama2c-tokenizer; got \(target)")
     }
     return 0
 }

@@ -8,6 +8,19 @@ public enum TokenizerDirectory {
     public static let vocabFile = "vocab.json"
     public static let mergesFile = "merges.txt"
     public static let huggingFaceFile = "tokenizer.json"
+    /// llama2.c's SentencePiece-style vocabulary (``SentencePieceTokenizer``).
+    public static let sentencePieceFile = "tokenizer.bin"
+
+    /// Whichever tokenizer `directory` holds: `tokenizer.bin` (llama2.c), else the byte-level
+    /// BPE files as ``load(_:)`` reads them; nil when it holds none.
+    public static func loadAny(_ directory: String) throws -> (any TextTokenizer)? {
+        let manager = FileManager.default
+        let binary = (directory as NSString).appendingPathComponent(sentencePieceFile)
+        if manager.fileExists(atPath: binary) { return try SentencePieceTokenizer(path: binary) }
+        let names = [huggingFaceFile, vocabFile]
+        guard names.contains(where: { manager.fileExists(atPath: (directory as NSString).appendingPathComponent($0)) }) else { return nil }
+        return try load(directory)
+    }
 
     public static func load(_ directory: String) throws -> Tokenizer {
         let manager = FileManager.default

@@ -8,8 +8,10 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
         commandName: "generate",
         abstract: "Generate text from a prompt, streamed as it is produced.",
         discussion: """
-        The prompt is encoded with the tokenizer stored in the model directory and processed in one \
-        batched pass; each new token then takes one cached step. Generation stops at <|endoftext|> \
+        The prompt is encoded with the tokenizer stored in the model directory (byte-level BPE, or \
+        llama2.c's tokenizer.bin, which adds BOS) and processed in one batched pass (prefill); each \
+        new token then takes one cached step (decode). Generation stops at <|endoftext|> (BOS or EOS \
+        for llama2.c models) \
         or after --max-tokens. When prompt and output fill the context, the latest context_length/2 \
         tokens are kept and generation continues. Prompt and generation speeds go to stderr.
         """)
@@ -31,18 +33,18 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
     func run() throws {
         threading.apply()
         let lm = try Checkpoint.load(directory: model)
-        guard let tokenizer = try Checkpoint.loadTokenizer(directory: model) else {
-            throw ModelError("\(model): no tokenizer files (tokenizer.json or vocab.json + merges.txt); add them with lm init --tokenizer")
+        guard let tokenizer = try TokenizerDirectory.loadAny(model) else {
+            throw ModelError("\(model): no tokenizer files (tokenizer.bin, tokenizer.json, or vocab.json + merges.txt); add them with lm init --tokenizer or lm import llama2c --tokenizer")
         }
         guard tokenizer.vocabularySize <= lm.config.vocabSize else {
             throw ModelError("\(model): the tokenizer has \(tokenizer.vocabularySize) tokens but the model only \(lm.config.vocabSize)")
         }
-        let ids = tokenizer.encode(prompt)
+        let ids = tokenizer.encodePrompt(prompt)
         guard !ids.isEmpty else { throw ValidationError("--prompt is empty: generation needs at least one token") }
-        var stops = Set<Int32>()
-        if let end = tokenizer.specialTokenID("<|endoftext|>") { stops.insert(end) }
+        let stops = tokenizer.stopTokens
         let options = GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed, stopTokens: stops)
         var decoder = IncrementalDecoder(tokenizer: tokenizer)
+        if let last = ids.last { decoder.follow(last) }
         let output = FileHandle.standardOutput
         output.write(Data(prompt.utf8))
         var failure: Error?
@@ -67,7 +69,7 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
         case .stoppedByCaller: ending = "stopped"
         }
         if report.contextSlides > 0 { ending += ", context slid \(report.contextSlides)×" }
-        printError(String(format: "prompt: %d tokens, %.1f tokens/s · generation: %d tokens, %.1f tokens/s (%@)",
+        printError(String(format: "prefill: %d tokens, %.1f tokens/s · decode: %d tokens, %.1f tokens/s (%@)",
                           report.promptTokens, report.promptTokensPerSecond, report.generatedTokens,
                           report.generationTokensPerSecond, ending))
     }

@@ -111,4 +111,63 @@ final class CLITests: XCTestCase {
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix(".") }
         XCTAssertEqual(leftovers, [])
     }
+
+    /// A llama2.c legacy checkpoint with random weights (dim 16, 2 layers, 4 heads over 2 KV
+    /// heads, hidden 24, shared classifier) and a tokenizer.bin of `pieces` pieces.
+    func writeLlama2cFiles(vocab: Int, pieces: Int) throws -> (model: String, tokenizer: String) {
+        let (dim, hidden, layers, heads, kvHeads, context) = (16, 24, 2, 4, 2, 32)
+        var data = Data()
+        func append<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) } }
+        [dim, hidden, layers, heads, kvHeads, vocab, context].forEach { append(Int32($0)) }
+        let kv = dim / heads * kvHeads
+        let floats = vocab * dim + layers * (dim + dim * dim + 2 * kv * dim + dim * dim + dim + 3 * dim * hidden) + dim + context * (dim / heads)
+        var state: UInt32 = 1
+        for _ in 0..<floats {
+            state = state &* 1_664_525 &+ 1_013_904_223
+            append((Float(state >> 8) / Float(1 << 24) - 0.5).bitPattern)
+        }
+        let model = directory + "/model.bin"
+        try data.write(to: URL(fileURLWithPath: model))
+        var text = Data()
+        var list = ["<unk>", "<s>", "</s>"].map { Array($0.utf8) } + (0..<256).map { Array(String(format: "<0x%02X>", $0).utf8) }
+        let words = [" ", "a", "b", "c", " a", " b", "ab", "ba", " ab", "abc"].map { Array($0.utf8) }
+        var k = 0
+        while list.count < pieces {
+            list.append(k < words.count ? words[k] : Array("w\(k)".utf8))
+            k += 1
+        }
+        func appendText<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { text.append(contentsOf: $0) } }
+        appendText(Int32(list.map(\.count).max()!))
+        for (i, piece) in list.enumerated() {
+            appendText(Float(-i).bitPattern)
+            appendText(Int32(piece.count))
+            text.append(contentsOf: piece)
+        }
+        let tokenizer = directory + "/tokenizer.bin"
+        try text.write(to: URL(fileURLWithPath: tokenizer))
+        return (model, tokenizer)
+    }
+
+    /// `lm import llama2c` writes a model directory that `lm generate` runs with its
+    /// tokenizer.bin (prefill and decode speeds reported); a tokenizer of another size is
+    /// refused before anything is written.
+    func testImportedLlama2cModelGenerates() throws {
+        let files = try writeLlama2cFiles(vocab: 300, pieces: 300), output = directory + "/imported"
+        let imported = try lm(["import", "llama2c", "--checkpoint", files.model, "--tokenizer", files.tokenizer, "--output", output])
+        XCTAssertEqual(imported.status, 0, imported.error)
+        XCTAssertTrue(imported.output.contains("4 heads over 2 KV heads"), imported.output)
+        for name in ["config.json", "model.safetensors", "tokenizer.bin"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: output + "/" + name), name)
+        }
+        let generated = try lm(["generate", "--model", output, "--prompt", "ab a", "--max-tokens", "8", "--temperature", "0"])
+        XCTAssertEqual(generated.status, 0, generated.error)
+        XCTAssertTrue(generated.output.hasPrefix("ab a"), generated.output)
+        XCTAssertTrue(generated.error.contains("prefill: ") && generated.error.contains("decode: "), generated.error)
+
+        let other = try writeLlama2cFiles(vocab: 300, pieces: 301), refused = directory + "/refused"
+        let mismatch = try lm(["import", "llama2c", "--checkpoint", other.model, "--tokenizer", other.tokenizer, "--output", refused])
+        XCTAssertNotEqual(mismatch.status, 0)
+        XCTAssertTrue(mismatch.error.contains("301 pieces") && mismatch.error.contains("vocab_size 300"), mismatch.error)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: refused), "nothing written after a refusal")
+    }
 }

@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import Model
+import TensorIO
+import Tokenizer
+
+/// `lm import`: models from other projects, written as our model directories.
+struct ImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import", abstract: "Convert a model from another project into a model directory.",
+        subcommands: [Llama2cImport.self])
+}
+
+/// `lm import llama2c --checkpoint MODEL.bin [--tokenizer tokenizer.bin] --output DIR`.
+struct Llama2cImport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "llama2c",
+        abstract: "Import a karpathy/llama2.c checkpoint (legacy, version 1 float32 or version 2 Q8_0) and its tokenizer.",
+        discussion: """
+        Writes config.json, model.safetensors (our tensor names; Q8_0 weights dequantized to float32) \
+        and, with --tokenizer, tokenizer.bin, which every lm command reads. A shared classifier is \
+        written as its own lm_head copy of the embedding.
+        """)
+
+    @Option(help: "The llama2.c model file (e.g. stories15M.bin).") var checkpoint: String
+    @Option(help: "llama2.c's tokenizer.bin; its piece count must equal the model's vocab_size.") var tokenizer: String?
+    @Option(help: "The model directory to write.") var output: String
+    @Flag(help: "Replace a model already in --output.") var force = false
+
+    func run() throws {
+        let existing = (output as NSString).appendingPathComponent(Checkpoint.weightsFile)
+        if !force && FileManager.default.fileExists(atPath: existing) {
+            throw ModelError("\(existing) exists: lm import would replace that model; pass --force to do so")
+        }
+        let model = try Llama2cCheckpoint.load(path: checkpoint)
+        // Read and check the tokenizer before anything is written.
+        let pieces = try tokenizer.map { try SentencePieceTokenizer(path: $0) }
+        if let pieces, let tokenizer, pieces.vocabularySize != model.config.vocabSize {
+            throw ModelError("\(tokenizer): \(pieces.vocabularySize) pieces, but \(checkpoint) has vocab_size \(model.config.vocabSize); this tokenizer belongs to another model")
+        }
+        try Checkpoint.save(model, directory: output)
+        if let pieces {
+            let path = (output as NSString).appendingPathComponent(TokenizerDirectory.sentencePieceFile)
+            do { try AtomicFile.write(pieces.fileData(), to: path) } catch { throw ModelError("\(error)") }
+        }
+        let c = model.config
+        print("wrote \(output): \(model.parameterCount) parameters (d_model \(c.dModel), \(c.numLayers) layers, \(c.numHeads) heads over \(c.numKVHeads) KV heads, d_ff \(c.dFF), vocab \(c.vocabSize), context \(c.contextLength))\(pieces == nil ? "" : " + tokenizer.bin")")
+    }
+}
