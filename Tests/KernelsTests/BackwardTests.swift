@@ -5,56 +5,6 @@ import XCTest
 
 /// Backward kernels against central finite differences of the Double references.
 final class BackwardTests: XCTestCase {
-    /// Attention over [B, T, H·d] layouts in Double, head by head through the reference.
-    func referenceAttention(_ q: [Double], _ k: [Double], _ v: [Double], dims: AttentionDims, causal: Bool) -> [Double] {
-        let (tq, tk, d) = (dims.queryLength, dims.keyLength, dims.headDim)
-        let (qWidth, kvWidth) = (dims.heads * d, dims.kvHeads * d)
-        var out = [Double](repeating: 0, count: dims.batch * tq * qWidth)
-        var allowed: [Bool]?
-        if causal { allowed = (0..<(tq * tk)).map { (index: Int) -> Bool in index % tk <= (tk - tq) + index / tk } }
-        for b in 0..<dims.batch {
-            for h in 0..<dims.heads {
-                let g = h / (dims.heads / dims.kvHeads)
-                func slice(_ x: [Double], rows: Int, width: Int, head: Int) -> [Double] {
-                    headSlice(x, batch: b, rows: rows, width: width, head: head, headDim: d)
-                }
-                let o = Reference.attention(q: slice(q, rows: tq, width: qWidth, head: h), k: slice(k, rows: tk, width: kvWidth, head: g),
-                                            v: slice(v, rows: tk, width: kvWidth, head: g), queries: tq, keys: tk, headDim: d, allowed: allowed)
-                for t in 0..<tq {
-                    for c in 0..<d {
-                        let index: Int = (b * tq + t) * qWidth + h * d + c
-                        out[index] = o[t * d + c]
-                    }
-                }
-            }
-        }
-        return out
-    }
-
-    /// Runs the attention backward on contiguous [B, T, heads·d] operands: dQ, dK, dV from zeros.
-    func attentionBackward(q: [Float], k: [Float], v: [Float], probs: [Float], dOut: [Float], dims: AttentionDims,
-                           mask: AttentionMask) -> (dQ: [Float], dK: [Float], dV: [Float]) {
-        let (tq, tk, d) = (dims.queryLength, dims.keyLength, dims.headDim)
-        let (qWidth, kvWidth) = (dims.heads * d, dims.kvHeads * d)
-        var dQ = [Float](repeating: 0, count: q.count), dK = [Float](repeating: 0, count: k.count), dV = [Float](repeating: 0, count: v.count)
-        var scratch = [Float](repeating: 0, count: probs.count)
-        let queryLayout = HeadLayout(rowStride: qWidth, batchStride: tq * qWidth)
-        let keyLayout = HeadLayout(rowStride: kvWidth, batchStride: tk * kvWidth)
-        q.withUnsafeBufferPointer { qb in k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
-            probs.withUnsafeBufferPointer { pb in dOut.withUnsafeBufferPointer { ob in
-                dQ.withUnsafeMutableBufferPointer { dq in dK.withUnsafeMutableBufferPointer { dk in dV.withUnsafeMutableBufferPointer { dv in
-                    scratch.withUnsafeMutableBufferPointer { sb in
-                        ScaledDotProductAttention.backward(
-                            q: qb.baseAddress!, queryLayout: queryLayout, k: kb.baseAddress!, v: vb.baseAddress!, keyLayout: keyLayout,
-                            probs: pb, dOut: ob.baseAddress!, outputLayout: queryLayout,
-                            dQ: dq.baseAddress!, dK: dk.baseAddress!, dV: dv.baseAddress!, scratch: sb, dims: dims, mask: mask)
-                    }
-                } } }
-            } }
-        } } }
-        return (dQ, dK, dV)
-    }
-
     func checkAttentionBackward(dims: AttentionDims, causal: Bool, seed: UInt64) {
         var rng = SeededGenerator(seed: seed)
         let (tq, tk, d) = (dims.queryLength, dims.keyLength, dims.headDim)
@@ -62,11 +12,11 @@ final class BackwardTests: XCTestCase {
         let q = rng.uniform(dims.batch * tq * qWidth), k = rng.uniform(dims.batch * tk * kvWidth)
         let v = rng.uniform(dims.batch * tk * kvWidth), dOut = rng.uniform(dims.batch * tq * qWidth)
         let (_, probs) = Run.attention(q: q, k: k, v: v, dims: dims, causalOffset: causal ? tk - tq : nil)
-        let (dQ, dK, dV) = attentionBackward(q: q, k: k, v: v, probs: probs, dOut: dOut, dims: dims,
+        let (dQ, dK, dV) = Run.attentionBackward(q: q, k: k, v: v, probs: probs, dOut: dOut, dims: dims,
                                              mask: causal ? .causal(queryOffset: tk - tq) : .none)
         let (qd, kd, vd, od) = (widened(q), widened(k), widened(v), widened(dOut))
         let loss = { (q: [Double], k: [Double], v: [Double]) in
-            zip(self.referenceAttention(q, k, v, dims: dims, causal: causal), od).map(*).reduce(0, +)
+            zip(Run.referenceAttention(q, k, v, dims: dims, causal: causal), od).map(*).reduce(0, +)
         }
         let label = "\(dims) causal \(causal)"
         assertClose(dQ, finiteDifferenceGradient(qd) { loss($0, kd, vd) }, absolute: 1e-5, relative: 1e-4, "dQ \(label)")
@@ -86,7 +36,7 @@ final class BackwardTests: XCTestCase {
             let (_, probs) = Run.attention(q: q, k: k, v: v, dims: dims, causalOffset: tk - tq)
             var results: [[Float]] = []
             for mask in [AttentionMask.none, .causal(queryOffset: tk - tq)] {
-                let (dQ, dK, dV) = attentionBackward(q: q, k: k, v: v, probs: probs, dOut: dOut, dims: dims, mask: mask)
+                let (dQ, dK, dV) = Run.attentionBackward(q: q, k: k, v: v, probs: probs, dOut: dOut, dims: dims, mask: mask)
                 results.append(dQ + dK + dV)
             }
             assertClose(results[1], results[0].map(Double.init), absolute: reductionTolerance(tk, scale: 4), "blocked vs full square, Tq \(tq) Tk \(tk)")

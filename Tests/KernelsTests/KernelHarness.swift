@@ -1,3 +1,4 @@
+import ReferenceKernels
 import Kernels
 
 /// Array-in, array-out wrappers so tests read as comparisons rather than pointer plumbing.
@@ -136,4 +137,56 @@ func headSlice<T: BinaryFloatingPoint>(_ x: [T], batch: Int, rows: Int, width: I
         slice += x[start..<(start + d)].map { Double($0) }
     }
     return slice
+}
+
+extension Run {
+    /// Attention over [B, T, H·d] layouts in Double, head by head through the reference.
+    static func referenceAttention(_ q: [Double], _ k: [Double], _ v: [Double], dims: AttentionDims, causal: Bool) -> [Double] {
+        let (tq, tk, d) = (dims.queryLength, dims.keyLength, dims.headDim)
+        let (qWidth, kvWidth) = (dims.heads * d, dims.kvHeads * d)
+        var out = [Double](repeating: 0, count: dims.batch * tq * qWidth)
+        var allowed: [Bool]?
+        if causal { allowed = (0..<(tq * tk)).map { (index: Int) -> Bool in index % tk <= (tk - tq) + index / tk } }
+        for b in 0..<dims.batch {
+            for h in 0..<dims.heads {
+                let g = h / (dims.heads / dims.kvHeads)
+                func slice(_ x: [Double], rows: Int, width: Int, head: Int) -> [Double] {
+                    headSlice(x, batch: b, rows: rows, width: width, head: head, headDim: d)
+                }
+                let o = Reference.attention(q: slice(q, rows: tq, width: qWidth, head: h), k: slice(k, rows: tk, width: kvWidth, head: g),
+                                            v: slice(v, rows: tk, width: kvWidth, head: g), queries: tq, keys: tk, headDim: d, allowed: allowed)
+                for t in 0..<tq {
+                    for c in 0..<d {
+                        let index: Int = (b * tq + t) * qWidth + h * d + c
+                        out[index] = o[t * d + c]
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Runs the attention backward on contiguous [B, T, heads·d] operands: dQ, dK, dV from zeros.
+    static func attentionBackward(q: [Float], k: [Float], v: [Float], probs: [Float], dOut: [Float], dims: AttentionDims,
+                           mask: AttentionMask) -> (dQ: [Float], dK: [Float], dV: [Float]) {
+        let (tq, tk, d) = (dims.queryLength, dims.keyLength, dims.headDim)
+        let (qWidth, kvWidth) = (dims.heads * d, dims.kvHeads * d)
+        var dQ = [Float](repeating: 0, count: q.count), dK = [Float](repeating: 0, count: k.count), dV = [Float](repeating: 0, count: v.count)
+        var scratch = [Float](repeating: 0, count: probs.count)
+        let queryLayout = HeadLayout(rowStride: qWidth, batchStride: tq * qWidth)
+        let keyLayout = HeadLayout(rowStride: kvWidth, batchStride: tk * kvWidth)
+        q.withUnsafeBufferPointer { qb in k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
+            probs.withUnsafeBufferPointer { pb in dOut.withUnsafeBufferPointer { ob in
+                dQ.withUnsafeMutableBufferPointer { dq in dK.withUnsafeMutableBufferPointer { dk in dV.withUnsafeMutableBufferPointer { dv in
+                    scratch.withUnsafeMutableBufferPointer { sb in
+                        ScaledDotProductAttention.backward(
+                            q: qb.baseAddress!, queryLayout: queryLayout, k: kb.baseAddress!, v: vb.baseAddress!, keyLayout: keyLayout,
+                            probs: pb, dOut: ob.baseAddress!, outputLayout: queryLayout,
+                            dQ: dq.baseAddress!, dK: dk.baseAddress!, dV: dv.baseAddress!, scratch: sb, dims: dims, mask: mask)
+                    }
+                } } }
+            } }
+        } } }
+        return (dQ, dK, dV)
+    }
 }

@@ -1,0 +1,251 @@
+import Foundation
+
+/// Causal attention that never forms the `[Tq, Tk]` probability matrix (FlashAttention-2's
+/// scheme, on our GEMMs): queries in blocks of ``queryBlock`` rows meet keys in blocks of
+/// ``keyBlock``; each tile's `Q·Kᵀ` and `P·V` is one `cblas_sgemm`, and an online softmax keeps a
+/// running maximum `m` and sum `l` per row, rescaling the partial output as the maximum grows.
+/// The forward saves only each row's log-sum-exp `L = m + log l`; the backward recomputes every
+/// tile's probabilities `P = exp(scale · Q·Kᵀ − L)` from Q, K and L.
+///
+/// Memory: the standard kernel (``ScaledDotProductAttention``) keeps `B·H·Tq·Tk` probabilities
+/// per layer for backward and as much scratch again; this one keeps `B·H·Tq` floats, plus a
+/// workspace of a few tiles per thread (``workspaceCount(headDim:threads:)``).
+///
+/// Same conventions as the standard kernel: strided heads (``HeadLayout``), grouped-query heads,
+/// causal queries at `queryOffset…` over keys `0..<Tk` (a KV cache's prefill), gradients
+/// accumulated (`beta = 1`).
+public enum FlashAttention {
+    /// Query rows per tile.
+    public static let queryBlock = 64
+    /// Keys per tile.
+    public static let keyBlock = 128
+
+    /// Floats of workspace one thread needs: the backward's score and gradient tiles and a
+    /// per-row vector (the forward uses less).
+    public static func workspacePerThread() -> Int { 2 * queryBlock * keyBlock + 2 * queryBlock }
+
+    /// Workspace for a call on `threads` threads (default: ``Threading/count``).
+    public static func workspaceCount(threads: Int = Threading.count) -> Int { max(1, threads) * workspacePerThread() }
+
+    /// q: heads of [B, Tq, H·d]; k, v: heads of [B, Tk, Hkv·d] → out: [B, Tq, H·d] at
+    /// `outputLayout`; saves logSumExp: [B, H, Tq] for backward. Query row `t` sees keys
+    /// `0...queryOffset + t`. `scale` defaults to 1/√d.
+    public static func forward(
+        q: UnsafePointer<Float>, queryLayout: HeadLayout,
+        k: UnsafePointer<Float>, v: UnsafePointer<Float>, keyLayout: HeadLayout,
+        out: UnsafeMutablePointer<Float>, outputLayout: HeadLayout,
+        logSumExp: UnsafeMutableBufferPointer<Float>, workspace: UnsafeMutableBufferPointer<Float>,
+        dims: AttentionDims, queryOffset: Int = 0, scale: Float? = nil
+    ) {
+        let call = Call(dims: dims, queryOffset: queryOffset, scale: scale, workspace: workspace, "FlashAttention.forward")
+        requireShape(logSumExp, [dims.batch, dims.heads, dims.queryLength], "FlashAttention.forward", "logSumExp")
+        queryLayout.require(heads: dims.heads, headDim: dims.headDim, rows: dims.queryLength, batch: dims.batch, "FlashAttention.forward", "q")
+        keyLayout.require(heads: dims.kvHeads, headDim: dims.headDim, rows: dims.keyLength, batch: dims.batch, "FlashAttention.forward", "k/v")
+        outputLayout.require(heads: dims.heads, headDim: dims.headDim, rows: dims.queryLength, batch: dims.batch, "FlashAttention.forward", "out")
+        let lse = logSumExp.baseAddress!
+        // One task per (batch, head) pair; each writes only its own output columns and rows of L.
+        call.run(items: dims.batch * dims.heads) { pair, tile in
+            let (b, h) = pair.quotientAndRemainder(dividingBy: dims.heads)
+            let kvHead = h / (dims.heads / dims.kvHeads)
+            let (d, qStride, kStride, oStride) = (dims.headDim, queryLayout.rowStride, keyLayout.rowStride, outputLayout.rowStride)
+            let qh = q + b * queryLayout.batchStride + h * d, oh = out + b * outputLayout.batchStride + h * d
+            let kh = k + b * keyLayout.batchStride + kvHead * d, vh = v + b * keyLayout.batchStride + kvHead * d
+            let scores = tile, maxima = tile + 2 * queryBlock * keyBlock, sums = maxima + queryBlock
+            var first = 0
+            while first < dims.queryLength {
+                let rows = min(queryBlock, dims.queryLength - first)
+                let visible = call.visibleKeys(first: first, rows: rows)
+                maxima.update(repeating: -.infinity, count: rows)
+                sums.update(repeating: 0, count: rows)
+                var key = 0
+                while key < visible {
+                    let keys = min(keyBlock, visible - key)
+                    // S = scale · Q_B · K_Jᵀ
+                    sgemm(transposeA: false, transposeB: true, m: rows, n: keys, k: d, alpha: call.alpha,
+                          a: qh + first * qStride, lda: qStride, b: kh + key * kStride, ldb: kStride, c: scores, ldc: keyBlock)
+                    for r in 0..<rows {
+                        let row = scores + r * keyBlock
+                        let seen = call.seenInTile(queryRow: first + r, key: key, keys: keys)
+                        let tileMax = seen > 0 ? VectorMath.maximum(row, seen) : -.infinity
+                        let newMax = max(maxima[r], tileMax)
+                        // Rescale what this row has accumulated so far to the new maximum.
+                        let correction = maxima[r] == -.infinity ? 0 : VectorMath.exp(maxima[r] - newMax)
+                        let sum = exponentiate(row, count: seen, minus: newMax)
+                        if seen < keys { (row + seen).update(repeating: 0, count: keys - seen) }
+                        sums[r] = sums[r] * correction + sum
+                        maxima[r] = newMax
+                        let outRow = oh + (first + r) * oStride
+                        if key == 0 { outRow.update(repeating: 0, count: d) } else if correction != 1 {
+                            for c in 0..<d { outRow[c] *= correction }
+                        }
+                    }
+                    // O_B += P · V_J
+                    sgemm(transposeA: false, transposeB: false, m: rows, n: d, k: keys, a: scores, lda: keyBlock,
+                          b: vh + key * kStride, ldb: kStride, beta: 1, c: oh + first * oStride, ldc: oStride)
+                    key += keys
+                }
+                for r in 0..<rows {
+                    let outRow = oh + (first + r) * oStride, inverse = 1 / sums[r]
+                    for c in 0..<d { outRow[c] *= inverse }
+                    lse[pair * dims.queryLength + first + r] = maxima[r] + Foundation.log(sums[r])
+                }
+                first += rows
+            }
+        }
+    }
+
+    /// The gradients of ``forward(q:queryLayout:k:v:keyLayout:out:outputLayout:logSumExp:workspace:dims:queryOffset:scale:)``.
+    ///
+    /// q, k, v, out and logSumExp as the forward used and saved them; dOut: the output's gradient
+    /// at `outputLayout`. Accumulates into dQ at `queryLayout` and dK, dV at `keyLayout`.
+    /// Per tile: P = exp(S − L), dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − D) with
+    /// D = rowsum(dO ⊙ O), dQ += scale · dS·K, dK += scale · dSᵀ·Q. Heads sharing a key/value
+    /// head run on one thread, so no two threads add into the same dK or dV.
+    public static func backward(
+        q: UnsafePointer<Float>, queryLayout: HeadLayout,
+        k: UnsafePointer<Float>, v: UnsafePointer<Float>, keyLayout: HeadLayout,
+        out: UnsafePointer<Float>, dOut: UnsafePointer<Float>, outputLayout: HeadLayout,
+        logSumExp: UnsafeBufferPointer<Float>,
+        dQ: UnsafeMutablePointer<Float>, dK: UnsafeMutablePointer<Float>, dV: UnsafeMutablePointer<Float>,
+        workspace: UnsafeMutableBufferPointer<Float>,
+        dims: AttentionDims, queryOffset: Int = 0, scale: Float? = nil
+    ) {
+        let call = Call(dims: dims, queryOffset: queryOffset, scale: scale, workspace: workspace, "FlashAttention.backward")
+        requireShape(logSumExp, [dims.batch, dims.heads, dims.queryLength], "FlashAttention.backward", "logSumExp")
+        queryLayout.require(heads: dims.heads, headDim: dims.headDim, rows: dims.queryLength, batch: dims.batch, "FlashAttention.backward", "q")
+        keyLayout.require(heads: dims.kvHeads, headDim: dims.headDim, rows: dims.keyLength, batch: dims.batch, "FlashAttention.backward", "k/v")
+        outputLayout.require(heads: dims.heads, headDim: dims.headDim, rows: dims.queryLength, batch: dims.batch, "FlashAttention.backward", "out")
+        let lse = logSumExp.baseAddress!
+        let group = dims.heads / dims.kvHeads
+        call.run(items: dims.batch * dims.kvHeads) { index, tile in
+            let (b, kvHead) = index.quotientAndRemainder(dividingBy: dims.kvHeads)
+            let (d, qStride, kStride, oStride) = (dims.headDim, queryLayout.rowStride, keyLayout.rowStride, outputLayout.rowStride)
+            let kh = k + b * keyLayout.batchStride + kvHead * d, vh = v + b * keyLayout.batchStride + kvHead * d
+            let dKh = dK + b * keyLayout.batchStride + kvHead * d, dVh = dV + b * keyLayout.batchStride + kvHead * d
+            let probabilities = tile, dS = tile + queryBlock * keyBlock, rowTerms = dS + queryBlock * keyBlock
+            for h in (kvHead * group)..<((kvHead + 1) * group) {
+                let pair = b * dims.heads + h
+                let qh = q + b * queryLayout.batchStride + h * d, dQh = dQ + b * queryLayout.batchStride + h * d
+                let oh = out + b * outputLayout.batchStride + h * d, dOh = dOut + b * outputLayout.batchStride + h * d
+                var first = 0
+                while first < dims.queryLength {
+                    let rows = min(queryBlock, dims.queryLength - first)
+                    let visible = call.visibleKeys(first: first, rows: rows)
+                    // D = rowsum(dO ⊙ O): the softmax backward's inner product, per row.
+                    for r in 0..<rows {
+                        rowTerms[r] = VectorMath.dot(dOh + (first + r) * oStride, oh + (first + r) * oStride, d)
+                    }
+                    let qB = qh + first * qStride, dOB = dOh + first * oStride
+                    var key = 0
+                    while key < visible {
+                        let keys = min(keyBlock, visible - key)
+                        sgemm(transposeA: false, transposeB: true, m: rows, n: keys, k: d, alpha: call.alpha,
+                              a: qB, lda: qStride, b: kh + key * kStride, ldb: kStride, c: probabilities, ldc: keyBlock)
+                        for r in 0..<rows {
+                            let row = probabilities + r * keyBlock, rowLSE = lse[pair * dims.queryLength + first + r]
+                            let seen = call.seenInTile(queryRow: first + r, key: key, keys: keys)
+                            _ = exponentiate(row, count: seen, minus: rowLSE)
+                            if seen < keys { (row + seen).update(repeating: 0, count: keys - seen) }
+                        }
+                        // dV_J += Pᵀ · dO_B;  dP = dO_B · V_Jᵀ
+                        sgemm(transposeA: true, transposeB: false, m: keys, n: d, k: rows, a: probabilities, lda: keyBlock,
+                              b: dOB, ldb: oStride, beta: 1, c: dVh + key * kStride, ldc: kStride)
+                        sgemm(transposeA: false, transposeB: true, m: rows, n: keys, k: d, a: dOB, lda: oStride,
+                              b: vh + key * kStride, ldb: kStride, c: dS, ldc: keyBlock)
+                        for r in 0..<rows {
+                            let p = probabilities + r * keyBlock, g = dS + r * keyBlock, inner = rowTerms[r]
+                            softmaxGradient(p, g, count: keys, inner: inner, scale: call.alpha)
+                        }
+                        // dQ_B += dS · K_J;  dK_J += dSᵀ · Q_B
+                        sgemm(transposeA: false, transposeB: false, m: rows, n: d, k: keys, a: dS, lda: keyBlock,
+                              b: kh + key * kStride, ldb: kStride, beta: 1, c: dQh + first * qStride, ldc: qStride)
+                        sgemm(transposeA: true, transposeB: false, m: keys, n: d, k: rows, a: dS, lda: keyBlock,
+                              b: qB, ldb: qStride, beta: 1, c: dKh + key * kStride, ldc: kStride)
+                        key += keys
+                    }
+                    first += rows
+                }
+            }
+        }
+    }
+
+    /// row[j] = exp(row[j] − shift) for j < count, sixteen lanes at a time; returns their sum.
+    @inline(__always)
+    static func exponentiate(_ row: UnsafeMutablePointer<Float>, count: Int, minus shift: Float) -> Float {
+        let lanesShift = SIMD16<Float>(repeating: shift)
+        var lanes = SIMD16<Float>()
+        var j = 0
+        while j + 16 <= count {
+            let e = VectorMath.exp(VectorMath.load(row + j) - lanesShift)
+            VectorMath.store(e, row + j)
+            lanes += e
+            j += 16
+        }
+        var sum = lanes.sum()
+        while j < count {
+            let e = VectorMath.exp(row[j] - shift)
+            row[j] = e
+            sum += e
+            j += 1
+        }
+        return sum
+    }
+
+    /// g[j] = p[j] · (g[j] − inner) · scale: the softmax backward on one row of a tile.
+    @inline(__always)
+    static func softmaxGradient(_ p: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, count: Int, inner: Float, scale: Float) {
+        let lanesInner = SIMD16<Float>(repeating: inner), lanesScale = SIMD16<Float>(repeating: scale)
+        var j = 0
+        while j + 16 <= count {
+            VectorMath.store(VectorMath.load(p + j) * (VectorMath.load(g + j) - lanesInner) * lanesScale, g + j)
+            j += 16
+        }
+        while j < count {
+            g[j] = p[j] * (g[j] - inner) * scale
+            j += 1
+        }
+    }
+
+    /// What both passes share: the checks, the causal geometry and the split over threads.
+    private struct Call {
+        let dims: AttentionDims
+        let queryOffset: Int
+        let alpha: Float
+        let workspace: UnsafeMutableBufferPointer<Float>
+
+        init(dims: AttentionDims, queryOffset: Int, scale: Float?, workspace: UnsafeMutableBufferPointer<Float>, _ kernel: String) {
+            precondition(queryOffset >= 0 && queryOffset + dims.queryLength <= dims.keyLength,
+                         "\(kernel): causal queries at \(queryOffset)..<\(queryOffset + dims.queryLength) need \(queryOffset + dims.queryLength) keys, have \(dims.keyLength)")
+            precondition(workspace.count >= workspacePerThread(),
+                         "\(kernel): workspace of \(workspace.count) floats, needs \(workspacePerThread()) per thread")
+            self.dims = dims
+            self.queryOffset = queryOffset
+            self.alpha = scale ?? 1 / Float(dims.headDim).squareRoot()
+            self.workspace = workspace
+        }
+
+        /// Keys any of query rows `first..<first + rows` can see.
+        func visibleKeys(first: Int, rows: Int) -> Int { queryOffset + first + rows }
+
+        /// How many of the tile's keys `key..<key + keys` query row `queryRow` sees.
+        func seenInTile(queryRow: Int, key: Int, keys: Int) -> Int { min(keys, max(0, queryOffset + queryRow + 1 - key)) }
+
+        /// Runs `body(item, tile)` for every item, spread over as many threads as the
+        /// workspace has tiles for, each thread on its own tile, with single-threaded GEMMs.
+        func run(items: Int, _ body: (Int, UnsafeMutablePointer<Float>) -> Void) {
+            let perThread = workspacePerThread()
+            let tasks = max(1, min(items, Threading.count, workspace.count / perThread))
+            let base = workspace.baseAddress!
+            let chunk = (items + tasks - 1) / tasks
+            let cost = dims.queryLength * (queryOffset + dims.queryLength) * dims.headDim * 4
+            Threading.withSingleThreadedBLAS {
+                Threading.parallelRanges(tasks, costPerItem: cost * chunk) { range in
+                    for task in range {
+                        let tile = base + task * perThread
+                        for item in (task * chunk)..<min(items, (task + 1) * chunk) { body(item, tile) }
+                    }
+                }
+            }
+        }
+    }
+}
