@@ -144,7 +144,7 @@ enum KernelCases {
             let run = {
                 positions.withUnsafeBufferPointer { p in
                     CausalSelfAttention.forward(x: x.readOnly, qkvWeight: wqkv.readOnly, outputWeight: wo.readOnly, positions: p, rope: table,
-                                                y: y.mutable, qkv: qkv.mutable, probs: probs.mutable, context: context.mutable, dims: dims)
+                                                y: y.mutable, qkv: qkv.mutable, saved: .probabilities(probs.mutable), context: context.mutable, dims: dims)
                 }
             }
             run()

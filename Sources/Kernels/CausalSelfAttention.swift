@@ -16,8 +16,8 @@ public enum CausalSelfAttention {
     /// x: [B·T, C] with C = H·d; qkvWeight: [(H + 2·Hkv)·d, C]; outputWeight: [C, C];
     /// positions: [B·T] (the absolute position of each row, for RoPE) → y: [B·T, C], added to `y`
     /// with `accumulate` (the residual). Saves for backward: qkv: [B·T, qkvWidth] with RoPE
-    /// applied to Q and K, probs: [B, H, Tq, Tk], context: [B·T, C] (attention output before the
-    /// output projection).
+    /// applied to Q and K, what `saved`'s kernel keeps (probabilities [B, H, Tq, Tk], or
+    /// log-sum-exps [B, H, Tq]), context: [B·T, C] (attention output before the output projection).
     ///
     /// Without a cache, `dims.queryLength` must equal `dims.keyLength` (self-attention over the
     /// rows given). With `cache` (batch 1), the rows' keys and values are written into the cache
@@ -28,7 +28,7 @@ public enum CausalSelfAttention {
         qkvWeight: UnsafeBufferPointer<Float>, outputWeight: UnsafeBufferPointer<Float>,
         positions: UnsafeBufferPointer<Int>, rope: RoPETable,
         y: UnsafeMutableBufferPointer<Float>,
-        qkv: UnsafeMutableBufferPointer<Float>, probs: UnsafeMutableBufferPointer<Float>,
+        qkv: UnsafeMutableBufferPointer<Float>, saved: AttentionMemory,
         context: UnsafeMutableBufferPointer<Float>,
         dims: AttentionDims, accumulate: Bool = false, cache: KVCacheSlot? = nil
     ) {
@@ -64,20 +64,27 @@ public enum CausalSelfAttention {
             values = UnsafePointer(cache.values)
             keyLayout = HeadLayout(rowStride: kvDim, batchStride: cache.capacity * kvDim)
         }
-        ScaledDotProductAttention.forward(
-            q: base, queryLayout: fused, k: keys, v: values, keyLayout: keyLayout,
-            out: context.baseAddress!,
-            outputLayout: HeadLayout(rowStride: modelDim, batchStride: dims.queryLength * modelDim),
-            probs: probs, dims: dims, mask: .causal(queryOffset: offset))
+        let outputLayout = HeadLayout(rowStride: modelDim, batchStride: dims.queryLength * modelDim)
+        switch saved {
+        case .probabilities(let probs):
+            ScaledDotProductAttention.forward(
+                q: base, queryLayout: fused, k: keys, v: values, keyLayout: keyLayout, out: context.baseAddress!,
+                outputLayout: outputLayout, probs: probs, dims: dims, mask: .causal(queryOffset: offset))
+        case .logSumExp(let logSumExp, let workspace):
+            FlashAttention.forward(
+                q: base, queryLayout: fused, k: keys, v: values, keyLayout: keyLayout, out: context.baseAddress!,
+                outputLayout: outputLayout, logSumExp: logSumExp, workspace: workspace, dims: dims, queryOffset: offset)
+        }
         Linear.forward(x: UnsafeBufferPointer(context), weight: outputWeight, y: y,
                        rows: rows, inFeatures: modelDim, outFeatures: modelDim, accumulate: accumulate)
     }
 
-    /// The gradients of ``forward(x:qkvWeight:outputWeight:positions:rope:y:qkv:probs:context:dims:accumulate:cache:)``
+    /// The gradients of ``forward(x:qkvWeight:outputWeight:positions:rope:y:qkv:saved:context:dims:accumulate:cache:)``
     /// without a cache.
     ///
-    /// dy: [B·T, C]; x, qkv, probs, context as the forward saved them. Workspaces, overwritten:
-    /// dContext: [B·T, C], dQKV: [B·T, qkvWidth], scratch: [B, H, T, T]. Accumulates into
+    /// dy: [B·T, C]; x, qkv, saved, context as the forward saved them. Workspaces, overwritten:
+    /// dContext: [B·T, C], dQKV: [B·T, qkvWidth], scratch: [B, H, T, T] for the standard kernel
+    /// (the memory-efficient one uses `saved`'s workspace; scratch may then be empty). Accumulates into
     /// dx: [B·T, C], dQKVWeight: [(H + 2·Hkv)·d, C] and dOutputWeight: [C, C].
     ///
     /// Output projection's backward → attention's backward into the fused dQ | dK | dV → RoPE's
@@ -86,7 +93,7 @@ public enum CausalSelfAttention {
         dy: UnsafeBufferPointer<Float>, x: UnsafeBufferPointer<Float>,
         qkvWeight: UnsafeBufferPointer<Float>, outputWeight: UnsafeBufferPointer<Float>,
         positions: UnsafeBufferPointer<Int>, rope: RoPETable,
-        qkv: UnsafeBufferPointer<Float>, probs: UnsafeBufferPointer<Float>, context: UnsafeBufferPointer<Float>,
+        qkv: UnsafeBufferPointer<Float>, saved: AttentionMemory, context: UnsafeBufferPointer<Float>,
         dContext: UnsafeMutableBufferPointer<Float>, dQKV: UnsafeMutableBufferPointer<Float>, scratch: UnsafeMutableBufferPointer<Float>,
         dx: UnsafeMutableBufferPointer<Float>, dQKVWeight: UnsafeMutableBufferPointer<Float>, dOutputWeight: UnsafeMutableBufferPointer<Float>,
         dims: AttentionDims
@@ -108,11 +115,19 @@ public enum CausalSelfAttention {
         dQKV.update(repeating: 0)
         let base = qkv.baseAddress!, dBase = dQKV.baseAddress!
         let fused = HeadLayout(rowStride: width, batchStride: dims.queryLength * width)
-        ScaledDotProductAttention.backward(
-            q: base, queryLayout: fused, k: base + modelDim, v: base + modelDim + kvDim, keyLayout: fused,
-            probs: probs, dOut: dContext.baseAddress!,
-            outputLayout: HeadLayout(rowStride: modelDim, batchStride: dims.queryLength * modelDim),
-            dQ: dBase, dK: dBase + modelDim, dV: dBase + modelDim + kvDim, scratch: scratch, dims: dims, mask: .causal(queryOffset: 0))
+        let outputLayout = HeadLayout(rowStride: modelDim, batchStride: dims.queryLength * modelDim)
+        switch saved {
+        case .probabilities(let probs):
+            ScaledDotProductAttention.backward(
+                q: base, queryLayout: fused, k: base + modelDim, v: base + modelDim + kvDim, keyLayout: fused,
+                probs: UnsafeBufferPointer(probs), dOut: dContext.baseAddress!, outputLayout: outputLayout,
+                dQ: dBase, dK: dBase + modelDim, dV: dBase + modelDim + kvDim, scratch: scratch, dims: dims, mask: .causal(queryOffset: 0))
+        case .logSumExp(let logSumExp, let workspace):
+            FlashAttention.backward(
+                q: base, queryLayout: fused, k: base + modelDim, v: base + modelDim + kvDim, keyLayout: fused,
+                out: context.baseAddress!, dOut: dContext.baseAddress!, outputLayout: outputLayout, logSumExp: UnsafeBufferPointer(logSumExp),
+                dQ: dBase, dK: dBase + modelDim, dV: dBase + modelDim + kvDim, workspace: workspace, dims: dims)
+        }
         RoPE.backward(dBase, rows: rows, rowStride: width, heads: dims.heads, positions: positions, table: rope)
         RoPE.backward(dBase + modelDim, rows: rows, rowStride: width, heads: dims.kvHeads, positions: positions, table: rope)
         Linear.backward(dy: UnsafeBufferPointer(dQKV), x: x, weight: qkvWeight, dx: dx, dWeight: dQKVWeight,
@@ -120,7 +135,23 @@ public enum CausalSelfAttention {
     }
 }
 
-/// One layer's key/value cache for ``CausalSelfAttention/forward(x:qkvWeight:outputWeight:positions:rope:y:qkv:probs:context:dims:accumulate:cache:)``:
+/// What attention keeps for its backward, which also decides the kernel that runs.
+public enum AttentionMemory {
+    /// ``ScaledDotProductAttention``: the probabilities `[B, H, Tq, Tk]`.
+    case probabilities(UnsafeMutableBufferPointer<Float>)
+    /// ``FlashAttention``: the log-sum-exps `[B, H, Tq]` and a workspace of
+    /// ``FlashAttention/workspaceCount(threads:)`` floats.
+    case logSumExp(UnsafeMutableBufferPointer<Float>, workspace: UnsafeMutableBufferPointer<Float>)
+}
+
+/// Which attention kernel a model runs: the one that keeps `[B, H, T, T]` probabilities, or the
+/// memory-efficient one that keeps `[B, H, T]` (``FlashAttention``).
+public enum AttentionKernel: String, Sendable, CaseIterable {
+    case standard
+    case memoryEfficient = "memory-efficient"
+}
+
+/// One layer's key/value cache for ``CausalSelfAttention/forward(x:qkvWeight:outputWeight:positions:rope:y:qkv:saved:context:dims:accumulate:cache:)``:
 /// keys and values `[capacity, kvDim]` each, and the position the next rows go to.
 ///
 /// The pointers are views into a cache the caller owns (``InferenceSession``'s), valid as long

@@ -11,18 +11,19 @@ final class BackwardWorkspace {
     let dContext: TensorBuffer
     /// ∂L/∂(fused q | k | v) [B·T, qkvWidth].
     let dQKV: TensorBuffer
-    /// Attention's ∂L/∂scores [B, H, T, T].
+    /// The standard attention kernel's ∂L/∂scores [B, H, T, T] (empty for the memory-efficient
+    /// kernel, which works in tiles).
     let scratch: TensorBuffer
     /// SwiGLU's ∂L/∂gated [B·T, d_ff] and ∂L/∂(gate | up) [B·T, 2·d_ff].
     let dGated: TensorBuffer, dGateUp: TensorBuffer
 
-    init(config: ModelConfig, batch: Int, length: Int) {
+    init(config: ModelConfig, batch: Int, length: Int, kernel: AttentionKernel) {
         let n = batch * length
         dResidual = TensorBuffer(count: n * config.dModel)
         dNorm = TensorBuffer(count: n * config.dModel)
         dContext = TensorBuffer(count: n * config.dModel)
         dQKV = TensorBuffer(count: n * config.qkvWidth)
-        scratch = TensorBuffer(count: batch * config.numHeads * length * length)
+        scratch = TensorBuffer(count: kernel == .standard ? batch * config.numHeads * length * length : 0)
         dGated = TensorBuffer(count: n * config.dFF)
         dGateUp = TensorBuffer(count: n * 2 * config.dFF)
     }

@@ -19,14 +19,16 @@ final class ForwardActivations {
         /// RMSNorm outputs [B·T, C] and saved 1/rms [B·T].
         let norm1: UnsafeMutableBufferPointer<Float>, rstd1: UnsafeMutableBufferPointer<Float>
         let norm2: UnsafeMutableBufferPointer<Float>, rstd2: UnsafeMutableBufferPointer<Float>
-        /// Fused QKV after RoPE [B·T, qkvWidth]; attention weights [B, H, T, T]; attention
-        /// output before its projection [B·T, C].
-        let qkv: UnsafeMutableBufferPointer<Float>, probs: UnsafeMutableBufferPointer<Float>, context: UnsafeMutableBufferPointer<Float>
+        /// Fused QKV after RoPE [B·T, qkvWidth]; what attention keeps for backward (weights
+        /// [B, H, T, T], or log-sum-exps [B, H, T] and a workspace); attention output before its
+        /// projection [B·T, C].
+        let qkv: UnsafeMutableBufferPointer<Float>, attention: AttentionMemory, context: UnsafeMutableBufferPointer<Float>
         /// SwiGLU gate/up projections [B·T, 2·d_ff] and gated hidden [B·T, d_ff].
         let gateUp: UnsafeMutableBufferPointer<Float>, gated: UnsafeMutableBufferPointer<Float>
     }
 
     let mode: Mode
+    let kernel: AttentionKernel
     let batch: Int
     let length: Int
     var rows: Int { batch * length }
@@ -37,18 +39,20 @@ final class ForwardActivations {
 
     private let residual: TensorBuffer, afterAttention: TensorBuffer
     private let norm1: TensorBuffer, rstd1: TensorBuffer, norm2: TensorBuffer, rstd2: TensorBuffer
-    private let qkv: TensorBuffer, probs: TensorBuffer, context: TensorBuffer, gateUp: TensorBuffer, gated: TensorBuffer
-    private let (c, f, qkvWidth, probsPerLayer, layerSlots, residualSlots): (Int, Int, Int, Int, Int, Int)
+    private let qkv: TensorBuffer, attentionSaved: TensorBuffer, attentionWorkspace: TensorBuffer
+    private let context: TensorBuffer, gateUp: TensorBuffer, gated: TensorBuffer
+    private let (c, f, qkvWidth, savedPerLayer, layerSlots, residualSlots): (Int, Int, Int, Int, Int, Int)
 
-    init(config: ModelConfig, batch: Int, length: Int, mode: Mode) {
+    init(config: ModelConfig, batch: Int, length: Int, mode: Mode, kernel: AttentionKernel) {
         self.mode = mode
+        self.kernel = kernel
         self.batch = batch
         self.length = length
         let n = batch * length
         c = config.dModel
         f = config.dFF
         qkvWidth = config.qkvWidth
-        probsPerLayer = batch * config.numHeads * length * length
+        savedPerLayer = batch * config.numHeads * length * (kernel == .standard ? length : 1)
         layerSlots = mode == .training ? config.numLayers : 1
         residualSlots = mode == .training ? config.numLayers + 1 : 1
         residual = TensorBuffer(count: residualSlots * n * c)
@@ -59,7 +63,8 @@ final class ForwardActivations {
         norm2 = TensorBuffer(count: layerSlots * n * c)
         rstd2 = TensorBuffer(count: layerSlots * n)
         qkv = TensorBuffer(count: layerSlots * n * qkvWidth)
-        probs = TensorBuffer(count: layerSlots * probsPerLayer)
+        attentionSaved = TensorBuffer(count: layerSlots * savedPerLayer)
+        attentionWorkspace = TensorBuffer(count: kernel == .standard ? 0 : FlashAttention.workspaceCount())
         context = TensorBuffer(count: layerSlots * n * c)
         gateUp = TensorBuffer(count: layerSlots * n * 2 * f)
         gated = TensorBuffer(count: layerSlots * n * f)
@@ -81,8 +86,13 @@ final class ForwardActivations {
             afterAttention: afterAttention.slice(slot * n * c, n * c),
             norm1: norm1.slice(slot * n * c, n * c), rstd1: rstd1.slice(slot * n, n),
             norm2: norm2.slice(slot * n * c, n * c), rstd2: rstd2.slice(slot * n, n),
-            qkv: qkv.slice(slot * n * qkvWidth, n * qkvWidth), probs: probs.slice(slot * probsPerLayer, probsPerLayer),
+            qkv: qkv.slice(slot * n * qkvWidth, n * qkvWidth), attention: attentionMemory(slot),
             context: context.slice(slot * n * c, n * c),
             gateUp: gateUp.slice(slot * n * 2 * f, n * 2 * f), gated: gated.slice(slot * n * f, n * f))
+    }
+
+    private func attentionMemory(_ slot: Int) -> AttentionMemory {
+        let saved = attentionSaved.slice(slot * savedPerLayer, savedPerLayer)
+        return kernel == .standard ? .probabilities(saved) : .logSumExp(saved, workspace: attentionWorkspace.storage)
     }
 }

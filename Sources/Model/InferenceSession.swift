@@ -15,7 +15,12 @@ public final class InferenceSession {
 
     private let keys: TensorBuffer, values: TensorBuffer
     private let x: TensorBuffer, norm: TensorBuffer, rstd: TensorBuffer, qkv: TensorBuffer
-    private let context: TensorBuffer, probs: TensorBuffer, gateUp: TensorBuffer, gated: TensorBuffer
+    private let context: TensorBuffer, gateUp: TensorBuffer, gated: TensorBuffer
+    /// Attention's probabilities for the standard kernel (a decode step always uses it: one
+    /// query row); log-sum-exps and tiles for the memory-efficient kernel's prefill.
+    private let probs: TensorBuffer, logSumExp: TensorBuffer, flashWorkspace: TensorBuffer
+    /// The prefill's attention kernel: the model's choice at a full context.
+    public let attentionKernel: AttentionKernel
     private let logits: TensorBuffer
     private let positions: UnsafeMutableBufferPointer<Int>
 
@@ -33,7 +38,11 @@ public final class InferenceSession {
         rstd = TensorBuffer(count: chunk)
         qkv = TensorBuffer(count: chunk * config.qkvWidth)
         context = TensorBuffer(count: chunk * c)
-        probs = TensorBuffer(count: config.numHeads * chunk * t)
+        attentionKernel = model.attention.kernel(config: config, batch: 1, length: t, training: false)
+        let efficient = attentionKernel == .memoryEfficient
+        probs = TensorBuffer(count: config.numHeads * (efficient ? 1 : chunk) * t)
+        logSumExp = TensorBuffer(count: efficient ? config.numHeads * chunk : 0)
+        flashWorkspace = TensorBuffer(count: efficient ? FlashAttention.workspaceCount() : 0)
         gateUp = TensorBuffer(count: chunk * 2 * config.dFF)
         gated = TensorBuffer(count: chunk * config.dFF)
         logits = TensorBuffer(count: chunk * config.vocabSize)
@@ -102,11 +111,14 @@ public final class InferenceSession {
         let chunkPositions = UnsafeBufferPointer(rebasing: positions[0..<n])
         let dims = AttentionDims(batch: 1, queryLength: n, keyLength: start + n,
                                  heads: config.numHeads, kvHeads: config.numKVHeads, headDim: config.headDim)
+        let attention: AttentionMemory = attentionKernel == .standard || n == 1
+            ? .probabilities(probs.slice(0, config.numHeads * n * (start + n)))
+            : .logSumExp(logSumExp.slice(0, config.numHeads * n), workspace: flashWorkspace.storage)
         // One residual stream updated in place, one set of scratch buffers shared by all layers.
         let stream = x.slice(0, n * c), norm = self.norm.slice(0, n * c), rstd = self.rstd.slice(0, n)
         let buffers = ForwardActivations.Layer(
             input: stream, output: stream, afterAttention: stream, norm1: norm, rstd1: rstd, norm2: norm, rstd2: rstd,
-            qkv: qkv.slice(0, n * config.qkvWidth), probs: probs.slice(0, config.numHeads * n * (start + n)),
+            qkv: qkv.slice(0, n * config.qkvWidth), attention: attention,
             context: context.slice(0, n * c), gateUp: gateUp.slice(0, n * 2 * f), gated: gated.slice(0, n * f))
 
         Embedding.forward(ids: ids, table: UnsafeBufferPointer(model.weights.embedding), y: stream, vocabSize: config.vocabSize, dim: c)

@@ -21,6 +21,9 @@ public final class TrainingSession {
     /// `model.parameters` (``ParameterLayout``).
     public let gradients: TensorBuffer
     let gradientTensors: ModelTensors
+    /// The attention kernel this session runs (the model's ``TransformerLM/attention`` choice
+    /// applied to this batch and length).
+    public let attentionKernel: AttentionKernel
     let activations: ForwardActivations
     let workspace: BackwardWorkspace
     private let losses: TensorBuffer
@@ -35,8 +38,18 @@ public final class TrainingSession {
         self.length = length
         gradients = TensorBuffer(count: model.layout.totalCount)
         gradientTensors = ModelTensors(layout: model.layout, config: model.config, buffer: gradients)
-        activations = ForwardActivations(config: model.config, batch: batch, length: length, mode: .training)
-        workspace = BackwardWorkspace(config: model.config, batch: batch, length: length)
+        attentionKernel = model.attention.kernel(config: model.config, batch: batch, length: length, training: true)
+        if attentionKernel == .standard {
+            // Every layer's [B, H, T, T] probabilities plus one layer of scratch: refuse what
+            // cannot fit rather than be killed half-way through allocating it.
+            let bytes = Double(batch) * Double(model.config.numHeads) * Double(length) * Double(length) * Double(model.config.numLayers + 1) * 4
+            if bytes > Double(SizeLimits.physicalMemory) {
+                throw ModelError(String(format: "training batch %d × length %d with the standard attention kernel keeps %.1f GiB of attention probabilities, more than this machine's %.1f GiB; use the memory-efficient kernel (--attention memory-efficient or automatic) or a smaller batch",
+                                        batch, length, bytes / 1_073_741_824, Double(SizeLimits.physicalMemory) / 1_073_741_824))
+            }
+        }
+        activations = ForwardActivations(config: model.config, batch: batch, length: length, mode: .training, kernel: attentionKernel)
+        workspace = BackwardWorkspace(config: model.config, batch: batch, length: length, kernel: attentionKernel)
         losses = TensorBuffer(count: batch * length)
     }
 

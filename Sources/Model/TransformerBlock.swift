@@ -16,7 +16,7 @@ enum TransformerBlock {
         CausalSelfAttention.forward(
             x: UnsafeBufferPointer(buffers.norm1), qkvWeight: UnsafeBufferPointer(weights.qkv),
             outputWeight: UnsafeBufferPointer(weights.output), positions: positions, rope: rope, y: buffers.afterAttention,
-            qkv: buffers.qkv, probs: buffers.probs, context: buffers.context, dims: dims, accumulate: true, cache: cache)
+            qkv: buffers.qkv, saved: buffers.attention, context: buffers.context, dims: dims, accumulate: true, cache: cache)
 
         RMSNorm.forward(x: UnsafeBufferPointer(buffers.afterAttention), weight: UnsafeBufferPointer(weights.ln2), y: buffers.norm2,
                         rstd: buffers.rstd2, rows: n, dim: c, epsilon: config.normEps)
@@ -48,7 +48,7 @@ enum TransformerBlock {
         CausalSelfAttention.backward(
             dy: UnsafeBufferPointer(dResidual), x: UnsafeBufferPointer(saved.norm1),
             qkvWeight: UnsafeBufferPointer(weights.qkv), outputWeight: UnsafeBufferPointer(weights.output),
-            positions: positions, rope: rope, qkv: UnsafeBufferPointer(saved.qkv), probs: UnsafeBufferPointer(saved.probs),
+            positions: positions, rope: rope, qkv: UnsafeBufferPointer(saved.qkv), saved: saved.attention,
             context: UnsafeBufferPointer(saved.context), dContext: workspace.dContext.storage, dQKV: workspace.dQKV.storage,
             scratch: workspace.scratch.storage, dx: dNorm, dQKVWeight: gradients.qkv, dOutputWeight: gradients.output, dims: dims)
         RMSNorm.backward(dy: UnsafeBufferPointer(dNorm), x: UnsafeBufferPointer(saved.input),

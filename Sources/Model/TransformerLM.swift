@@ -40,6 +40,10 @@ public final class TransformerLM {
         weights = ModelTensors(layout: layout, config: config, buffer: parameters)
     }
 
+    /// The attention kernel of full forward passes and of ``TrainingSession``s made after it is
+    /// set (``AttentionChoice``; starts as ``AttentionChoice/default``).
+    public var attention: AttentionChoice = AttentionChoice.default
+
     /// Number of parameters.
     public var parameterCount: Int { layout.totalCount }
 
@@ -103,9 +107,10 @@ public final class TransformerLM {
 
     /// The inference activation buffers for (batch, length), reused when they repeat.
     private func activations(batch: Int, length: Int) -> ForwardActivations {
-        if let existing = activations, existing.batch == batch, existing.length == length { return existing }
+        let kernel = attention.kernel(config: config, batch: batch, length: length, training: false)
+        if let existing = activations, existing.batch == batch, existing.length == length, existing.kernel == kernel { return existing }
         activations = nil  // release the old buffers before allocating new ones
-        let fresh = ForwardActivations(config: config, batch: batch, length: length, mode: .inference)
+        let fresh = ForwardActivations(config: config, batch: batch, length: length, mode: .inference, kernel: kernel)
         activations = fresh
         return fresh
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Kernels
+import Model
 import TensorIO
 
 @main
@@ -43,5 +44,24 @@ struct ThreadOptions: ParsableArguments {
 
     func apply() {
         if let threads { Threading.count = threads }
+    }
+}
+
+/// `--attention`, shared by the commands that run the model.
+struct AttentionOptions: ParsableArguments {
+    @Option(help: "Attention kernel: standard (keeps [B, H, T, T] probabilities), memory-efficient (tiled, keeps [B, H, T]) or automatic (memory-efficient from 2,048 tokens or when the standard one would not fit). Default: LM_ATTENTION, else automatic.")
+    var attention: String?
+
+    func validate() throws {
+        if let attention, AttentionChoice(attention) == nil {
+            throw ValidationError("--attention must be standard, memory-efficient or automatic, got '\(attention)'")
+        }
+        if attention == nil {
+            do { _ = try AttentionChoice.fromEnvironment() } catch let error as ModelError { throw ValidationError(error.message) }
+        }
+    }
+
+    func apply() {
+        if let attention, let choice = AttentionChoice(attention) { AttentionChoice.default = choice }
     }
 }

@@ -16,9 +16,11 @@ struct LogitsCommand: ParsableCommand, ComputesWithBLAS {
     var output: String
 
     @OptionGroup var threading: ThreadOptions
+    @OptionGroup var attentionOptions: AttentionOptions
 
     func run() throws {
         threading.apply()
+        attentionOptions.apply()
         let file = try TokenIDFile(path: tokens)
         let (batch, length) = (file.batch, file.length)
         let lm = try Checkpoint.load(directory: model)

@@ -41,6 +41,7 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "Checkpoint every this many steps.") var checkpointInterval = 500
     @Option(help: "Seed of the initialisation and the batch sampler.") var seed: UInt64 = 0
     @OptionGroup var threading: ThreadOptions
+    @OptionGroup var attentionOptions: AttentionOptions
     @Flag(help: "No progress display.") var quiet = false
 
     func validate() throws {
@@ -54,6 +55,7 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
 
     func run() throws {
         threading.apply()
+        attentionOptions.apply()
         let trainer: Trainer
         if let resume {
             trainer = try Trainer.resume(runDirectory: resume, steps: steps)

@@ -93,7 +93,7 @@ enum Run {
                                     context.withUnsafeMutableBufferPointer { context in
                                         CausalSelfAttention.forward(
                                             x: x, qkvWeight: wqkv, outputWeight: wo, positions: positions, rope: table,
-                                            y: y, qkv: qkv, probs: probs, context: context, dims: dims)
+                                            y: y, qkv: qkv, saved: .probabilities(probs), context: context, dims: dims)
                                     }
                                 }
                             }

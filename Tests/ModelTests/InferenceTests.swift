@@ -111,13 +111,16 @@ final class ActivationModeTests: XCTestCase {
         let model = try ModelFactory.model()
         let tokens = ModelFactory.tokens(2 * 9, vocab: 53, seed: 21)
         let inference = try model.forward(tokens: tokens, batch: 2, length: 9)
-        let saved = ForwardActivations(config: model.config, batch: 2, length: 9, mode: .training)
+        let saved = ForwardActivations(config: model.config, batch: 2, length: 9, mode: .training, kernel: .standard)
         tokens.withUnsafeBufferPointer { model.forwardPass(tokens: $0, into: saved) }
         XCTAssertEqual(saved.logits.array, inference)
         // Every layer's residual input is kept: layer 1's input is layer 0's output, not the embedding.
         let embedding = Array(saved.residual(0)), afterFirst = Array(saved.layer(0).output)
         XCTAssertEqual(Array(saved.layer(1).input), afterFirst)
         XCTAssertNotEqual(embedding, afterFirst)
-        XCTAssertNotEqual(Array(saved.layer(0).probs), Array(saved.layer(1).probs), "each layer keeps its own attention weights")
+        guard case .probabilities(let first) = saved.layer(0).attention, case .probabilities(let second) = saved.layer(1).attention else {
+            return XCTFail("the standard kernel keeps probabilities")
+        }
+        XCTAssertNotEqual(Array(first), Array(second), "each layer keeps its own attention weights")
     }
 }

@@ -1,0 +1,60 @@
+import Foundation
+import Kernels
+import Synchronization
+
+/// Which attention kernel a model runs: one forced, or chosen by the rule below.
+///
+/// The rule (``kernel(config:batch:length:training:)``): the memory-efficient kernel
+/// (``FlashAttention``) when the sequence is at least ``longContext`` tokens, or when the
+/// standard kernel's probabilities would take more than a quarter of the machine's memory
+/// (training keeps them for every layer, plus one layer of scratch; inference one layer);
+/// the standard kernel otherwise. Measured on this project's machines (README, "Long contexts"):
+/// below 2,048 tokens the standard kernel is as fast or faster (its backward reads P where the
+/// tiled one recomputes it); from there on its `[B, H, T, T]` tensors leave the caches and the
+/// two run at about the same speed, with a thousandth of the memory on the tiled side.
+public enum AttentionChoice: Sendable, Equatable, CustomStringConvertible {
+    case automatic
+    case forced(AttentionKernel)
+
+    private static let processDefault = Mutex<AttentionChoice?>(nil)
+
+    /// What new models start with: set by a program (the `lm` commands' `--attention`), else
+    /// `LM_ATTENTION`, else automatic (an unreadable `LM_ATTENTION` counts as unset here; the
+    /// commands refuse it with a message).
+    public static var `default`: AttentionChoice {
+        get { processDefault.withLock { $0 } ?? (try? fromEnvironment()) ?? .automatic }
+        set { processDefault.withLock { $0 = newValue } }
+    }
+
+    /// Sequences this long or longer get the memory-efficient kernel.
+    public static let longContext = 2048
+
+    /// `LM_ATTENTION` (`standard`, `memory-efficient` or `automatic`), or automatic when unset.
+    public static func fromEnvironment() throws -> AttentionChoice {
+        guard let text = ProcessInfo.processInfo.environment["LM_ATTENTION"] else { return .automatic }
+        guard let choice = AttentionChoice(text) else {
+            throw ModelError("LM_ATTENTION must be standard, memory-efficient or automatic, got '\(text)'")
+        }
+        return choice
+    }
+
+    public init?(_ text: String) {
+        if text == "automatic" { self = .automatic } else if let kernel = AttentionKernel(rawValue: text) { self = .forced(kernel) } else { return nil }
+    }
+
+    public var description: String {
+        switch self {
+        case .automatic: "automatic"
+        case .forced(let kernel): kernel.rawValue
+        }
+    }
+
+    /// The kernel for a pass over `[batch, length]` tokens.
+    public func kernel(config: ModelConfig, batch: Int, length: Int, training: Bool) -> AttentionKernel {
+        if case .forced(let kernel) = self { return kernel }
+        if length >= Self.longContext { return .memoryEfficient }
+        let layers = training ? config.numLayers + 1 : 1
+        let bytes = Double(batch) * Double(config.numHeads) * Double(length) * Double(length) * Double(layers) * 4
+        return bytes > Double(SizeLimits.physicalMemory) / 4 ? .memoryEfficient : .standard
+    }
+}
