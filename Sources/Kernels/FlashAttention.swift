@@ -37,11 +37,8 @@ public enum FlashAttention {
         logSumExp: UnsafeMutableBufferPointer<Float>, workspace: UnsafeMutableBufferPointer<Float>,
         dims: AttentionDims, queryOffset: Int = 0, scale: Float? = nil
     ) {
-        let call = Call(dims: dims, queryOffset: queryOffset, scale: scale, workspace: workspace, "FlashAttention.forward")
-        requireShape(logSumExp, [dims.batch, dims.heads, dims.queryLength], "FlashAttention.forward", "logSumExp")
-        queryLayout.require(heads: dims.heads, headDim: dims.headDim, rows: dims.queryLength, batch: dims.batch, "FlashAttention.forward", "q")
-        keyLayout.require(heads: dims.kvHeads, headDim: dims.headDim, rows: dims.keyLength, batch: dims.batch, "FlashAttention.forward", "k/v")
-        outputLayout.require(heads: dims.heads, headDim: dims.headDim, rows: dims.queryLength, batch: dims.batch, "FlashAttention.forward", "out")
+        let call = Call(dims: dims, queryOffset: queryOffset, scale: scale, workspace: workspace, logSumExp: logSumExp.count,
+                        layouts: (queryLayout, keyLayout, outputLayout), "FlashAttention.forward")
         let lse = logSumExp.baseAddress!
         // One task per (batch, head) pair; each writes only its own output columns and rows of L.
         call.run(items: dims.batch * dims.heads) { pair, tile in
@@ -70,7 +67,7 @@ public enum FlashAttention {
                         let newMax = max(maxima[r], tileMax)
                         // Rescale what this row has accumulated so far to the new maximum.
                         let correction = maxima[r] == -.infinity ? 0 : VectorMath.exp(maxima[r] - newMax)
-                        let sum = exponentiate(row, count: seen, minus: newMax)
+                        let sum = VectorMath.exponentiate(row, into: row, count: seen, minus: newMax)
                         if seen < keys { (row + seen).update(repeating: 0, count: keys - seen) }
                         sums[r] = sums[r] * correction + sum
                         maxima[r] = newMax
@@ -110,11 +107,8 @@ public enum FlashAttention {
         workspace: UnsafeMutableBufferPointer<Float>,
         dims: AttentionDims, queryOffset: Int = 0, scale: Float? = nil
     ) {
-        let call = Call(dims: dims, queryOffset: queryOffset, scale: scale, workspace: workspace, "FlashAttention.backward")
-        requireShape(logSumExp, [dims.batch, dims.heads, dims.queryLength], "FlashAttention.backward", "logSumExp")
-        queryLayout.require(heads: dims.heads, headDim: dims.headDim, rows: dims.queryLength, batch: dims.batch, "FlashAttention.backward", "q")
-        keyLayout.require(heads: dims.kvHeads, headDim: dims.headDim, rows: dims.keyLength, batch: dims.batch, "FlashAttention.backward", "k/v")
-        outputLayout.require(heads: dims.heads, headDim: dims.headDim, rows: dims.queryLength, batch: dims.batch, "FlashAttention.backward", "out")
+        let call = Call(dims: dims, queryOffset: queryOffset, scale: scale, workspace: workspace, logSumExp: logSumExp.count,
+                        layouts: (queryLayout, keyLayout, outputLayout), "FlashAttention.backward")
         let lse = logSumExp.baseAddress!
         let group = dims.heads / dims.kvHeads
         call.run(items: dims.batch * dims.kvHeads) { index, tile in
@@ -144,7 +138,7 @@ public enum FlashAttention {
                         for r in 0..<rows {
                             let row = probabilities + r * keyBlock, rowLSE = lse[pair * dims.queryLength + first + r]
                             let seen = call.seenInTile(queryRow: first + r, key: key, keys: keys)
-                            _ = exponentiate(row, count: seen, minus: rowLSE)
+                            _ = VectorMath.exponentiate(row, into: row, count: seen, minus: rowLSE)
                             if seen < keys { (row + seen).update(repeating: 0, count: keys - seen) }
                         }
                         // dV_J += Pᵀ · dO_B;  dP = dO_B · V_Jᵀ
@@ -169,28 +163,6 @@ public enum FlashAttention {
         }
     }
 
-    /// row[j] = exp(row[j] − shift) for j < count, sixteen lanes at a time; returns their sum.
-    @inline(__always)
-    static func exponentiate(_ row: UnsafeMutablePointer<Float>, count: Int, minus shift: Float) -> Float {
-        let lanesShift = SIMD16<Float>(repeating: shift)
-        var lanes = SIMD16<Float>()
-        var j = 0
-        while j + 16 <= count {
-            let e = VectorMath.exp(VectorMath.load(row + j) - lanesShift)
-            VectorMath.store(e, row + j)
-            lanes += e
-            j += 16
-        }
-        var sum = lanes.sum()
-        while j < count {
-            let e = VectorMath.exp(row[j] - shift)
-            row[j] = e
-            sum += e
-            j += 1
-        }
-        return sum
-    }
-
     /// g[j] = p[j] · (g[j] − inner) · scale: the softmax backward on one row of a tile.
     @inline(__always)
     static func softmaxGradient(_ p: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>, count: Int, inner: Float, scale: Float) {
@@ -213,7 +185,13 @@ public enum FlashAttention {
         let alpha: Float
         let workspace: UnsafeMutableBufferPointer<Float>
 
-        init(dims: AttentionDims, queryOffset: Int, scale: Float?, workspace: UnsafeMutableBufferPointer<Float>, _ kernel: String) {
+        init(dims: AttentionDims, queryOffset: Int, scale: Float?, workspace: UnsafeMutableBufferPointer<Float>, logSumExp: Int,
+             layouts: (query: HeadLayout, key: HeadLayout, output: HeadLayout), _ kernel: String) {
+            precondition(logSumExp == dims.batch * dims.heads * dims.queryLength,
+                         "\(kernel): logSumExp has \(logSumExp) elements, expected [\(dims.batch), \(dims.heads), \(dims.queryLength)]")
+            layouts.query.require(heads: dims.heads, headDim: dims.headDim, rows: dims.queryLength, batch: dims.batch, kernel, "q")
+            layouts.key.require(heads: dims.kvHeads, headDim: dims.headDim, rows: dims.keyLength, batch: dims.batch, kernel, "k/v")
+            layouts.output.require(heads: dims.heads, headDim: dims.headDim, rows: dims.queryLength, batch: dims.batch, kernel, "out")
             precondition(queryOffset >= 0 && queryOffset + dims.queryLength <= dims.keyLength,
                          "\(kernel): causal queries at \(queryOffset)..<\(queryOffset + dims.queryLength) need \(queryOffset + dims.queryLength) keys, have \(dims.keyLength)")
             precondition(workspace.count >= workspacePerThread(),

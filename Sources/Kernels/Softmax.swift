@@ -59,25 +59,10 @@ public enum Softmax {
         }
         // Three passes of sixteen lanes: maximum, exponentials and their sum, normalisation.
         let maximum = VectorMath.maximum(input, visible)
-        let shift = SIMD16<Float>(repeating: maximum)
-        var lanesSum = SIMD16<Float>()
+        let total = VectorMath.exponentiate(input, into: output, count: visible, minus: maximum)
         var i = 0
-        while i + 16 <= visible {
-            let e = VectorMath.exp(VectorMath.load(input + i) - shift)
-            VectorMath.store(e, output + i)
-            lanesSum += e
-            i += 16
-        }
-        var total = lanesSum.sum()
-        while i < visible {
-            let e = VectorMath.exp(input[i] - maximum)
-            output[i] = e
-            total += e
-            i += 1
-        }
         let inverse = 1 / total
         let scale = SIMD16<Float>(repeating: inverse)
-        i = 0
         while i + 16 <= visible {
             VectorMath.store(VectorMath.load(output + i) * scale, output + i)
             i += 16

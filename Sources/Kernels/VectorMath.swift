@@ -115,4 +115,27 @@ enum VectorMath {
     static func store(_ value: SIMD16<Float>, _ pointer: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: SIMD16<Float>.self)
     }
+
+    /// output[j] = exp(input[j] − shift) for j < count, sixteen lanes at a time; returns their
+    /// sum. `input` and `output` may be the same memory.
+    @inline(__always)
+    static func exponentiate(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, count: Int, minus shift: Float) -> Float {
+        let lanesShift = SIMD16<Float>(repeating: shift)
+        var lanes = SIMD16<Float>()
+        var j = 0
+        while j + 16 <= count {
+            let e = exp(load(input + j) - lanesShift)
+            store(e, output + j)
+            lanes += e
+            j += 16
+        }
+        var sum = lanes.sum()
+        while j < count {
+            let e = exp(input[j] - shift)
+            output[j] = e
+            sum += e
+            j += 1
+        }
+        return sum
+    }
 }
