@@ -16,9 +16,9 @@ import Foundation
 /// accumulated (`beta = 1`).
 public enum FlashAttention {
     /// Query rows per tile.
-    public static let queryBlock = 64
+    public static let queryBlock = 128
     /// Keys per tile.
-    public static let keyBlock = 128
+    public static let keyBlock = 256
 
     /// Floats of workspace one thread needs: the backward's score and gradient tiles and a
     /// per-row vector (the forward uses less).

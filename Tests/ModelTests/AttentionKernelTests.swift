@@ -7,7 +7,7 @@ import XCTest
 /// The model with either attention kernel: same logits, same gradients, same cached prefill;
 /// and the rule that picks one.
 final class AttentionKernelTests: XCTestCase {
-    /// Grouped-query heads and a length that crosses the 64-row and 128-key tiles unevenly.
+    /// Grouped-query heads and a length that crosses the 128-row query tile unevenly.
     static let config = ModelConfig(vocabSize: 37, contextLength: 160, dModel: 32, numLayers: 2, numHeads: 4,
                                     dFF: 40, ropeTheta: 10_000, numKVHeads: 2)
 
