@@ -68,6 +68,7 @@ public final class Generator {
         let context = session.model.config.contextLength
         let keep = max(1, context / 2)
         var history = Array(prompt.suffix(context))
+        history.reserveCapacity(context + 1)  // appending a generated id never reallocates
         var report = GenerationReport(ending: .maxTokens, promptTokens: prompt.count, generatedTokens: 0,
                                       promptSeconds: 0, generationSeconds: 0, contextSlides: 0)
         session.reset()
@@ -91,7 +92,7 @@ public final class Generator {
             if options.stopTokens.contains(next) { report.ending = .stopToken(next); break }
             if report.generatedTokens == options.maxTokens { break }
             if session.remaining == 0 {
-                history = Array(history.suffix(keep))
+                history.removeFirst(history.count - keep)  // in place: the capacity stays
                 session.reset()
                 report.contextSlides += 1
                 next = try session.append(history).withUnsafeBufferPointer { try choose($0) }
