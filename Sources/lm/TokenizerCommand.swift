@@ -1,13 +1,51 @@
 import ArgumentParser
 import Foundation
 import Kernels
+import Model
 import TensorIO
 import Tokenizer
 
 struct TokenizerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenizer", abstract: "Train, apply and invert byte-level BPE tokenizers.",
-        subcommands: [Train.self, Encode.self, Decode.self])
+        subcommands: [Train.self, Encode.self, Decode.self, Show.self])
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show how a text splits into tokens: boundaries and ids (colours on a terminal, brackets otherwise).")
+
+        @Option(help: "Tokenizer directory (tokenizer.json, vocab.json + merges.txt, or llama2.c's tokenizer.bin), or a model directory holding one.")
+        var tokenizer: String
+        @Argument(help: "The text to tokenize.") var text: String
+        @Flag(help: "Brackets even on a terminal.") var plain = false
+
+        func run() throws {
+            guard let loaded = try TokenizerDirectory.loadAny(tokenizer) else {
+                throw ValidationError("\(tokenizer): no tokenizer files (tokenizer.json, vocab.json + merges.txt, or tokenizer.bin)")
+            }
+            let ids = loaded.encodePrompt(text)
+            let colours = !plain && isatty(STDOUT_FILENO) == 1
+            // Six background colours in turn, so that neighbouring tokens always differ.
+            let backgrounds = [44, 42, 45, 46, 43, 41]
+            var line = "", previous: Int32?
+            for (index, id) in ids.enumerated() {
+                let bytes = try loaded.pieceBytes(id, after: previous)
+                previous = id
+                let piece = Self.visible(bytes)
+                line += colours ? "\u{1B}[30;\(backgrounds[index % backgrounds.count])m\(piece)\u{1B}[0m" : "[\(piece)](\(id))"
+            }
+            print(line)
+            if colours { print(ids.map(String.init).joined(separator: " ")) }
+            print("\(ids.count) tokens, \(text.utf8.count) bytes")
+        }
+
+        /// A piece made visible: control characters as symbols, bytes that are not whole UTF-8
+        /// characters (a byte-level piece of a longer character) in hex.
+        static func visible(_ bytes: [UInt8]) -> String {
+            let valid = bytes.withUnsafeBufferPointer { UTF8Validation.firstInvalidOffset($0) == nil }
+            return valid ? AttentionMap.label(bytes) : "⟨" + bytes.map { String(format: "%02x", $0) }.joined(separator: " ") + "⟩"
+        }
+    }
 
     struct Train: ParsableCommand {
         static let configuration = CommandConfiguration(

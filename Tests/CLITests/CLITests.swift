@@ -170,4 +170,47 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(mismatch.error.contains("301 pieces") && mismatch.error.contains("vocab_size 300"), mismatch.error)
         XCTAssertFalse(FileManager.default.fileExists(atPath: refused), "nothing written after a refusal")
     }
+
+    /// A model with a tokenizer trained here: `lm trace` prints the real shapes and a prediction,
+    /// `lm attention` writes an SVG with one cell per pair, `lm tokenizer show` marks every token.
+    func testInspectionTools() throws {
+        let corpus = directory + "/corpus.txt"
+        try Data(String(repeating: "the cat sat on the mat. the dog ate the hat.\n", count: 40).utf8).write(to: URL(fileURLWithPath: corpus))
+        let tokenizer = directory + "/tok"
+        let trained = try lm(["tokenizer", "train", "--input", corpus, "--vocab-size", "280", "--output", tokenizer, "--quiet"])
+        XCTAssertEqual(trained.status, 0, trained.error)
+        let configPath = directory + "/config-inspect.json"
+        let config = #"{"vocab_size": 280, "context_length": 32, "d_model": 16, "num_layers": 2, "num_heads": 2, "d_ff": 24, "rope_theta": 10000}"#
+        try Data(config.utf8).write(to: URL(fileURLWithPath: configPath))
+        let model = directory + "/inspect-model"
+        XCTAssertEqual(try lm(["init", "--config", configPath, "--output", model, "--tokenizer", tokenizer]).status, 0)
+
+        let trace = try lm(["trace", "--model", model, "--prompt", "the cat sat", "--top", "3"])
+        XCTAssertEqual(trace.status, 0, trace.error)
+        let count = try XCTUnwrap(trace.output.split(separator: "\n").first { $0.hasPrefix("tokens (") }.flatMap { line in
+            Int(line.dropFirst("tokens (".count).prefix { $0.isNumber }) })
+        for expected in ["token_embeddings", "[\(count), 16]", "[\(count), 48]", "[\(count), 24]", "[\(count), 280]", "layers.1.residual + ffn", "next token after"] {
+            XCTAssertTrue(trace.output.contains(expected), "trace output lacks \(expected):\n\(trace.output)")
+        }
+        XCTAssertEqual(trace.output.split(separator: "\n").filter { $0.hasSuffix("'") && $0.contains("%") }.count, 3, trace.output)
+
+        let svg = directory + "/attention.svg"
+        let drawn = try lm(["attention", "--model", model, "--prompt", "the cat sat", "--layer", "1", "--output", svg])
+        XCTAssertEqual(drawn.status, 0, drawn.error)
+        let text = try String(contentsOfFile: svg, encoding: .utf8)
+        XCTAssertEqual(text.components(separatedBy: "class=\"cell\"").count - 1, 2 * count * count, "one cell per pair and head")
+        let missing = try lm(["attention", "--model", model, "--prompt", "the", "--layer", "2", "--output", svg])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.error.contains("--layer 2 does not exist"), missing.error)
+
+        let shown = try lm(["tokenizer", "show", "--tokenizer", tokenizer, "the cat\tsat"])
+        XCTAssertEqual(shown.status, 0, shown.error)
+        XCTAssertTrue(shown.output.hasPrefix("[the]("), shown.output)
+        XCTAssertTrue(shown.output.contains("⇥"), "a tab is made visible: \(shown.output)")
+        let files = try writeLlama2cFiles(vocab: 300, pieces: 300)
+        let pieces = try lm(["tokenizer", "show", "--tokenizer", directory, "ab a"])  // the directory holding tokenizer.bin
+        XCTAssertEqual(pieces.status, 0, pieces.error)
+        XCTAssertTrue(pieces.output.hasPrefix("[<s>](1)"), pieces.output)
+        _ = files
+    }
 }

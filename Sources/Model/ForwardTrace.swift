@@ -1,0 +1,83 @@
+import Foundation
+import Kernels
+
+/// One forward pass over a single sequence, stage by stage, following the model's data flow:
+/// what `lm trace` prints and `lm attention` draws. Runs with the standard attention kernel so
+/// that every layer's attention weights exist to be shown.
+public struct ForwardTrace: Sendable {
+    /// Shape and statistics of one intermediate tensor.
+    public struct Stage: Sendable {
+        public let name: String
+        public let shape: [Int]
+        public let mean: Double, rms: Double, min: Double, max: Double
+
+        init(_ name: String, _ shape: [Int], _ values: UnsafeBufferPointer<Float>) {
+            precondition(values.count == shape.reduce(1, *), "ForwardTrace: \(name) has \(values.count) values for shape \(shape)")
+            self.name = name
+            self.shape = shape
+            var sum = 0.0, squares = 0.0, low = Double.infinity, high = -Double.infinity
+            for value in values {
+                let v = Double(value)
+                sum += v
+                squares += v * v
+                low = Swift.min(low, v)
+                high = Swift.max(high, v)
+            }
+            let count = Double(Swift.max(values.count, 1))
+            mean = sum / count
+            rms = (squares / count).squareRoot()
+            min = low
+            max = high
+        }
+    }
+
+    public let tokens: [Int32]
+    public let stages: [Stage]
+    /// Attention weights per layer and head, each `[T, T]` row-major (query rows, key columns;
+    /// rows sum to 1, zeros above the diagonal).
+    public let attention: [[[Float]]]
+    /// The distribution over the next token after the last position: softmax of its logits.
+    public let nextTokenProbabilities: [Float]
+}
+
+extension TransformerLM {
+    /// Runs `tokens` (one sequence, at most context_length) through the model and keeps every stage.
+    public func trace(tokens: [Int32]) throws -> ForwardTrace {
+        let t = tokens.count, c = config.dModel, v = config.vocabSize, h = config.numHeads
+        try tokens.withUnsafeBufferPointer { try checkTokens($0, batch: 1, length: t) }
+        let saved = ForwardActivations(config: config, batch: 1, length: t, mode: .training, kernel: .standard)
+        tokens.withUnsafeBufferPointer { forwardPass(tokens: $0, into: saved) }
+        func stage(_ name: String, _ shape: [Int], _ values: UnsafeMutableBufferPointer<Float>) -> ForwardTrace.Stage {
+            ForwardTrace.Stage(name, shape, UnsafeBufferPointer(values))
+        }
+        var stages = [stage("token_embeddings", [t, c], saved.residual(0))]
+        var attention: [[[Float]]] = []
+        for index in 0..<config.numLayers {
+            let layer = saved.layer(index), prefix = "layers.\(index)."
+            stages += [
+                stage(prefix + "ln1", [t, c], layer.norm1),
+                stage(prefix + "attn.qkv (RoPE on q, k)", [t, config.qkvWidth], layer.qkv),
+                stage(prefix + "attn.heads (before output_proj)", [t, c], layer.context),
+                stage(prefix + "residual + attention", [t, c], layer.afterAttention),
+                stage(prefix + "ln2", [t, c], layer.norm2),
+                stage(prefix + "ffn.silu(w1)·w3", [t, config.dFF], layer.gated),
+                stage(prefix + "residual + ffn", [t, c], layer.output),
+            ]
+            guard case .probabilities(let probs) = layer.attention else { preconditionFailure("trace runs the standard kernel") }
+            attention.append((0..<h).map { head in Array(probs[(head * t * t)..<((head + 1) * t * t)]) })
+        }
+        stages += [stage("ln_final", [t, c], saved.normFinal.storage), stage("logits", [t, v], saved.logits.storage)]
+        var last = Array(saved.logits.storage[((t - 1) * v)..<(t * v)])
+        let top = last.max() ?? 0
+        var total: Float = 0
+        for i in last.indices {
+            last[i] = (last[i] - top).exponential
+            total += last[i]
+        }
+        return ForwardTrace(tokens: tokens, stages: stages, attention: attention, nextTokenProbabilities: last.map { $0 / total })
+    }
+}
+
+private extension Float {
+    var exponential: Float { Float(Foundation.exp(Double(self))) }
+}
