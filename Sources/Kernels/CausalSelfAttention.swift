@@ -154,7 +154,7 @@ public enum AttentionKernel: String, Sendable, CaseIterable {
 /// One layer's key/value cache for ``CausalSelfAttention/forward(x:qkvWeight:outputWeight:positions:rope:y:qkv:saved:context:dims:accumulate:cache:)``:
 /// keys and values `[capacity, kvDim]` each, and the position the next rows go to.
 ///
-/// The pointers are views into a cache the caller owns (``InferenceSession``'s), valid as long
+/// The pointers are views into a cache the caller owns (`Model.InferenceSession`'s), valid as long
 /// as it is.
 public struct KVCacheSlot {
     public let keys: UnsafeMutablePointer<Float>

@@ -9,7 +9,7 @@ import Foundation
 ///
 /// Memory: the standard kernel (``ScaledDotProductAttention``) keeps `B·H·Tq·Tk` probabilities
 /// per layer for backward and as much scratch again; this one keeps `B·H·Tq` floats, plus a
-/// workspace of a few tiles per thread (``workspaceCount(headDim:threads:)``).
+/// workspace of a few tiles per thread (``workspaceCount(threads:)``).
 ///
 /// Same conventions as the standard kernel: strided heads (``HeadLayout``), grouped-query heads,
 /// causal queries at `queryOffset…` over keys `0..<Tk` (a KV cache's prefill), gradients

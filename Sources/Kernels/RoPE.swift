@@ -50,7 +50,7 @@ public enum RoPE {
     }
 
     /// RoPE's backward, in place: the gradient with respect to the unrotated input is the
-    /// gradient of the output rotated back (the rotation is orthogonal), same layout as ``apply``.
+    /// gradient of the output rotated back (the rotation is orthogonal), same layout as ``apply(_:rows:rowStride:heads:positions:table:)``.
     public static func backward(
         _ dx: UnsafeMutablePointer<Float>, rows: Int, rowStride: Int, heads: Int,
         positions: UnsafeBufferPointer<Int>, table: RoPETable

@@ -5,7 +5,7 @@ import Synchronization
 /// Which attention kernel a model runs: one forced, or chosen by the rule below.
 ///
 /// The rule (``kernel(config:batch:length:training:)``): the memory-efficient kernel
-/// (``FlashAttention``) when the sequence is at least ``longContext`` tokens, or when the
+/// (`FlashAttention` in `Kernels`) when the sequence is at least ``longContext`` tokens, or when the
 /// standard kernel's probabilities would take more than a quarter of the machine's memory
 /// (training keeps them for every layer, plus one layer of scratch; inference one layer);
 /// the standard kernel otherwise. Measured on this project's machines (README, "Long contexts"):

@@ -17,7 +17,7 @@ public struct TrainingProgress: Sendable {
 
 /// The training loop (handout §5–7) over a run directory: random batches from a token file,
 /// a ``TrainingSession`` step, global-norm clipping, AdamW on the cosine schedule, periodic
-/// evaluation on fixed validation windows, and checkpoints from which ``resume(runDirectory:)``
+/// evaluation on fixed validation windows, and checkpoints from which ``resume(runDirectory:steps:)``
 /// continues bit for bit.
 ///
 /// The run directory holds `config.json`, `model.safetensors` and the tokenizer files (so that

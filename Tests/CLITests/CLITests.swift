@@ -213,4 +213,25 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(pieces.output.hasPrefix("[<s>](1)"), pieces.output)
         _ = files
     }
+
+    /// The converted reference model (no tokenizer: ids given with --tokens): trace and attention.
+    func testInspectionToolsOnTheReferenceModel() throws {
+        let model = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data/model").path
+        guard FileManager.default.fileExists(atPath: model + "/model.safetensors") else {
+            let message = "SKIPPED: reference model \(model) is absent (no ../shared beside the package); the tools did not run on it"
+            print(message)
+            throw XCTSkip(message)
+        }
+        let trace = try lm(["trace", "--model", model, "--tokens", "1,20,200,40,5", "--top", "2"])
+        XCTAssertEqual(trace.status, 0, trace.error)
+        XCTAssertTrue(trace.output.contains("[5, 64]") && trace.output.contains("[5, 300]") && trace.output.contains("#200"), trace.output)
+        let svg = directory + "/reference.svg"
+        let drawn = try lm(["attention", "--model", model, "--tokens", "1,20,200,40,5", "--head", "3", "--output", svg])
+        XCTAssertEqual(drawn.status, 0, drawn.error)
+        XCTAssertEqual(try String(contentsOfFile: svg, encoding: .utf8).components(separatedBy: "class=\"cell\"").count - 1, 25)
+        let noTokenizer = try lm(["trace", "--model", model, "--prompt", "hello"])
+        XCTAssertNotEqual(noTokenizer.status, 0)
+        XCTAssertTrue(noTokenizer.error.contains("--tokens"), noTokenizer.error)
+    }
 }
