@@ -14,9 +14,11 @@ import Synchronization
 /// One loop at a time: a caller that finds the pool busy (a nested loop, or a second thread
 /// running its own loop) runs its whole range itself.
 final class WorkerPool: @unchecked Sendable {
-    // @unchecked: `job` and `workers` are written only by the thread that holds `busy`, before it
-    // publishes them with a release increment of `generation` (workers read them after an
-    // acquire load of it), and read by it again only after every worker has acknowledged.
+    // @unchecked: `job` and `workers` are written only by the thread that holds `busy`. A loop is
+    // published by a release store of `ticket`; a worker reads `job` only after an acquire load
+    // of that ticket, and only when the ticket's task count includes it; the poster changes
+    // `job` again only after every such worker has acknowledged. Workers outside the count never
+    // touch `job` (the poster does not wait for them).
     static let shared = WorkerPool()
 
     /// Polls (each one CPU `pause`, tens of cycles) before a worker goes to sleep: about
@@ -25,7 +27,10 @@ final class WorkerPool: @unchecked Sendable {
     static let spinLimit = 4096
 
     private let busy = Atomic<Bool>(false)
-    private let generation = Atomic<Int>(0)
+    /// Loop number << 16 | its task count: one atomic value, so that a worker always learns a
+    /// loop's task count together with the loop it belongs to.
+    private let ticket = Atomic<Int>(0)
+    static let taskBits = 16
     private let pending = Atomic<Int>(0)
     private let sleepLock = NSCondition()
     private var workers = 0
@@ -37,9 +42,9 @@ final class WorkerPool: @unchecked Sendable {
         guard busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else { return false }
         defer { busy.store(false, ordering: .releasing) }
         while workers < tasks - 1 {
-            // The worker starts from the current generation, so it takes the job posted below
-            // even when its thread first runs after the post.
-            let index = workers + 1, start = generation.load(ordering: .acquiring)
+            // The worker starts from the current ticket, so it takes the job posted below even
+            // when its thread first runs after the post.
+            let index = workers + 1, start = ticket.load(ordering: .acquiring)
             let thread = Thread { [self] in workerLoop(index: index, seen: start) }
             thread.stackSize = 1 << 20
             thread.start()
@@ -48,8 +53,10 @@ final class WorkerPool: @unchecked Sendable {
         let chunk = (count + tasks - 1) / tasks
         job = (body, count, chunk, tasks)
         pending.store(tasks - 1, ordering: .relaxed)
+        precondition(tasks < 1 << Self.taskBits, "WorkerPool: \(tasks) tasks")
+        let next = ((ticket.load(ordering: .relaxed) >> Self.taskBits) + 1) << Self.taskBits | tasks
         sleepLock.lock()
-        generation.add(1, ordering: .releasing)
+        ticket.store(next, ordering: .releasing)
         sleepLock.broadcast()
         sleepLock.unlock()
         runTask(0)
@@ -68,19 +75,21 @@ final class WorkerPool: @unchecked Sendable {
         var seen = start
         while true {
             var polls = 0
-            while generation.load(ordering: .acquiring) == seen {
+            var current = ticket.load(ordering: .acquiring)
+            while current == seen {
                 if polls < Self.spinLimit {
                     polls += 1
                     lm_cpu_relax()
                 } else {
                     sleepLock.lock()
-                    while generation.load(ordering: .acquiring) == seen { sleepLock.wait() }
+                    while ticket.load(ordering: .acquiring) == seen { sleepLock.wait() }
                     sleepLock.unlock()
                 }
+                current = ticket.load(ordering: .acquiring)
             }
-            seen = generation.load(ordering: .acquiring)
+            seen = current
             // Workers beyond this loop's task count have nothing to do and nothing to report.
-            guard let tasks = job?.tasks, index < tasks else { continue }
+            guard index < current & ((1 << Self.taskBits) - 1) else { continue }
             runTask(index)
             pending.subtract(1, ordering: .releasing)
         }
