@@ -143,8 +143,9 @@ public final class SentencePieceTokenizer: Sendable {
         var alive = [Bool](repeating: true, count: n)
         var heap = PairHeap()
         func consider(_ left: Int) {
+            // `left` is -1 when the merged token is now the first: it has no left neighbour.
+            guard left >= 0, next[left] < n else { return }
             let right = next[left]
-            guard left >= 0, right < n else { return }
             // run.c starts its search for the best score at -1e10: pieces scored at or below
             // it never merge.
             if let id = ids[pieces[Int(tokens[left])] + pieces[Int(tokens[right])]], scores[Int(id)] > -1e10 {
@@ -160,7 +161,7 @@ public final class SentencePieceTokenizer: Sendable {
             alive[right] = false
             next[best.left] = next[right]
             if next[right] < n { previous[next[right]] = best.left }
-            consider(previous[best.left] >= 0 ? previous[best.left] : -1)
+            consider(previous[best.left])
             consider(best.left)
         }
         var result: [Int32] = []
