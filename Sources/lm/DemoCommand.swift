@@ -23,8 +23,7 @@ struct DemoCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "Minutes of model training (tokenizer training and encoding come on top).") var minutes = 10.0
     @Option(help: "Tokenizer vocabulary size.") var vocabSize = 2048
     @Option(help: "Seed of the tokenizer split, the initialisation and the batches.") var seed: UInt64 = 0
-    @OptionGroup var threading: ThreadOptions
-    @OptionGroup var attentionOptions: AttentionOptions
+    @OptionGroup var running: ModelRunOptions
     @Flag(help: "No progress display.") var quiet = false
 
     static let special = "<|endoftext|>"
@@ -35,8 +34,7 @@ struct DemoCommand: ParsableCommand, ComputesWithBLAS {
     }
 
     func run() throws {
-        threading.apply()
-        attentionOptions.apply()
+        running.apply()
         let text = try corpus()  // before anything is written: a bad --input leaves nothing behind
         let directory = try runDirectory()
         do {

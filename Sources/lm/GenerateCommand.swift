@@ -22,8 +22,7 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "Sampling temperature; 0 means greedy.") var temperature: Float = 1
     @Option(help: "Nucleus sampling mass in (0, 1]; 1 samples from the whole distribution.") var topP: Float = 1
     @Option(help: "Seed of the sampler: same seed, same text.") var seed: UInt64 = 0
-    @OptionGroup var threading: ThreadOptions
-    @OptionGroup var attentionOptions: AttentionOptions
+    @OptionGroup var running: ModelRunOptions
 
     func validate() throws {
         do { try GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP).validate() } catch let error as ModelError {
@@ -32,8 +31,7 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
     }
 
     func run() throws {
-        threading.apply()
-        attentionOptions.apply()
+        running.apply()
         let lm = try Checkpoint.load(directory: model)
         guard let tokenizer = try TokenizerDirectory.loadAny(model) else {
             throw ModelError("\(model): no tokenizer files (tokenizer.bin, tokenizer.json, or vocab.json + merges.txt); add them with lm init --tokenizer or lm import llama2c --tokenizer")

@@ -47,7 +47,18 @@ struct ThreadOptions: ParsableArguments {
     }
 }
 
-/// `--attention`, shared by the commands that run the model.
+/// `--threads` and `--attention`: the settings of every command that runs a model, applied at once.
+struct ModelRunOptions: ParsableArguments {
+    @OptionGroup var threading: ThreadOptions
+    @OptionGroup var attention: AttentionOptions
+
+    func apply() {
+        threading.apply()
+        attention.apply()
+    }
+}
+
+/// `--attention`, part of ``ModelRunOptions``.
 struct AttentionOptions: ParsableArguments {
     @Option(help: "Attention kernel: standard (keeps [B, H, T, T] probabilities), memory-efficient (tiled, keeps [B, H, T]) or automatic (memory-efficient from 2,048 tokens or when the standard one would not fit). Default: LM_ATTENTION, else automatic.")
     var attention: String?

@@ -15,12 +15,10 @@ struct LogitsCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "Where to write the logits (.npy).")
     var output: String
 
-    @OptionGroup var threading: ThreadOptions
-    @OptionGroup var attentionOptions: AttentionOptions
+    @OptionGroup var running: ModelRunOptions
 
     func run() throws {
-        threading.apply()
-        attentionOptions.apply()
+        running.apply()
         let file = try TokenIDFile(path: tokens)
         let (batch, length) = (file.batch, file.length)
         let lm = try Checkpoint.load(directory: model)

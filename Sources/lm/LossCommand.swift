@@ -16,12 +16,10 @@ struct LossCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "The model directory.") var model: String
     @Option(help: "Token ids as NPY, int32 or int64, shape [T+1] or [B, T+1].") var tokens: String
     @Option(help: "Where to write the gradients (.safetensors).") var grads: String?
-    @OptionGroup var threading: ThreadOptions
-    @OptionGroup var attentionOptions: AttentionOptions
+    @OptionGroup var running: ModelRunOptions
 
     func run() throws {
-        threading.apply()
-        attentionOptions.apply()
+        running.apply()
         let file = try TokenIDFile(path: tokens)
         guard file.length >= 2 else {
             throw ModelError("\(tokens): each row needs at least 2 ids (an input and its target), found \(file.length)")

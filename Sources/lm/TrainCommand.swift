@@ -40,8 +40,7 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "Validation batches per evaluation.") var evalBatches = 8
     @Option(help: "Checkpoint every this many steps.") var checkpointInterval = 500
     @Option(help: "Seed of the initialisation and the batch sampler.") var seed: UInt64 = 0
-    @OptionGroup var threading: ThreadOptions
-    @OptionGroup var attentionOptions: AttentionOptions
+    @OptionGroup var running: ModelRunOptions
     @Flag(help: "No progress display.") var quiet = false
 
     func validate() throws {
@@ -54,8 +53,7 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
     }
 
     func run() throws {
-        threading.apply()
-        attentionOptions.apply()
+        running.apply()
         let trainer: Trainer
         if let resume {
             trainer = try Trainer.resume(runDirectory: resume, steps: steps)
