@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 
 let package = Package(
@@ -10,8 +10,15 @@ let package = Package(
         .library(name: "Tokenizer", targets: ["Tokenizer"]),
         .library(name: "Model", targets: ["Model"]),
         .library(name: "Verification", targets: ["Verification"]),
+        .library(name: "DataParallel", targets: ["DataParallel"]),
         .executable(name: "lm", targets: ["lm"]),
         .executable(name: "bench", targets: ["bench"]),
+    ],
+    // `swift build --traits MPI` (or a dependent package enabling the trait) adds data-parallel
+    // training over Open MPI; the default build needs no MPI.
+    traits: [
+        .trait(name: "MPI", description: "Data-parallel training over MPI (Open MPI: libopenmpi-dev, openmpi-bin)."),
+        .default(enabledTraits: []),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -26,6 +33,13 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
+        // MPI's C API from the system's Open MPI (Debian: libopenmpi-dev), with a shim for the
+        // handles Open MPI defines as macros. Only compiled with the MPI trait.
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"])]
+        ),
         // Float32 kernels: every matmul-heavy op on cblas_sgemm, the rest as tight loops.
         .target(name: "Kernels", dependencies: ["COpenBLAS", "CVectorKernels"]),
         // The decode step's matrix–vector product, hand-vectorised (AVX2+FMA, chosen at run time).
@@ -38,10 +52,17 @@ let package = Package(
         .target(name: "Tokenizer", dependencies: ["TensorIO"]),
         // Tokenizer-to-logits pipeline, built on Kernels.
         .target(name: "Model", dependencies: ["Kernels", "TensorIO", "Tokenizer"]),
+        // Data-parallel training across processes: the MPI implementation of Model's
+        // `TrainingGroup`. Empty without the MPI trait.
+        .target(
+            name: "DataParallel",
+            dependencies: ["Model", "Kernels", .target(name: "CMPI", condition: .when(traits: ["MPI"]))]
+        ),
         .executableTarget(
             name: "lm",
             dependencies: [
                 "Model", "TensorIO", "Kernels", "Tokenizer",
+                .target(name: "DataParallel", condition: .when(traits: ["MPI"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -41,39 +41,58 @@ public struct AdamWOptions: Sendable, Equatable {
 /// differ by a factor of α·λ in the decay term.)
 ///
 /// Both moments are buffers in the parameters' ``ParameterLayout``, so the update is one flat
-/// loop per tensor role.
+/// loop per tensor role. An optimizer may own a slice of the parameters only (``shard``, for
+/// optimizer-state sharding across ranks): its moments then cover that slice, and a step updates
+/// that slice alone.
 public final class AdamW {
     public let options: AdamWOptions
     public let layout: ParameterLayout
-    /// First and second moment estimates, laid out like the parameters.
+    /// The elements of the flat parameter buffer this optimizer updates (all of them unless sharded).
+    public let shard: Range<Int>
+    /// First and second moment estimates of the parameters in ``shard``, laid out like them
+    /// (element `i` of a moment belongs to parameter `shard.lowerBound + i`).
     public let firstMoment: TensorBuffer
     public let secondMoment: TensorBuffer
     /// Steps taken so far (t of the last update).
     public private(set) var step: Int
 
-    public init(layout: ParameterLayout, options: AdamWOptions = AdamWOptions()) throws {
+    /// A fresh optimizer over all parameters, or over `shard` of them.
+    public init(layout: ParameterLayout, options: AdamWOptions = AdamWOptions(), shard: Range<Int>? = nil) throws {
         try options.validate()
         self.options = options
         self.layout = layout
-        firstMoment = TensorBuffer(count: layout.totalCount)
-        secondMoment = TensorBuffer(count: layout.totalCount)
+        self.shard = try Self.checked(shard, layout: layout)
+        firstMoment = TensorBuffer(count: self.shard.count)
+        secondMoment = TensorBuffer(count: self.shard.count)
         step = 0
     }
 
     /// Resumes an optimizer from saved moments and step count (a checkpoint).
-    public init(layout: ParameterLayout, options: AdamWOptions, firstMoment: TensorBuffer, secondMoment: TensorBuffer, step: Int) throws {
+    public init(layout: ParameterLayout, options: AdamWOptions, firstMoment: TensorBuffer, secondMoment: TensorBuffer, step: Int,
+                shard: Range<Int>? = nil) throws {
         try options.validate()
-        guard firstMoment.count == layout.totalCount, secondMoment.count == layout.totalCount, step >= 0 else {
-            throw ModelError("AdamW state: moments of \(firstMoment.count) and \(secondMoment.count) values at step \(step), the layout needs \(layout.totalCount)")
+        let shard = try Self.checked(shard, layout: layout)
+        guard firstMoment.count == shard.count, secondMoment.count == shard.count, step >= 0 else {
+            throw ModelError("AdamW state: moments of \(firstMoment.count) and \(secondMoment.count) values at step \(step), the parameters need \(shard.count)")
         }
         self.options = options
         self.layout = layout
+        self.shard = shard
         self.firstMoment = firstMoment
         self.secondMoment = secondMoment
         self.step = step
     }
 
-    /// One update of `parameters` from `gradients` (both in ``layout``) at `learningRate`.
+    private static func checked(_ shard: Range<Int>?, layout: ParameterLayout) throws -> Range<Int> {
+        guard let shard else { return 0..<layout.totalCount }
+        guard shard.lowerBound >= 0, shard.upperBound <= layout.totalCount else {
+            throw ModelError("AdamW shard \(shard) is outside the \(layout.totalCount) parameters")
+        }
+        return shard
+    }
+
+    /// One update of `parameters` from `gradients` (both in ``layout``; only ``shard`` is read
+    /// and written) at `learningRate`.
     public func step(parameters: TensorBuffer, gradients: TensorBuffer, learningRate: Float) {
         precondition(parameters.count == layout.totalCount && gradients.count == layout.totalCount,
                      "AdamW.step: parameters (\(parameters.count)) and gradients (\(gradients.count)) must follow the layout (\(layout.totalCount))")
@@ -82,17 +101,21 @@ public final class AdamW {
         // Bias corrections in Double: β^t for large t underflows gracefully to 0.
         let correction = Float(Foundation.sqrt(1 - Foundation.pow(Double(beta2), Double(step))) / (1 - Foundation.pow(Double(beta1), Double(step))))
         let stepSize = learningRate * correction
-        let theta = parameters.pointer, g = gradients.pointer, m = firstMoment.pointer, v = secondMoment.pointer
+        // Moments are indexed from the shard's start.
+        let theta = parameters.pointer, g = gradients.pointer
+        let m = firstMoment.pointer, v = secondMoment.pointer, base = shard.lowerBound
         for entry in layout.entries {
+            let part = entry.range.clamped(to: shard)
+            guard !part.isEmpty else { continue }
             let decay = entry.role != .gain || options.decayGains ? learningRate * options.weightDecay : 0
-            let start = entry.offset
-            Threading.parallelRanges(entry.count, costPerItem: 12) { range in
+            let start = part.lowerBound
+            Threading.parallelRanges(part.count, costPerItem: 12) { range in
                 for i in (start + range.lowerBound)..<(start + range.upperBound) {
-                    let gradient = g[i]
-                    let first = beta1 * m[i] + (1 - beta1) * gradient
-                    let second = beta2 * v[i] + (1 - beta2) * gradient * gradient
-                    m[i] = first
-                    v[i] = second
+                    let gradient = g[i], j = i - base
+                    let first = beta1 * m[j] + (1 - beta1) * gradient
+                    let second = beta2 * v[j] + (1 - beta2) * gradient * gradient
+                    m[j] = first
+                    v[j] = second
                     let updated = theta[i] - stepSize * first / (second.squareRoot() + epsilon)
                     theta[i] = updated - decay * updated  // the handout decays the updated θ
                 }

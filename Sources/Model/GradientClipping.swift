@@ -7,7 +7,12 @@ public enum GradientClipping {
 
     /// ‖g‖₂ over the whole flat buffer, accumulated in Double.
     public static func norm(_ gradients: TensorBuffer) -> Double {
-        let g = gradients.pointer
+        sumOfSquares(UnsafeBufferPointer(gradients.storage)).squareRoot()
+    }
+
+    /// Σ g² over `gradients` (part of a buffer: one rank's slice), accumulated in Double.
+    public static func sumOfSquares(_ gradients: UnsafeBufferPointer<Float>) -> Double {
+        guard let g = gradients.baseAddress, !gradients.isEmpty else { return 0 }
         let chunks = max(1, min(Threading.count, gradients.count / 65_536))
         let size = (gradients.count + chunks - 1) / chunks
         // One partial sum per chunk, on the stack: a training step allocates nothing.
@@ -20,7 +25,7 @@ public enum GradientClipping {
                     out[chunk] = sum
                 }
             }
-            return sums.reduce(0, +).squareRoot()
+            return sums.reduce(0, +)
         }
     }
 
@@ -28,12 +33,15 @@ public enum GradientClipping {
     @discardableResult
     public static func clip(_ gradients: TensorBuffer, maxNorm: Double) -> Double {
         let total = norm(gradients)
-        guard total > maxNorm else { return total }
-        let scale = Float(maxNorm / (total + epsilon))
-        let g = gradients.pointer
-        Threading.parallelRanges(gradients.count, costPerItem: 2) { range in
-            for i in range { g[i] *= scale }
-        }
+        if total > maxNorm { scale(gradients.storage, by: Float(maxNorm / (total + epsilon))) }
         return total
+    }
+
+    /// Multiplies every value by `factor`.
+    public static func scale(_ values: UnsafeMutableBufferPointer<Float>, by factor: Float) {
+        guard let g = values.baseAddress else { return }
+        Threading.parallelRanges(values.count, costPerItem: 2) { range in
+            for i in range { g[i] *= factor }
+        }
     }
 }

@@ -70,11 +70,24 @@ public struct BatchSampler {
 
     /// Fills inputs and targets ([batch, length] each) with random windows of `data`.
     public mutating func next(from data: TokenDataset, inputs: UnsafeMutableBufferPointer<Int32>, targets: UnsafeMutableBufferPointer<Int32>) {
+        next(from: data, rows: 0..<batch, inputs: inputs, targets: targets)
+    }
+
+    /// Draws the next batch of `batch` windows but fills only `rows` of it into inputs and
+    /// targets ([rows.count, length] each): a rank's share of the batch in data-parallel
+    /// training. Every rank draws every window, so all ranks' generators stay in step and the
+    /// ranks together see exactly the batch one process would.
+    public mutating func next(from data: TokenDataset, rows: Range<Int>, inputs: UnsafeMutableBufferPointer<Int32>,
+                              targets: UnsafeMutableBufferPointer<Int32>) {
         let starts = data.windowCount(length: length)
         precondition(starts > 0, "BatchSampler: \(data.count) tokens are too few for windows of \(length + 1)")
+        precondition(rows.lowerBound >= 0 && rows.upperBound <= batch && inputs.count >= rows.count * length && targets.count >= rows.count * length,
+                     "BatchSampler: rows \(rows) of a batch of \(batch) do not fit buffers of \(inputs.count) and \(targets.count) ids")
         for row in 0..<batch {
             let start = Int(generator.next() % UInt64(starts))
-            Self.fill(data, start: start, length: length, row: row, inputs: inputs, targets: targets)
+            if rows.contains(row) {
+                Self.fill(data, start: start, length: length, row: row - rows.lowerBound, inputs: inputs, targets: targets)
+            }
         }
     }
 

@@ -13,6 +13,11 @@ public struct TrainingProgress: Sendable {
     public let elapsedSeconds: Double
     /// The evaluation just made at this step, if any.
     public let evaluation: TrainingRecord?
+    /// Seconds this step spent in the small all-reduce where the ranks agree on the loss, which
+    /// includes waiting for the slowest rank to finish its backward pass (0 alone).
+    public let synchronizationSeconds: Double
+    /// Seconds this step spent moving gradients and parameters between the ranks (0 alone).
+    public let exchangeSeconds: Double
 }
 
 /// The training loop (handout §5–7) over a run directory: random batches from a token file,
@@ -25,17 +30,31 @@ public struct TrainingProgress: Sendable {
 /// `training_state.json` (step, sampler state, options), `metrics.jsonl` and `loss.svg`. Every
 /// file is written to a temporary name and renamed; `training_state.json` goes last and the
 /// step is recorded in the weights and moments too, so a checkpoint cut short is detected.
+///
+/// Data parallelism (``DataParallelism``): every rank of a ``TrainingGroup`` builds the same
+/// trainer over the same files; each computes the gradients of its own rows of every batch
+/// (`batchSize / ranks` of them), the group averages them, and every rank applies the same update,
+/// so one run on N ranks follows the run one process would make with the whole batch, to float
+/// rounding. Rank 0 alone writes; every checkpoint first checks that all ranks hold bit-identical
+/// weights. The run directory and the data must be at the same paths on every rank.
 public final class Trainer {
     public let model: TransformerLM
     public let options: TrainingOptions
     public let runDirectory: String
     public private(set) var step: Int
     public private(set) var records: [TrainingRecord]
+    public let parallelism: DataParallelism
     let session: TrainingSession
     let optimizer: AdamW
+    /// The parameter slices each rank's optimizer owns, when the optimizer state is sharded.
+    let shards: OptimizerShards?
+    /// This rank's rows of every batch.
+    let localRows: Range<Int>
+    /// Per step: every rank's loss and stop request, summed over the group (one small all-reduce).
+    let stepSummary: UnsafeMutableBufferPointer<Double>
     private var sampler: BatchSampler
     private let training: TokenDataset, validation: TokenDataset?
-    private var state: TrainingState
+    var state: TrainingState
     /// Bytes of text per validation target token, for bits per byte; nil without a tokenizer.
     private let validationBytes: Int?
     private let validationStarts: [Int]
@@ -47,7 +66,8 @@ public final class Trainer {
     /// A new run: writes the tokenizer (when given) into `runDirectory` and starts at step 0.
     /// `validation` nil holds out `validationFraction` of `training` instead.
     public convenience init(model: TransformerLM, options: TrainingOptions, training: TokenDataset, validation: TokenDataset?,
-                            validationFraction: Double = 0.05, tokenizer: Tokenizer?, runDirectory: String) throws {
+                            validationFraction: Double = 0.05, tokenizer: Tokenizer?, runDirectory: String,
+                            parallelism: DataParallelism = .none) throws {
         var options = options
         options.cosineSteps = options.cosineSteps ?? options.steps  // fixed now: extending a run keeps its schedule
         try options.validate(contextLimit: model.config.contextLength)
@@ -55,19 +75,28 @@ public final class Trainer {
         let state = TrainingState(step: 0, tokens: 0, samplerState: String(options.seed), elapsedSeconds: 0, options: options,
                                   trainingData: Self.absolute(training.path), validationData: validation.map { Self.absolute($0.path) },
                                   validationFraction: validation == nil ? validationFraction : nil)
-        do {
-            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
-        } catch {
-            throw ModelError("\(runDirectory): cannot create the run directory: \(SystemErrorText.describe(error))")
+        if parallelism.group.rank == 0 {
+            do {
+                try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+            } catch {
+                throw ModelError("\(runDirectory): cannot create the run directory: \(SystemErrorText.describe(error))")
+            }
+            if let tokenizer { try TokenizerDirectory.save(tokenizer, to: runDirectory) }
         }
-        if let tokenizer { try TokenizerDirectory.save(tokenizer, to: runDirectory) }
+        let shard = Self.shards(model: model, parallelism: parallelism)?.ranges[parallelism.group.rank]
         try self.init(model: model, state: state, training: trainingSet, validation: validationSet, records: [],
-                      optimizer: try AdamW(layout: model.layout, options: options.adamW), tokenizer: tokenizer, runDirectory: runDirectory)
+                      optimizer: try AdamW(layout: model.layout, options: options.adamW, shard: shard), tokenizer: tokenizer,
+                      runDirectory: runDirectory, parallelism: parallelism)
+    }
+
+    private static func shards(model: TransformerLM, parallelism: DataParallelism) -> OptimizerShards? {
+        parallelism.shardsOptimizerState ? OptimizerShards(count: model.layout.totalCount, ranks: parallelism.group.size) : nil
     }
 
     /// Continues the run in `runDirectory` from its last checkpoint, optionally to a new total
-    /// of `steps` (the schedule stays the one the run started with).
-    public static func resume(runDirectory: String, steps: Int? = nil) throws -> Trainer {
+    /// of `steps` (the schedule stays the one the run started with), on any number of ranks:
+    /// a checkpoint holds the whole optimizer state, whoever wrote it.
+    public static func resume(runDirectory: String, steps: Int? = nil, parallelism: DataParallelism = .none) throws -> Trainer {
         let statePath = path(runDirectory, stateFile)
         guard let stateData = FileManager.default.contents(atPath: statePath) else {
             throw ModelError("\(runDirectory): no \(stateFile) here; not a run directory, or no checkpoint was written yet")
@@ -82,12 +111,11 @@ public final class Trainer {
         let optimizerPath = path(runDirectory, optimizerFile)
         try checkStep(of: optimizerPath, is: state.step)
         let moments = try SafeTensorsFile(path: optimizerPath)
-        let first = TensorBuffer(count: model.layout.totalCount), second = TensorBuffer(count: model.layout.totalCount)
-        for entry in model.layout.entries {
-            try moments.read("exp_avg." + entry.name, shape: entry.shape, into: first.slice(entry.offset, entry.count))
-            try moments.read("exp_avg_sq." + entry.name, shape: entry.shape, into: second.slice(entry.offset, entry.count))
-        }
-        let optimizer = try AdamW(layout: model.layout, options: state.options.adamW, firstMoment: first, secondMoment: second, step: state.step)
+        let shard = shards(model: model, parallelism: parallelism)?.ranges[parallelism.group.rank] ?? 0..<model.layout.totalCount
+        let first = TensorBuffer(count: shard.count), second = TensorBuffer(count: shard.count)
+        try readMoments(moments, layout: model.layout, shard: shard, first: first, second: second)
+        let optimizer = try AdamW(layout: model.layout, options: state.options.adamW, firstMoment: first, secondMoment: second,
+                                  step: state.step, shard: shard)
         let trainingFile = try TokenDataset(path: state.trainingData, vocabSize: model.config.vocabSize)
         let (training, validation): (TokenDataset, TokenDataset?)
         if let fraction = state.validationFraction {
@@ -100,13 +128,38 @@ public final class Trainer {
         let records = try FileManager.default.contents(atPath: metricsPath).map { try TrainingRecord.parse(jsonLines: $0, path: metricsPath) } ?? []
         return try Trainer(model: model, state: state, training: training, validation: validation,
                            records: records.filter { $0.step <= state.step }, optimizer: optimizer,
-                           tokenizer: try Checkpoint.loadTokenizer(directory: runDirectory), runDirectory: runDirectory)
+                           tokenizer: try Checkpoint.loadTokenizer(directory: runDirectory), runDirectory: runDirectory,
+                           parallelism: parallelism)
+    }
+
+    /// The saved moments of the parameters in `shard`, read one tensor at a time (a sharded rank
+    /// never holds the whole optimizer state).
+    private static func readMoments(_ file: SafeTensorsFile, layout: ParameterLayout, shard: Range<Int>,
+                                    first: TensorBuffer, second: TensorBuffer) throws {
+        for entry in layout.entries {
+            let part = entry.range.clamped(to: shard)
+            guard !part.isEmpty else { continue }
+            for (prefix, target) in [("exp_avg.", first), ("exp_avg_sq.", second)] {
+                let destination = target.slice(part.lowerBound - shard.lowerBound, part.count)
+                if part == entry.range {
+                    try file.read(prefix + entry.name, shape: entry.shape, into: destination)
+                } else {
+                    let whole = TensorBuffer(count: entry.count)
+                    try file.read(prefix + entry.name, shape: entry.shape, into: whole.storage)
+                    _ = destination.update(fromContentsOf: whole.view(part.lowerBound - entry.offset, part.count))
+                }
+            }
+        }
     }
 
     private init(model: TransformerLM, state: TrainingState, training: TokenDataset, validation: TokenDataset?, records: [TrainingRecord],
-                 optimizer: AdamW, tokenizer: Tokenizer?, runDirectory: String) throws {
+                 optimizer: AdamW, tokenizer: Tokenizer?, runDirectory: String, parallelism: DataParallelism) throws {
         let options = state.options
         try options.validate(contextLimit: model.config.contextLength)
+        let ranks = parallelism.group.size
+        guard options.batchSize % ranks == 0 else {
+            throw ModelError("--batch-size \(options.batchSize) does not split evenly over \(ranks) ranks: give a multiple of \(ranks)", isCollective: true)
+        }
         guard training.windowCount(length: options.contextLength) > 0 else {
             throw ModelError("\(training.path): \(training.count) training tokens are too few for a context of \(options.contextLength)")
         }
@@ -124,11 +177,17 @@ public final class Trainer {
         self.validation = validation
         self.records = records
         self.optimizer = optimizer
+        self.parallelism = parallelism
+        shards = Self.shards(model: model, parallelism: parallelism)
+        let localBatch = options.batchSize / ranks
+        localRows = (parallelism.group.rank * localBatch)..<((parallelism.group.rank + 1) * localBatch)
+        stepSummary = .allocate(capacity: ranks + 1)
+        stepSummary.initialize(repeating: 0)
         step = state.step
         guard let samplerState = UInt64(state.samplerState) else { throw ModelError("\(Self.stateFile): bad sampler state '\(state.samplerState)'") }
         sampler = BatchSampler(batch: options.batchSize, length: options.contextLength, state: samplerState)
-        session = try TrainingSession(model: model, batch: options.batchSize, length: options.contextLength)
-        let count = options.batchSize * options.contextLength
+        session = try TrainingSession(model: model, batch: localBatch, length: options.contextLength)
+        let count = localBatch * options.contextLength
         inputs = .allocate(capacity: count)
         targets = .allocate(capacity: count)
         inputs.initialize(repeating: 0)
@@ -158,13 +217,18 @@ public final class Trainer {
     deinit {
         inputs.deallocate()
         targets.deallocate()
+        stepSummary.deallocate()
     }
+
+    var group: TrainingGroup { parallelism.group }
 
     /// Trains until `options.steps`, or until `shouldStop` (checked between steps) says so; then
     /// writes a checkpoint. Throws, without writing, when the loss stops being finite.
-    /// Returns true when all the steps were done.
+    /// Returns true when all the steps were done. With several ranks, all of them stop together
+    /// when any one's `shouldStop` says so, after the step in progress.
     @discardableResult
     public func run(shouldStop: () -> Bool = { false }, progress: (TrainingProgress) -> Void = { _ in }) throws -> Bool {
+        try checkReplicasAgree(when: "at the start")
         let start = Date()
         let elapsedBefore = state.elapsedSeconds
         let schedule = options.schedule
@@ -174,15 +238,17 @@ public final class Trainer {
         var lastStepTime = Date()
         var stepRate = 0.0
         while step < options.steps {
-            if shouldStop() { break }
-            sampler.next(from: training, inputs: inputs, targets: targets)
+            if group.size == 1, shouldStop() { break }
+            sampler.next(from: training, rows: localRows, inputs: inputs, targets: targets)
             let learningRate = schedule.learningRate(at: step)
-            let loss = try session.computeGradients(inputs: UnsafeBufferPointer(inputs), targets: UnsafeBufferPointer(targets))
-            guard loss.isFinite else {
-                throw ModelError("step \(step + 1): the training loss is \(loss); stopping. The last checkpoint in \(runDirectory) (step \(state.step)) is intact")
+            let localLoss = try session.computeGradients(inputs: UnsafeBufferPointer(inputs), targets: UnsafeBufferPointer(targets))
+            let ((loss, stopRequested), synchronizationSeconds) = try timed {
+                try agreeOnStep(localLoss: localLoss, wantsToStop: group.size > 1 && shouldStop())
             }
-            GradientClipping.clip(session.gradients, maxNorm: options.gradientClip)
+            var (_, exchangeSeconds) = timed { averageGradients() }
+            clipGradients()
             optimizer.step(parameters: model.parameters, gradients: session.gradients, learningRate: Float(learningRate))
+            if let shards { exchangeSeconds += timed { shards.broadcastFromOwners(model.parameters, group: group) }.seconds }
             step += 1
             state.tokens += tokensPerStep
             lossSum += loss
@@ -209,8 +275,10 @@ public final class Trainer {
                 if evaluate { try writeMetrics() }
             }
             progress(TrainingProgress(step: step, steps: options.steps, loss: loss, learningRate: learningRate, tokensPerSecond: stepRate,
-                                      elapsedSeconds: state.elapsedSeconds, evaluation: evaluation))
+                                      elapsedSeconds: state.elapsedSeconds, evaluation: evaluation,
+                                      synchronizationSeconds: group.size == 1 ? 0 : synchronizationSeconds, exchangeSeconds: group.size == 1 ? 0 : exchangeSeconds))
             if step % options.checkpointInterval == 0 && step < options.steps { try saveCheckpoint() }
+            if stopRequested { break }
         }
         try writeMetrics()
         try saveCheckpoint()
@@ -219,37 +287,45 @@ public final class Trainer {
 
     /// The mean loss over the fixed validation windows (nats per token) and in bits per byte of
     /// the text those tokens stand for (nil without a tokenizer).
+    /// With several ranks, each evaluates every `ranks`-th group of windows and the sums are combined.
     public func evaluate() throws -> (loss: Double, bitsPerByte: Double?) {
         guard let validation else { throw ModelError("no validation data") }
-        var total = 0.0
-        let batch = options.batchSize, length = options.contextLength
-        for first in stride(from: 0, to: validationStarts.count, by: batch) {
+        let batch = localRows.count, length = options.contextLength
+        let chunks = validationStarts.count / batch
+        var total = [0.0]
+        for chunk in stride(from: group.rank, to: chunks, by: group.size) {
             for row in 0..<batch {
-                BatchSampler.fill(validation, start: validationStarts[first + row], length: length, row: row, inputs: inputs, targets: targets)
+                BatchSampler.fill(validation, start: validationStarts[chunk * batch + row], length: length, row: row, inputs: inputs, targets: targets)
             }
-            total += try session.loss(inputs: UnsafeBufferPointer(inputs), targets: UnsafeBufferPointer(targets))
+            total[0] += try session.loss(inputs: UnsafeBufferPointer(inputs), targets: UnsafeBufferPointer(targets))
         }
-        let loss = total / Double(options.evalBatches)
+        total.withUnsafeMutableBufferPointer { group.allReduceSum($0) }
+        let loss = total[0] / Double(chunks)
         let tokens = Double(validationStarts.count * length)
         return (loss, validationBytes.map { loss * tokens / Foundation.log(2) / Double($0) })
     }
 
-    /// Writes the weights, the optimizer moments and then the state, each atomically.
+    /// Writes the weights, the optimizer moments and then the state, each atomically. With
+    /// several ranks (all must call it): first checks that their weights are bit-identical, then
+    /// rank 0 writes (gathering the sharded moments first).
     public func saveCheckpoint() throws {
+        try checkReplicasAgree(when: "before writing the checkpoint")
+        let (firstMoment, secondMoment) = wholeMoments()
+        state.step = step
+        state.samplerState = String(sampler.state)
+        guard group.rank == 0, let firstMoment, let secondMoment else { return }
         let metadata = ["format": "pt", "step": String(step)]
         try Checkpoint.write(model.parameters, layout: model.layout, metadata: metadata, to: Self.path(runDirectory, Checkpoint.weightsFile))
         try model.config.save(path: Self.path(runDirectory, Checkpoint.configFile))
         let views = model.layout.entries.flatMap { entry in
-            [TensorView(name: "exp_avg." + entry.name, shape: entry.shape, values: optimizer.firstMoment.view(entry.offset, entry.count)),
-             TensorView(name: "exp_avg_sq." + entry.name, shape: entry.shape, values: optimizer.secondMoment.view(entry.offset, entry.count))]
+            [TensorView(name: "exp_avg." + entry.name, shape: entry.shape, values: firstMoment.view(entry.offset, entry.count)),
+             TensorView(name: "exp_avg_sq." + entry.name, shape: entry.shape, values: secondMoment.view(entry.offset, entry.count))]
         }
         do {
             try SafeTensorsWriter.write(views: views, metadata: ["step": String(step)], to: Self.path(runDirectory, Self.optimizerFile))
         } catch let error as TensorFileError {
             throw ModelError(error.description)
         }
-        state.step = step
-        state.samplerState = String(sampler.state)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do {
@@ -259,8 +335,10 @@ public final class Trainer {
         }
     }
 
-    /// `metrics.jsonl` and `loss.svg`, rewritten whole (atomically) so either can be opened mid-run.
+    /// `metrics.jsonl` and `loss.svg`, rewritten whole (atomically) so either can be opened mid-run;
+    /// by rank 0 only.
     private func writeMetrics() throws {
+        guard group.rank == 0 else { return }
         do {
             try AtomicFile.write(try TrainingRecord.jsonLines(records), to: Self.path(runDirectory, Self.metricsFile))
             let train = records.map { (step: $0.step, loss: $0.trainLoss) }

@@ -99,7 +99,7 @@ struct DemoCommand: ParsableCommand, ComputesWithBLAS {
                    Double(options.steps) * secondsPerStep / 60))
         Interrupt.install()
         // A hard stop well past the budget, in case the machine slows down (a checkpoint is written).
-        let finished = try TrainCommand.train(trainer, quiet: quiet, timeLimit: minutes * 60 * 1.25)
+        let finished = try TrainCommand.train(trainer, quiet: quiet, timeLimit: minutes * 60 * 1.25).finished
         if let last = trainer.records.last(where: { $0.valLoss != nil }) {
             say(String(format: "final validation loss %.3f nats per token, %@ (step %d, %.0f tokens)", last.valLoss!,
                        last.valBitsPerByte.map { String(format: "%.3f bits per byte", $0) } ?? "", last.step, Double(last.tokens)))

@@ -13,6 +13,10 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
         --resume RUN_DIR. The data are token ids from `lm tokenizer encode`; without --validation, \
         the last --validation-fraction of --train is held out. Ctrl-C finishes the current step, \
         writes a checkpoint and exits; --resume then continues exactly where it stopped.
+
+        Data-parallel over several processes or machines: build with the MPI trait and start it \
+        with `mpirun -np N lm train …` (see the README). Each rank takes --batch-size / N of every \
+        batch; the gradients are averaged over the ranks; rank 0 writes the run directory.
         """)
 
     @Option(help: "A config.json for a new, randomly initialised model.") var config: String?
@@ -40,6 +44,8 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "Validation batches per evaluation.") var evalBatches = 8
     @Option(help: "Checkpoint every this many steps.") var checkpointInterval = 500
     @Option(help: "Seed of the initialisation and the batch sampler.") var seed: UInt64 = 0
+    @Flag(help: "Under mpirun: each rank keeps the AdamW moments of its own slice of the parameters only (ZeRO stage 1).")
+    var shardOptimizer = false
     @OptionGroup var running: ModelRunOptions
     @Flag(help: "No progress display.") var quiet = false
 
@@ -54,20 +60,46 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
 
     func run() throws {
         running.apply()
-        let trainer: Trainer
-        if let resume {
-            trainer = try Trainer.resume(runDirectory: resume, steps: steps)
-            printError("resuming \(resume) at step \(trainer.step) of \(trainer.options.steps)")
-        } else {
-            trainer = try start()
+        let launch = try DataParallelLaunch(shardOptimizerState: shardOptimizer, threadsGiven: running.threading.threads != nil)
+        try launch.run {
+            let quiet = self.quiet || launch.rank != 0
+            let trainer: Trainer
+            if let resume {
+                trainer = try Trainer.resume(runDirectory: resume, steps: steps, parallelism: launch.parallelism)
+                if !quiet { printError("resuming \(resume) at step \(trainer.step) of \(trainer.options.steps)") }
+            } else {
+                trainer = try start(parallelism: launch.parallelism)
+            }
+            if launch.ranks > 1, !quiet { printError(Self.describe(trainer)) }
+            Interrupt.install()
+            let fault = try FaultInjection.fromEnvironment()
+            let (finished, communication) = try Self.train(trainer, quiet: quiet, lineByLine: launch.ranks > 1) { progress in
+                fault?.apply(after: progress.step, trainer: trainer)
+            }
+            if launch.ranks > 1 {
+                let peaks = launch.peakResidentBytesPerRank()  // collective: every rank takes part
+                if !quiet {
+                    printError("between ranks, per step: \(communication.summary); peak memory per rank: "
+                               + peaks.map { String(format: "%.0f MiB", Double($0) / 1_048_576) }.joined(separator: ", "))
+                }
+            }
+            if !quiet { report(trainer, finished: finished) }
         }
-        Interrupt.install()
-        let finished = try Self.train(trainer, quiet: quiet)
-        report(trainer, finished: finished)
+    }
+
+    /// The data-parallel layout and what each rank keeps, printed by rank 0 at the start.
+    static func describe(_ trainer: Trainer) -> String {
+        let ranks = trainer.parallelism.group.size, options = trainer.options
+        let bytes = trainer.stateBytesPerRank
+        func mib(_ value: Int) -> String { String(format: "%.1f MiB", Double(value) / 1_048_576) }
+        let optimizer = trainer.parallelism.shardsOptimizerState
+            ? "AdamW moments \(mib(bytes.optimizer)) (sharded, ZeRO-1; \(mib(bytes.parameters * 2)) unsharded)"
+            : "AdamW moments \(mib(bytes.optimizer)) (unsharded; --shard-optimizer keeps ~1/\(ranks))"
+        return "data-parallel: \(ranks) ranks × \(options.batchSize / ranks) sequences (batch \(options.batchSize)), \(Threading.count) thread\(Threading.count == 1 ? "" : "s") each; per rank: parameters \(mib(bytes.parameters)), gradients \(mib(bytes.gradients)), \(optimizer)"
     }
 
     /// A new run from --config or --model.
-    private func start() throws -> Trainer {
+    private func start(parallelism: DataParallelism) throws -> Trainer {
         guard let train, let output else { throw ValidationError("--train and --output are required") }
         if Trainer.hasRun(in: output) {
             throw ModelError("\(output) already holds a run: continue it with --resume \(output), or choose another --output")
@@ -100,17 +132,28 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
         let trainingData = try TokenDataset(path: train, vocabSize: vocab)
         let validationData = try validation.map { try TokenDataset(path: $0, vocabSize: vocab) }
         return try Trainer(model: lm, options: options, training: trainingData, validation: validationData,
-                           validationFraction: validationFraction, tokenizer: loadedTokenizer, runDirectory: output)
+                           validationFraction: validationFraction, tokenizer: loadedTokenizer, runDirectory: output, parallelism: parallelism)
     }
 
-    /// Runs `trainer` with a progress line on stderr (when it is a terminal) and a line per
-    /// evaluation; returns whether every step was done (false after an interrupt).
-    static func train(_ trainer: Trainer, quiet: Bool, timeLimit: TimeInterval? = nil) throws -> Bool {
+    /// Runs `trainer` with a progress line on stderr (when it is a terminal; `lineByLine`, as
+    /// under mpirun, whose ranks write to pipes: a plain line every tenth of the steps) and a line
+    /// per evaluation; returns whether every step was done (false after an interrupt) and the
+    /// seconds spent exchanging with other ranks, over how many steps.
+    @discardableResult
+    static func train(_ trainer: Trainer, quiet: Bool, timeLimit: TimeInterval? = nil, lineByLine: Bool = false,
+                      afterStep: (TrainingProgress) -> Void = { _ in }) throws -> (finished: Bool, communication: CommunicationTotals) {
         let progressLine = ProgressLine(quiet: quiet)
         let started = Date()
+        var totals = CommunicationTotals()
         let finished = try trainer.run(shouldStop: {
             Interrupt.isRequested || timeLimit.map { Date().timeIntervalSince(started) >= $0 } == true
         }, progress: { progress in
+            totals.add(progress)
+            afterStep(progress)
+            if lineByLine, !quiet, progress.step % max(1, progress.steps / 10) == 0 || progress.step == progress.steps {
+                printError(String(format: "step %d/%d  loss %.4f  lr %.2e  %.0f tok/s  %@", progress.step, progress.steps,
+                                  progress.loss, progress.learningRate, progress.tokensPerSecond, totals.summary))
+            }
             let remaining = Double(progress.steps - progress.step) * Double(trainer.options.batchSize * trainer.options.contextLength)
                 / max(progress.tokensPerSecond, 1)
             progressLine.update(String(format: "step %d/%d  loss %.4f  lr %.2e  %.0f tok/s  %@ elapsed  ETA %@",
@@ -124,7 +167,7 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
             }
         })
         progressLine.finish()
-        return finished
+        return (finished, totals)
     }
 
     private func report(_ trainer: Trainer, finished: Bool) {
@@ -139,5 +182,25 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
         guard seconds.isFinite else { return "?" }
         let total = Int(seconds.rounded())
         return total >= 3600 ? String(format: "%dh%02dm", total / 3600, total % 3600 / 60) : String(format: "%dm%02ds", total / 60, total % 60)
+    }
+}
+
+/// Time spent with the other ranks over a run's steps.
+struct CommunicationTotals {
+    var steps = 0
+    var synchronizationSeconds = 0.0
+    var exchangeSeconds = 0.0
+
+    mutating func add(_ progress: TrainingProgress) {
+        steps += 1
+        synchronizationSeconds += progress.synchronizationSeconds
+        exchangeSeconds += progress.exchangeSeconds
+    }
+
+    /// Mean milliseconds per step: the gradient (and parameter) exchange, and the wait for the
+    /// slowest rank.
+    var summary: String {
+        let count = Double(max(1, steps))
+        return String(format: "exchange %.1f ms, waiting %.1f ms", exchangeSeconds * 1000 / count, synchronizationSeconds * 1000 / count)
     }
 }

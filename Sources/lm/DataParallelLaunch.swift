@@ -1,0 +1,75 @@
+import Foundation
+import Kernels
+import Model
+#if MPI
+import DataParallel
+#endif
+
+/// How `lm train` joins the processes an MPI launcher started (`mpirun -np N lm train …`): with
+/// the package's `MPI` trait it trains data-parallel over them; without it, refuses to start
+/// rather than let N processes each train alone into one run directory.
+struct DataParallelLaunch {
+    let parallelism: DataParallelism
+    #if MPI
+    private let mpi: MPIGroup?
+    #endif
+
+    var rank: Int { parallelism.group.rank }
+    var ranks: Int { parallelism.group.size }
+
+    /// Joins the MPI job when there is one (and sets this rank's threads: the machine's cores
+    /// shared by the ranks on it, unless --threads or LM_THREADS says otherwise).
+    init(shardOptimizerState: Bool, threadsGiven: Bool) throws {
+        #if MPI
+        if MPIGroup.isLaunchedByMPI {
+            let group = MPIGroup()
+            mpi = group
+            parallelism = DataParallelism(group: group, shardsOptimizerState: shardOptimizerState)
+            if !threadsGiven, Threading.environmentThreadCount() == nil, group.localSize > 1 {
+                Threading.count = max(1, ProcessInfo.processInfo.activeProcessorCount / group.localSize)
+            }
+            return
+        }
+        mpi = nil
+        #else
+        let environment = ProcessInfo.processInfo.environment
+        if let size = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"].lazy.compactMap({ environment[$0].flatMap { Int($0) } }).first, size > 1 {
+            throw ModelError("lm was started as one of \(size) MPI processes, but this build has no MPI: each would train alone. Build it with the MPI trait (scripts/setup.sh --mpi && swift build -c release --traits MPI) and run that lm under mpirun")
+        }
+        #endif
+        parallelism = DataParallelism(group: SingleProcessGroup(), shardsOptimizerState: shardOptimizerState)
+    }
+
+    /// Runs `body`; on an error, stops every rank: an error all ranks met together is reported
+    /// once (by rank 0) and each rank leaves MPI cleanly; an error of one rank alone is reported
+    /// with its rank and aborts the job, since the others wait for it in a collective operation.
+    func run(_ body: () throws -> Void) throws {
+        #if MPI
+        guard let mpi, mpi.size > 1 else {
+            try body()
+            mpi?.finalize()
+            return
+        }
+        do {
+            try body()
+            mpi.finalize()
+        } catch let error as ModelError where error.isCollective {
+            if mpi.rank == 0 { printError("Error: \(error.message)") }
+            mpi.finalize()
+            exit(1)
+        } catch {
+            printError("Error: rank \(mpi.rank) of \(mpi.size): \(error)")
+            mpi.abort(code: 1)
+        }
+        #else
+        try body()
+        #endif
+    }
+
+    /// Each rank's peak resident memory in bytes, in rank order (on every rank).
+    func peakResidentBytesPerRank() -> [UInt64] {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return parallelism.group.allGather(UInt64(usage.ru_maxrss) * 1024)
+    }
+}
