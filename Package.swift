@@ -90,6 +90,8 @@ let package = Package(
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Kernels", "TensorIO", "TestSupport"]),
         // The command-line tool run as a user runs it (the `lm` executable beside the tests).
         .testTarget(name: "CLITests", dependencies: ["lm", "TensorIO"]),
+        // `mpirun -np 2 lm train` against one process: only with the MPI trait (skips visibly without).
+        .testTarget(name: "MPITests", dependencies: ["lm", "TensorIO"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "ReferenceKernels", "TensorIO", "Tokenizer", "TestSupport", "Verification"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Installs the system packages this project needs: OpenBLAS with its CBLAS header,
-# LAPACKE and pkg-config to build, bible-kjv for the benchmark corpus. Idempotent: does nothing
-# when everything is already present.
+# LAPACKE and pkg-config to build, bible-kjv for the benchmark corpus; with --mpi also Open MPI
+# (libopenmpi-dev, openmpi-bin) for data-parallel training (`swift build --traits MPI`).
+# Idempotent: does nothing when everything is already present.
 set -euo pipefail
 
 # bible-kjv provides the benchmark corpus (the King James Bible, as the tokenizer peers were measured on).
 packages=(libopenblas-dev liblapacke-dev pkg-config bible-kjv)
+for argument in "$@"; do
+  case "$argument" in
+    --mpi) packages+=(libopenmpi-dev openmpi-bin) ;;
+    *) echo "setup: unknown option '$argument' (the only option is --mpi: also install Open MPI)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

@@ -64,6 +64,17 @@ final class CLITests: XCTestCase {
         XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: model + "/model.safetensors")), weights)
     }
 
+    #if !MPI
+    /// Under mpirun, a build without MPI would have every rank train alone into one directory.
+    func testTrainingUnderAnMPILauncherWithoutMPIIsRefused() throws {
+        let result = try lm(["train", "--config", try writeConfig(), "--train", directory + "/ids.npy", "--output", directory + "/run"],
+                            environment: ["OMPI_COMM_WORLD_SIZE": "2"])
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.error.contains("this build has no MPI"), result.error)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/run"), "nothing written")
+    }
+    #endif
+
     func testBadThreadCountsAreRefusedWherePassed() throws {
         let config = try writeConfig()
         for value in ["0", "-3", "abc"] {
