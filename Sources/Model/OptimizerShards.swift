@@ -16,31 +16,36 @@ public struct OptimizerShards: Sendable, Equatable {
     /// Sums `gradients` over the group, each slice into its owner's copy (a reduce-scatter):
     /// afterwards rank r's `ranges[r]` holds the sum, the rest of its buffer is stale.
     public func reduceToOwners(_ gradients: TensorBuffer, group: TrainingGroup) {
-        for (owner, range) in ranges.enumerated() where !range.isEmpty {
-            group.reduceSum(gradients.slice(range.lowerBound, range.count), root: owner)
-        }
+        group.reduceScatterSum(gradients.storage, ranges: ranges)
     }
 
     /// Gives every rank each owner's slice of `parameters` (an all-gather).
     public func broadcastFromOwners(_ parameters: TensorBuffer, group: TrainingGroup) {
-        for (owner, range) in ranges.enumerated() where !range.isEmpty {
-            group.broadcast(parameters.slice(range.lowerBound, range.count), root: owner)
-        }
+        group.allGather(parameters.storage, ranges: ranges)
     }
 
-    /// Assembles every rank's `slice` (the values of its own range) into `whole` on `root`
-    /// (a gather; `whole` is only read on root and may be nil elsewhere).
-    public func gather(_ slice: TensorBuffer, into whole: TensorBuffer?, root: Int, group: TrainingGroup) {
+    /// Assembles elements `range` of the whole buffer, of which each rank holds its own slice
+    /// (`slice`, the values of ``ranges``[rank]), into `target` on `root` (`range.count` values;
+    /// nil elsewhere): a gather of one piece, such as one tensor of the AdamW moments, so that root
+    /// never needs the whole buffer.
+    public func gather(_ range: Range<Int>, of slice: TensorBuffer, into target: UnsafeMutableBufferPointer<Float>?, root: Int,
+                       group: TrainingGroup) {
         let rank = group.rank
         precondition(slice.count == ranges[rank].count, "OptimizerShards.gather: rank \(rank)'s slice has \(slice.count) values, its range \(ranges[rank].count)")
-        if rank == root {
-            guard let whole else { preconditionFailure("OptimizerShards.gather: the root needs the whole buffer") }
-            for (owner, range) in ranges.enumerated() where !range.isEmpty {
-                let target = whole.slice(range.lowerBound, range.count)
-                if owner == root { _ = target.update(fromContentsOf: slice.storage) } else { group.receive(target, from: owner) }
+        for (owner, owned) in ranges.enumerated() {
+            let part = owned.clamped(to: range)
+            guard !part.isEmpty else { continue }
+            if rank == root {
+                guard let target else { preconditionFailure("OptimizerShards.gather: the root needs a target") }
+                let destination = UnsafeMutableBufferPointer(rebasing: target[(part.lowerBound - range.lowerBound)..<(part.upperBound - range.lowerBound)])
+                if owner == root {
+                    _ = destination.update(fromContentsOf: slice.view(part.lowerBound - owned.lowerBound, part.count))
+                } else {
+                    group.receive(destination, from: owner)
+                }
+            } else if owner == rank {
+                group.send(slice.view(part.lowerBound - owned.lowerBound, part.count), to: root)
             }
-        } else if !ranges[rank].isEmpty {
-            group.send(UnsafeBufferPointer(slice.storage), to: root)
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import TensorIO
 
 /// The steps of training that involve the other ranks (nothing happens with one rank but the
 /// checks a single process makes anyway).
@@ -83,17 +84,33 @@ extension Trainer {
         }
     }
 
-    /// The whole AdamW moments on rank 0 (gathered from the owners when sharded), nil elsewhere.
-    func wholeMoments() -> (TensorBuffer?, TensorBuffer?) {
-        guard let shards else {
-            return group.rank == 0 ? (optimizer.firstMoment, optimizer.secondMoment) : (nil, nil)
+    /// The optimizer file's tensors, in its order: both moments of every parameter tensor, with
+    /// the range of the flat buffer each covers.
+    private var momentTensors: [(name: String, shape: [Int], moment: TensorBuffer, range: Range<Int>)] {
+        model.layout.entries.flatMap { entry in
+            [("exp_avg." + entry.name, entry.shape, optimizer.firstMoment, entry.range),
+             ("exp_avg_sq." + entry.name, entry.shape, optimizer.secondMoment, entry.range)]
         }
-        let count = model.layout.totalCount
-        let first = group.rank == 0 ? TensorBuffer(count: count) : nil
-        let second = group.rank == 0 ? TensorBuffer(count: count) : nil
-        shards.gather(optimizer.firstMoment, into: first, root: 0, group: group)
-        shards.gather(optimizer.secondMoment, into: second, root: 0, group: group)
-        return (first, second)
+    }
+
+    /// Rank 0 writes `optimizer.safetensors`: from its own moments, or, when they are sharded,
+    /// one tensor at a time gathered from the owners (so rank 0 never holds the whole state).
+    func writeMoments(to path: String) throws {
+        let tensors = momentTensors, metadata = ["step": String(step)]
+        guard let shards else {
+            let views = tensors.map { TensorView(name: $0.name, shape: $0.shape, values: $0.moment.view($0.range.lowerBound, $0.range.count)) }
+            try SafeTensorsWriter.write(views: views, metadata: metadata, to: path)
+            return
+        }
+        try SafeTensorsWriter.write(shapes: tensors.map { ($0.name, $0.shape) }, metadata: metadata, to: path) { index, buffer in
+            shards.gather(tensors[index].range, of: tensors[index].moment, into: buffer, root: 0, group: group)
+        }
+    }
+
+    /// The other ranks' side of ``writeMoments(to:)``: their parts of every tensor, in the same order.
+    func sendMomentsToRankZero() {
+        guard let shards else { return }
+        for tensor in momentTensors { shards.gather(tensor.range, of: tensor.moment, into: nil, root: 0, group: group) }
     }
 
     /// A 64-bit digest of the exact bits of `buffer` (equal buffers, equal digests; any changed

@@ -22,7 +22,7 @@ public struct TrainingProgress: Sendable {
 
 /// The training loop (handout §5–7) over a run directory: random batches from a token file,
 /// a ``TrainingSession`` step, global-norm clipping, AdamW on the cosine schedule, periodic
-/// evaluation on fixed validation windows, and checkpoints from which ``resume(runDirectory:steps:)``
+/// evaluation on fixed validation windows, and checkpoints from which ``resume(runDirectory:steps:parallelism:)``
 /// continues bit for bit.
 ///
 /// The run directory holds `config.json`, `model.safetensors` and the tokenizer files (so that
@@ -310,19 +310,17 @@ public final class Trainer {
     /// rank 0 writes (gathering the sharded moments first).
     public func saveCheckpoint() throws {
         try checkReplicasAgree(when: "before writing the checkpoint")
-        let (firstMoment, secondMoment) = wholeMoments()
         state.step = step
         state.samplerState = String(sampler.state)
-        guard group.rank == 0, let firstMoment, let secondMoment else { return }
+        guard group.rank == 0 else {
+            sendMomentsToRankZero()
+            return
+        }
         let metadata = ["format": "pt", "step": String(step)]
         try Checkpoint.write(model.parameters, layout: model.layout, metadata: metadata, to: Self.path(runDirectory, Checkpoint.weightsFile))
         try model.config.save(path: Self.path(runDirectory, Checkpoint.configFile))
-        let views = model.layout.entries.flatMap { entry in
-            [TensorView(name: "exp_avg." + entry.name, shape: entry.shape, values: firstMoment.view(entry.offset, entry.count)),
-             TensorView(name: "exp_avg_sq." + entry.name, shape: entry.shape, values: secondMoment.view(entry.offset, entry.count))]
-        }
         do {
-            try SafeTensorsWriter.write(views: views, metadata: ["step": String(step)], to: Self.path(runDirectory, Self.optimizerFile))
+            try writeMoments(to: Self.path(runDirectory, Self.optimizerFile))
         } catch let error as TensorFileError {
             throw ModelError(error.description)
         }

@@ -17,10 +17,12 @@ public protocol TrainingGroup: AnyObject {
     func allReduceSum(_ values: UnsafeMutableBufferPointer<Float>)
     /// The same for a few Doubles (losses, flags, squared norms).
     func allReduceSum(_ values: UnsafeMutableBufferPointer<Double>)
-    /// Sums `values` over the ranks into `root`'s copy; the others' copies are left as they were.
-    func reduceSum(_ values: UnsafeMutableBufferPointer<Float>, root: Int)
-    /// Copies `root`'s `values` into every rank's.
-    func broadcast(_ values: UnsafeMutableBufferPointer<Float>, root: Int)
+    /// A reduce-scatter: rank r's `values[ranges[r]]` becomes the sum over the ranks of that
+    /// range; the rest of each rank's buffer is left unspecified. `ranges` (one per rank, the
+    /// same on every rank) must not overlap.
+    func reduceScatterSum(_ values: UnsafeMutableBufferPointer<Float>, ranges: [Range<Int>])
+    /// An all-gather: every rank's `values[ranges[r]]` becomes rank r's.
+    func allGather(_ values: UnsafeMutableBufferPointer<Float>, ranges: [Range<Int>])
     /// Sends `values` to rank `destination`, which calls ``receive(_:from:)`` with the same count.
     func send(_ values: UnsafeBufferPointer<Float>, to destination: Int)
     /// Receives what rank `source` sends with ``send(_:to:)``.
@@ -36,8 +38,8 @@ public final class SingleProcessGroup: TrainingGroup {
     public var size: Int { 1 }
     public func allReduceSum(_ values: UnsafeMutableBufferPointer<Float>) {}
     public func allReduceSum(_ values: UnsafeMutableBufferPointer<Double>) {}
-    public func reduceSum(_ values: UnsafeMutableBufferPointer<Float>, root: Int) {}
-    public func broadcast(_ values: UnsafeMutableBufferPointer<Float>, root: Int) {}
+    public func reduceScatterSum(_ values: UnsafeMutableBufferPointer<Float>, ranges: [Range<Int>]) {}
+    public func allGather(_ values: UnsafeMutableBufferPointer<Float>, ranges: [Range<Int>]) {}
     public func send(_ values: UnsafeBufferPointer<Float>, to destination: Int) {
         preconditionFailure("SingleProcessGroup: no rank \(destination) to send to")
     }
@@ -49,8 +51,8 @@ public final class SingleProcessGroup: TrainingGroup {
 
 /// How a ``Trainer`` shares its work: the group, and whether the AdamW moments are sharded
 /// (ZeRO stage 1, as llm.c does it: each rank keeps and updates the moments of its own slice of
-/// the parameters; gradients are reduced to the slice's owner, and each owner broadcasts its
-/// updated slice). Without sharding every rank keeps both moments whole and applies the same
+/// the parameters; the gradients are reduce-scattered to the slices' owners, and the updated
+/// slices all-gathered). Without sharding every rank keeps both moments whole and applies the same
 /// update to the same averaged gradients.
 public struct DataParallelism {
     public let group: TrainingGroup

@@ -63,6 +63,27 @@ public enum SafeTensorsWriter {
         try AtomicFile.write(try data(tensors, metadata: metadata), to: path)
     }
 
+    /// Writes tensors of these names and shapes, each filled just before it is written by
+    /// `fill(index, buffer)` into one buffer reused for all (sized for the largest tensor): a file
+    /// whose tensors are assembled on the fly (gathered from other processes) costs one tensor of
+    /// memory, not the file.
+    public static func write(shapes tensors: [(name: String, shape: [Int])], metadata: [String: String] = [:], to path: String,
+                             fill: (Int, UnsafeMutableBufferPointer<Float>) throws -> Void) throws {
+        let head = try header(tensors, metadata: metadata)
+        let largest = tensors.map { $0.shape.reduce(1, *) }.max() ?? 0
+        let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(largest, 1))
+        defer { buffer.deallocate() }
+        try AtomicFile.write(to: path) { handle in
+            try handle.write(contentsOf: head)
+            for (index, tensor) in tensors.enumerated() {
+                let part = UnsafeMutableBufferPointer(rebasing: buffer[0..<tensor.shape.reduce(1, *)])
+                guard !part.isEmpty else { continue }
+                try fill(index, part)
+                try handle.write(contentsOf: Data(bytesNoCopy: UnsafeMutableRawPointer(part.baseAddress!), count: part.count * 4, deallocator: .none))
+            }
+        }
+    }
+
     /// Streams `tensors` from their views to the file: no copy of the data is made, so saving a
     /// model (or its gradients, or optimizer moments) costs no extra memory.
     public static func write(views tensors: [TensorView], metadata: [String: String] = [:], to path: String) throws {

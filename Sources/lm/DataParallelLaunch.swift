@@ -22,7 +22,15 @@ struct DataParallelLaunch {
     init(shardOptimizerState: Bool, threadsGiven: Bool) throws {
         #if MPI
         if MPIGroup.isLaunchedByMPI {
-            let group = MPIGroup()
+            // LM_MPI_BUCKET_ELEMENTS: the most values per MPI call (default 2^20; tests use small ones).
+            var bucket = 1 << 20
+            if let text = ProcessInfo.processInfo.environment["LM_MPI_BUCKET_ELEMENTS"] {
+                guard let value = Int(text), value >= 1, value <= Int(Int32.max) else {
+                    throw ModelError("LM_MPI_BUCKET_ELEMENTS must be an integer in 1...\(Int32.max), got '\(text)'")
+                }
+                bucket = value
+            }
+            let group = MPIGroup(bucketElements: bucket)
             mpi = group
             parallelism = DataParallelism(group: group, shardsOptimizerState: shardOptimizerState)
             if !threadsGiven, Threading.environmentThreadCount() == nil, group.localSize > 1 {

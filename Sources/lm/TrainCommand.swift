@@ -73,17 +73,17 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
             if launch.ranks > 1, !quiet { printError(Self.describe(trainer)) }
             Interrupt.install()
             let fault = try FaultInjection.fromEnvironment()
-            let (finished, communication) = try Self.train(trainer, quiet: quiet, lineByLine: launch.ranks > 1) { progress in
+            let (finished, totals) = try Self.train(trainer, quiet: quiet, lineByLine: launch.ranks > 1) { progress in
                 fault?.apply(after: progress.step, trainer: trainer)
             }
             if launch.ranks > 1 {
                 let peaks = launch.peakResidentBytesPerRank()  // collective: every rank takes part
                 if !quiet {
-                    printError("between ranks, per step: \(communication.summary); peak memory per rank: "
+                    printError("between ranks, per step: \(totals.summary); peak memory per rank: "
                                + peaks.map { String(format: "%.0f MiB", Double($0) / 1_048_576) }.joined(separator: ", "))
                 }
             }
-            if !quiet { report(trainer, finished: finished) }
+            if !quiet { report(trainer, finished: finished, totals: totals) }
         }
     }
 
@@ -141,14 +141,14 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
     /// seconds spent exchanging with other ranks, over how many steps.
     @discardableResult
     static func train(_ trainer: Trainer, quiet: Bool, timeLimit: TimeInterval? = nil, lineByLine: Bool = false,
-                      afterStep: (TrainingProgress) -> Void = { _ in }) throws -> (finished: Bool, communication: CommunicationTotals) {
+                      afterStep: (TrainingProgress) -> Void = { _ in }) throws -> (finished: Bool, communication: RunTotals) {
         let progressLine = ProgressLine(quiet: quiet)
         let started = Date()
-        var totals = CommunicationTotals()
+        var totals = RunTotals()
         let finished = try trainer.run(shouldStop: {
             Interrupt.isRequested || timeLimit.map { Date().timeIntervalSince(started) >= $0 } == true
         }, progress: { progress in
-            totals.add(progress)
+            totals.add(progress, tokensPerStep: trainer.options.batchSize * trainer.options.contextLength, since: started)
             afterStep(progress)
             if lineByLine, !quiet, progress.step % max(1, progress.steps / 10) == 0 || progress.step == progress.steps {
                 printError(String(format: "step %d/%d  loss %.4f  lr %.2e  %.0f tok/s  %@", progress.step, progress.steps,
@@ -170,8 +170,12 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
         return (finished, totals)
     }
 
-    private func report(_ trainer: Trainer, finished: Bool) {
+    private func report(_ trainer: Trainer, finished: Bool, totals: RunTotals) {
         guard !quiet else { return }
+        if totals.steps > 0 {
+            printError(String(format: "%d steps, %d tokens in %@: %.0f tokens/s (evaluations included)", totals.steps, totals.tokens,
+                              Self.duration(totals.seconds), Double(totals.tokens) / max(totals.seconds, 1e-9)))
+        }
         if !finished {
             printError("stopped at step \(trainer.step); checkpoint written. Continue with: lm train --resume \(trainer.runDirectory)")
         }
@@ -185,14 +189,19 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
     }
 }
 
-/// Time spent with the other ranks over a run's steps.
-struct CommunicationTotals {
+/// Steps, tokens and time over a run (this invocation's part of it), and the time spent with
+/// the other ranks.
+struct RunTotals {
     var steps = 0
+    var tokens = 0
+    var seconds = 0.0
     var synchronizationSeconds = 0.0
     var exchangeSeconds = 0.0
 
-    mutating func add(_ progress: TrainingProgress) {
+    mutating func add(_ progress: TrainingProgress, tokensPerStep: Int, since start: Date) {
         steps += 1
+        tokens += tokensPerStep
+        seconds = Date().timeIntervalSince(start)
         synchronizationSeconds += progress.synchronizationSeconds
         exchangeSeconds += progress.exchangeSeconds
     }
