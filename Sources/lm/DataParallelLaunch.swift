@@ -53,16 +53,19 @@ struct DataParallelLaunch {
     /// with its rank and aborts the job, since the others wait for it in a collective operation.
     func run(_ body: () throws -> Void) throws {
         #if MPI
-        guard let mpi, mpi.size > 1 else {
+        guard let mpi else {
             try body()
-            mpi?.finalize()
             return
         }
         do {
             try body()
             mpi.finalize()
-        } catch let error as ModelError where error.isCollective {
+        } catch let error as ModelError where error.isCollective || mpi.size == 1 {
             if mpi.rank == 0 { printError("Error: \(error.message)") }
+            mpi.finalize()
+            exit(1)
+        } catch where mpi.size == 1 {
+            printError("Error: \(error)")
             mpi.finalize()
             exit(1)
         } catch {

@@ -1,5 +1,6 @@
 import Foundation
 import TensorIO
+import TestSupport
 import XCTest
 
 /// `lm` run as a process, for what only shows at the command line: exit codes, messages,
@@ -14,18 +15,8 @@ final class CLITests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: directory) }
 
-    /// The `lm` executable SwiftPM built beside this test bundle.
-    func executable() throws -> String {
-        var url = Bundle.main.bundleURL
-        for _ in 0..<4 {
-            let candidate = url.appendingPathComponent("lm").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            url.deleteLastPathComponent()
-        }
-        let message = "SKIPPED: the lm executable was not found beside the tests (\(Bundle.main.bundleURL.path))"
-        print(message)
-        throw XCTSkip(message)
-    }
+    /// The `lm` SwiftPM built beside this test bundle.
+    func executable() throws -> String { try builtExecutable("lm") }
 
     /// Runs `lm` with `arguments`: exit status, stdout and stderr.
     func lm(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String, error: String) {

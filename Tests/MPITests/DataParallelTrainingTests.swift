@@ -1,5 +1,6 @@
 import Foundation
 import TensorIO
+import TestSupport
 import XCTest
 
 #if MPI
@@ -141,18 +142,8 @@ final class DataParallelTrainingTests: XCTestCase {
         throw XCTSkip(message)
     }
 
-    /// The `lm` SwiftPM built beside this test bundle (with the MPI trait, like the tests).
-    func executable() throws -> String {
-        var url = Bundle.main.bundleURL
-        for _ in 0..<4 {
-            let candidate = url.appendingPathComponent("lm").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            url.deleteLastPathComponent()
-        }
-        let message = "SKIPPED: the lm executable was not found beside the tests (\(Bundle.main.bundleURL.path))"
-        print(message)
-        throw XCTSkip(message)
-    }
+    /// The `lm` SwiftPM built beside this test bundle.
+    func executable() throws -> String { try builtExecutable("lm") }
 
     // MARK: - Comparing runs
 
