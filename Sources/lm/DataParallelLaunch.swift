@@ -33,8 +33,15 @@ struct DataParallelLaunch {
             let group = MPIGroup(bucketElements: bucket)
             mpi = group
             parallelism = DataParallelism(group: group, shardsOptimizerState: shardOptimizerState)
-            if !threadsGiven, Threading.environmentThreadCount() == nil, group.localSize > 1 {
-                Threading.count = max(1, ProcessInfo.processInfo.activeProcessorCount / group.localSize)
+            // mpirun binds each rank to one core by default (with 2 ranks or fewer per machine):
+            // more threads than the CPUs a rank may run on would only take turns on them.
+            let share = max(1, ProcessInfo.processInfo.activeProcessorCount / group.localSize)
+            let allowed = Self.allowedCPUCount() ?? share
+            if !threadsGiven, Threading.environmentThreadCount() == nil {
+                Threading.count = max(1, min(share, allowed))
+            }
+            if allowed < share {
+                printError("warning: rank \(group.rank) may run on \(allowed) CPU\(allowed == 1 ? "" : "s") (mpirun's binding), but \(share) cores of this machine are its share; start mpirun with --bind-to none (or --map-by ppr:1:node:pe=N) so that its threads can use them")
             }
             return
         }
@@ -75,6 +82,18 @@ struct DataParallelLaunch {
         #else
         try body()
         #endif
+    }
+
+    /// The CPUs this process may run on (its affinity mask, which mpirun sets when it binds
+    /// ranks), or nil when it cannot be read.
+    static func allowedCPUCount() -> Int? {
+        // Swift's Glibc module does not export sched_getaffinity (a _GNU_SOURCE function); the
+        // kernel shows the same mask as hex words in /proc/self/status ("Cpus_allowed: ff,ffffffff").
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed:") }) else { return nil }
+        let words = line.dropFirst("Cpus_allowed:".count).trimmingCharacters(in: .whitespaces).split(separator: ",")
+        let count = words.reduce(0) { $0 + (UInt64($1, radix: 16)?.nonzeroBitCount ?? 0) }
+        return count > 0 ? count : nil
     }
 
     /// Each rank's peak resident memory in bytes, in rank order (on every rank).
