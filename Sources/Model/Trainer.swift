@@ -225,9 +225,10 @@ public final class Trainer {
     /// Trains until `options.steps`, or until `shouldStop` (checked between steps) says so; then
     /// writes a checkpoint. Throws, without writing, when the loss stops being finite.
     /// Returns true when all the steps were done. With several ranks, all of them stop together
-    /// when any one's `shouldStop` says so, after the step in progress.
+    /// when any one's `shouldStop` says so, after the step in progress. An error thrown by
+    /// `progress` ends the run there, without a checkpoint.
     @discardableResult
-    public func run(shouldStop: () -> Bool = { false }, progress: (TrainingProgress) -> Void = { _ in }) throws -> Bool {
+    public func run(shouldStop: () -> Bool = { false }, progress: (TrainingProgress) throws -> Void = { _ in }) throws -> Bool {
         try checkReplicasAgree(when: "at the start")
         let start = Date()
         let elapsedBefore = state.elapsedSeconds
@@ -274,7 +275,7 @@ public final class Trainer {
                 lossCount = 0
                 if evaluate { try writeMetrics() }
             }
-            progress(TrainingProgress(step: step, steps: options.steps, loss: loss, learningRate: learningRate, tokensPerSecond: stepRate,
+            try progress(TrainingProgress(step: step, steps: options.steps, loss: loss, learningRate: learningRate, tokensPerSecond: stepRate,
                                       elapsedSeconds: state.elapsedSeconds, evaluation: evaluation,
                                       synchronizationSeconds: group.size == 1 ? 0 : synchronizationSeconds, exchangeSeconds: group.size == 1 ? 0 : exchangeSeconds))
             if step % options.checkpointInterval == 0 && step < options.steps { try saveCheckpoint() }

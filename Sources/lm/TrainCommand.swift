@@ -74,7 +74,7 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
             Interrupt.install()
             let fault = try FaultInjection.fromEnvironment()
             let (finished, totals) = try Self.train(trainer, quiet: quiet, lineByLine: launch.ranks > 1) { progress in
-                fault?.apply(after: progress.step, trainer: trainer)
+                try fault?.apply(after: progress.step, trainer: trainer)
             }
             if launch.ranks > 1 {
                 let peaks = launch.peakResidentBytesPerRank()  // collective: every rank takes part
@@ -141,7 +141,7 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
     /// seconds spent exchanging with other ranks, over how many steps.
     @discardableResult
     static func train(_ trainer: Trainer, quiet: Bool, timeLimit: TimeInterval? = nil, lineByLine: Bool = false,
-                      afterStep: (TrainingProgress) -> Void = { _ in }) throws -> (finished: Bool, communication: RunTotals) {
+                      afterStep: (TrainingProgress) throws -> Void = { _ in }) throws -> (finished: Bool, communication: RunTotals) {
         let progressLine = ProgressLine(quiet: quiet)
         let started = Date()
         var totals = RunTotals()
@@ -149,7 +149,7 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
             Interrupt.isRequested || timeLimit.map { Date().timeIntervalSince(started) >= $0 } == true
         }, progress: { progress in
             totals.add(progress, tokensPerStep: trainer.options.batchSize * trainer.options.contextLength, since: started)
-            afterStep(progress)
+            try afterStep(progress)
             if lineByLine, !quiet, progress.step % max(1, progress.steps / 10) == 0 || progress.step == progress.steps {
                 printError(String(format: "step %d/%d  loss %.4f  lr %.2e  %.0f tok/s  %@", progress.step, progress.steps,
                                   progress.loss, progress.learningRate, progress.tokensPerSecond, totals.summary))

@@ -64,7 +64,7 @@ final class DataParallelTrainingTests: XCTestCase {
 
     func testAFaultOnOneRankStopsBothAndKeepsTheLastCheckpoint() throws {
         for (fault, message) in [("nan@1:7", "the training loss on rank 1 of 2 is nan"), ("drift@1:7", "the weights of rank 1 differ from rank 0's"),
-                                 ("kill@1:7", nil)] {
+                                 ("kill@1:7", nil), ("error@1:7", "rank 1 of 2: an error injected on rank 1 after step 7")] {
             let output = "fault-" + fault.prefix(while: { $0 != "@" })
             let result = try lmResult(ranks: 2, arguments(output: output), environment: ["LM_FAULT_INJECTION": fault])
             XCTAssertNotEqual(result.status, 0, fault)
