@@ -16,7 +16,7 @@ public final class MPIGroup: TrainingGroup {
     /// The most values moved in one MPI call.
     public let bucketElements: Int
     private let world: MPI_Comm?
-    /// The bucket that sharded exchanges pack pieces into (see ``reduceScatterSum(_:ranges:)``).
+    /// Where sharded exchanges receive a piece (see ``reduceScatterSum(_:counts:)``).
     private var staging: UnsafeMutableBufferPointer<Float>?
 
     /// Initialises MPI (once per process, on the thread that will make every MPI call).
@@ -72,65 +72,33 @@ public final class MPIGroup: TrainingGroup {
         }
     }
 
-    /// In rounds: round k takes the k-th piece of at most `bucketElements / size` values of every
-    /// rank's range, packs them side by side into one bucket and reduce-scatters it, so MPI sees
-    /// contiguous buffers and no temporary exceeds a bucket.
-    public func reduceScatterSum(_ values: UnsafeMutableBufferPointer<Float>, ranges: [Range<Int>]) {
-        precondition(ranges.count == size, "MPIGroup.reduceScatterSum: \(ranges.count) ranges for \(size) ranks")
-        guard let base = values.baseAddress else { return }
-        let (bucket, result) = stagingBuffers()
-        forEachRound(ranges) { offset, counts, displacements in
-            for (r, range) in ranges.enumerated() where counts[r] > 0 {
-                (bucket + Int(displacements[r])).update(from: base + range.lowerBound + offset, count: Int(counts[r]))
-            }
-            MPI_Reduce_scatter(bucket, result, counts, lm_mpi_float(), lm_mpi_sum(), world)
-            if counts[rank] > 0 { (base + ranges[rank].lowerBound + offset).update(from: result, count: Int(counts[rank])) }
-        }
+    /// `MPI_Reduce_scatter` from the block into a piece-sized buffer, then this rank's piece
+    /// is copied back in place (a bucket is at most ``bucketElements`` values, so is the piece).
+    public func reduceScatterSum(_ block: UnsafeMutableBufferPointer<Float>, counts: [Int]) {
+        precondition(counts.count == size && counts.reduce(0, +) == block.count && block.count <= bucketElements,
+                     "MPIGroup.reduceScatterSum: pieces \(counts) of a block of \(block.count) values for \(size) ranks")
+        guard let base = block.baseAddress else { return }
+        let piece = stagingPiece()
+        let counts32 = counts.map { Int32($0) }
+        MPI_Reduce_scatter(base, piece, counts32, lm_mpi_float(), lm_mpi_sum(), world)
+        let own = counts[..<rank].reduce(0, +)
+        (base + own).update(from: piece, count: counts[rank])
     }
 
-    /// In rounds, like ``reduceScatterSum(_:ranges:)``: each rank's piece goes into its place in
-    /// one bucket, the bucket is all-gathered, and every piece is copied back to its range.
-    public func allGather(_ values: UnsafeMutableBufferPointer<Float>, ranges: [Range<Int>]) {
-        precondition(ranges.count == size, "MPIGroup.allGather: \(ranges.count) ranges for \(size) ranks")
-        guard let base = values.baseAddress else { return }
-        let (bucket, _) = stagingBuffers()
-        forEachRound(ranges) { offset, counts, displacements in
-            if counts[rank] > 0 {
-                (bucket + Int(displacements[rank])).update(from: base + ranges[rank].lowerBound + offset, count: Int(counts[rank]))
-            }
-            MPI_Allgatherv(lm_mpi_in_place(), 0, lm_mpi_float(), bucket, counts, displacements, lm_mpi_float(), world)
-            for (r, range) in ranges.enumerated() where r != rank && counts[r] > 0 {
-                (base + range.lowerBound + offset).update(from: bucket + Int(displacements[r]), count: Int(counts[r]))
-            }
-        }
+    /// `MPI_Allgatherv` in place: each rank's piece is already where the others need it.
+    public func allGather(_ block: UnsafeMutableBufferPointer<Float>, counts: [Int]) {
+        precondition(counts.count == size && counts.reduce(0, +) == block.count && block.count <= bucketElements,
+                     "MPIGroup.allGather: pieces \(counts) of a block of \(block.count) values for \(size) ranks")
+        guard let base = block.baseAddress else { return }
+        var displacements = [Int32](repeating: 0, count: size)
+        for r in 1..<size { displacements[r] = displacements[r - 1] + Int32(counts[r - 1]) }
+        MPI_Allgatherv(lm_mpi_in_place(), 0, lm_mpi_float(), base, counts.map { Int32($0) }, displacements, lm_mpi_float(), world)
     }
 
-    /// `body(offset, counts, displacements)` for each round over `ranges`: round k covers values
-    /// `offset..<offset + piece` of every range (counts clipped at each range's end), packed at
-    /// `displacements` in the bucket.
-    private func forEachRound(_ ranges: [Range<Int>], _ body: (Int, [Int32], [Int32]) -> Void) {
-        let piece = max(1, bucketElements / size)
-        let longest = ranges.map(\.count).max() ?? 0
-        var counts = [Int32](repeating: 0, count: size), displacements = counts
-        for offset in stride(from: 0, to: longest, by: piece) {
-            var packed: Int32 = 0
-            for (r, range) in ranges.enumerated() {
-                counts[r] = Int32(max(0, min(piece, range.count - offset)))
-                displacements[r] = packed
-                packed += counts[r]
-            }
-            body(offset, counts, displacements)
-        }
-    }
-
-    /// A bucket and a piece, allocated at the first sharded exchange and kept.
-    private func stagingBuffers() -> (bucket: UnsafeMutablePointer<Float>, result: UnsafeMutablePointer<Float>) {
-        if staging == nil {
-            let piece = max(1, bucketElements / size)
-            staging = UnsafeMutableBufferPointer<Float>.allocate(capacity: piece * size + piece)
-        }
-        let base = staging!.baseAddress!
-        return (base, base + max(1, bucketElements / size) * size)
+    /// Where a reduce-scatter receives this rank's piece, allocated at the first one and kept.
+    private func stagingPiece() -> UnsafeMutablePointer<Float> {
+        if staging == nil { staging = .allocate(capacity: bucketElements) }
+        return staging!.baseAddress!
     }
 
     public func send(_ values: UnsafeBufferPointer<Float>, to destination: Int) {

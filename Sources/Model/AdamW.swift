@@ -41,58 +41,65 @@ public struct AdamWOptions: Sendable, Equatable {
 /// differ by a factor of α·λ in the decay term.)
 ///
 /// Both moments are buffers in the parameters' ``ParameterLayout``, so the update is one flat
-/// loop per tensor role. An optimizer may own a slice of the parameters only (``shard``, for
-/// optimizer-state sharding across ranks): its moments then cover that slice, and a step updates
-/// that slice alone.
+/// loop per tensor role. An optimizer may own some of the parameters only (``segments``, for
+/// optimizer-state sharding across ranks): its moments then hold those parameters' values one
+/// segment after another, and a step updates those parameters alone.
 public final class AdamW {
     public let options: AdamWOptions
     public let layout: ParameterLayout
-    /// The elements of the flat parameter buffer this optimizer updates (all of them unless sharded).
-    public let shard: Range<Int>
-    /// First and second moment estimates of the parameters in ``shard``, laid out like them
-    /// (element `i` of a moment belongs to parameter `shard.lowerBound + i`).
+    /// The ranges of the flat parameter buffer this optimizer updates, in order, not overlapping
+    /// (one range, all parameters, unless sharded).
+    public let segments: [Range<Int>]
+    /// First and second moment estimates of the parameters in ``segments``, packed in that order
+    /// (unsharded: laid out exactly like the parameters).
     public let firstMoment: TensorBuffer
     public let secondMoment: TensorBuffer
     /// Steps taken so far (t of the last update).
     public private(set) var step: Int
 
-    /// A fresh optimizer over all parameters, or over `shard` of them.
-    public init(layout: ParameterLayout, options: AdamWOptions = AdamWOptions(), shard: Range<Int>? = nil) throws {
+    /// A fresh optimizer over all parameters, or over `segments` of them.
+    public init(layout: ParameterLayout, options: AdamWOptions = AdamWOptions(), segments: [Range<Int>]? = nil) throws {
         try options.validate()
         self.options = options
         self.layout = layout
-        self.shard = try Self.checked(shard, layout: layout)
-        firstMoment = TensorBuffer(count: self.shard.count)
-        secondMoment = TensorBuffer(count: self.shard.count)
+        self.segments = try Self.checked(segments, layout: layout)
+        let count = self.segments.reduce(0) { $0 + $1.count }
+        firstMoment = TensorBuffer(count: count)
+        secondMoment = TensorBuffer(count: count)
         step = 0
     }
 
     /// Resumes an optimizer from saved moments and step count (a checkpoint).
     public init(layout: ParameterLayout, options: AdamWOptions, firstMoment: TensorBuffer, secondMoment: TensorBuffer, step: Int,
-                shard: Range<Int>? = nil) throws {
+                segments: [Range<Int>]? = nil) throws {
         try options.validate()
-        let shard = try Self.checked(shard, layout: layout)
-        guard firstMoment.count == shard.count, secondMoment.count == shard.count, step >= 0 else {
-            throw ModelError("AdamW state: moments of \(firstMoment.count) and \(secondMoment.count) values at step \(step), the parameters need \(shard.count)")
+        let segments = try Self.checked(segments, layout: layout)
+        let count = segments.reduce(0) { $0 + $1.count }
+        guard firstMoment.count == count, secondMoment.count == count, step >= 0 else {
+            throw ModelError("AdamW state: moments of \(firstMoment.count) and \(secondMoment.count) values at step \(step), the parameters need \(count)")
         }
         self.options = options
         self.layout = layout
-        self.shard = shard
+        self.segments = segments
         self.firstMoment = firstMoment
         self.secondMoment = secondMoment
         self.step = step
     }
 
-    private static func checked(_ shard: Range<Int>?, layout: ParameterLayout) throws -> Range<Int> {
-        guard let shard else { return 0..<layout.totalCount }
-        guard shard.lowerBound >= 0, shard.upperBound <= layout.totalCount else {
-            throw ModelError("AdamW shard \(shard) is outside the \(layout.totalCount) parameters")
+    private static func checked(_ segments: [Range<Int>]?, layout: ParameterLayout) throws -> [Range<Int>] {
+        guard let segments else { return [0..<layout.totalCount] }
+        var end = 0
+        for segment in segments {
+            guard segment.lowerBound >= end, segment.upperBound <= layout.totalCount else {
+                throw ModelError("AdamW segments must be in order, not overlapping, within the \(layout.totalCount) parameters; \(segment) is not")
+            }
+            end = segment.upperBound
         }
-        return shard
+        return segments
     }
 
-    /// One update of `parameters` from `gradients` (both in ``layout``; only ``shard`` is read
-    /// and written) at `learningRate`.
+    /// One update of `parameters` from `gradients` (both in ``layout``; only ``segments`` are
+    /// read and written) at `learningRate`.
     public func step(parameters: TensorBuffer, gradients: TensorBuffer, learningRate: Float) {
         precondition(parameters.count == layout.totalCount && gradients.count == layout.totalCount,
                      "AdamW.step: parameters (\(parameters.count)) and gradients (\(gradients.count)) must follow the layout (\(layout.totalCount))")
@@ -101,23 +108,32 @@ public final class AdamW {
         // Bias corrections in Double: β^t for large t underflows gracefully to 0.
         let correction = Float(Foundation.sqrt(1 - Foundation.pow(Double(beta2), Double(step))) / (1 - Foundation.pow(Double(beta1), Double(step))))
         let stepSize = learningRate * correction
-        // Moments are indexed from the shard's start.
         let theta = parameters.pointer, g = gradients.pointer
-        let m = firstMoment.pointer, v = secondMoment.pointer, base = shard.lowerBound
-        for entry in layout.entries {
-            let part = entry.range.clamped(to: shard)
-            guard !part.isEmpty else { continue }
-            let decay = entry.role != .gain || options.decayGains ? learningRate * options.weightDecay : 0
-            let start = part.lowerBound
-            Threading.parallelRanges(part.count, costPerItem: 12) { range in
-                for i in (start + range.lowerBound)..<(start + range.upperBound) {
-                    let gradient = g[i], j = i - base
-                    let first = beta1 * m[j] + (1 - beta1) * gradient
-                    let second = beta2 * v[j] + (1 - beta2) * gradient * gradient
-                    m[j] = first
-                    v[j] = second
-                    let updated = theta[i] - stepSize * first / (second.squareRoot() + epsilon)
-                    theta[i] = updated - decay * updated  // the handout decays the updated θ
+        var packed = 0  // where the current segment's moments start
+        var entryIndex = 0
+        for segment in segments {
+            defer { packed += segment.count }
+            // Entries and segments are both in buffer order: walk them together.
+            while entryIndex < layout.entries.count, layout.entries[entryIndex].range.upperBound <= segment.lowerBound { entryIndex += 1 }
+            for entry in layout.entries[entryIndex...] {
+                guard entry.offset < segment.upperBound else { break }
+                let part = entry.range.clamped(to: segment)
+                guard !part.isEmpty else { continue }
+                let decay = entry.role != .gain || options.decayGains ? learningRate * options.weightDecay : 0
+                let start = part.lowerBound
+                let m = firstMoment.pointer + packed + (start - segment.lowerBound)
+                let v = secondMoment.pointer + packed + (start - segment.lowerBound)
+                Threading.parallelRanges(part.count, costPerItem: 12) { range in
+                    for j in range {
+                        let i = start + j
+                        let gradient = g[i]
+                        let first = beta1 * m[j] + (1 - beta1) * gradient
+                        let second = beta2 * v[j] + (1 - beta2) * gradient * gradient
+                        m[j] = first
+                        v[j] = second
+                        let updated = theta[i] - stepSize * first / (second.squareRoot() + epsilon)
+                        theta[i] = updated - decay * updated  // the handout decays the updated θ
+                    }
                 }
             }
         }

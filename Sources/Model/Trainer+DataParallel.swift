@@ -45,7 +45,7 @@ extension Trainer {
         let gradients = session.gradients
         if let shards {
             shards.reduceToOwners(gradients, group: group)
-            GradientClipping.scale(ownSlice(of: gradients), by: 1 / Float(ranks))
+            for part in ownParts(of: gradients) { GradientClipping.scale(part, by: 1 / Float(ranks)) }
         } else {
             group.allReduceSum(gradients.storage)
             GradientClipping.scale(gradients.storage, by: 1 / Float(ranks))
@@ -58,18 +58,18 @@ extension Trainer {
             GradientClipping.clip(session.gradients, maxNorm: options.gradientClip)
             return
         }
-        let own = ownSlice(of: session.gradients)
-        var squares = [GradientClipping.sumOfSquares(UnsafeBufferPointer(own))]
+        let own = ownParts(of: session.gradients)
+        var squares = [own.reduce(0.0) { $0 + GradientClipping.sumOfSquares(UnsafeBufferPointer($1)) }]
         squares.withUnsafeMutableBufferPointer { group.allReduceSum($0) }
         let norm = squares[0].squareRoot()
         if norm > options.gradientClip {
-            GradientClipping.scale(own, by: Float(options.gradientClip / (norm + GradientClipping.epsilon)))
+            for part in own { GradientClipping.scale(part, by: Float(options.gradientClip / (norm + GradientClipping.epsilon))) }
         }
     }
 
-    /// This rank's slice of a buffer in the parameters' layout.
-    func ownSlice(of buffer: TensorBuffer) -> UnsafeMutableBufferPointer<Float> {
-        buffer.slice(optimizer.shard.lowerBound, optimizer.shard.count)
+    /// This rank's parts of a buffer in the parameters' layout (its optimizer's segments).
+    func ownParts(of buffer: TensorBuffer) -> [UnsafeMutableBufferPointer<Float>] {
+        optimizer.segments.map { buffer.slice($0.lowerBound, $0.count) }
     }
 
     /// Throws on every rank, naming the ranks, unless all ranks hold bit-identical weights.
@@ -85,7 +85,7 @@ extension Trainer {
     }
 
     /// The optimizer file's tensors, in its order: both moments of every parameter tensor, with
-    /// the range of the flat buffer each covers.
+    /// the range of the flat buffer each covers (unsharded, the moments are laid out like it).
     private var momentTensors: [(name: String, shape: [Int], moment: TensorBuffer, range: Range<Int>)] {
         model.layout.entries.flatMap { entry in
             [("exp_avg." + entry.name, entry.shape, optimizer.firstMoment, entry.range),
@@ -125,7 +125,7 @@ extension Trainer {
     }
 
     /// What this rank keeps for training, in bytes: the parameters, their gradients and the
-    /// AdamW moments (whole, or this rank's slice when sharded).
+    /// AdamW moments (whole, or this rank's part when sharded).
     public var stateBytesPerRank: (parameters: Int, gradients: Int, optimizer: Int) {
         (model.parameters.count * 4, session.gradients.count * 4, (optimizer.firstMoment.count + optimizer.secondMoment.count) * 4)
     }

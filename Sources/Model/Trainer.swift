@@ -46,7 +46,7 @@ public final class Trainer {
     public let parallelism: DataParallelism
     let session: TrainingSession
     let optimizer: AdamW
-    /// The parameter slices each rank's optimizer owns, when the optimizer state is sharded.
+    /// The parameters each rank's optimizer owns, when the optimizer state is sharded.
     let shards: OptimizerShards?
     /// This rank's rows of every batch.
     let localRows: Range<Int>
@@ -83,14 +83,16 @@ public final class Trainer {
             }
             if let tokenizer { try TokenizerDirectory.save(tokenizer, to: runDirectory) }
         }
-        let shard = Self.shards(model: model, parallelism: parallelism)?.ranges[parallelism.group.rank]
+        let segments = Self.shards(model: model, parallelism: parallelism)?.segments[parallelism.group.rank]
         try self.init(model: model, state: state, training: trainingSet, validation: validationSet, records: [],
-                      optimizer: try AdamW(layout: model.layout, options: options.adamW, shard: shard), tokenizer: tokenizer,
+                      optimizer: try AdamW(layout: model.layout, options: options.adamW, segments: segments), tokenizer: tokenizer,
                       runDirectory: runDirectory, parallelism: parallelism)
     }
 
     private static func shards(model: TransformerLM, parallelism: DataParallelism) -> OptimizerShards? {
-        parallelism.shardsOptimizerState ? OptimizerShards(count: model.layout.totalCount, ranks: parallelism.group.size) : nil
+        guard parallelism.shardsOptimizerState else { return nil }
+        let group = parallelism.group
+        return OptimizerShards(count: model.layout.totalCount, ranks: group.size, block: group.bucketElements)
     }
 
     /// Continues the run in `runDirectory` from its last checkpoint, optionally to a new total
@@ -111,11 +113,12 @@ public final class Trainer {
         let optimizerPath = path(runDirectory, optimizerFile)
         try checkStep(of: optimizerPath, is: state.step)
         let moments = try SafeTensorsFile(path: optimizerPath)
-        let shard = shards(model: model, parallelism: parallelism)?.ranges[parallelism.group.rank] ?? 0..<model.layout.totalCount
-        let first = TensorBuffer(count: shard.count), second = TensorBuffer(count: shard.count)
-        try readMoments(moments, layout: model.layout, shard: shard, first: first, second: second)
+        let segments = shards(model: model, parallelism: parallelism)?.segments[parallelism.group.rank] ?? [0..<model.layout.totalCount]
+        let count = segments.reduce(0) { $0 + $1.count }
+        let first = TensorBuffer(count: count), second = TensorBuffer(count: count)
+        try readMoments(moments, layout: model.layout, segments: segments, first: first, second: second)
         let optimizer = try AdamW(layout: model.layout, options: state.options.adamW, firstMoment: first, secondMoment: second,
-                                  step: state.step, shard: shard)
+                                  step: state.step, segments: segments)
         let trainingFile = try TokenDataset(path: state.trainingData, vocabSize: model.config.vocabSize)
         let (training, validation): (TokenDataset, TokenDataset?)
         if let fraction = state.validationFraction {
@@ -132,21 +135,27 @@ public final class Trainer {
                            parallelism: parallelism)
     }
 
-    /// The saved moments of the parameters in `shard`, read one tensor at a time (a sharded rank
-    /// never holds the whole optimizer state).
-    private static func readMoments(_ file: SafeTensorsFile, layout: ParameterLayout, shard: Range<Int>,
+    /// The saved moments of the parameters in `segments`, packed in order (as ``AdamW`` keeps
+    /// them), read one tensor at a time: a sharded rank never holds the whole optimizer state.
+    private static func readMoments(_ file: SafeTensorsFile, layout: ParameterLayout, segments: [Range<Int>],
                                     first: TensorBuffer, second: TensorBuffer) throws {
         for entry in layout.entries {
-            let part = entry.range.clamped(to: shard)
-            guard !part.isEmpty else { continue }
+            let owned = segments.filter { $0.overlaps(entry.range) }
+            guard !owned.isEmpty else { continue }
             for (prefix, target) in [("exp_avg.", first), ("exp_avg_sq.", second)] {
-                let destination = target.slice(part.lowerBound - shard.lowerBound, part.count)
-                if part == entry.range {
-                    try file.read(prefix + entry.name, shape: entry.shape, into: destination)
-                } else {
-                    let whole = TensorBuffer(count: entry.count)
-                    try file.read(prefix + entry.name, shape: entry.shape, into: whole.storage)
-                    _ = destination.update(fromContentsOf: whole.view(part.lowerBound - entry.offset, part.count))
+                if owned == [0..<layout.totalCount] {
+                    try file.read(prefix + entry.name, shape: entry.shape, into: target.slice(entry.offset, entry.count))
+                    continue
+                }
+                let whole = TensorBuffer(count: entry.count)
+                try file.read(prefix + entry.name, shape: entry.shape, into: whole.storage)
+                var packed = 0
+                for segment in segments {
+                    defer { packed += segment.count }
+                    let part = segment.clamped(to: entry.range)
+                    guard !part.isEmpty else { continue }
+                    _ = target.slice(packed + part.lowerBound - segment.lowerBound, part.count)
+                        .update(fromContentsOf: whole.view(part.lowerBound - entry.offset, part.count))
                 }
             }
         }

@@ -13,16 +13,19 @@ public protocol TrainingGroup: AnyObject {
     var rank: Int { get }
     /// The number of processes.
     var size: Int { get }
+    /// The most values an implementation moves in one operation; sharded optimizer blocks are
+    /// this size (see ``OptimizerShards``).
+    var bucketElements: Int { get }
     /// Replaces `values` on every rank with their elementwise sum over the ranks.
     func allReduceSum(_ values: UnsafeMutableBufferPointer<Float>)
     /// The same for a few Doubles (losses, flags, squared norms).
     func allReduceSum(_ values: UnsafeMutableBufferPointer<Double>)
-    /// A reduce-scatter: rank r's `values[ranges[r]]` becomes the sum over the ranks of that
-    /// range; the rest of each rank's buffer is left unspecified. `ranges` (one per rank, the
-    /// same on every rank) must not overlap.
-    func reduceScatterSum(_ values: UnsafeMutableBufferPointer<Float>, ranges: [Range<Int>])
-    /// An all-gather: every rank's `values[ranges[r]]` becomes rank r's.
-    func allGather(_ values: UnsafeMutableBufferPointer<Float>, ranges: [Range<Int>])
+    /// A reduce-scatter in place: `block` is cut into consecutive pieces of `counts[r]` values
+    /// (rank order; the same on every rank); rank r's piece becomes the sum over the ranks of
+    /// that piece, the other pieces are left unspecified. At most ``bucketElements`` values.
+    func reduceScatterSum(_ block: UnsafeMutableBufferPointer<Float>, counts: [Int])
+    /// An all-gather in place: every rank's piece r of `block` (cut as above) becomes rank r's.
+    func allGather(_ block: UnsafeMutableBufferPointer<Float>, counts: [Int])
     /// Sends `values` to rank `destination`, which calls ``receive(_:from:)`` with the same count.
     func send(_ values: UnsafeBufferPointer<Float>, to destination: Int)
     /// Receives what rank `source` sends with ``send(_:to:)``.
@@ -36,10 +39,11 @@ public final class SingleProcessGroup: TrainingGroup {
     public init() {}
     public var rank: Int { 0 }
     public var size: Int { 1 }
+    public var bucketElements: Int { 1 << 20 }
     public func allReduceSum(_ values: UnsafeMutableBufferPointer<Float>) {}
     public func allReduceSum(_ values: UnsafeMutableBufferPointer<Double>) {}
-    public func reduceScatterSum(_ values: UnsafeMutableBufferPointer<Float>, ranges: [Range<Int>]) {}
-    public func allGather(_ values: UnsafeMutableBufferPointer<Float>, ranges: [Range<Int>]) {}
+    public func reduceScatterSum(_ block: UnsafeMutableBufferPointer<Float>, counts: [Int]) {}
+    public func allGather(_ block: UnsafeMutableBufferPointer<Float>, counts: [Int]) {}
     public func send(_ values: UnsafeBufferPointer<Float>, to destination: Int) {
         preconditionFailure("SingleProcessGroup: no rank \(destination) to send to")
     }
