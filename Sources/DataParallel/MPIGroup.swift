@@ -122,13 +122,6 @@ public final class MPIGroup: TrainingGroup {
         return all
     }
 
-    /// Every rank's `value`, summed (a convenience for reports).
-    public func sum(_ value: Double) -> Double {
-        var values = [value]
-        values.withUnsafeMutableBufferPointer { allReduceSum($0) }
-        return values[0]
-    }
-
     /// `body(start, count)` over consecutive pieces of at most ``bucketElements`` values.
     private func forEachBucket<T>(_ values: UnsafeMutableBufferPointer<T>, _ body: (UnsafeMutablePointer<T>, Int32) -> Int32) {
         guard let base = values.baseAddress else { return }

@@ -139,23 +139,23 @@ public final class Trainer {
     /// them), read one tensor at a time: a sharded rank never holds the whole optimizer state.
     private static func readMoments(_ file: SafeTensorsFile, layout: ParameterLayout, segments: [Range<Int>],
                                     first: TensorBuffer, second: TensorBuffer) throws {
+        // Where each segment's values start in the packed moments.
+        let packedStarts = segments.reduce(into: [0]) { $0.append($0.last! + $1.count) }
         for entry in layout.entries {
-            let owned = segments.filter { $0.overlaps(entry.range) }
-            guard !owned.isEmpty else { continue }
+            let parts = segments.indices.compactMap { index -> (part: Range<Int>, packed: Int)? in
+                let part = segments[index].clamped(to: entry.range)
+                return part.isEmpty ? nil : (part, packedStarts[index] + part.lowerBound - segments[index].lowerBound)
+            }
+            guard !parts.isEmpty else { continue }
             for (prefix, target) in [("exp_avg.", first), ("exp_avg_sq.", second)] {
-                if owned == [0..<layout.totalCount] {
-                    try file.read(prefix + entry.name, shape: entry.shape, into: target.slice(entry.offset, entry.count))
+                if parts.count == 1, parts[0].part == entry.range {  // the tensor lies in one segment: read it in place
+                    try file.read(prefix + entry.name, shape: entry.shape, into: target.slice(parts[0].packed, entry.count))
                     continue
                 }
                 let whole = TensorBuffer(count: entry.count)
                 try file.read(prefix + entry.name, shape: entry.shape, into: whole.storage)
-                var packed = 0
-                for segment in segments {
-                    defer { packed += segment.count }
-                    let part = segment.clamped(to: entry.range)
-                    guard !part.isEmpty else { continue }
-                    _ = target.slice(packed + part.lowerBound - segment.lowerBound, part.count)
-                        .update(fromContentsOf: whole.view(part.lowerBound - entry.offset, part.count))
+                for (part, packed) in parts {
+                    _ = target.slice(packed, part.count).update(fromContentsOf: whole.view(part.lowerBound - entry.offset, part.count))
                 }
             }
         }

@@ -44,7 +44,7 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "Validation batches per evaluation.") var evalBatches = 8
     @Option(help: "Checkpoint every this many steps.") var checkpointInterval = 500
     @Option(help: "Seed of the initialisation and the batch sampler.") var seed: UInt64 = 0
-    @Flag(help: "Under mpirun: each rank keeps the AdamW moments of its own slice of the parameters only (ZeRO stage 1).")
+    @Flag(help: "Under mpirun: each rank keeps the AdamW moments of its own share of the parameters only (ZeRO stage 1).")
     var shardOptimizer = false
     @OptionGroup var running: ModelRunOptions
     @Flag(help: "No progress display.") var quiet = false
@@ -138,10 +138,10 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
     /// Runs `trainer` with a progress line on stderr (when it is a terminal; `lineByLine`, as
     /// under mpirun, whose ranks write to pipes: a plain line every tenth of the steps) and a line
     /// per evaluation; returns whether every step was done (false after an interrupt) and the
-    /// seconds spent exchanging with other ranks, over how many steps.
+    /// run's totals (steps, tokens, time, time with the other ranks).
     @discardableResult
     static func train(_ trainer: Trainer, quiet: Bool, timeLimit: TimeInterval? = nil, lineByLine: Bool = false,
-                      afterStep: (TrainingProgress) throws -> Void = { _ in }) throws -> (finished: Bool, communication: RunTotals) {
+                      afterStep: (TrainingProgress) throws -> Void = { _ in }) throws -> (finished: Bool, totals: RunTotals) {
         let progressLine = ProgressLine(quiet: quiet)
         let started = Date()
         var totals = RunTotals()
