@@ -13,133 +13,110 @@ public enum CausalSelfAttention {
         (dims.heads + 2 * dims.kvHeads) * dims.headDim
     }
 
-    /// x: [B·T, C] with C = H·d; qkvWeight: [(H + 2·Hkv)·d, C]; outputWeight: [C, C];
-    /// positions: [B·T] (the absolute position of each row, for RoPE) → y: [B·T, C], added to `y`
-    /// with `accumulate` (the residual). Saves for backward: qkv: [B·T, qkvWidth] with RoPE
-    /// applied to Q and K, what `saved`'s kernel keeps (probabilities [B, H, Tq, Tk], or
-    /// log-sum-exps [B, H, Tq]), context: [B·T, C] (attention output before the output projection).
+    /// x: [B·T, C] with C = H·d; qkvWeight: [(H + 2·Hkv)·d, C]; outputWeight: [C, C] → y: [B·T, C],
+    /// added to `y` with `accumulate` (the residual). Saves for backward: qkv: [B·T, qkvWidth] with
+    /// RoPE applied to Q and K, what `saved`'s kernel keeps (probabilities [B·H·Tq, Tk], or
+    /// log-sum-exps [B·H·Tq]), context: [B·T, C] (attention output before the output projection).
     ///
-    /// Without a cache, `dims.queryLength` must equal `dims.keyLength` (self-attention over the
-    /// rows given). With `cache` (batch 1), the rows' keys and values are written into the cache
-    /// at `cache.start…` and the queries attend over every cached position up to their own:
-    /// `dims.keyLength` must be `cache.start + dims.queryLength`.
+    /// `rope` rotates Q and K at each row's absolute position; without it attention has no
+    /// positional signal of its own (a model that adds positions elsewhere). Without a cache,
+    /// `dims.queryLength` must equal `dims.keyLength` (self-attention over the rows given). With
+    /// `cache` (batch 1), the rows' keys and values are written into the cache at `cache.start…`
+    /// and the queries attend over every cached position up to their own: `dims.keyLength` must
+    /// be `cache.start + dims.queryLength`.
     public static func forward(
-        x: UnsafeBufferPointer<Float>,
-        qkvWeight: UnsafeBufferPointer<Float>, outputWeight: UnsafeBufferPointer<Float>,
-        positions: UnsafeBufferPointer<Int>, rope: RoPETable,
-        y: UnsafeMutableBufferPointer<Float>,
-        qkv: UnsafeMutableBufferPointer<Float>, saved: AttentionMemory,
-        context: UnsafeMutableBufferPointer<Float>,
+        x: MatrixView, qkvWeight: some LinearWeight, outputWeight: some LinearWeight, rope: RotaryPositions?,
+        y: MatrixView, qkv: MatrixView, saved: AttentionMemory, context: MatrixView,
         dims: AttentionDims, accumulate: Bool = false, cache: KVCacheSlot? = nil
     ) {
+        let kernel = "CausalSelfAttention.forward"
         let offset = cache?.start ?? 0
-        requireMatch(offset + dims.queryLength, dims.keyLength, "CausalSelfAttention.forward",
+        requireMatch(offset + dims.queryLength, dims.keyLength, kernel,
                      "\(dims.queryLength) queries after \(offset) cached positions need \(offset + dims.queryLength) keys, got \(dims.keyLength)")
-        requireMatch(rope.headDim, dims.headDim, "CausalSelfAttention.forward",
-                     "RoPE table head size \(rope.headDim) differs from the attention head size \(dims.headDim)")
-        let rows = dims.batch * dims.queryLength
-        let modelDim = dims.heads * dims.headDim
-        let kvDim = dims.kvHeads * dims.headDim
-        let width = qkvWidth(dims)
-        requireShape(x, [rows, modelDim], "CausalSelfAttention.forward", "x")
-        requireShape(context, [rows, modelDim], "CausalSelfAttention.forward", "context")
-
-        Linear.forward(x: x, weight: qkvWeight, y: qkv, rows: rows, inFeatures: modelDim, outFeatures: width)
-        let base = qkv.baseAddress!
-        RoPE.apply(base, rows: rows, rowStride: width, heads: dims.heads, positions: positions, table: rope)
-        RoPE.apply(base + modelDim, rows: rows, rowStride: width, heads: dims.kvHeads, positions: positions, table: rope)
-
-        let fused = HeadLayout(rowStride: width, batchStride: dims.queryLength * width)
-        var keys = UnsafePointer(base + modelDim), values = UnsafePointer(base + modelDim + kvDim)
-        var keyLayout = fused
-        if let cache {
-            precondition(dims.batch == 1, "CausalSelfAttention.forward: a KV cache holds one sequence, got batch \(dims.batch)")
-            precondition(cache.start + rows <= cache.capacity,
-                         "CausalSelfAttention.forward: \(rows) rows at position \(cache.start) overflow a cache of \(cache.capacity)")
-            for row in 0..<rows {
-                (cache.keys + (cache.start + row) * kvDim).update(from: base + row * width + modelDim, count: kvDim)
-                (cache.values + (cache.start + row) * kvDim).update(from: base + row * width + modelDim + kvDim, count: kvDim)
-            }
-            keys = UnsafePointer(cache.keys)
-            values = UnsafePointer(cache.values)
-            keyLayout = HeadLayout(rowStride: kvDim, batchStride: cache.capacity * kvDim)
+        let (q, k, v) = split(qkv, dims)
+        Linear.forward(x: x, weight: qkvWeight, y: qkv)
+        if let rope {
+            requireMatch(rope.table.headDim, dims.headDim, kernel,
+                         "RoPE table head size \(rope.table.headDim) differs from the attention head size \(dims.headDim)")
+            RoPE.apply(to: q, rope)
+            RoPE.apply(to: k, rope)
         }
-        let outputLayout = HeadLayout(rowStride: modelDim, batchStride: dims.queryLength * modelDim)
+        var (keys, values) = (k, v)
+        if let cache {
+            precondition(dims.batch == 1, "\(kernel): a KV cache holds one sequence, got batch \(dims.batch)")
+            precondition(cache.start + qkv.rows <= cache.capacity,
+                         "\(kernel): \(qkv.rows) rows at position \(cache.start) overflow a cache of \(cache.capacity)")
+            let written = cache.start..<(cache.start + qkv.rows)
+            cache.keys.rows(written).copy(from: k)
+            cache.values.rows(written).copy(from: v)
+            keys = cache.keys.rows(0..<dims.keyLength)
+            values = cache.values.rows(0..<dims.keyLength)
+        }
         switch saved {
         case .probabilities(let probs):
-            ScaledDotProductAttention.forward(
-                q: base, queryLayout: fused, k: keys, v: values, keyLayout: keyLayout, out: context.baseAddress!,
-                outputLayout: outputLayout, probs: probs, dims: dims, mask: .causal(queryOffset: offset))
+            ScaledDotProductAttention.forward(q: q, k: keys, v: values, out: context, probs: probs,
+                                              dims: dims, mask: .causal(queryOffset: offset))
         case .logSumExp(let logSumExp, let workspace):
-            FlashAttention.forward(
-                q: base, queryLayout: fused, k: keys, v: values, keyLayout: keyLayout, out: context.baseAddress!,
-                outputLayout: outputLayout, logSumExp: logSumExp, workspace: workspace, dims: dims, queryOffset: offset)
+            FlashAttention.forward(q: q, k: keys, v: values, out: context, logSumExp: logSumExp, workspace: workspace,
+                                   dims: dims, queryOffset: offset)
         }
-        Linear.forward(x: UnsafeBufferPointer(context), weight: outputWeight, y: y,
-                       rows: rows, inFeatures: modelDim, outFeatures: modelDim, accumulate: accumulate)
+        Linear.forward(x: context, weight: outputWeight, y: y, accumulate: accumulate)
     }
 
-    /// The gradients of ``forward(x:qkvWeight:outputWeight:positions:rope:y:qkv:saved:context:dims:accumulate:cache:)``
+    /// The gradients of ``forward(x:qkvWeight:outputWeight:rope:y:qkv:saved:context:dims:accumulate:cache:)``
     /// without a cache.
     ///
     /// dy: [B·T, C]; x, qkv, saved, context as the forward saved them. Workspaces, overwritten:
-    /// dContext: [B·T, C], dQKV: [B·T, qkvWidth], scratch: [B, H, T, T] for the standard kernel
-    /// (the memory-efficient one uses `saved`'s workspace; scratch may then be empty). Accumulates into
-    /// dx: [B·T, C], dQKVWeight: [(H + 2·Hkv)·d, C] and dOutputWeight: [C, C].
+    /// dContext: [B·T, C], dQKV: [B·T, qkvWidth], scratch: [B·H·T, T] for the standard kernel
+    /// (the memory-efficient one uses `saved`'s workspace; scratch is then not read). Accumulates
+    /// into dx: [B·T, C], dQKVWeight: [(H + 2·Hkv)·d, C] and dOutputWeight: [C, C].
     ///
     /// Output projection's backward → attention's backward into the fused dQ | dK | dV → RoPE's
     /// backward on dQ and dK → the fused projection's backward.
     public static func backward(
-        dy: UnsafeBufferPointer<Float>, x: UnsafeBufferPointer<Float>,
-        qkvWeight: UnsafeBufferPointer<Float>, outputWeight: UnsafeBufferPointer<Float>,
-        positions: UnsafeBufferPointer<Int>, rope: RoPETable,
-        qkv: UnsafeBufferPointer<Float>, saved: AttentionMemory, context: UnsafeBufferPointer<Float>,
-        dContext: UnsafeMutableBufferPointer<Float>, dQKV: UnsafeMutableBufferPointer<Float>, scratch: UnsafeMutableBufferPointer<Float>,
-        dx: UnsafeMutableBufferPointer<Float>, dQKVWeight: UnsafeMutableBufferPointer<Float>, dOutputWeight: UnsafeMutableBufferPointer<Float>,
-        dims: AttentionDims
+        dy: MatrixView, x: MatrixView, qkvWeight: some LinearWeight, outputWeight: some LinearWeight, rope: RotaryPositions?,
+        qkv: MatrixView, saved: AttentionMemory, context: MatrixView,
+        dContext: MatrixView, dQKV: MatrixView, scratch: MatrixView,
+        dx: MatrixView, dQKVWeight: MatrixView, dOutputWeight: MatrixView, dims: AttentionDims
     ) {
         requireMatch(dims.queryLength, dims.keyLength, "CausalSelfAttention.backward",
                      "self-attention needs as many keys as queries, got \(dims.queryLength) and \(dims.keyLength)")
-        let rows = dims.batch * dims.queryLength
-        let modelDim = dims.heads * dims.headDim
-        let kvDim = dims.kvHeads * dims.headDim
-        let width = qkvWidth(dims)
-        requireShape(qkv, [rows, width], "CausalSelfAttention.backward", "qkv")
-        requireShape(dQKV, [rows, width], "CausalSelfAttention.backward", "dQKV")
-        requireShape(dContext, [rows, modelDim], "CausalSelfAttention.backward", "dContext")
-        guard rows > 0 else { return }
+        requireShape(dQKV, qkv.shape, "CausalSelfAttention.backward", "dQKV")
+        guard qkv.rows > 0 else { return }
+        let (q, k, v) = split(qkv, dims), (dQ, dK, dV) = split(dQKV, dims)
 
-        dContext.update(repeating: 0)
-        Linear.backward(dy: dy, x: context, weight: outputWeight, dx: dContext, dWeight: dOutputWeight,
-                        rows: rows, inFeatures: modelDim, outFeatures: modelDim)
-        dQKV.update(repeating: 0)
-        let base = qkv.baseAddress!, dBase = dQKV.baseAddress!
-        let fused = HeadLayout(rowStride: width, batchStride: dims.queryLength * width)
-        let outputLayout = HeadLayout(rowStride: modelDim, batchStride: dims.queryLength * modelDim)
+        dContext.fill(0)
+        Linear.backward(dy: dy, x: context, weight: outputWeight, dx: dContext, dWeight: dOutputWeight)
+        dQKV.fill(0)
         switch saved {
         case .probabilities(let probs):
-            ScaledDotProductAttention.backward(
-                q: base, queryLayout: fused, k: base + modelDim, v: base + modelDim + kvDim, keyLayout: fused,
-                probs: UnsafeBufferPointer(probs), dOut: dContext.baseAddress!, outputLayout: outputLayout,
-                dQ: dBase, dK: dBase + modelDim, dV: dBase + modelDim + kvDim, scratch: scratch, dims: dims, mask: .causal(queryOffset: 0))
+            ScaledDotProductAttention.backward(q: q, k: k, v: v, probs: probs, dOut: dContext, dQ: dQ, dK: dK, dV: dV,
+                                               scratch: scratch, dims: dims, mask: .causal(queryOffset: 0))
         case .logSumExp(let logSumExp, let workspace):
-            FlashAttention.backward(
-                q: base, queryLayout: fused, k: base + modelDim, v: base + modelDim + kvDim, keyLayout: fused,
-                out: context.baseAddress!, dOut: dContext.baseAddress!, outputLayout: outputLayout, logSumExp: UnsafeBufferPointer(logSumExp),
-                dQ: dBase, dK: dBase + modelDim, dV: dBase + modelDim + kvDim, workspace: workspace, dims: dims)
+            FlashAttention.backward(q: q, k: k, v: v, out: context, dOut: dContext, logSumExp: logSumExp,
+                                    dQ: dQ, dK: dK, dV: dV, workspace: workspace, dims: dims)
         }
-        RoPE.backward(dBase, rows: rows, rowStride: width, heads: dims.heads, positions: positions, table: rope)
-        RoPE.backward(dBase + modelDim, rows: rows, rowStride: width, heads: dims.kvHeads, positions: positions, table: rope)
-        Linear.backward(dy: UnsafeBufferPointer(dQKV), x: x, weight: qkvWeight, dx: dx, dWeight: dQKVWeight,
-                        rows: rows, inFeatures: modelDim, outFeatures: width)
+        if let rope {
+            RoPE.backward(dQ, rope)
+            RoPE.backward(dK, rope)
+        }
+        Linear.backward(dy: dQKV, x: x, weight: qkvWeight, dx: dx, dWeight: dQKVWeight)
+    }
+
+    /// The q, k and v column views of a fused `[B·T, (H + 2·Hkv)·d]` projection.
+    public static func split(_ qkv: MatrixView, _ dims: AttentionDims) -> (q: MatrixView, k: MatrixView, v: MatrixView) {
+        let (modelDim, kvDim) = (dims.heads * dims.headDim, dims.kvHeads * dims.headDim)
+        requireShape(qkv, [dims.batch * dims.queryLength, qkvWidth(dims)], "CausalSelfAttention", "qkv")
+        return (qkv.columns(0..<modelDim), qkv.columns(modelDim..<(modelDim + kvDim)),
+                qkv.columns((modelDim + kvDim)..<(modelDim + 2 * kvDim)))
     }
 }
 
 /// What attention keeps for its backward, which also decides the kernel that runs.
 public enum AttentionMemory {
-    /// ``ScaledDotProductAttention``: the probabilities `[B, H, Tq, Tk]`.
-    case probabilities(UnsafeMutableBufferPointer<Float>)
-    /// ``FlashAttention``: the log-sum-exps `[B, H, Tq]` and a workspace of
+    /// ``ScaledDotProductAttention``: the probabilities `[B·H·Tq, Tk]`.
+    case probabilities(MatrixView)
+    /// ``FlashAttention``: the log-sum-exps `[B·H·Tq]` and a workspace of
     /// ``FlashAttention/workspaceCount(threads:)`` floats.
     case logSumExp(UnsafeMutableBufferPointer<Float>, workspace: UnsafeMutableBufferPointer<Float>)
 }
@@ -151,22 +128,22 @@ public enum AttentionKernel: String, Sendable, CaseIterable {
     case memoryEfficient = "memory-efficient"
 }
 
-/// One layer's key/value cache for ``CausalSelfAttention/forward(x:qkvWeight:outputWeight:positions:rope:y:qkv:saved:context:dims:accumulate:cache:)``:
+/// One layer's key/value cache for ``CausalSelfAttention/forward(x:qkvWeight:outputWeight:rope:y:qkv:saved:context:dims:accumulate:cache:)``:
 /// keys and values `[capacity, kvDim]` each, and the position the next rows go to.
 ///
-/// The pointers are views into a cache the caller owns (`Model.InferenceSession`'s), valid as long
-/// as it is.
+/// The views point into a cache the caller owns (`Model.InferenceSession`'s), valid as long as it is.
 public struct KVCacheSlot {
-    public let keys: UnsafeMutablePointer<Float>
-    public let values: UnsafeMutablePointer<Float>
-    public let capacity: Int
+    public let keys: MatrixView
+    public let values: MatrixView
+    public var capacity: Int { keys.rows }
     public let start: Int
 
-    public init(keys: UnsafeMutablePointer<Float>, values: UnsafeMutablePointer<Float>, capacity: Int, start: Int) {
-        precondition(start >= 0 && start <= capacity, "KVCacheSlot: start \(start) is outside 0...\(capacity)")
+    public init(keys: MatrixView, values: MatrixView, start: Int) {
+        precondition(keys.rows == values.rows && keys.columns == values.columns,
+                     "KVCacheSlot: keys \(keys.shape) and values \(values.shape) differ")
+        precondition(start >= 0 && start <= keys.rows, "KVCacheSlot: start \(start) is outside 0...\(keys.rows)")
         self.keys = keys
         self.values = values
-        self.capacity = capacity
         self.start = start
     }
 }

@@ -7,15 +7,14 @@ public enum CrossEntropy {
     /// logits: [rows, vocab], targets: [rows] (each in 0..<vocab) → losses: [rows], each
     /// `logsumexp(logits[r]) − logits[r, targets[r]]`; returns their mean (accumulated in Double).
     public static func forward(
-        logits: UnsafeBufferPointer<Float>, targets: UnsafeBufferPointer<Int32>,
-        losses: UnsafeMutableBufferPointer<Float>, rows: Int, vocab: Int
+        logits: MatrixView, targets: UnsafeBufferPointer<Int32>, losses: UnsafeMutableBufferPointer<Float>
     ) -> Double {
-        requireShapes(logits.count, targets, losses, rows: rows, vocab: vocab, kernel: "CrossEntropy.forward")
-        guard rows > 0 else { return 0 }
-        let x = logits.baseAddress!, t = targets.baseAddress!, l = losses.baseAddress!
-        Threading.parallelRanges(rows, costPerItem: 20 * vocab) { range in
+        requireShapes(logits, targets, losses, kernel: "CrossEntropy.forward")
+        guard logits.rows > 0 else { return 0 }
+        let vocab = logits.columns, t = targets.baseAddress!, l = losses.baseAddress!
+        Threading.parallelRanges(logits.rows, costPerItem: 20 * vocab) { range in
             for row in range {
-                let xr = x + row * vocab
+                let xr = logits.pointer(row: row)
                 l[row] = logSumExp(xr, vocab) - xr[Int(t[row])]
             }
         }
@@ -26,15 +25,15 @@ public enum CrossEntropy {
     /// `gradientScale · (softmax(logits[r]) − onehot(targets[r]))`. With `gradientScale = 1 / rows`
     /// that is the gradient of the mean loss. Returns the mean loss.
     public static func forwardBackward(
-        logits: UnsafeMutableBufferPointer<Float>, targets: UnsafeBufferPointer<Int32>,
-        losses: UnsafeMutableBufferPointer<Float>, rows: Int, vocab: Int, gradientScale: Float
+        logits: MatrixView, targets: UnsafeBufferPointer<Int32>, losses: UnsafeMutableBufferPointer<Float>,
+        gradientScale: Float
     ) -> Double {
-        requireShapes(logits.count, targets, losses, rows: rows, vocab: vocab, kernel: "CrossEntropy.forwardBackward")
-        guard rows > 0 else { return 0 }
-        let x = logits.baseAddress!, t = targets.baseAddress!, l = losses.baseAddress!
-        Threading.parallelRanges(rows, costPerItem: 30 * vocab) { range in
+        requireShapes(logits, targets, losses, kernel: "CrossEntropy.forwardBackward")
+        guard logits.rows > 0 else { return 0 }
+        let vocab = logits.columns, t = targets.baseAddress!, l = losses.baseAddress!
+        Threading.parallelRanges(logits.rows, costPerItem: 30 * vocab) { range in
             for row in range {
-                let xr = x + row * vocab, target = Int(t[row])
+                let xr = logits.pointer(row: row), target = Int(t[row])
                 let lse = logSumExp(xr, vocab)
                 l[row] = lse - xr[target]
                 // softmax = exp(x − lse), scaled, in one pass.
@@ -73,9 +72,9 @@ public enum CrossEntropy {
         return sum / Double(losses.count)
     }
 
-    private static func requireShapes(_ logitCount: Int, _ targets: UnsafeBufferPointer<Int32>,
-                                      _ losses: UnsafeMutableBufferPointer<Float>, rows: Int, vocab: Int, kernel: String) {
-        precondition(logitCount == rows * vocab, "\(kernel): logits has \(logitCount) elements but shape [\(rows), \(vocab)] needs \(rows * vocab)")
+    private static func requireShapes(_ logits: MatrixView, _ targets: UnsafeBufferPointer<Int32>,
+                                      _ losses: UnsafeMutableBufferPointer<Float>, kernel: String) {
+        let (rows, vocab) = (logits.rows, logits.columns)
         requireShape(targets, [rows], kernel, "targets")
         requireShape(losses, [rows], kernel, "losses")
         for (row, target) in targets.enumerated() {

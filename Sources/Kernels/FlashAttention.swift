@@ -11,7 +11,7 @@ import Foundation
 /// per layer for backward and as much scratch again; this one keeps `B·H·Tq` floats, plus a
 /// workspace of a few tiles per thread (``workspaceCount(threads:)``).
 ///
-/// Same conventions as the standard kernel: strided heads (``HeadLayout``), grouped-query heads,
+/// Same conventions as the standard kernel: operands as (column) views, grouped-query heads,
 /// causal queries at `queryOffset…` over keys `0..<Tk` (a KV cache's prefill), gradients
 /// accumulated (`beta = 1`).
 public enum FlashAttention {
@@ -27,10 +27,56 @@ public enum FlashAttention {
     /// Workspace for a call on `threads` threads (default: ``Threading/count``).
     public static func workspaceCount(threads: Int = Threading.count) -> Int { max(1, threads) * workspacePerThread() }
 
-    /// q: heads of [B, Tq, H·d]; k, v: heads of [B, Tk, Hkv·d] → out: [B, Tq, H·d] at
-    /// `outputLayout`; saves logSumExp: [B, H, Tq] for backward. Query row `t` sees keys
+    /// q: [B·Tq, H·d]; k, v: [B·Tk, Hkv·d] → out: [B·Tq, H·d]; saves logSumExp: [B·H·Tq] for
+    /// backward; workspace: ``workspaceCount(threads:)`` floats. Query row `t` sees keys
     /// `0...queryOffset + t`. `scale` defaults to 1/√d.
     public static func forward(
+        q: MatrixView, k: MatrixView, v: MatrixView, out: MatrixView,
+        logSumExp: UnsafeMutableBufferPointer<Float>, workspace: UnsafeMutableBufferPointer<Float>,
+        dims: AttentionDims, queryOffset: Int = 0, scale: Float? = nil
+    ) {
+        let kernel = "FlashAttention.forward"
+        AttentionOperands.requireQueries(q, dims, kernel, "q")
+        AttentionOperands.requireKeys(k, dims, kernel, "k")
+        AttentionOperands.requireKeys(v, dims, kernel, "v")
+        AttentionOperands.requireQueries(out, dims, kernel, "out")
+        requireMatch(k.rowStride, v.rowStride, kernel, "k and v must share a row stride, got \(k.rowStride) and \(v.rowStride)")
+        forward(q: q.base, queryLayout: AttentionOperands.queryLayout(q, dims),
+                k: k.base, v: v.base, keyLayout: AttentionOperands.keyLayout(k, dims),
+                out: out.base, outputLayout: AttentionOperands.queryLayout(out, dims),
+                logSumExp: logSumExp, workspace: workspace, dims: dims, queryOffset: queryOffset, scale: scale)
+    }
+
+    /// The gradients of ``forward(q:k:v:out:logSumExp:workspace:dims:queryOffset:scale:)``.
+    ///
+    /// q, k, v, out and logSumExp as the forward used and saved them; dOut: [B·Tq, H·d].
+    /// Accumulates into dQ: [B·Tq, H·d] and dK, dV: [B·Tk, Hkv·d].
+    /// Per tile: P = exp(S − L), dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − D) with
+    /// D = rowsum(dO ⊙ O), dQ += scale · dS·K, dK += scale · dSᵀ·Q. Heads sharing a key/value
+    /// head run on one thread, so no two threads add into the same dK or dV.
+    public static func backward(
+        q: MatrixView, k: MatrixView, v: MatrixView, out: MatrixView, dOut: MatrixView,
+        logSumExp: UnsafeMutableBufferPointer<Float>,
+        dQ: MatrixView, dK: MatrixView, dV: MatrixView, workspace: UnsafeMutableBufferPointer<Float>,
+        dims: AttentionDims, queryOffset: Int = 0, scale: Float? = nil
+    ) {
+        let kernel = "FlashAttention.backward"
+        for (view, name) in [(q, "q"), (out, "out"), (dOut, "dOut"), (dQ, "dQ")] { AttentionOperands.requireQueries(view, dims, kernel, name) }
+        for (view, name) in [(k, "k"), (v, "v"), (dK, "dK"), (dV, "dV")] { AttentionOperands.requireKeys(view, dims, kernel, name) }
+        requireMatch(q.rowStride, dQ.rowStride, kernel, "q and dQ must share a row stride, got \(q.rowStride) and \(dQ.rowStride)")
+        requireMatch(out.rowStride, dOut.rowStride, kernel, "out and dOut must share a row stride, got \(out.rowStride) and \(dOut.rowStride)")
+        for other in [v, dK, dV] {
+            requireMatch(k.rowStride, other.rowStride, kernel, "k, v, dK and dV must share a row stride, got \(k.rowStride) and \(other.rowStride)")
+        }
+        backward(q: q.base, queryLayout: AttentionOperands.queryLayout(q, dims),
+                 k: k.base, v: v.base, keyLayout: AttentionOperands.keyLayout(k, dims),
+                 out: out.base, dOut: dOut.base, outputLayout: AttentionOperands.queryLayout(out, dims),
+                 logSumExp: UnsafeBufferPointer(logSumExp), dQ: dQ.base, dK: dK.base, dV: dV.base,
+                 workspace: workspace, dims: dims, queryOffset: queryOffset, scale: scale)
+    }
+
+    /// The tile loops of the view-based forward above, on head layouts.
+    static func forward(
         q: UnsafePointer<Float>, queryLayout: HeadLayout,
         k: UnsafePointer<Float>, v: UnsafePointer<Float>, keyLayout: HeadLayout,
         out: UnsafeMutablePointer<Float>, outputLayout: HeadLayout,
@@ -91,14 +137,8 @@ public enum FlashAttention {
         }
     }
 
-    /// The gradients of ``forward(q:queryLayout:k:v:keyLayout:out:outputLayout:logSumExp:workspace:dims:queryOffset:scale:)``.
-    ///
-    /// q, k, v, out and logSumExp as the forward used and saved them; dOut: the output's gradient
-    /// at `outputLayout`. Accumulates into dQ at `queryLayout` and dK, dV at `keyLayout`.
-    /// Per tile: P = exp(S − L), dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − D) with
-    /// D = rowsum(dO ⊙ O), dQ += scale · dS·K, dK += scale · dSᵀ·Q. Heads sharing a key/value
-    /// head run on one thread, so no two threads add into the same dK or dV.
-    public static func backward(
+    /// The tile loops of the view-based backward above, on head layouts.
+    static func backward(
         q: UnsafePointer<Float>, queryLayout: HeadLayout,
         k: UnsafePointer<Float>, v: UnsafePointer<Float>, keyLayout: HeadLayout,
         out: UnsafePointer<Float>, dOut: UnsafePointer<Float>, outputLayout: HeadLayout,

@@ -1,44 +1,33 @@
 /// A bias-free linear layer `y = x · Wᵀ` with the weight stored `[out, in]` (PyTorch's layout).
 public enum Linear {
-    /// x: [rows, inFeatures], weight: [outFeatures, inFeatures] → y: [rows, outFeatures].
+    /// x: [rows, in], weight: [out, in] → y: [rows, out].
     ///
     /// With `accumulate` the product is added to `y` instead of overwriting it (a residual add
-    /// for free). Nothing needs saving for backward: it reads `x` and `weight` again.
-    public static func forward(
-        x: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>,
-        y: UnsafeMutableBufferPointer<Float>,
-        rows: Int, inFeatures: Int, outFeatures: Int, accumulate: Bool = false
-    ) {
-        requireShape(x, [rows, inFeatures], "Linear.forward", "x")
-        requireShape(weight, [outFeatures, inFeatures], "Linear.forward", "weight")
-        requireShape(y, [rows, outFeatures], "Linear.forward", "y")
-        guard rows > 0 else { return }
-        sgemm(transposeA: false, transposeB: true, m: rows, n: outFeatures, k: inFeatures,
-              a: x.baseAddress!, lda: inFeatures, b: weight.baseAddress!, ldb: inFeatures,
-              beta: accumulate ? 1 : 0, c: y.baseAddress!, ldc: outFeatures)
+    /// for free). Nothing needs saving for backward: it reads `x` and `weight` again. Views may be
+    /// strided (heads of a fused buffer).
+    public static func forward(x: MatrixView, weight: some LinearWeight, y: MatrixView, accumulate: Bool = false) {
+        requireShape(x, [x.rows, weight.inFeatures], "Linear.forward", "x (weight is [\(weight.outFeatures), \(weight.inFeatures)])")
+        requireShape(y, [x.rows, weight.outFeatures], "Linear.forward", "y")
+        weight.multiply(x, into: y, accumulate: accumulate)
     }
 
-    /// dy: [rows, out], x: [rows, in], weight: [out, in] → dx += dy · W, dWeight += dyᵀ · x.
+    /// dy: [rows, out], x: [rows, in], weight: [out, in] (Float32) → dx += dy · W, dWeight += dyᵀ · x.
     ///
-    /// Both gradients accumulate (beta = 1), so the caller zeroes them once per step.
-    public static func backward(
-        dy: UnsafeBufferPointer<Float>, x: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>,
-        dx: UnsafeMutableBufferPointer<Float>?, dWeight: UnsafeMutableBufferPointer<Float>,
-        rows: Int, inFeatures: Int, outFeatures: Int
-    ) {
-        requireShape(dy, [rows, outFeatures], "Linear.backward", "dy")
-        requireShape(x, [rows, inFeatures], "Linear.backward", "x")
-        requireShape(weight, [outFeatures, inFeatures], "Linear.backward", "weight")
-        requireShape(dWeight, [outFeatures, inFeatures], "Linear.backward", "dWeight")
+    /// Both gradients accumulate (beta = 1), so the caller zeroes them once per step. A weight
+    /// without Float32 rows (quantized) cannot be trained: a programming error here.
+    public static func backward(dy: MatrixView, x: MatrixView, weight: some LinearWeight, dx: MatrixView?, dWeight: MatrixView) {
+        guard let w = weight.dense else { preconditionFailure("Linear.backward: the weight has no Float32 rows (it is quantized)") }
+        let rows = dy.rows
+        requireShape(dy, [rows, w.rows], "Linear.backward", "dy")
+        requireShape(x, [rows, w.columns], "Linear.backward", "x")
+        requireShape(dWeight, w.shape, "Linear.backward", "dWeight")
         guard rows > 0 else { return }
         if let dx {
-            requireShape(dx, [rows, inFeatures], "Linear.backward", "dx")
-            sgemm(transposeA: false, transposeB: false, m: rows, n: inFeatures, k: outFeatures,
-                  a: dy.baseAddress!, lda: outFeatures, b: weight.baseAddress!, ldb: inFeatures,
-                  beta: 1, c: dx.baseAddress!, ldc: inFeatures)
+            requireShape(dx, [rows, w.columns], "Linear.backward", "dx")
+            sgemm(transposeA: false, transposeB: false, m: rows, n: w.columns, k: w.rows,
+                  a: dy.base, lda: dy.rowStride, b: w.base, ldb: w.rowStride, beta: 1, c: dx.base, ldc: dx.rowStride)
         }
-        sgemm(transposeA: true, transposeB: false, m: outFeatures, n: inFeatures, k: rows,
-              a: dy.baseAddress!, lda: outFeatures, b: x.baseAddress!, ldb: inFeatures,
-              beta: 1, c: dWeight.baseAddress!, ldc: inFeatures)
+        sgemm(transposeA: true, transposeB: false, m: w.rows, n: w.columns, k: rows,
+              a: dy.base, lda: dy.rowStride, b: x.base, ldb: x.rowStride, beta: 1, c: dWeight.base, ldc: dWeight.rowStride)
     }
 }

@@ -6,19 +6,20 @@ public enum RMSNorm {
     public static let defaultEpsilon: Float = 1e-5
 
     /// x: [rows, dim], weight: [dim] → y: [rows, dim]; saves rstd: [rows] for backward.
+    /// `x` and `y` may be the same view.
     public static func forward(
-        x: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>,
-        y: UnsafeMutableBufferPointer<Float>, rstd: UnsafeMutableBufferPointer<Float>,
-        rows: Int, dim: Int, epsilon: Float = defaultEpsilon
+        x: MatrixView, weight: UnsafeMutableBufferPointer<Float>, y: MatrixView,
+        rstd: UnsafeMutableBufferPointer<Float>, epsilon: Float = defaultEpsilon
     ) {
-        requireShape(x, [rows, dim], "RMSNorm.forward", "x")
+        let (rows, dim) = (x.rows, x.columns)
         requireShape(weight, [dim], "RMSNorm.forward", "weight")
-        requireShape(y, [rows, dim], "RMSNorm.forward", "y")
+        requireShape(y, x.shape, "RMSNorm.forward", "y")
         requireShape(rstd, [rows], "RMSNorm.forward", "rstd")
-        let x = x.baseAddress!, w = weight.baseAddress!, y = y.baseAddress!, rstd = rstd.baseAddress!
+        guard rows > 0 else { return }
+        let w = weight.baseAddress!, rstd = rstd.baseAddress!
         Threading.parallelRanges(rows, costPerItem: 3 * dim) { range in
             for row in range {
-                let xr = x + row * dim, yr = y + row * dim
+                let xr = x.pointer(row: row), yr = y.pointer(row: row)
                 let meanSquare = VectorMath.sumOfSquares(xr, dim) / Float(dim)
                 let r = 1 / (meanSquare + epsilon).squareRoot()
                 rstd[row] = r
@@ -29,22 +30,20 @@ public enum RMSNorm {
 
     /// dy, x: [rows, dim], weight: [dim], rstd: [rows] (from forward) → dx += ∂L/∂x, dWeight += ∂L/∂w.
     public static func backward(
-        dy: UnsafeBufferPointer<Float>, x: UnsafeBufferPointer<Float>, weight: UnsafeBufferPointer<Float>,
-        rstd: UnsafeBufferPointer<Float>,
-        dx: UnsafeMutableBufferPointer<Float>, dWeight: UnsafeMutableBufferPointer<Float>,
-        rows: Int, dim: Int
+        dy: MatrixView, x: MatrixView, weight: UnsafeMutableBufferPointer<Float>, rstd: UnsafeMutableBufferPointer<Float>,
+        dx: MatrixView, dWeight: UnsafeMutableBufferPointer<Float>
     ) {
-        requireShape(dy, [rows, dim], "RMSNorm.backward", "dy")
-        requireShape(x, [rows, dim], "RMSNorm.backward", "x")
+        let (rows, dim) = (x.rows, x.columns)
+        requireShape(dy, x.shape, "RMSNorm.backward", "dy")
         requireShape(weight, [dim], "RMSNorm.backward", "weight")
         requireShape(rstd, [rows], "RMSNorm.backward", "rstd")
-        requireShape(dx, [rows, dim], "RMSNorm.backward", "dx")
+        requireShape(dx, x.shape, "RMSNorm.backward", "dx")
         requireShape(dWeight, [dim], "RMSNorm.backward", "dWeight")
-        let dy = dy.baseAddress!, x = x.baseAddress!, w = weight.baseAddress!, rstd = rstd.baseAddress!
-        let dx = dx.baseAddress!, dw = dWeight.baseAddress!
+        guard rows > 0 else { return }
+        let w = weight.baseAddress!, rstd = rstd.baseAddress!, dw = dWeight.baseAddress!
         Threading.parallelRanges(rows, costPerItem: 6 * dim) { range in
             for row in range {
-                let dyr = dy + row * dim, xr = x + row * dim, dxr = dx + row * dim
+                let dyr = dy.pointer(row: row), xr = x.pointer(row: row), dxr = dx.pointer(row: row)
                 let r = rstd[row]
                 // ∂L/∂x_i = r·w_i·dy_i − x_i·r³·(Σ_j w_j·dy_j·x_j)/dim
                 var projection: Float = 0
@@ -56,7 +55,7 @@ public enum RMSNorm {
         // The weight gradient sums over rows; one writer per column keeps it race-free.
         Threading.parallelRanges(dim, costPerItem: 2 * rows) { columns in
             for row in 0..<rows {
-                let dyr = dy + row * dim, xr = x + row * dim, r = rstd[row]
+                let dyr = dy.pointer(row: row), xr = x.pointer(row: row), r = rstd[row]
                 for i in columns { dw[i] += dyr[i] * xr[i] * r }
             }
         }

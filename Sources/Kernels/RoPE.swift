@@ -35,51 +35,61 @@ public struct RoPETable: Sendable {
     }
 }
 
+/// What one RoPE call needs besides the vectors: the angle table and the absolute position of
+/// each row (positions: [rows], each below `table.maxPositions`).
+public struct RotaryPositions {
+    public let table: RoPETable
+    public let positions: UnsafeBufferPointer<Int>
+
+    public init(table: RoPETable, positions: UnsafeBufferPointer<Int>) {
+        self.table = table
+        self.positions = positions
+    }
+}
+
 /// Rotary position embedding on interleaved pairs `(x[2i], x[2i+1])`:
 /// `(x0·cos − x1·sin, x0·sin + x1·cos)` at angle `position / theta^(2i/d)`.
 public enum RoPE {
-    /// Rotates in place `rows` rows of `heads` head vectors each. Row `r` starts at
-    /// `x + r · rowStride` and head `h` at column `h · table.headDim`, so the Q or K part of a
-    /// fused `[B·T, qkvDim]` buffer is rotated where it lies. positions: [rows], each below
-    /// `table.maxPositions`.
-    public static func apply(
-        _ x: UnsafeMutablePointer<Float>, rows: Int, rowStride: Int, heads: Int,
-        positions: UnsafeBufferPointer<Int>, table: RoPETable
-    ) {
-        rotate(x, rows: rows, rowStride: rowStride, heads: heads, positions: positions, table: table, sign: 1)
+    /// Rotates in place every head of x: [rows, heads · headDim] (a column view of a fused
+    /// `[B·T, qkvWidth]` buffer is rotated where it lies), row `r` at `rope.positions[r]`.
+    public static func apply(to x: MatrixView, _ rope: RotaryPositions) {
+        rotate(x, rope, sign: 1, "RoPE.apply")
     }
 
     /// RoPE's backward, in place: the gradient with respect to the unrotated input is the
-    /// gradient of the output rotated back (the rotation is orthogonal), same layout as ``apply(_:rows:rowStride:heads:positions:table:)``.
-    public static func backward(
-        _ dx: UnsafeMutablePointer<Float>, rows: Int, rowStride: Int, heads: Int,
-        positions: UnsafeBufferPointer<Int>, table: RoPETable
-    ) {
-        rotate(dx, rows: rows, rowStride: rowStride, heads: heads, positions: positions, table: table, sign: -1)
+    /// gradient of the output rotated back (the rotation is orthogonal), same layout as ``apply(to:_:)``.
+    public static func backward(_ dx: MatrixView, _ rope: RotaryPositions) {
+        rotate(dx, rope, sign: -1, "RoPE.backward")
+    }
+
+    /// x: [rows, heads · headDim] → y: [rows, heads · headDim], rotated. `x` and `y` may be the same view.
+    public static func forward(x: MatrixView, y: MatrixView, _ rope: RotaryPositions) {
+        requireShape(y, x.shape, "RoPE.forward", "y")
+        y.copy(from: x)
+        apply(to: y, rope)
     }
 
     /// Rotation by `sign` × each angle: +1 forward, −1 its inverse.
-    private static func rotate(
-        _ x: UnsafeMutablePointer<Float>, rows: Int, rowStride: Int, heads: Int,
-        positions: UnsafeBufferPointer<Int>, table: RoPETable, sign: Float
-    ) {
-        requireShape(positions, [rows], "RoPE", "positions")
-        precondition(rowStride >= heads * table.headDim,
-                     "RoPE: row stride \(rowStride) is shorter than \(heads) heads × \(table.headDim)")
+    private static func rotate(_ x: MatrixView, _ rope: RotaryPositions, sign: Float, _ kernel: String) {
+        let (table, positions, rows) = (rope.table, rope.positions, x.rows)
+        requireShape(positions, [rows], kernel, "positions")
+        precondition(x.columns % table.headDim == 0,
+                     "\(kernel): x has \(x.columns) columns, not a whole number of heads of \(table.headDim)")
+        let heads = x.columns / table.headDim
         let pairs = table.headDim / 2
         for row in 0..<rows {
             let position = positions[row]
             precondition(position >= 0 && position < table.maxPositions,
-                         "RoPE: position \(position) at row \(row) is outside 0..<\(table.maxPositions)")
+                         "\(kernel): position \(position) at row \(row) is outside 0..<\(table.maxPositions)")
         }
         table.cos.withUnsafeBufferPointer { cosTable in
             table.sin.withUnsafeBufferPointer { sinTable in
                 let cosBase = cosTable.baseAddress!, sinBase = sinTable.baseAddress!
-                Threading.parallelRanges(rows, costPerItem: 3 * heads * table.headDim) { range in
+                Threading.parallelRanges(rows, costPerItem: 3 * x.columns) { range in
                     for row in range {
                         let c = cosBase + positions[row] * pairs, s = sinBase + positions[row] * pairs
                         for head in 0..<heads {
-                            let v = x + row * rowStride + head * table.headDim
+                            let v = x.pointer(row: row) + head * table.headDim
                             for i in 0..<pairs {
                                 let x0 = v[2 * i], x1 = v[2 * i + 1]
                                 let sine = sign * s[i]
@@ -91,20 +101,5 @@ public enum RoPE {
                 }
             }
         }
-    }
-
-    /// x: [rows, heads · headDim] → y: [rows, heads · headDim], rotated by positions: [rows].
-    public static func forward(
-        x: UnsafeBufferPointer<Float>, y: UnsafeMutableBufferPointer<Float>,
-        rows: Int, heads: Int, positions: UnsafeBufferPointer<Int>, table: RoPETable
-    ) {
-        let width = heads * table.headDim
-        requireShape(x, [rows, width], "RoPE.forward", "x")
-        requireShape(y, [rows, width], "RoPE.forward", "y")
-        guard rows > 0 else { return }
-        if y.baseAddress! != UnsafeMutablePointer(mutating: x.baseAddress!) {
-            y.baseAddress!.update(from: x.baseAddress!, count: x.count)
-        }
-        apply(y.baseAddress!, rows: rows, rowStride: width, heads: heads, positions: positions, table: table)
     }
 }

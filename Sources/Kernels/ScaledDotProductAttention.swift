@@ -24,16 +24,21 @@ public struct AttentionDims: Sendable, Equatable {
     }
 }
 
-/// Where the heads of one operand live. Row `t` of batch `b` starts at
-/// `base + b · batchStride + t · rowStride`, and head `h` at column `h · headDim` of that row.
-/// With this, Q, K and V are read straight out of a fused `[B, T, qkvDim]` projection or a KV
-/// cache `[context, kvDim]`, and the output written into `[B, T, C]`, all without copies.
-public struct HeadLayout: Sendable {
-    public var rowStride: Int
-    public var batchStride: Int
-    public init(rowStride: Int, batchStride: Int) {
+/// Where the heads of one operand live, as the strided loops read them: row `t` of batch `b` starts
+/// at `base + b · batchStride + t · rowStride`, and head `h` at column `h · headDim` of that row.
+/// Made from a ``MatrixView`` of `[B·T, heads·headDim]` (a column view of a fused projection, a KV
+/// cache's rows) by ``AttentionOperands``.
+struct HeadLayout: Sendable {
+    var rowStride: Int
+    var batchStride: Int
+    init(rowStride: Int, batchStride: Int) {
         self.rowStride = rowStride
         self.batchStride = batchStride
+    }
+
+    /// The layout of `view`, whose rows are `rowsPerBatch` rows of each batch in turn.
+    init(_ view: MatrixView, rowsPerBatch: Int) {
+        self.init(rowStride: view.rowStride, batchStride: rowsPerBatch * view.rowStride)
     }
 
     /// Stops unless `heads` heads of `headDim` fit in a row and, with several batches, `rows`
@@ -46,16 +51,51 @@ public struct HeadLayout: Sendable {
     }
 }
 
+/// The shape rule every attention kernel checks on its operands: q and out (and their gradients)
+/// are `[B·Tq, H·d]`, k and v (and theirs) `[B·Tk, Hkv·d]`; each may be a column view of a wider
+/// buffer.
+enum AttentionOperands {
+    static func requireQueries(_ view: MatrixView, _ dims: AttentionDims, _ kernel: String, _ name: String) {
+        requireShape(view, [dims.batch * dims.queryLength, dims.heads * dims.headDim], kernel, name)
+    }
+
+    static func requireKeys(_ view: MatrixView, _ dims: AttentionDims, _ kernel: String, _ name: String) {
+        requireShape(view, [dims.batch * dims.keyLength, dims.kvHeads * dims.headDim], kernel, name)
+    }
+
+    static func queryLayout(_ view: MatrixView, _ dims: AttentionDims) -> HeadLayout { HeadLayout(view, rowsPerBatch: dims.queryLength) }
+    static func keyLayout(_ view: MatrixView, _ dims: AttentionDims) -> HeadLayout { HeadLayout(view, rowsPerBatch: dims.keyLength) }
+}
+
 /// softmax(Q·Kᵀ / √d + mask) · V per batch and head, each product one `cblas_sgemm` on strided heads.
 public enum ScaledDotProductAttention {
     /// Causal attention works on blocks of this many query rows, each multiplying only against
     /// the keys its last row can see: about half the FLOPs of the full square at T = 256.
     public static let causalBlockRows = 64
 
-    /// q: heads of [B, Tq, H·d] at `queryLayout`; k, v: heads of [B, Tk, Hkv·d] at `keyLayout`
-    /// → out: [B, Tq, H·d] at `outputLayout`; saves probs: [B, H, Tq, Tk] (zeros where masked)
-    /// for backward. `scale` defaults to 1/√d.
+    /// q: [B·Tq, H·d]; k, v: [B·Tk, Hkv·d] → out: [B·Tq, H·d]; saves probs: [B·H·Tq, Tk] (zeros
+    /// where masked) for backward. Each operand may be a column view of a wider buffer (the fused
+    /// QKV projection, a KV cache). `scale` defaults to 1/√d.
     public static func forward(
+        q: MatrixView, k: MatrixView, v: MatrixView, out: MatrixView, probs: MatrixView,
+        dims: AttentionDims, mask: AttentionMask, scale: Float? = nil
+    ) {
+        let kernel = "ScaledDotProductAttention.forward"
+        AttentionOperands.requireQueries(q, dims, kernel, "q")
+        AttentionOperands.requireKeys(k, dims, kernel, "k")
+        AttentionOperands.requireKeys(v, dims, kernel, "v")
+        AttentionOperands.requireQueries(out, dims, kernel, "out")
+        requireShape(probs, [dims.batch * dims.heads * dims.queryLength, dims.keyLength], kernel, "probs")
+        requireContiguous(probs, kernel, "probs")
+        requireMatch(k.rowStride, v.rowStride, kernel, "k and v must share a row stride, got \(k.rowStride) and \(v.rowStride)")
+        forward(q: q.base, queryLayout: AttentionOperands.queryLayout(q, dims),
+                k: k.base, v: v.base, keyLayout: AttentionOperands.keyLayout(k, dims),
+                out: out.base, outputLayout: AttentionOperands.queryLayout(out, dims),
+                probs: probs.elements, dims: dims, mask: mask, scale: scale)
+    }
+
+    /// The strided loops of the view-based forward above, on head layouts.
+    static func forward(
         q: UnsafePointer<Float>, queryLayout: HeadLayout,
         k: UnsafePointer<Float>, v: UnsafePointer<Float>, keyLayout: HeadLayout,
         out: UnsafeMutablePointer<Float>, outputLayout: HeadLayout,
@@ -140,20 +180,43 @@ public enum ScaledDotProductAttention {
         }
     }
 
-    /// The gradients of ``forward(q:queryLayout:k:v:keyLayout:out:outputLayout:probs:dims:mask:scale:)``.
+    /// The gradients of ``forward(q:k:v:out:probs:dims:mask:scale:)``.
     ///
-    /// q, k, v: the forward's inputs at the same layouts; probs: [B, H, Tq, Tk] as saved by the
-    /// forward (zeros where masked, so masked scores get no gradient); dOut: gradient of the output
-    /// at `outputLayout`; scratch: [B, H, Tq, Tk] workspace. Accumulates (beta = 1) into dQ at
-    /// `queryLayout` and dK, dV at `keyLayout`: the caller zeroes them once per step. With a
-    /// causal `mask` (the forward's), blocks of query rows multiply only against the keys they
-    /// can see, as the forward does; any other mask runs the full square (the zeros in `probs`
-    /// keep it exact).
+    /// q, k, v: the forward's inputs; probs: [B·H·Tq, Tk] as saved by the forward (zeros where
+    /// masked, so masked scores get no gradient); dOut: [B·Tq, H·d]; scratch: [B·H·Tq, Tk]
+    /// workspace. Accumulates (beta = 1) into dQ: [B·Tq, H·d] and dK, dV: [B·Tk, Hkv·d]: the caller
+    /// zeroes them once per step. With a causal `mask` (the forward's), blocks of query rows
+    /// multiply only against the keys they can see, as the forward does; any other mask runs the
+    /// full square (the zeros in `probs` keep it exact).
     ///
     /// Per head: dV += Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale, dQ += dS·K,
     /// dK += dSᵀ·Q. Heads sharing a key/value head (grouped-query) run on the same thread, so no
     /// two threads add into the same dK or dV.
     public static func backward(
+        q: MatrixView, k: MatrixView, v: MatrixView, probs: MatrixView, dOut: MatrixView,
+        dQ: MatrixView, dK: MatrixView, dV: MatrixView, scratch: MatrixView,
+        dims: AttentionDims, mask: AttentionMask = .none, scale: Float? = nil
+    ) {
+        let kernel = "ScaledDotProductAttention.backward"
+        for (view, name) in [(q, "q"), (dOut, "dOut"), (dQ, "dQ")] { AttentionOperands.requireQueries(view, dims, kernel, name) }
+        for (view, name) in [(k, "k"), (v, "v"), (dK, "dK"), (dV, "dV")] { AttentionOperands.requireKeys(view, dims, kernel, name) }
+        let square = [dims.batch * dims.heads * dims.queryLength, dims.keyLength]
+        requireShape(probs, square, kernel, "probs")
+        requireShape(scratch, square, kernel, "scratch")
+        requireContiguous(probs, kernel, "probs")
+        requireContiguous(scratch, kernel, "scratch")
+        requireMatch(q.rowStride, dQ.rowStride, kernel, "q and dQ must share a row stride, got \(q.rowStride) and \(dQ.rowStride)")
+        for other in [v, dK, dV] {
+            requireMatch(k.rowStride, other.rowStride, kernel, "k, v, dK and dV must share a row stride, got \(k.rowStride) and \(other.rowStride)")
+        }
+        backward(q: q.base, queryLayout: AttentionOperands.queryLayout(q, dims),
+                 k: k.base, v: v.base, keyLayout: AttentionOperands.keyLayout(k, dims),
+                 probs: UnsafeBufferPointer(probs.elements), dOut: dOut.base, outputLayout: AttentionOperands.queryLayout(dOut, dims),
+                 dQ: dQ.base, dK: dK.base, dV: dV.base, scratch: scratch.elements, dims: dims, mask: mask, scale: scale)
+    }
+
+    /// The strided loops of the view-based backward above, on head layouts.
+    static func backward(
         q: UnsafePointer<Float>, queryLayout: HeadLayout,
         k: UnsafePointer<Float>, v: UnsafePointer<Float>, keyLayout: HeadLayout,
         probs: UnsafeBufferPointer<Float>,

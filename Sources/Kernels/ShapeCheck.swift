@@ -8,9 +8,21 @@ func requireShape<T>(_ buffer: UnsafeBufferPointer<T>, _ shape: [Int], _ kernel:
         "\(kernel): \(name) has \(buffer.count) elements but shape \(shape) needs \(expected)")
 }
 
-
 func requireShape<T>(_ buffer: UnsafeMutableBufferPointer<T>, _ shape: [Int], _ kernel: String, _ name: String) {
     requireShape(UnsafeBufferPointer(buffer), shape, kernel, name)
+}
+
+/// Checks that a view has the shape `[rows, columns]` the kernel needs, naming kernel, argument
+/// and both shapes when it does not.
+func requireShape(_ view: MatrixView, _ shape: [Int], _ kernel: String, _ name: String) {
+    precondition(
+        shape.count == 2 && view.rows == shape[0] && view.columns == shape[1],
+        "\(kernel): \(name) is [\(view.rows), \(view.columns)] but must be \(shape)")
+}
+
+/// Checks that a view's rows are packed (the kernel reads it as one run of elements).
+func requireContiguous(_ view: MatrixView, _ kernel: String, _ name: String) {
+    precondition(view.isContiguous, "\(kernel): \(name) must be packed (row stride \(view.rowStride), columns \(view.columns))")
 }
 
 /// Checks that two dimensions that must agree do, naming both shapes when they do not.

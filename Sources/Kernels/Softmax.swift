@@ -14,35 +14,28 @@ public enum AttentionMask {
 /// Numerically stable softmax over the last dimension. Masked entries get exactly zero weight;
 /// a row whose entries are all masked becomes all zeros rather than NaN.
 public enum Softmax {
-    /// x: [rows, cols] → y: [rows, cols]. `x` and `y` may be the same buffer.
-    public static func forward(
-        x: UnsafeBufferPointer<Float>, y: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int
-    ) {
-        requireShape(x, [rows, cols], "Softmax.forward", "x")
-        requireShape(y, [rows, cols], "Softmax.forward", "y")
+    /// x: [rows, cols] → y: [rows, cols]. `x` and `y` may be the same view.
+    public static func forward(x: MatrixView, y: MatrixView) {
+        requireShape(y, x.shape, "Softmax.forward", "y")
+        let (rows, cols) = (x.rows, x.columns)
         guard rows > 0, cols > 0 else { return }
-        let x = x.baseAddress!, y = y.baseAddress!
         Threading.parallelRanges(rows, costPerItem: 25 * cols) { range in
             for row in range {
-                softmaxRow(x + row * cols, y + row * cols, count: cols, visible: cols)
+                softmaxRow(x.pointer(row: row), y.pointer(row: row), count: cols, visible: cols)
             }
         }
     }
 
     /// dy, y: [rows, cols] (y from forward) → dx += y ⊙ (dy − Σ dy ⊙ y). Masked entries have
     /// y = 0 and so get no gradient.
-    public static func backward(
-        dy: UnsafeBufferPointer<Float>, y: UnsafeBufferPointer<Float>,
-        dx: UnsafeMutableBufferPointer<Float>, rows: Int, cols: Int
-    ) {
-        requireShape(dy, [rows, cols], "Softmax.backward", "dy")
-        requireShape(y, [rows, cols], "Softmax.backward", "y")
-        requireShape(dx, [rows, cols], "Softmax.backward", "dx")
+    public static func backward(dy: MatrixView, y: MatrixView, dx: MatrixView) {
+        requireShape(dy, y.shape, "Softmax.backward", "dy")
+        requireShape(dx, y.shape, "Softmax.backward", "dx")
+        let (rows, cols) = (y.rows, y.columns)
         guard rows > 0, cols > 0 else { return }
-        let dy = dy.baseAddress!, y = y.baseAddress!, dx = dx.baseAddress!
         Threading.parallelRanges(rows, costPerItem: 4 * cols) { range in
             for row in range {
-                let dyr = dy + row * cols, yr = y + row * cols, dxr = dx + row * cols
+                let dyr = dy.pointer(row: row), yr = y.pointer(row: row), dxr = dx.pointer(row: row)
                 let inner = VectorMath.dot(dyr, yr, cols)
                 for i in 0..<cols { dxr[i] += yr[i] * (dyr[i] - inner) }
             }

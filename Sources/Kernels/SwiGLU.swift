@@ -13,31 +13,23 @@ public enum SwiGLU {
     /// (added to `y` with `accumulate`); saves gateUp: [rows, 2·hidden] (w1·x | w3·x per row) and
     /// gated: [rows, hidden] = silu(w1·x) ⊙ w3·x for backward.
     public static func forward(
-        x: UnsafeBufferPointer<Float>,
-        gateUpWeight: UnsafeBufferPointer<Float>, downWeight: UnsafeBufferPointer<Float>,
-        y: UnsafeMutableBufferPointer<Float>,
-        gateUp: UnsafeMutableBufferPointer<Float>, gated: UnsafeMutableBufferPointer<Float>,
-        rows: Int, dim: Int, hidden: Int, accumulate: Bool = false
+        x: MatrixView, gateUpWeight: some LinearWeight, downWeight: some LinearWeight, y: MatrixView,
+        gateUp: MatrixView, gated: MatrixView, accumulate: Bool = false
     ) {
-        requireShape(gateUp, [rows, 2 * hidden], "SwiGLU.forward", "gateUp")
-        requireShape(gated, [rows, hidden], "SwiGLU.forward", "gated")
-        Linear.forward(x: x, weight: gateUpWeight, y: gateUp, rows: rows, inFeatures: dim, outFeatures: 2 * hidden)
-        gate(gateUp: UnsafeBufferPointer(gateUp), gated: gated, rows: rows, hidden: hidden)
-        Linear.forward(x: UnsafeBufferPointer(gated), weight: downWeight, y: y,
-                       rows: rows, inFeatures: hidden, outFeatures: dim, accumulate: accumulate)
+        requireShape(gateUp, [x.rows, gateUpWeight.outFeatures], "SwiGLU.forward", "gateUp")
+        Linear.forward(x: x, weight: gateUpWeight, y: gateUp)
+        gate(gateUp: gateUp, gated: gated)
+        Linear.forward(x: gated, weight: downWeight, y: y, accumulate: accumulate)
     }
 
     /// gateUp: [rows, 2·hidden] → gated: [rows, hidden] = silu(first half) ⊙ second half.
-    public static func gate(
-        gateUp: UnsafeBufferPointer<Float>, gated: UnsafeMutableBufferPointer<Float>, rows: Int, hidden: Int
-    ) {
+    public static func gate(gateUp: MatrixView, gated: MatrixView) {
+        let (rows, hidden) = (gated.rows, gated.columns)
         requireShape(gateUp, [rows, 2 * hidden], "SwiGLU.gate", "gateUp")
-        requireShape(gated, [rows, hidden], "SwiGLU.gate", "gated")
         guard rows > 0 else { return }
-        let source = gateUp.baseAddress!, target = gated.baseAddress!
         Threading.parallelRanges(rows, costPerItem: 25 * hidden) { range in
             for row in range {
-                let a = source + row * 2 * hidden, b = a + hidden, out = target + row * hidden
+                let a = gateUp.pointer(row: row), b = a + hidden, out = gated.pointer(row: row)
                 var i = 0
                 while i + 16 <= hidden {
                     let gate = VectorMath.load(a + i)
@@ -49,7 +41,7 @@ public enum SwiGLU {
         }
     }
 
-    /// The gradients of ``forward(x:gateUpWeight:downWeight:y:gateUp:gated:rows:dim:hidden:accumulate:)``.
+    /// The gradients of ``forward(x:gateUpWeight:downWeight:y:gateUp:gated:accumulate:)``.
     ///
     /// dy: [rows, dim]; x: [rows, dim]; gateUp: [rows, 2·hidden] and gated: [rows, hidden] as saved
     /// by the forward; dGated: [rows, hidden] and dGateUp: [rows, 2·hidden] workspaces. Accumulates
@@ -58,26 +50,21 @@ public enum SwiGLU {
     /// With a = w1·x, b = w3·x and g = silu(a) ⊙ b: dG = dy·W2, da = dG ⊙ b ⊙ silu'(a),
     /// db = dG ⊙ silu(a), then the fused linear's backward for [da | db].
     public static func backward(
-        dy: UnsafeBufferPointer<Float>, x: UnsafeBufferPointer<Float>,
-        gateUpWeight: UnsafeBufferPointer<Float>, downWeight: UnsafeBufferPointer<Float>,
-        gateUp: UnsafeBufferPointer<Float>, gated: UnsafeBufferPointer<Float>,
-        dGated: UnsafeMutableBufferPointer<Float>, dGateUp: UnsafeMutableBufferPointer<Float>,
-        dx: UnsafeMutableBufferPointer<Float>,
-        dGateUpWeight: UnsafeMutableBufferPointer<Float>, dDownWeight: UnsafeMutableBufferPointer<Float>,
-        rows: Int, dim: Int, hidden: Int
+        dy: MatrixView, x: MatrixView, gateUpWeight: some LinearWeight, downWeight: some LinearWeight,
+        gateUp: MatrixView, gated: MatrixView, dGated: MatrixView, dGateUp: MatrixView,
+        dx: MatrixView, dGateUpWeight: MatrixView, dDownWeight: MatrixView
     ) {
+        let (rows, hidden) = (gated.rows, gated.columns)
         requireShape(gateUp, [rows, 2 * hidden], "SwiGLU.backward", "gateUp")
-        requireShape(dGated, [rows, hidden], "SwiGLU.backward", "dGated")
-        requireShape(dGateUp, [rows, 2 * hidden], "SwiGLU.backward", "dGateUp")
+        requireShape(dGated, gated.shape, "SwiGLU.backward", "dGated")
+        requireShape(dGateUp, gateUp.shape, "SwiGLU.backward", "dGateUp")
         guard rows > 0 else { return }
-        dGated.update(repeating: 0)
-        Linear.backward(dy: dy, x: gated, weight: downWeight, dx: dGated, dWeight: dDownWeight,
-                        rows: rows, inFeatures: hidden, outFeatures: dim)
-        let source = gateUp.baseAddress!, dG = dGated.baseAddress!, target = dGateUp.baseAddress!
+        dGated.fill(0)
+        Linear.backward(dy: dy, x: gated, weight: downWeight, dx: dGated, dWeight: dDownWeight)
         Threading.parallelRanges(rows, costPerItem: 30 * hidden) { range in
             for row in range {
-                let a = source + row * 2 * hidden, b = a + hidden, g = dG + row * hidden
-                let da = target + row * 2 * hidden, db = da + hidden
+                let a = gateUp.pointer(row: row), b = a + hidden, g = dGated.pointer(row: row)
+                let da = dGateUp.pointer(row: row), db = da + hidden
                 for i in 0..<hidden {
                     let (silu, derivative) = SiLU.valueAndDerivative(a[i])
                     da[i] = g[i] * b[i] * derivative
@@ -85,7 +72,6 @@ public enum SwiGLU {
                 }
             }
         }
-        Linear.backward(dy: UnsafeBufferPointer(dGateUp), x: x, weight: gateUpWeight, dx: dx, dWeight: dGateUpWeight,
-                        rows: rows, inFeatures: dim, outFeatures: 2 * hidden)
+        Linear.backward(dy: dGateUp, x: x, weight: gateUpWeight, dx: dx, dWeight: dGateUpWeight)
     }
 }

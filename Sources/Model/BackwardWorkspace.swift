@@ -4,27 +4,37 @@ import Kernels
 /// ``TrainingSession`` and overwritten at every step. Gradients themselves live elsewhere.
 final class BackwardWorkspace {
     /// ∂L/∂residual stream [B·T, C], carried from the last layer down to the embedding.
-    let dResidual: TensorBuffer
+    let dResidual: MatrixView
     /// ∂L/∂(a norm's output) [B·T, C].
-    let dNorm: TensorBuffer
+    let dNorm: MatrixView
     /// ∂L/∂(attention output before its projection) [B·T, C].
-    let dContext: TensorBuffer
+    let dContext: MatrixView
     /// ∂L/∂(fused q | k | v) [B·T, qkvWidth].
-    let dQKV: TensorBuffer
-    /// The standard attention kernel's ∂L/∂scores [B, H, T, T] (empty for the memory-efficient
+    let dQKV: MatrixView
+    /// The standard attention kernel's ∂L/∂scores [B·H·T, T] (empty for the memory-efficient
     /// kernel, which works in tiles).
-    let scratch: TensorBuffer
+    let scratch: MatrixView
     /// SwiGLU's ∂L/∂gated [B·T, d_ff] and ∂L/∂(gate | up) [B·T, 2·d_ff].
-    let dGated: TensorBuffer, dGateUp: TensorBuffer
+    let dGated: MatrixView, dGateUp: MatrixView
+
+    /// The memory behind the views.
+    private let storage: [TensorBuffer]
 
     init(config: ModelConfig, batch: Int, length: Int, kernel: AttentionKernel) {
         let n = batch * length
-        dResidual = TensorBuffer(count: n * config.dModel)
-        dNorm = TensorBuffer(count: n * config.dModel)
-        dContext = TensorBuffer(count: n * config.dModel)
-        dQKV = TensorBuffer(count: n * config.qkvWidth)
-        scratch = TensorBuffer(count: kernel == .standard ? batch * config.numHeads * length * length : 0)
-        dGated = TensorBuffer(count: n * config.dFF)
-        dGateUp = TensorBuffer(count: n * 2 * config.dFF)
+        var buffers: [TensorBuffer] = []
+        func matrix(_ rows: Int, _ columns: Int) -> MatrixView {
+            let buffer = TensorBuffer(count: rows * columns)
+            buffers.append(buffer)
+            return buffer.matrix(rows: rows, columns: columns)
+        }
+        dResidual = matrix(n, config.dModel)
+        dNorm = matrix(n, config.dModel)
+        dContext = matrix(n, config.dModel)
+        dQKV = matrix(n, config.qkvWidth)
+        scratch = kernel == .standard ? matrix(batch * config.numHeads * length, length) : matrix(0, length)
+        dGated = matrix(n, config.dFF)
+        dGateUp = matrix(n, 2 * config.dFF)
+        storage = buffers
     }
 }

@@ -1,60 +1,68 @@
 import Kernels
 
-/// The buffers a full forward pass over `[batch, length]` tokens writes, allocated once per
-/// (batch, length, mode) and reused.
+/// What one block reads and writes in a forward pass, and what its backward reads again: views
+/// over `[B·T, ·]` rows. The residual views may be one and the same (inference updates the
+/// stream in place).
+public struct BlockActivations {
+    /// Residual stream entering and leaving the block: [B·T, C].
+    public let input: MatrixView, output: MatrixView
+    /// Residual after attention: [B·T, C].
+    public let afterAttention: MatrixView
+    /// RMSNorm outputs [B·T, C] and saved 1/rms [B·T].
+    public let norm1: MatrixView, rstd1: UnsafeMutableBufferPointer<Float>
+    public let norm2: MatrixView, rstd2: UnsafeMutableBufferPointer<Float>
+    /// Fused QKV after RoPE [B·T, qkvWidth]; what attention keeps for backward (probabilities
+    /// [B·H·T, Tk], or log-sum-exps [B·H·T] and a workspace); attention output before its
+    /// projection [B·T, C].
+    public let qkv: MatrixView, attention: AttentionMemory, context: MatrixView
+    /// SwiGLU gate/up projections [B·T, 2·d_ff] and gated hidden [B·T, d_ff].
+    public let gateUp: MatrixView, gated: MatrixView
+
+    public init(input: MatrixView, output: MatrixView, afterAttention: MatrixView,
+                norm1: MatrixView, rstd1: UnsafeMutableBufferPointer<Float>, norm2: MatrixView, rstd2: UnsafeMutableBufferPointer<Float>,
+                qkv: MatrixView, attention: AttentionMemory, context: MatrixView, gateUp: MatrixView, gated: MatrixView) {
+        (self.input, self.output, self.afterAttention) = (input, output, afterAttention)
+        (self.norm1, self.rstd1, self.norm2, self.rstd2) = (norm1, rstd1, norm2, rstd2)
+        (self.qkv, self.attention, self.context, self.gateUp, self.gated) = (qkv, attention, context, gateUp, gated)
+    }
+}
+
+/// The buffers a forward pass writes, allocated once for up to `rowCapacity` rows (B·T) whose
+/// queries see up to `keyCapacity` keys, and reused by every pass that fits.
 ///
-/// `.training` keeps every layer's intermediates (what backward reads). `.inference` keeps one
-/// layer's worth, reused by every layer, and one residual stream updated in place
-/// (`x += attention(norm(x))`, `x += ffn(norm(x))`): a quarter of the memory at four layers,
-/// no residual copies, and a working set that stays in cache.
+/// `.training` keeps every layer's intermediates (what backward reads) and the logits.
+/// `.inference` keeps one layer's worth, reused by every layer, and one residual stream updated in
+/// place (`x += attention(norm(x))`, `x += ffn(norm(x))`): a fraction of the memory, no residual
+/// copies, and a working set that stays in cache; the caller owns the logits.
 final class ForwardActivations {
     enum Mode { case training, inference }
 
-    /// One layer's views.
-    struct Layer {
-        /// Residual stream entering and leaving the block: [B·T, C].
-        let input: UnsafeMutableBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>
-        /// Residual after attention: [B·T, C].
-        let afterAttention: UnsafeMutableBufferPointer<Float>
-        /// RMSNorm outputs [B·T, C] and saved 1/rms [B·T].
-        let norm1: UnsafeMutableBufferPointer<Float>, rstd1: UnsafeMutableBufferPointer<Float>
-        let norm2: UnsafeMutableBufferPointer<Float>, rstd2: UnsafeMutableBufferPointer<Float>
-        /// Fused QKV after RoPE [B·T, qkvWidth]; what attention keeps for backward (weights
-        /// [B, H, T, T], or log-sum-exps [B, H, T] and a workspace); attention output before its
-        /// projection [B·T, C].
-        let qkv: UnsafeMutableBufferPointer<Float>, attention: AttentionMemory, context: UnsafeMutableBufferPointer<Float>
-        /// SwiGLU gate/up projections [B·T, 2·d_ff] and gated hidden [B·T, d_ff].
-        let gateUp: UnsafeMutableBufferPointer<Float>, gated: UnsafeMutableBufferPointer<Float>
-    }
-
     let mode: Mode
     let kernel: AttentionKernel
-    let batch: Int
-    let length: Int
-    var rows: Int { batch * length }
-    /// Final norm [B·T, C], its 1/rms [B·T], logits [B·T, V].
-    let normFinal: TensorBuffer, rstdFinal: TensorBuffer, logits: TensorBuffer
-    /// Position of every row (t for row b·T + t), for RoPE.
-    let positions: [Int]
+    let rowCapacity: Int
+    let keyCapacity: Int
+    /// [rowCapacity, V] in training (the cross-entropy turns them into their gradient in place).
+    let logits: TensorBuffer?
 
+    private let config: ModelConfig
     private let residual: TensorBuffer, afterAttention: TensorBuffer
     private let norm1: TensorBuffer, rstd1: TensorBuffer, norm2: TensorBuffer, rstd2: TensorBuffer
-    private let qkv: TensorBuffer, attentionSaved: TensorBuffer, attentionWorkspace: TensorBuffer
+    private let qkv: TensorBuffer, probabilities: TensorBuffer, logSumExp: TensorBuffer, attentionWorkspace: TensorBuffer
     private let context: TensorBuffer, gateUp: TensorBuffer, gated: TensorBuffer
-    private let (c, f, qkvWidth, savedPerLayer, layerSlots, residualSlots): (Int, Int, Int, Int, Int, Int)
+    private let normFinal: TensorBuffer, rstdFinal: TensorBuffer
+    private let positions: UnsafeMutableBufferPointer<Int>
+    private let (layerSlots, residualSlots, probabilitiesPerLayer, logSumExpPerLayer): (Int, Int, Int, Int)
 
-    init(config: ModelConfig, batch: Int, length: Int, mode: Mode, kernel: AttentionKernel) {
-        self.mode = mode
-        self.kernel = kernel
-        self.batch = batch
-        self.length = length
-        let n = batch * length
-        c = config.dModel
-        f = config.dFF
-        qkvWidth = config.qkvWidth
-        savedPerLayer = batch * config.numHeads * length * (kernel == .standard ? length : 1)
+    init(config: ModelConfig, rows: Int, keys: Int, mode: Mode, kernel: AttentionKernel) {
+        precondition(rows >= 1 && keys >= 1, "ForwardActivations: \(rows) rows and \(keys) keys must be positive")
+        (self.config, self.mode, self.kernel, rowCapacity, keyCapacity) = (config, mode, kernel, rows, keys)
+        let (n, c, f, h) = (rows, config.dModel, config.dFF, config.numHeads)
         layerSlots = mode == .training ? config.numLayers : 1
         residualSlots = mode == .training ? config.numLayers + 1 : 1
+        // The standard kernel keeps [B·H·T, Tk]; the memory-efficient one [B·H·T], and in inference
+        // a one-row cached step still runs the standard kernel (one query: nothing to tile).
+        probabilitiesPerLayer = kernel == .standard ? h * n * keys : (mode == .inference ? h * keys : 0)
+        logSumExpPerLayer = kernel == .memoryEfficient ? h * n : 0
         residual = TensorBuffer(count: residualSlots * n * c)
         // In inference the residual after attention is the stream itself.
         afterAttention = mode == .training ? TensorBuffer(count: layerSlots * n * c) : residual
@@ -62,37 +70,60 @@ final class ForwardActivations {
         rstd1 = TensorBuffer(count: layerSlots * n)
         norm2 = TensorBuffer(count: layerSlots * n * c)
         rstd2 = TensorBuffer(count: layerSlots * n)
-        qkv = TensorBuffer(count: layerSlots * n * qkvWidth)
-        attentionSaved = TensorBuffer(count: layerSlots * savedPerLayer)
+        qkv = TensorBuffer(count: layerSlots * n * config.qkvWidth)
+        probabilities = TensorBuffer(count: layerSlots * probabilitiesPerLayer)
+        logSumExp = TensorBuffer(count: layerSlots * logSumExpPerLayer)
         attentionWorkspace = TensorBuffer(count: kernel == .standard ? 0 : FlashAttention.workspaceCount())
         context = TensorBuffer(count: layerSlots * n * c)
         gateUp = TensorBuffer(count: layerSlots * n * 2 * f)
         gated = TensorBuffer(count: layerSlots * n * f)
         normFinal = TensorBuffer(count: n * c)
         rstdFinal = TensorBuffer(count: n)
-        logits = TensorBuffer(count: n * config.vocabSize)
-        positions = (0..<n).map { $0 % length }
+        logits = mode == .training ? TensorBuffer(count: n * config.vocabSize) : nil
+        positions = .allocate(capacity: n)
+        positions.initialize(repeating: 0)
     }
 
-    /// The residual stream entering layer `index` (`index == numLayers`: leaving the last).
-    func residual(_ index: Int) -> UnsafeMutableBufferPointer<Float> {
-        residual.slice((index % residualSlots) * rows * c, rows * c)
+    deinit { positions.deallocate() }
+
+    /// The residual stream entering layer `index` (`index == numLayers`: leaving the last): [rows, C].
+    func residual(_ index: Int, rows: Int) -> MatrixView {
+        residual.matrix(at: (index % residualSlots) * rowCapacity * config.dModel, rows: rows, columns: config.dModel)
     }
 
-    func layer(_ index: Int) -> Layer {
-        let slot = index % layerSlots, n = rows
-        return Layer(
-            input: residual(index), output: residual(index + 1),
-            afterAttention: afterAttention.slice(slot * n * c, n * c),
-            norm1: norm1.slice(slot * n * c, n * c), rstd1: rstd1.slice(slot * n, n),
-            norm2: norm2.slice(slot * n * c, n * c), rstd2: rstd2.slice(slot * n, n),
-            qkv: qkv.slice(slot * n * qkvWidth, n * qkvWidth), attention: attentionMemory(slot),
-            context: context.slice(slot * n * c, n * c),
-            gateUp: gateUp.slice(slot * n * 2 * f, n * 2 * f), gated: gated.slice(slot * n * f, n * f))
+    /// Layer `index`'s views for a pass of `dims` (`B·Tq` rows seeing `Tk` keys).
+    func layer(_ index: Int, dims: AttentionDims) -> BlockActivations {
+        let n = dims.batch * dims.queryLength, slot = index % layerSlots
+        precondition(n <= rowCapacity && dims.keyLength <= keyCapacity,
+                     "ForwardActivations: \(n) rows over \(dims.keyLength) keys exceed \(rowCapacity) rows over \(keyCapacity)")
+        let (c, f) = (config.dModel, config.dFF)
+        func rows(_ buffer: TensorBuffer, _ columns: Int) -> MatrixView {
+            buffer.matrix(at: slot * rowCapacity * columns, rows: n, columns: columns)
+        }
+        return BlockActivations(
+            input: residual(index, rows: n), output: residual(index + 1, rows: n), afterAttention: rows(afterAttention, c),
+            norm1: rows(norm1, c), rstd1: rstd1.slice(slot * rowCapacity, n),
+            norm2: rows(norm2, c), rstd2: rstd2.slice(slot * rowCapacity, n),
+            qkv: rows(qkv, config.qkvWidth), attention: attentionMemory(slot, dims: dims),
+            context: rows(context, c), gateUp: rows(gateUp, 2 * f), gated: rows(gated, f))
     }
 
-    private func attentionMemory(_ slot: Int) -> AttentionMemory {
-        let saved = attentionSaved.slice(slot * savedPerLayer, savedPerLayer)
-        return kernel == .standard ? .probabilities(saved) : .logSumExp(saved, workspace: attentionWorkspace.storage)
+    /// The final norm's output [rows, C] and its 1/rms [rows].
+    func finalNorm(rows: Int) -> (output: MatrixView, rstd: UnsafeMutableBufferPointer<Float>) {
+        (normFinal.matrix(at: 0, rows: rows, columns: config.dModel), rstdFinal.slice(0, rows))
+    }
+
+    /// Row `b·T + t`'s absolute position `start + t`, for RoPE.
+    func positions(batch: Int, length: Int, start: Int) -> UnsafeBufferPointer<Int> {
+        for row in 0..<(batch * length) { positions[row] = start + row % length }
+        return UnsafeBufferPointer(rebasing: positions[0..<(batch * length)])
+    }
+
+    private func attentionMemory(_ slot: Int, dims: AttentionDims) -> AttentionMemory {
+        let rows = dims.batch * dims.heads * dims.queryLength
+        if kernel == .standard || (mode == .inference && dims.batch * dims.queryLength == 1) {
+            return .probabilities(probabilities.matrix(at: slot * probabilitiesPerLayer, rows: rows, columns: dims.keyLength))
+        }
+        return .logSumExp(logSumExp.slice(slot * logSumExpPerLayer, rows), workspace: attentionWorkspace.storage)
     }
 }

@@ -43,31 +43,33 @@ public struct ForwardTrace: Sendable {
 extension TransformerLM {
     /// Runs `tokens` (one sequence, at most context_length) through the model and keeps every stage.
     public func trace(tokens: [Int32]) throws -> ForwardTrace {
-        let t = tokens.count, c = config.dModel, v = config.vocabSize, h = config.numHeads
+        let t = tokens.count, v = config.vocabSize, h = config.numHeads
         try tokens.withUnsafeBufferPointer { try checkTokens($0, batch: 1, length: t) }
-        let saved = ForwardActivations(config: config, batch: 1, length: t, mode: .training, kernel: .standard)
-        tokens.withUnsafeBufferPointer { forwardPass(tokens: $0, into: saved) }
-        func stage(_ name: String, _ shape: [Int], _ values: UnsafeMutableBufferPointer<Float>) -> ForwardTrace.Stage {
-            ForwardTrace.Stage(name, shape, UnsafeBufferPointer(values))
+        let saved = ForwardActivations(config: config, rows: t, keys: t, mode: .training, kernel: .standard)
+        tokens.withUnsafeBufferPointer { forward(tokens: $0, batch: 1, into: saved, logitRows: 0..<t) }
+        func stage(_ name: String, _ values: MatrixView) -> ForwardTrace.Stage {
+            ForwardTrace.Stage(name, values.shape, UnsafeBufferPointer(values.elements))
         }
-        var stages = [stage("token_embeddings", [t, c], saved.residual(0))]
+        let dims = attentionDims(batch: 1, length: t)
+        var stages = [stage("token_embeddings", saved.residual(0, rows: t))]
         var attention: [[[Float]]] = []
         for index in 0..<config.numLayers {
-            let layer = saved.layer(index), prefix = "layers.\(index)."
+            let layer = saved.layer(index, dims: dims), prefix = "layers.\(index)."
             stages += [
-                stage(prefix + "ln1", [t, c], layer.norm1),
-                stage(prefix + "attn.qkv (RoPE on q, k)", [t, config.qkvWidth], layer.qkv),
-                stage(prefix + "attn.heads (before output_proj)", [t, c], layer.context),
-                stage(prefix + "residual + attention", [t, c], layer.afterAttention),
-                stage(prefix + "ln2", [t, c], layer.norm2),
-                stage(prefix + "ffn.silu(w1)·w3", [t, config.dFF], layer.gated),
-                stage(prefix + "residual + ffn", [t, c], layer.output),
+                stage(prefix + "ln1", layer.norm1),
+                stage(prefix + "attn.qkv (RoPE on q, k)", layer.qkv),
+                stage(prefix + "attn.heads (before output_proj)", layer.context),
+                stage(prefix + "residual + attention", layer.afterAttention),
+                stage(prefix + "ln2", layer.norm2),
+                stage(prefix + "ffn.silu(w1)·w3", layer.gated),
+                stage(prefix + "residual + ffn", layer.output),
             ]
             guard case .probabilities(let probs) = layer.attention else { preconditionFailure("trace runs the standard kernel") }
-            attention.append((0..<h).map { head in Array(probs[(head * t * t)..<((head + 1) * t * t)]) })
+            attention.append((0..<h).map { head in probs.rows((head * t)..<((head + 1) * t)).array })
         }
-        stages += [stage("ln_final", [t, c], saved.normFinal.storage), stage("logits", [t, v], saved.logits.storage)]
-        var last = Array(saved.logits.storage[((t - 1) * v)..<(t * v)])
+        let logits = saved.logits!.matrix(rows: t, columns: v)
+        stages += [stage("ln_final", saved.finalNorm(rows: t).output), stage("logits", logits)]
+        var last = logits.row(t - 1).array
         let top = last.max() ?? 0
         var total: Float = 0
         for i in last.indices {

@@ -1,20 +1,25 @@
 import Kernels
 
-/// One Transformer block's tensors inside a buffer laid out by ``ParameterLayout``: its
-/// parameters, or their gradients, or an optimizer moment.
-struct LayerTensors {
+/// One Transformer block's tensors: its parameters, or their gradients, or an optimizer moment
+/// (inside a buffer laid out by ``ParameterLayout``, or anywhere a caller keeps them).
+public struct BlockTensors {
     /// Fused q, k, v projections: [(H + 2·Hkv)·d, C].
-    let qkv: UnsafeMutableBufferPointer<Float>
+    public let qkv: MatrixView
     /// [C, C]
-    let output: UnsafeMutableBufferPointer<Float>
+    public let output: MatrixView
     /// Fused w1 over w3: [2·d_ff, C].
-    let gateUp: UnsafeMutableBufferPointer<Float>
+    public let gateUp: MatrixView
     /// w2: [C, d_ff]
-    let down: UnsafeMutableBufferPointer<Float>
+    public let down: MatrixView
     /// [C]
-    let ln1: UnsafeMutableBufferPointer<Float>
+    public let ln1: UnsafeMutableBufferPointer<Float>
     /// [C]
-    let ln2: UnsafeMutableBufferPointer<Float>
+    public let ln2: UnsafeMutableBufferPointer<Float>
+
+    public init(qkv: MatrixView, output: MatrixView, gateUp: MatrixView, down: MatrixView,
+                ln1: UnsafeMutableBufferPointer<Float>, ln2: UnsafeMutableBufferPointer<Float>) {
+        (self.qkv, self.output, self.gateUp, self.down, self.ln1, self.ln2) = (qkv, output, gateUp, down, ln1, ln2)
+    }
 }
 
 /// The model's tensors as views into one flat buffer laid out by ``ParameterLayout``, built the
@@ -25,32 +30,38 @@ struct LayerTensors {
 struct ModelTensors {
     let buffer: TensorBuffer
     /// [vocab, C]
-    let embedding: UnsafeMutableBufferPointer<Float>
-    let layers: [LayerTensors]
+    let embedding: MatrixView
+    let layers: [BlockTensors]
     /// [C]
     let finalNorm: UnsafeMutableBufferPointer<Float>
     /// [vocab, C]
-    let head: UnsafeMutableBufferPointer<Float>
+    let head: MatrixView
 
     init(layout: ParameterLayout, config: ModelConfig, buffer: TensorBuffer) {
         precondition(buffer.count == layout.totalCount, "ModelTensors: buffer of \(buffer.count) values, layout needs \(layout.totalCount)")
         self.buffer = buffer
-        func view(_ name: String, count: Int? = nil) -> UnsafeMutableBufferPointer<Float> {
+        func vector(_ name: String) -> UnsafeMutableBufferPointer<Float> {
             let entry = layout.required(name)
-            return buffer.slice(entry.offset, count ?? entry.count)
+            return buffer.slice(entry.offset, entry.count)
         }
-        embedding = view("token_embeddings.weight")
+        /// The matrix starting at tensor `name`, `rows` tall (more than its own rows for a fused group).
+        func matrix(_ name: String, rows: Int? = nil) -> MatrixView {
+            let entry = layout.required(name)
+            let columns = entry.shape[1]
+            return buffer.matrix(at: entry.offset, rows: rows ?? entry.shape[0], columns: columns)
+        }
+        embedding = matrix("token_embeddings.weight")
         layers = (0..<config.numLayers).map { layer in
             let prefix = "layers.\(layer)."
             // The layout keeps q, k, v and then w1, w3 back to back, so each group is one view.
-            return LayerTensors(
-                qkv: view(prefix + "attn.q_proj.weight", count: config.qkvWidth * config.dModel),
-                output: view(prefix + "attn.output_proj.weight"),
-                gateUp: view(prefix + "ffn.w1.weight", count: 2 * config.dFF * config.dModel),
-                down: view(prefix + "ffn.w2.weight"),
-                ln1: view(prefix + "ln1.weight"), ln2: view(prefix + "ln2.weight"))
+            return BlockTensors(
+                qkv: matrix(prefix + "attn.q_proj.weight", rows: config.qkvWidth),
+                output: matrix(prefix + "attn.output_proj.weight"),
+                gateUp: matrix(prefix + "ffn.w1.weight", rows: 2 * config.dFF),
+                down: matrix(prefix + "ffn.w2.weight"),
+                ln1: vector(prefix + "ln1.weight"), ln2: vector(prefix + "ln2.weight"))
         }
-        finalNorm = view("ln_final.weight")
-        head = view("lm_head.weight")
+        finalNorm = vector("ln_final.weight")
+        head = matrix("lm_head.weight")
     }
 }

@@ -48,7 +48,7 @@ public final class TrainingSession {
                                         batch, length, bytes / 1_073_741_824, Double(SizeLimits.physicalMemory) / 1_073_741_824))
             }
         }
-        activations = ForwardActivations(config: model.config, batch: batch, length: length, mode: .training, kernel: attentionKernel)
+        activations = ForwardActivations(config: model.config, rows: batch * length, keys: length, mode: .training, kernel: attentionKernel)
         workspace = BackwardWorkspace(config: model.config, batch: batch, length: length, kernel: attentionKernel)
         losses = TensorBuffer(count: batch * length)
     }
@@ -59,48 +59,23 @@ public final class TrainingSession {
     @discardableResult
     public func computeGradients(inputs: UnsafeBufferPointer<Int32>, targets: UnsafeBufferPointer<Int32>) throws -> Double {
         try check(inputs: inputs, targets: targets)
-        let config = model.config, rows = batch * length
-        model.forwardPass(tokens: inputs, into: activations)
-        let loss = CrossEntropy.forwardBackward(logits: activations.logits.storage, targets: targets, losses: losses.storage,
-                                                rows: rows, vocab: config.vocabSize, gradientScale: 1 / Float(rows))
-        gradients.storage.update(repeating: 0)
-        backward(inputs: inputs)
+        let rows = batch * length
+        model.forward(tokens: inputs, batch: batch, into: activations, logitRows: 0..<rows)
+        let loss = CrossEntropy.forwardBackward(logits: logits, targets: targets, losses: losses.storage, gradientScale: 1 / Float(rows))
+        gradients.zero()
+        model.backward(tokens: inputs, batch: batch, saved: activations, workspace: workspace, gradients: gradientTensors)
         return loss
     }
 
     /// The mean loss alone, no gradients (an evaluation on this session's buffers).
     public func loss(inputs: UnsafeBufferPointer<Int32>, targets: UnsafeBufferPointer<Int32>) throws -> Double {
         try check(inputs: inputs, targets: targets)
-        model.forwardPass(tokens: inputs, into: activations)
-        return CrossEntropy.forward(logits: UnsafeBufferPointer(activations.logits.storage), targets: targets, losses: losses.storage,
-                                    rows: batch * length, vocab: model.config.vocabSize)
+        model.forward(tokens: inputs, batch: batch, into: activations, logitRows: 0..<(batch * length))
+        return CrossEntropy.forward(logits: logits, targets: targets, losses: losses.storage)
     }
 
-    /// From ∂loss/∂logits (left in the logits buffer by the cross-entropy) down to the embedding.
-    private func backward(inputs: UnsafeBufferPointer<Int32>) {
-        let config = model.config, weights = model.weights, grads = gradientTensors
-        let (rows, c) = (batch * length, config.dModel)
-        let dNormFinal = workspace.dNorm.storage, dResidual = workspace.dResidual.storage
-        // logits = normFinal · headᵀ
-        dNormFinal.update(repeating: 0)
-        Linear.backward(dy: UnsafeBufferPointer(activations.logits.storage), x: UnsafeBufferPointer(activations.normFinal.storage),
-                        weight: UnsafeBufferPointer(weights.head), dx: dNormFinal, dWeight: grads.head,
-                        rows: rows, inFeatures: c, outFeatures: config.vocabSize)
-        // normFinal = rmsnorm(last residual)
-        dResidual.update(repeating: 0)
-        RMSNorm.backward(dy: UnsafeBufferPointer(dNormFinal), x: UnsafeBufferPointer(activations.residual(config.numLayers)),
-                         weight: UnsafeBufferPointer(weights.finalNorm), rstd: UnsafeBufferPointer(activations.rstdFinal.storage),
-                         dx: dResidual, dWeight: grads.finalNorm, rows: rows, dim: c)
-        let dims = model.attentionDims(batch: batch, length: length)
-        activations.positions.withUnsafeBufferPointer { positions in
-            for layer in stride(from: config.numLayers - 1, through: 0, by: -1) {
-                TransformerBlock.backward(weights: weights.layers[layer], gradients: grads.layers[layer], saved: activations.layer(layer),
-                                          workspace: workspace, dims: dims, positions: positions, rope: model.rope, config: config)
-            }
-        }
-        Embedding.backward(ids: inputs, dy: UnsafeBufferPointer(dResidual), dTable: grads.embedding,
-                           vocabSize: config.vocabSize, dim: c)
-    }
+    /// The training activations' logits [B·T, V].
+    private var logits: MatrixView { activations.logits!.matrix(rows: batch * length, columns: model.config.vocabSize) }
 
     private func check(inputs: UnsafeBufferPointer<Int32>, targets: UnsafeBufferPointer<Int32>) throws {
         let config = model.config, count = batch * length

@@ -3,61 +3,39 @@ import Kernels
 /// One pre-norm block: `h = x + attention(rmsnorm(x))`, then `y = h + ffn(rmsnorm(h))`: the only
 /// implementation of the block, used by the full forward, the cached decode step (with a KV
 /// cache) and, mirrored, the backward.
-enum TransformerBlock {
-    /// Reads `buffers.input` and writes `buffers.output`, keeping every intermediate in `buffers`.
-    /// The residual buffers may be one and the same (inference updates the stream in place).
-    /// With `cache`, keys and values go into it and attention reads every cached position.
-    static func forward(weights: LayerTensors, buffers: ForwardActivations.Layer, dims: AttentionDims,
-                        positions: UnsafeBufferPointer<Int>, rope: RoPETable, config: ModelConfig, cache: KVCacheSlot? = nil) {
-        let (n, c, f) = (dims.batch * dims.queryLength, config.dModel, config.dFF)
-        RMSNorm.forward(x: UnsafeBufferPointer(buffers.input), weight: UnsafeBufferPointer(weights.ln1), y: buffers.norm1,
-                        rstd: buffers.rstd1, rows: n, dim: c, epsilon: config.normEps)
-        copyIfDistinct(buffers.input, to: buffers.afterAttention)
-        CausalSelfAttention.forward(
-            x: UnsafeBufferPointer(buffers.norm1), qkvWeight: UnsafeBufferPointer(weights.qkv),
-            outputWeight: UnsafeBufferPointer(weights.output), positions: positions, rope: rope, y: buffers.afterAttention,
-            qkv: buffers.qkv, saved: buffers.attention, context: buffers.context, dims: dims, accumulate: true, cache: cache)
-
-        RMSNorm.forward(x: UnsafeBufferPointer(buffers.afterAttention), weight: UnsafeBufferPointer(weights.ln2), y: buffers.norm2,
-                        rstd: buffers.rstd2, rows: n, dim: c, epsilon: config.normEps)
-        copyIfDistinct(buffers.afterAttention, to: buffers.output)
-        SwiGLU.forward(x: UnsafeBufferPointer(buffers.norm2), gateUpWeight: UnsafeBufferPointer(weights.gateUp),
-                       downWeight: UnsafeBufferPointer(weights.down), y: buffers.output,
-                       gateUp: buffers.gateUp, gated: buffers.gated, rows: n, dim: c, hidden: f, accumulate: true)
+public enum TransformerBlock {
+    /// Reads `a.input` and writes `a.output`, keeping every intermediate in `a`. With `cache`,
+    /// keys and values go into it and attention reads every cached position. `rope` nil runs
+    /// attention without rotary positions.
+    public static func forward(weights w: BlockTensors, activations a: BlockActivations, dims: AttentionDims,
+                               rope: RotaryPositions?, epsilon: Float, cache: KVCacheSlot? = nil) {
+        RMSNorm.forward(x: a.input, weight: w.ln1, y: a.norm1, rstd: a.rstd1, epsilon: epsilon)
+        a.afterAttention.copy(from: a.input)
+        CausalSelfAttention.forward(x: a.norm1, qkvWeight: w.qkv, outputWeight: w.output, rope: rope, y: a.afterAttention,
+                                    qkv: a.qkv, saved: a.attention, context: a.context, dims: dims, accumulate: true, cache: cache)
+        RMSNorm.forward(x: a.afterAttention, weight: w.ln2, y: a.norm2, rstd: a.rstd2, epsilon: epsilon)
+        a.output.copy(from: a.afterAttention)
+        SwiGLU.forward(x: a.norm2, gateUpWeight: w.gateUp, downWeight: w.down, y: a.output,
+                       gateUp: a.gateUp, gated: a.gated, accumulate: true)
     }
 
     /// The forward's gradients. On entry `workspace.dResidual` holds ∂L/∂output; on return it
     /// holds ∂L/∂input (both residual paths included). Weight gradients accumulate into `gradients`.
-    static func backward(weights: LayerTensors, gradients: LayerTensors, saved: ForwardActivations.Layer,
-                         workspace: BackwardWorkspace, dims: AttentionDims, positions: UnsafeBufferPointer<Int>,
-                         rope: RoPETable, config: ModelConfig) {
-        let (n, c, f) = (dims.batch * dims.queryLength, config.dModel, config.dFF)
-        let dResidual = workspace.dResidual.storage, dNorm = workspace.dNorm.storage
+    static func backward(weights w: BlockTensors, gradients g: BlockTensors, saved a: BlockActivations,
+                         workspace: BackwardWorkspace, dims: AttentionDims, rope: RotaryPositions?) {
+        let (dResidual, dNorm) = (workspace.dResidual, workspace.dNorm)
         // y = h + ffn(norm2(h)): the FFN's gradient reaches h through norm2; the identity path is already there.
-        dNorm.update(repeating: 0)
-        SwiGLU.backward(dy: UnsafeBufferPointer(dResidual), x: UnsafeBufferPointer(saved.norm2),
-                        gateUpWeight: UnsafeBufferPointer(weights.gateUp), downWeight: UnsafeBufferPointer(weights.down),
-                        gateUp: UnsafeBufferPointer(saved.gateUp), gated: UnsafeBufferPointer(saved.gated),
-                        dGated: workspace.dGated.storage, dGateUp: workspace.dGateUp.storage, dx: dNorm,
-                        dGateUpWeight: gradients.gateUp, dDownWeight: gradients.down, rows: n, dim: c, hidden: f)
-        RMSNorm.backward(dy: UnsafeBufferPointer(dNorm), x: UnsafeBufferPointer(saved.afterAttention),
-                         weight: UnsafeBufferPointer(weights.ln2), rstd: UnsafeBufferPointer(saved.rstd2),
-                         dx: dResidual, dWeight: gradients.ln2, rows: n, dim: c)
+        dNorm.fill(0)
+        SwiGLU.backward(dy: dResidual, x: a.norm2, gateUpWeight: w.gateUp, downWeight: w.down, gateUp: a.gateUp, gated: a.gated,
+                        dGated: workspace.dGated, dGateUp: workspace.dGateUp, dx: dNorm,
+                        dGateUpWeight: g.gateUp, dDownWeight: g.down)
+        RMSNorm.backward(dy: dNorm, x: a.afterAttention, weight: w.ln2, rstd: a.rstd2, dx: dResidual, dWeight: g.ln2)
         // h = x + attention(norm1(x)), likewise.
-        dNorm.update(repeating: 0)
-        CausalSelfAttention.backward(
-            dy: UnsafeBufferPointer(dResidual), x: UnsafeBufferPointer(saved.norm1),
-            qkvWeight: UnsafeBufferPointer(weights.qkv), outputWeight: UnsafeBufferPointer(weights.output),
-            positions: positions, rope: rope, qkv: UnsafeBufferPointer(saved.qkv), saved: saved.attention,
-            context: UnsafeBufferPointer(saved.context), dContext: workspace.dContext.storage, dQKV: workspace.dQKV.storage,
-            scratch: workspace.scratch.storage, dx: dNorm, dQKVWeight: gradients.qkv, dOutputWeight: gradients.output, dims: dims)
-        RMSNorm.backward(dy: UnsafeBufferPointer(dNorm), x: UnsafeBufferPointer(saved.input),
-                         weight: UnsafeBufferPointer(weights.ln1), rstd: UnsafeBufferPointer(saved.rstd1),
-                         dx: dResidual, dWeight: gradients.ln1, rows: n, dim: c)
-    }
-
-    /// The residual adds accumulate into `target`, which must start as `source`.
-    private static func copyIfDistinct(_ source: UnsafeMutableBufferPointer<Float>, to target: UnsafeMutableBufferPointer<Float>) {
-        if source.baseAddress != target.baseAddress { _ = target.update(fromContentsOf: source) }
+        dNorm.fill(0)
+        CausalSelfAttention.backward(dy: dResidual, x: a.norm1, qkvWeight: w.qkv, outputWeight: w.output, rope: rope,
+                                     qkv: a.qkv, saved: a.attention, context: a.context,
+                                     dContext: workspace.dContext, dQKV: workspace.dQKV, scratch: workspace.scratch,
+                                     dx: dNorm, dQKVWeight: g.qkv, dOutputWeight: g.output, dims: dims)
+        RMSNorm.backward(dy: dNorm, x: a.input, weight: w.ln1, rstd: a.rstd1, dx: dResidual, dWeight: g.ln1)
     }
 }

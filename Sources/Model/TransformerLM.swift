@@ -60,7 +60,8 @@ public final class TransformerLM {
         try tokens.withUnsafeBufferPointer { try checkTokens($0, batch: batch, length: length) }
         return [Float](unsafeUninitializedCapacity: batch * length * config.vocabSize) { logits, initialized in
             tokens.withUnsafeBufferPointer {
-                forwardPass(tokens: $0, into: activations(batch: batch, length: length), logits: logits)
+                forward(tokens: $0, batch: batch, into: activations(batch: batch, length: length),
+                        logitRows: 0..<(batch * length), logits: MatrixView(logits, rows: batch * length, columns: config.vocabSize))
             }
             initialized = logits.count
         }
@@ -73,7 +74,37 @@ public final class TransformerLM {
         guard logits.count == batch * length * config.vocabSize else {
             throw ModelError("logits: buffer of \(logits.count) values, shape [\(batch), \(length), \(config.vocabSize)] needs \(batch * length * config.vocabSize)")
         }
-        forwardPass(tokens: tokens, into: activations(batch: batch, length: length), logits: logits)
+        forward(tokens: tokens, batch: batch, into: activations(batch: batch, length: length),
+                logitRows: 0..<(batch * length), logits: MatrixView(logits, rows: batch * length, columns: config.vocabSize))
+    }
+
+    /// The forward pass, the one implementation for every mode: tokens: [batch, length] (already
+    /// validated) → the logits of rows `logitRows` of the `B·T` rows, `[logitRows.count, vocab]`,
+    /// into `logits` (default: `saved`'s own, in training).
+    ///
+    /// `saved` decides what is kept: every layer's intermediates (training, what
+    /// ``backward(tokens:batch:saved:workspace:gradients:)`` reads) or one layer's worth reused
+    /// (inference). With `cache` (batch 1) the rows are positions `cache.length…`: their keys and
+    /// values are appended to the cache, attention reads every cached position, and the cache
+    /// advances. Only the rows whose logits are wanted go through the final norm and the head.
+    func forward(tokens: UnsafeBufferPointer<Int32>, batch: Int, into saved: ForwardActivations, cache: KVCache? = nil,
+                 logitRows: Range<Int>, logits: MatrixView? = nil) {
+        let (n, length, start) = (tokens.count, tokens.count / batch, cache?.length ?? 0)
+        let dims = AttentionDims(batch: batch, queryLength: length, keyLength: start + length,
+                                 heads: config.numHeads, kvHeads: config.numKVHeads, headDim: config.headDim)
+        let rotary = RotaryPositions(table: rope, positions: saved.positions(batch: batch, length: length, start: start))
+        Embedding.forward(ids: tokens, table: weights.embedding, y: saved.residual(0, rows: n))
+        for (index, layer) in weights.layers.enumerated() {
+            TransformerBlock.forward(weights: layer, activations: saved.layer(index, dims: dims), dims: dims,
+                                     rope: rotary, epsilon: config.normEps, cache: cache?.slot(layer: index))
+        }
+        cache?.length += length
+        guard !logitRows.isEmpty else { return }
+        let (norm, rstd) = saved.finalNorm(rows: logitRows.count)
+        RMSNorm.forward(x: saved.residual(config.numLayers, rows: n).rows(logitRows), weight: weights.finalNorm,
+                        y: norm, rstd: rstd, epsilon: config.normEps)
+        let output = logits ?? saved.logits!.matrix(at: 0, rows: logitRows.count, columns: config.vocabSize)
+        Linear.forward(x: norm, weight: weights.head, y: output)
     }
 
     /// Runs block `layer` alone: hidden: [batch, length, d_model] → output: [batch, length, d_model]
@@ -90,14 +121,13 @@ public final class TransformerLM {
         guard hidden.count == count, output.count == count else {
             throw ModelError("block input [\(hidden.count)] and output [\(output.count)] must both hold [\(batch), \(length), \(config.dModel)] = \(count) values")
         }
-        let saved = activations(batch: batch, length: length)
-        let buffers = saved.layer(layer)
-        _ = buffers.input.update(fromContentsOf: hidden)
-        saved.positions.withUnsafeBufferPointer { positions in
-            TransformerBlock.forward(weights: weights.layers[layer], buffers: buffers, dims: attentionDims(batch: batch, length: length),
-                                     positions: positions, rope: rope, config: config)
-        }
-        _ = output.update(fromContentsOf: buffers.output)
+        let saved = activations(batch: batch, length: length), dims = attentionDims(batch: batch, length: length)
+        let block = saved.layer(layer, dims: dims)
+        _ = block.input.elements.update(fromContentsOf: hidden)
+        TransformerBlock.forward(weights: weights.layers[layer], activations: block, dims: dims,
+                                 rope: RotaryPositions(table: rope, positions: saved.positions(batch: batch, length: length, start: 0)),
+                                 epsilon: config.normEps)
+        _ = output.update(fromContentsOf: block.output.elements)
     }
 
     func attentionDims(batch: Int, length: Int) -> AttentionDims {
@@ -108,9 +138,10 @@ public final class TransformerLM {
     /// The inference activation buffers for (batch, length), reused when they repeat.
     private func activations(batch: Int, length: Int) -> ForwardActivations {
         let kernel = attention.kernel(config: config, batch: batch, length: length, training: false)
-        if let existing = activations, existing.batch == batch, existing.length == length, existing.kernel == kernel { return existing }
+        if let existing = activations, existing.rowCapacity == batch * length, existing.keyCapacity == length,
+           existing.kernel == kernel { return existing }
         activations = nil  // release the old buffers before allocating new ones
-        let fresh = ForwardActivations(config: config, batch: batch, length: length, mode: .inference, kernel: kernel)
+        let fresh = ForwardActivations(config: config, rows: batch * length, keys: length, mode: .inference, kernel: kernel)
         activations = fresh
         return fresh
     }
@@ -127,23 +158,5 @@ public final class TransformerLM {
         if let bad = config.firstInvalidToken(in: tokens) {
             throw ModelError("tokens: id \(bad.id) at [\(bad.index / length), \(bad.index % length)] is outside 0..<\(config.vocabSize)")
         }
-    }
-
-    /// Runs the forward pass into `saved` (which fixes batch, length and whether every layer's
-    /// intermediates are kept). The logits go to `logits` when given, else to `saved.logits`.
-    /// Tokens must already be validated.
-    func forwardPass(tokens: UnsafeBufferPointer<Int32>, into saved: ForwardActivations, logits: UnsafeMutableBufferPointer<Float>? = nil) {
-        let (n, c) = (saved.rows, config.dModel)
-        Embedding.forward(ids: tokens, table: UnsafeBufferPointer(weights.embedding), y: saved.residual(0), vocabSize: config.vocabSize, dim: c)
-        let dims = attentionDims(batch: saved.batch, length: saved.length)
-        saved.positions.withUnsafeBufferPointer { positions in
-            for (index, layer) in weights.layers.enumerated() {
-                TransformerBlock.forward(weights: layer, buffers: saved.layer(index), dims: dims, positions: positions, rope: rope, config: config)
-            }
-        }
-        RMSNorm.forward(x: UnsafeBufferPointer(saved.residual(config.numLayers)), weight: UnsafeBufferPointer(weights.finalNorm),
-                        y: saved.normFinal.storage, rstd: saved.rstdFinal.storage, rows: n, dim: c, epsilon: config.normEps)
-        Linear.forward(x: UnsafeBufferPointer(saved.normFinal.storage), weight: UnsafeBufferPointer(weights.head),
-                       y: logits ?? saved.logits.storage, rows: n, inFeatures: c, outFeatures: config.vocabSize)
     }
 }

@@ -1,0 +1,28 @@
+import Kernels
+
+extension TransformerLM {
+    /// The gradients of ``forward(tokens:batch:into:cache:logitRows:logits:)`` over all rows
+    /// without a cache, read from what it saved: on entry `saved`'s logits hold ∂L/∂logits (the
+    /// cross-entropy leaves them there); the gradients of every parameter accumulate into
+    /// `gradients` (zeroed by the caller once per step), from the head down to the embedding.
+    func backward(tokens: UnsafeBufferPointer<Int32>, batch: Int, saved: ForwardActivations, workspace: BackwardWorkspace,
+                  gradients: ModelTensors) {
+        let (n, length) = (tokens.count, tokens.count / batch)
+        let dims = attentionDims(batch: batch, length: length)
+        let rotary = RotaryPositions(table: rope, positions: saved.positions(batch: batch, length: length, start: 0))
+        let (normFinal, rstdFinal) = saved.finalNorm(rows: n)
+        // logits = normFinal · headᵀ
+        workspace.dNorm.fill(0)
+        Linear.backward(dy: saved.logits!.matrix(rows: n, columns: config.vocabSize), x: normFinal, weight: weights.head,
+                        dx: workspace.dNorm, dWeight: gradients.head)
+        // normFinal = rmsnorm(last residual)
+        workspace.dResidual.fill(0)
+        RMSNorm.backward(dy: workspace.dNorm, x: saved.residual(config.numLayers, rows: n), weight: weights.finalNorm,
+                         rstd: rstdFinal, dx: workspace.dResidual, dWeight: gradients.finalNorm)
+        for layer in stride(from: config.numLayers - 1, through: 0, by: -1) {
+            TransformerBlock.backward(weights: weights.layers[layer], gradients: gradients.layers[layer],
+                                      saved: saved.layer(layer, dims: dims), workspace: workspace, dims: dims, rope: rotary)
+        }
+        Embedding.backward(ids: tokens, dy: workspace.dResidual, dTable: gradients.embedding)
+    }
+}
