@@ -1,6 +1,6 @@
 import Kernels
 
-/// Benchmark inputs: seeded buffers, so timed closures touch raw pointers only (no array
+/// Benchmark inputs: seeded buffers, so timed closures touch raw memory only (no array
 /// copy-on-write checks inside the loop).
 extension TensorBuffer {
     /// `count` values uniform in −scale…scale from a fixed seed.
@@ -16,13 +16,51 @@ extension TensorBuffer {
     var readOnly: UnsafeBufferPointer<Float> { UnsafeBufferPointer(storage) }
 }
 
-/// Columns `from..<from + count` of rows `firstRow..<firstRow + rows` of a `[*, width]` matrix.
-func columns(_ values: [Float], firstRow: Int, rows: Int, width: Int, from: Int, count: Int) -> [Float] {
-    var result: [Float] = []
-    result.reserveCapacity(rows * count)
-    for row in firstRow..<(firstRow + rows) {
-        let start = row * width + from
-        result += values[start..<(start + count)]
+/// The memory one case's timed body works on: every matrix, vector and index list it reads or
+/// writes, made once with its shape. Views and ``RotaryPositions`` do not keep their memory
+/// alive (they are pointers with a shape), so the timed body is wrapped by ``timed(_:)``, which
+/// holds this object. Buffers only the correctness check needs stay local to the check.
+final class BenchMemory {
+    private var buffers: [TensorBuffer] = []
+    private var deallocations: [() -> Void] = []
+
+    deinit { for deallocate in deallocations { deallocate() } }
+
+    /// A `[rows, columns]` matrix: zeros, or values uniform in −scale…scale from `seed`
+    /// (the same values `TensorBuffer(rows · columns, seed:, scale:)` holds).
+    func matrix(rows: Int, columns: Int, seed: UInt64? = nil, scale: Float = 1) -> MatrixView {
+        let buffer = seed.map { TensorBuffer(rows * columns, seed: $0, scale: scale) } ?? TensorBuffer(count: rows * columns)
+        buffers.append(buffer)
+        return buffer.matrix(rows: rows, columns: columns)
     }
-    return result
+
+    /// A copy of `values` as a `[rows, columns]` matrix.
+    func matrix(copying values: [Float], rows: Int, columns: Int) -> MatrixView {
+        let buffer = TensorBuffer(copying: values)
+        buffers.append(buffer)
+        return buffer.matrix(rows: rows, columns: columns)
+    }
+
+    /// `count` zeros, or seeded values as ``matrix(rows:columns:seed:scale:)``.
+    func vector(_ count: Int, seed: UInt64? = nil, scale: Float = 1) -> UnsafeMutableBufferPointer<Float> {
+        matrix(rows: 1, columns: count, seed: seed, scale: scale).elements
+    }
+
+    /// A copy of `values` (token ids, positions).
+    func copy<Element: BitwiseCopyable>(_ values: [Element]) -> UnsafeBufferPointer<Element> {
+        let storage = UnsafeMutableBufferPointer<Element>.allocate(capacity: max(values.count, 1))
+        _ = storage.initialize(from: values)
+        deallocations.append { storage.deallocate() }
+        return UnsafeBufferPointer(rebasing: storage[0..<values.count])
+    }
+
+    /// RoPE at `positions` (one per row) with `table`.
+    func rotary(_ table: RoPETable, positions: [Int]) -> RotaryPositions {
+        RotaryPositions(table: table, positions: copy(positions))
+    }
+
+    /// `body` as a timed closure that keeps this memory alive.
+    func timed(_ body: @escaping () -> Void) -> () -> Void {
+        { withExtendedLifetime(self) { body() } }
+    }
 }

@@ -17,9 +17,9 @@ enum KernelCases {
     }
 
     /// The first `rows` rows of x · Wᵀ in Double, to check a large product cheaply.
-    static func referenceRows(_ x: TensorBuffer, _ w: TensorBuffer, rows: Int, inFeatures: Int, outFeatures: Int) -> [Double] {
-        Reference.linear(x.array.prefix(rows * inFeatures).map(Double.init), weight: w.array.map(Double.init),
-                         rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+    static func referenceRows(_ x: MatrixView, _ w: MatrixView, rows: Int) -> [Double] {
+        Reference.linear(x.rows(0..<rows).array.map(Double.init), weight: w.array.map(Double.init),
+                         rows: rows, inFeatures: w.columns, outFeatures: w.rows)
     }
 
     static func linear(_ name: String, _ shape: BenchShape, batch: Int, outFeatures: Int) -> BenchCase {
@@ -28,12 +28,13 @@ enum KernelCases {
             name: "\(name)/B\(batch)", detail: "[\(rows), \(inFeatures)] → \(outFeatures)",
             gemms: shape.linearGemm(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures), tokens: rows
         ) {
-            let x = TensorBuffer(rows * inFeatures, seed: 1), w = TensorBuffer(outFeatures * inFeatures, seed: 2, scale: 0.05)
-            let y = TensorBuffer(rows * outFeatures)
-            let run = { Linear.forward(x: x.readOnly, weight: w.readOnly, y: y.mutable, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures) }
+            let memory = BenchMemory()
+            let x = memory.matrix(rows: rows, columns: inFeatures, seed: 1)
+            let w = memory.matrix(rows: outFeatures, columns: inFeatures, seed: 2, scale: 0.05)
+            let y = memory.matrix(rows: rows, columns: outFeatures)
+            let run = memory.timed { Linear.forward(x: x, weight: w, y: y) }
             run()
-            let checked = try check(Array(y.array.prefix(2 * outFeatures)), referenceRows(x, w, rows: 2, inFeatures: inFeatures, outFeatures: outFeatures),
-                                    absolute: 1e-5, "\(name) rows 0–1")
+            let checked = try check(y.rows(0..<2).array, referenceRows(x, w, rows: 2), absolute: 1e-5, "\(name) rows 0–1")
             return Prepared(run: run, check: checked)
         }
     }
@@ -44,25 +45,21 @@ enum KernelCases {
             name: "attention/sdpa_causal/B\(batch)", detail: "B\(batch) H\(shape.heads) T\(t) d\(d)",
             gemms: shape.attentionGemms(batch: batch), tokens: batch * t
         ) {
-            let qkv = TensorBuffer(batch * t * width, seed: 3), out = TensorBuffer(batch * t * shape.dModel)
-            let probs = TensorBuffer(batch * shape.heads * t * t)
-            let fused = HeadLayout(rowStride: width, batchStride: t * width)
-            let run = {
-                ScaledDotProductAttention.forward(
-                    q: qkv.pointer, queryLayout: fused, k: qkv.pointer + shape.dModel, v: qkv.pointer + 2 * shape.dModel, keyLayout: fused,
-                    out: out.pointer, outputLayout: HeadLayout(rowStride: shape.dModel, batchStride: t * shape.dModel),
-                    probs: probs.mutable, dims: dims, mask: .causal(queryOffset: 0))
+            let memory = BenchMemory()
+            let qkv = memory.matrix(rows: batch * t, columns: width, seed: 3), out = memory.matrix(rows: batch * t, columns: shape.dModel)
+            let probs = memory.matrix(rows: batch * shape.heads * t, columns: t)
+            let (q, k, v) = CausalSelfAttention.split(qkv, dims)
+            let run = memory.timed {
+                ScaledDotProductAttention.forward(q: q, k: k, v: v, out: out, probs: probs, dims: dims, mask: .causal(queryOffset: 0))
             }
             run()
             // Check the last head of the last batch entry against the plain-loop reference.
             let (b, h) = (batch - 1, shape.heads - 1)
-            let values = qkv.array
-            func column(_ offset: Int) -> [Double] {
-                columns(values, firstRow: b * t, rows: t, width: width, from: offset, count: d).map(Double.init)
-            }
-            let expected = Reference.attention(q: column(h * d), k: column(shape.dModel + h * d), v: column(2 * shape.dModel + h * d),
+            func head(_ view: MatrixView) -> MatrixView { view.rows((b * t)..<((b + 1) * t)).head(h, size: d) }
+            let expected = Reference.attention(q: head(q).array.map(Double.init), k: head(k).array.map(Double.init),
+                                               v: head(v).array.map(Double.init),
                                                queries: t, keys: t, headDim: d, allowed: Reference.causalMask(t))
-            let got = columns(out.array, firstRow: b * t, rows: t, width: shape.dModel, from: h * d, count: d)
+            let got = head(out).array
             return Prepared(run: run, check: try check(got, expected, absolute: 1e-5, "attention head \(h)"))
         }
     }
@@ -74,28 +71,32 @@ enum KernelCases {
             gemms: shape.linearGemm(rows: rows, inFeatures: dim, outFeatures: 2 * hidden) + shape.linearGemm(rows: rows, inFeatures: hidden, outFeatures: dim),
             tokens: rows
         ) {
-            let x = TensorBuffer(rows * dim, seed: 4), w1 = TensorBuffer(hidden * dim, seed: 5, scale: 0.05), w3 = TensorBuffer(hidden * dim, seed: 6, scale: 0.05)
-            let w2 = TensorBuffer(dim * hidden, seed: 7, scale: 0.05)
-            let gateUpWeight = TensorBuffer(copying: SwiGLU.packGateUp(w1: w1.array, w3: w3.array, hidden: hidden, dim: dim))
-            let y = TensorBuffer(rows * dim), gateUp = TensorBuffer(rows * 2 * hidden), gated = TensorBuffer(rows * hidden)
-            let run = {
-                SwiGLU.forward(x: x.readOnly, gateUpWeight: gateUpWeight.readOnly, downWeight: w2.readOnly, y: y.mutable,
-                               gateUp: gateUp.mutable, gated: gated.mutable, rows: rows, dim: dim, hidden: hidden)
+            let memory = BenchMemory()
+            let w1 = TensorBuffer(hidden * dim, seed: 5, scale: 0.05), w3 = TensorBuffer(hidden * dim, seed: 6, scale: 0.05)
+            let x = memory.matrix(rows: rows, columns: dim, seed: 4), w2 = memory.matrix(rows: dim, columns: hidden, seed: 7, scale: 0.05)
+            let gateUpWeight = memory.matrix(copying: SwiGLU.packGateUp(w1: w1.array, w3: w3.array, hidden: hidden, dim: dim),
+                                             rows: 2 * hidden, columns: dim)
+            let y = memory.matrix(rows: rows, columns: dim), gateUp = memory.matrix(rows: rows, columns: 2 * hidden)
+            let gated = memory.matrix(rows: rows, columns: hidden)
+            let run = memory.timed {
+                SwiGLU.forward(x: x, gateUpWeight: gateUpWeight, downWeight: w2, y: y, gateUp: gateUp, gated: gated)
             }
             run()
-            let expected = Reference.swiglu(x.array.prefix(2 * dim).map(Double.init), w1: w1.array.map(Double.init), w2: w2.array.map(Double.init),
+            let expected = Reference.swiglu(x.rows(0..<2).array.map(Double.init), w1: w1.array.map(Double.init), w2: w2.array.map(Double.init),
                                             w3: w3.array.map(Double.init), rows: 2, dim: dim, hidden: hidden)
-            return Prepared(run: run, check: try check(Array(y.array.prefix(2 * dim)), expected, absolute: 1e-5, "swiglu rows 0–1"))
+            return Prepared(run: run, check: try check(y.rows(0..<2).array, expected, absolute: 1e-5, "swiglu rows 0–1"))
         }
     }
 
     static func rmsNorm(_ shape: BenchShape, batch: Int) -> BenchCase {
         let rows = batch * shape.context, dim = shape.dModel
         return BenchCase(name: "norm/rmsnorm/B\(batch)", detail: "[\(rows), \(dim)]", tokens: rows) {
-            let x = TensorBuffer(rows * dim, seed: 8), w = TensorBuffer(dim, seed: 9), y = TensorBuffer(rows * dim), rstd = TensorBuffer(rows)
-            let run = { RMSNorm.forward(x: x.readOnly, weight: w.readOnly, y: y.mutable, rstd: rstd.mutable, rows: rows, dim: dim) }
+            let memory = BenchMemory()
+            let x = memory.matrix(rows: rows, columns: dim, seed: 8), w = memory.vector(dim, seed: 9)
+            let y = memory.matrix(rows: rows, columns: dim), rstd = memory.vector(rows)
+            let run = memory.timed { RMSNorm.forward(x: x, weight: w, y: y, rstd: rstd) }
             run()
-            let expected = Reference.rmsNorm(x.array.map(Double.init), weight: w.array.map(Double.init), rows: rows, dim: dim)
+            let expected = Reference.rmsNorm(x.array.map(Double.init), weight: w.map(Double.init), rows: rows, dim: dim)
             return Prepared(run: run, check: try check(y.array, expected, absolute: 1e-6, "rmsnorm"))
         }
     }
@@ -105,21 +106,18 @@ enum KernelCases {
         return BenchCase(name: "rope/q_and_k/B\(batch)", detail: "[\(rows), 2×\(shape.heads)×\(shape.headDim)] in [\(rows), \(width)]", tokens: rows) {
             let table = RoPETable(headDim: shape.headDim, maxPositions: shape.context, theta: shape.theta)
             let positions = (0..<rows).map { $0 % shape.context }
-            let qkv = TensorBuffer(rows * width, seed: 10)
-            let original = qkv.array
+            let memory = BenchMemory()
+            let rope = memory.rotary(table, positions: positions)
+            // Q and K side by side in each row of the fused buffer: 2·H heads, rotated in one call.
+            let qk = memory.matrix(rows: rows, columns: width, seed: 10).columns(0..<(2 * shape.dModel))
+            let original = qk.array
             // Each run rotates Q and K in place again; rotations keep norms, so values stay bounded.
-            let run = {
-                positions.withUnsafeBufferPointer { p in
-                    RoPE.apply(qkv.pointer, rows: rows, rowStride: width, heads: 2 * shape.heads, positions: p, table: table)
-                }
-            }
+            let run = memory.timed { RoPE.apply(to: qk, rope) }
             run()
-            let rotated = qkv.array
-            let qk = columns(original, firstRow: 0, rows: rows, width: width, from: 0, count: 2 * shape.dModel)
             let headPositions = positions.flatMap { Array(repeating: $0, count: 2 * shape.heads) }
-            let expected = Reference.rope(qk.map(Double.init), rows: rows * 2 * shape.heads, dim: shape.headDim,
+            let expected = Reference.rope(original.map(Double.init), rows: rows * 2 * shape.heads, dim: shape.headDim,
                                           positions: headPositions, theta: shape.theta)
-            let actual = columns(rotated, firstRow: 0, rows: rows, width: width, from: 0, count: 2 * shape.dModel)
+            let actual = qk.array
             let checked = try check(actual, expected, absolute: 2e-6, "rope")
             return Prepared(run: run, check: checked)
         }
@@ -133,28 +131,29 @@ enum KernelCases {
                 + shape.linearGemm(rows: rows, inFeatures: dim, outFeatures: dim),
             tokens: rows
         ) {
-            let x = TensorBuffer(rows * dim, seed: 11)
+            let memory = BenchMemory()
             let wq = TensorBuffer(dim * dim, seed: 12, scale: 0.05), wk = TensorBuffer(dim * dim, seed: 13, scale: 0.05)
-            let wv = TensorBuffer(dim * dim, seed: 14, scale: 0.05), wo = TensorBuffer(dim * dim, seed: 15, scale: 0.05)
-            let wqkv = TensorBuffer(copying: CausalSelfAttention.packQKV(q: wq.array, k: wk.array, v: wv.array))
+            let wv = TensorBuffer(dim * dim, seed: 14, scale: 0.05)
+            let x = memory.matrix(rows: rows, columns: dim, seed: 11), wo = memory.matrix(rows: dim, columns: dim, seed: 15, scale: 0.05)
+            let wqkv = memory.matrix(copying: CausalSelfAttention.packQKV(q: wq.array, k: wk.array, v: wv.array),
+                                     rows: shape.qkvWidth, columns: dim)
             let table = RoPETable(headDim: shape.headDim, maxPositions: shape.context, theta: shape.theta)
-            let positions = (0..<rows).map { $0 % shape.context }
-            let y = TensorBuffer(rows * dim), qkv = TensorBuffer(rows * shape.qkvWidth), probs = TensorBuffer(batch * shape.heads * shape.context * shape.context)
-            let context = TensorBuffer(rows * dim)
-            let run = {
-                positions.withUnsafeBufferPointer { p in
-                    CausalSelfAttention.forward(x: x.readOnly, qkvWeight: wqkv.readOnly, outputWeight: wo.readOnly, positions: p, rope: table,
-                                                y: y.mutable, qkv: qkv.mutable, saved: .probabilities(probs.mutable), context: context.mutable, dims: dims)
-                }
+            let rope = memory.rotary(table, positions: (0..<rows).map { $0 % shape.context })
+            let y = memory.matrix(rows: rows, columns: dim), qkv = memory.matrix(rows: rows, columns: shape.qkvWidth)
+            let probs = memory.matrix(rows: batch * shape.heads * shape.context, columns: shape.context)
+            let context = memory.matrix(rows: rows, columns: dim)
+            let run = memory.timed {
+                CausalSelfAttention.forward(x: x, qkvWeight: wqkv, outputWeight: wo, rope: rope, y: y, qkv: qkv,
+                                            saved: .probabilities(probs), context: context, dims: dims)
             }
             run()
             // The reference over the first 32 positions of batch entry 0 (causal: later rows cannot change them).
             let t = 32
             let expected = Reference.causalSelfAttention(
-                x.array.prefix(t * dim).map(Double.init), wq: wq.array.map(Double.init), wk: wk.array.map(Double.init),
+                x.rows(0..<t).array.map(Double.init), wq: wq.array.map(Double.init), wk: wk.array.map(Double.init),
                 wv: wv.array.map(Double.init), wo: wo.array.map(Double.init),
                 batch: 1, length: t, dim: dim, heads: shape.heads, kvHeads: shape.heads, positions: Array(0..<t), theta: shape.theta)
-            return Prepared(run: run, check: try check(Array(y.array.prefix(t * dim)), expected, absolute: 1e-5, "mhsa first \(t) rows"))
+            return Prepared(run: run, check: try check(y.rows(0..<t).array, expected, absolute: 1e-5, "mhsa first \(t) rows"))
         }
     }
 }

@@ -2,75 +2,10 @@ import Foundation
 import Kernels
 import TensorIO
 
-/// The steps of training that involve the other ranks (nothing happens with one rank but the
-/// checks a single process makes anyway).
+/// The checkpoint's side of data parallelism: replicas that must agree before anything is written,
+/// and moments gathered from the ranks that own them (the step's side is ``TrainStep``'s).
 extension Trainer {
-    /// The loss of the whole batch and whether to stop after this step, agreed by every rank in
-    /// one small all-reduce: each rank contributes its own loss in its own slot (so a non-finite
-    /// loss is named with its rank) and its wish to stop. Throws the same error on every rank when
-    /// any rank's loss is not finite.
-    func agreeOnStep(localLoss: Double, wantsToStop: Bool) throws -> (loss: Double, stop: Bool) {
-        let ranks = group.size
-        if ranks == 1 {
-            guard localLoss.isFinite else {
-                throw ModelError("step \(step + 1): the training loss is \(localLoss); stopping. The last checkpoint in \(runDirectory) (step \(state.step)) is intact")
-            }
-            return (localLoss, false)
-        }
-        stepSummary.update(repeating: 0)
-        stepSummary[group.rank] = localLoss
-        stepSummary[ranks] = wantsToStop ? 1 : 0
-        group.allReduceSum(stepSummary)
-        if let bad = (0..<ranks).first(where: { !stepSummary[$0].isFinite }) {
-            throw ModelError("step \(step + 1): the training loss on rank \(bad) of \(ranks) is \(stepSummary[bad]); stopping every rank. The last checkpoint in \(runDirectory) (step \(state.step)) is intact",
-                             isCollective: true)
-        }
-        // The mean of the ranks' means is the batch's mean: every rank has the same number of rows.
-        let loss = (0..<ranks).reduce(0.0) { $0 + stepSummary[$1] } / Double(ranks)
-        return (loss, stepSummary[ranks] > 0)
-    }
-
-    /// `body`'s result and the seconds it took.
-    func timed<T>(_ body: () throws -> T) rethrows -> (value: T, seconds: Double) {
-        let start = DispatchTime.now().uptimeNanoseconds
-        let value = try body()
-        return (value, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
-    }
-
-    /// Each rank's gradients are the mean over its own rows; their mean over the ranks is the
-    /// whole batch's gradient. Sharded, only the owner's slice receives it.
-    func averageGradients() {
-        let ranks = group.size
-        guard ranks > 1 else { return }
-        let gradients = session.gradients
-        if let shards {
-            shards.reduceToOwners(gradients, group: group)
-            for part in ownParts(of: gradients) { GradientClipping.scale(part, by: 1 / Float(ranks)) }
-        } else {
-            group.allReduceSum(gradients.storage)
-            GradientClipping.scale(gradients.storage, by: 1 / Float(ranks))
-        }
-    }
-
-    /// Clipping by the global norm; sharded, the norm's square is summed over the owners' slices.
-    func clipGradients() {
-        guard shards != nil, group.size > 1 else {
-            GradientClipping.clip(session.gradients, maxNorm: options.gradientClip)
-            return
-        }
-        let own = ownParts(of: session.gradients)
-        var squares = [own.reduce(0.0) { $0 + GradientClipping.sumOfSquares(UnsafeBufferPointer($1)) }]
-        squares.withUnsafeMutableBufferPointer { group.allReduceSum($0) }
-        let norm = squares[0].squareRoot()
-        if norm > options.gradientClip {
-            for part in own { GradientClipping.scale(part, by: Float(options.gradientClip / (norm + GradientClipping.epsilon))) }
-        }
-    }
-
-    /// This rank's parts of a buffer in the parameters' layout (its optimizer's segments).
-    func ownParts(of buffer: TensorBuffer) -> [UnsafeMutableBufferPointer<Float>] {
-        optimizer.segments.map { buffer.slice($0.lowerBound, $0.count) }
-    }
+    var group: TrainingGroup { parallelism.group }
 
     /// Throws on every rank, naming the ranks, unless all ranks hold bit-identical weights.
     func checkReplicasAgree(when moment: String) throws {
@@ -127,6 +62,6 @@ extension Trainer {
     /// What this rank keeps for training, in bytes: the parameters, their gradients and the
     /// AdamW moments (whole, or this rank's part when sharded).
     public var stateBytesPerRank: (parameters: Int, gradients: Int, optimizer: Int) {
-        (model.parameters.count * 4, session.gradients.count * 4, (optimizer.firstMoment.count + optimizer.secondMoment.count) * 4)
+        (model.parameters.count * 4, trainStep.session.gradients.count * 4, (optimizer.firstMoment.count + optimizer.secondMoment.count) * 4)
     }
 }

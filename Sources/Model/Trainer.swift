@@ -44,21 +44,16 @@ public final class Trainer {
     public private(set) var step: Int
     public private(set) var records: [TrainingRecord]
     public let parallelism: DataParallelism
-    let session: TrainingSession
-    let optimizer: AdamW
-    /// The parameters each rank's optimizer owns, when the optimizer state is sharded.
-    let shards: OptimizerShards?
-    /// This rank's rows of every batch.
-    let localRows: Range<Int>
-    /// Per step: every rank's loss and stop request, summed over the group (one small all-reduce).
-    let stepSummary: UnsafeMutableBufferPointer<Double>
+    /// The optimisation step this loop repeats.
+    public let trainStep: TrainStep
+    var optimizer: AdamW { trainStep.optimizer }
+    var shards: OptimizerShards? { trainStep.shards }
     private var sampler: BatchSampler
     private let training: TokenDataset, validation: TokenDataset?
     var state: TrainingState
     /// Bytes of text per validation target token, for bits per byte; nil without a tokenizer.
     private let validationBytes: Int?
     private let validationStarts: [Int]
-    private let inputs: UnsafeMutableBufferPointer<Int32>, targets: UnsafeMutableBufferPointer<Int32>
 
     static let stateFile = "training_state.json", optimizerFile = "optimizer.safetensors"
     static let metricsFile = "metrics.jsonl", plotFile = "loss.svg"
@@ -83,16 +78,10 @@ public final class Trainer {
             }
             if let tokenizer { try TokenizerDirectory.save(tokenizer, to: runDirectory) }
         }
-        let segments = Self.shards(model: model, parallelism: parallelism)?.segments[parallelism.group.rank]
+        let segments = TrainStep.shards(model: model, parallelism: parallelism)?.segments[parallelism.group.rank]
         try self.init(model: model, state: state, training: trainingSet, validation: validationSet, records: [],
                       optimizer: try AdamW(layout: model.layout, options: options.adamW, segments: segments), tokenizer: tokenizer,
                       runDirectory: runDirectory, parallelism: parallelism)
-    }
-
-    private static func shards(model: TransformerLM, parallelism: DataParallelism) -> OptimizerShards? {
-        guard parallelism.shardsOptimizerState else { return nil }
-        let group = parallelism.group
-        return OptimizerShards(count: model.layout.totalCount, ranks: group.size, block: group.bucketElements)
     }
 
     /// Continues the run in `runDirectory` from its last checkpoint, optionally to a new total
@@ -113,7 +102,7 @@ public final class Trainer {
         let optimizerPath = path(runDirectory, optimizerFile)
         try checkStep(of: optimizerPath, is: state.step)
         let moments = try SafeTensorsFile(path: optimizerPath)
-        let segments = shards(model: model, parallelism: parallelism)?.segments[parallelism.group.rank] ?? [0..<model.layout.totalCount]
+        let segments = TrainStep.shards(model: model, parallelism: parallelism)?.segments[parallelism.group.rank] ?? [0..<model.layout.totalCount]
         let count = segments.reduce(0) { $0 + $1.count }
         let first = TensorBuffer(count: count), second = TensorBuffer(count: count)
         try readMoments(moments, layout: model.layout, segments: segments, first: first, second: second)
@@ -165,10 +154,6 @@ public final class Trainer {
                  optimizer: AdamW, tokenizer: Tokenizer?, runDirectory: String, parallelism: DataParallelism) throws {
         let options = state.options
         try options.validate(contextLimit: model.config.contextLength)
-        let ranks = parallelism.group.size
-        guard options.batchSize % ranks == 0 else {
-            throw ModelError("--batch-size \(options.batchSize) does not split evenly over \(ranks) ranks: give a multiple of \(ranks)", isCollective: true)
-        }
         guard training.windowCount(length: options.contextLength) > 0 else {
             throw ModelError("\(training.path): \(training.count) training tokens are too few for a context of \(options.contextLength)")
         }
@@ -185,22 +170,12 @@ public final class Trainer {
         self.training = training
         self.validation = validation
         self.records = records
-        self.optimizer = optimizer
         self.parallelism = parallelism
-        shards = Self.shards(model: model, parallelism: parallelism)
-        let localBatch = options.batchSize / ranks
-        localRows = (parallelism.group.rank * localBatch)..<((parallelism.group.rank + 1) * localBatch)
-        stepSummary = .allocate(capacity: ranks + 1)
-        stepSummary.initialize(repeating: 0)
+        trainStep = try TrainStep(model: model, optimizer: optimizer, batch: options.batchSize, length: options.contextLength,
+                                  maxGradientNorm: options.gradientClip, parallelism: parallelism)
         step = state.step
         guard let samplerState = UInt64(state.samplerState) else { throw ModelError("\(Self.stateFile): bad sampler state '\(state.samplerState)'") }
         sampler = BatchSampler(batch: options.batchSize, length: options.contextLength, state: samplerState)
-        session = try TrainingSession(model: model, batch: localBatch, length: options.contextLength)
-        let count = localBatch * options.contextLength
-        inputs = .allocate(capacity: count)
-        targets = .allocate(capacity: count)
-        inputs.initialize(repeating: 0)
-        targets.initialize(repeating: 0)
         // Fixed validation windows, evenly spread: the same every evaluation, in every resume.
         let (starts, bytes) = Self.validationWindows(validation, options: options, tokenizer: tokenizer)
         validationStarts = starts
@@ -223,13 +198,6 @@ public final class Trainer {
         return (starts, bytes)
     }
 
-    deinit {
-        inputs.deallocate()
-        targets.deallocate()
-        stepSummary.deallocate()
-    }
-
-    var group: TrainingGroup { parallelism.group }
 
     /// Trains until `options.steps`, or until `shouldStop` (checked between steps) says so; then
     /// writes a checkpoint. Throws, without writing, when the loss stops being finite.
@@ -249,16 +217,18 @@ public final class Trainer {
         var stepRate = 0.0
         while step < options.steps {
             if group.size == 1, shouldStop() { break }
-            sampler.next(from: training, rows: localRows, inputs: inputs, targets: targets)
             let learningRate = schedule.learningRate(at: step)
-            let localLoss = try session.computeGradients(inputs: UnsafeBufferPointer(inputs), targets: UnsafeBufferPointer(targets))
-            let ((loss, stopRequested), synchronizationSeconds) = try timed {
-                try agreeOnStep(localLoss: localLoss, wantsToStop: group.size > 1 && shouldStop())
+            let outcome: TrainStep.Outcome
+            do {
+                outcome = try trainStep.run(sampler: &sampler, data: training, learningRate: learningRate,
+                                            wantsToStop: group.size > 1 && shouldStop())
+            } catch let failure as TrainStep.NonFiniteLoss {
+                let rank = failure.ranks == 1 ? "" : " on rank \(failure.rank) of \(failure.ranks)"
+                let every = failure.ranks == 1 ? "stopping" : "stopping every rank"
+                throw ModelError("step \(step + 1): the training loss\(rank) is \(failure.loss); \(every). The last checkpoint in \(runDirectory) (step \(state.step)) is intact",
+                                 isCollective: failure.ranks > 1)
             }
-            var (_, exchangeSeconds) = timed { averageGradients() }
-            clipGradients()
-            optimizer.step(parameters: model.parameters, gradients: session.gradients, learningRate: Float(learningRate))
-            if let shards { exchangeSeconds += timed { shards.broadcastFromOwners(model.parameters, group: group) }.seconds }
+            let loss = outcome.loss
             step += 1
             state.tokens += tokensPerStep
             lossSum += loss
@@ -285,10 +255,10 @@ public final class Trainer {
                 if evaluate { try writeMetrics() }
             }
             try progress(TrainingProgress(step: step, steps: options.steps, loss: loss, learningRate: learningRate, tokensPerSecond: stepRate,
-                                      elapsedSeconds: state.elapsedSeconds, evaluation: evaluation,
-                                      synchronizationSeconds: group.size == 1 ? 0 : synchronizationSeconds, exchangeSeconds: group.size == 1 ? 0 : exchangeSeconds))
+                                          elapsedSeconds: state.elapsedSeconds, evaluation: evaluation,
+                                          synchronizationSeconds: outcome.synchronizationSeconds, exchangeSeconds: outcome.exchangeSeconds))
             if step % options.checkpointInterval == 0 && step < options.steps { try saveCheckpoint() }
-            if stopRequested { break }
+            if outcome.stopRequested { break }
         }
         try writeMetrics()
         try saveCheckpoint()
@@ -300,7 +270,8 @@ public final class Trainer {
     /// With several ranks, each evaluates every `ranks`-th group of windows and the sums are combined.
     public func evaluate() throws -> (loss: Double, bitsPerByte: Double?) {
         guard let validation else { throw ModelError("no validation data") }
-        let batch = localRows.count, length = options.contextLength
+        let batch = trainStep.localRows.count, length = options.contextLength
+        let (session, inputs, targets) = (trainStep.session, trainStep.tokens.inputs, trainStep.tokens.targets)
         let chunks = validationStarts.count / batch
         var total = [0.0]
         for chunk in stride(from: group.rank, to: chunks, by: group.size) {

@@ -174,22 +174,13 @@ struct DemoCommand: ParsableCommand, ComputesWithBLAS {
     /// timed after one to warm up, on a scratch model.
     static func measureStep(config: ModelConfig, options: TrainingOptions, data: TokenDataset) throws -> Double {
         let model = try TransformerLM(config: config, seed: 1)
-        let session = try TrainingSession(model: model, batch: options.batchSize, length: options.contextLength)
-        let optimizer = try AdamW(layout: model.layout, options: options.adamW)
+        let step = try TrainStep(model: model, optimizer: try AdamW(layout: model.layout, options: options.adamW),
+                                 batch: options.batchSize, length: options.contextLength, maxGradientNorm: options.gradientClip)
         var sampler = BatchSampler(batch: options.batchSize, length: options.contextLength, state: 99)
-        let count = options.batchSize * options.contextLength
-        var inputs = [Int32](repeating: 0, count: count), targets = inputs
         var times: [Double] = []
         for _ in 0..<5 {
             let start = Date()
-            try inputs.withUnsafeMutableBufferPointer { x in
-                try targets.withUnsafeMutableBufferPointer { y in
-                    sampler.next(from: data, inputs: x, targets: y)
-                    try session.computeGradients(inputs: UnsafeBufferPointer(x), targets: UnsafeBufferPointer(y))
-                }
-            }
-            GradientClipping.clip(session.gradients, maxNorm: options.gradientClip)
-            optimizer.step(parameters: model.parameters, gradients: session.gradients, learningRate: 1e-4)
+            try step.run(sampler: &sampler, data: data, learningRate: 1e-4)
             times.append(Date().timeIntervalSince(start))
         }
         let timed = times.dropFirst().sorted()

@@ -9,13 +9,13 @@ final class AttentionTests: XCTestCase {
         headSlice(x, batch: b, rows: length, width: heads * d, head: h, headDim: d)
     }
 
-    func checkAgainstReference(dims: AttentionDims, mask: [Bool]?, causalOffset: Int?, seed: UInt64) {
+    func checkAgainstReference(dims: AttentionDims, mask: [Bool]?, causalOffset: Int?, seed: UInt64, margin: Int = 0) {
         var rng = SeededGenerator(seed: seed)
         let (tq, tk, d) = (dims.queryLength, dims.keyLength, dims.headDim)
         let q = rng.uniform(dims.batch * tq * dims.heads * d, scale: 2)
         let k = rng.uniform(dims.batch * tk * dims.kvHeads * d, scale: 2)
         let v = rng.uniform(dims.batch * tk * dims.kvHeads * d)
-        let (out, probs) = Run.attention(q: q, k: k, v: v, dims: dims, mask: mask, causalOffset: causalOffset)
+        let (out, probs) = Run.attention(q: q, k: k, v: v, dims: dims, mask: mask, causalOffset: causalOffset, margin: margin)
         var allowed = mask
         if let causalOffset { allowed = (0..<(tq * tk)).map { $0 % tk <= causalOffset + $0 / tk } }
         for b in 0..<dims.batch {
@@ -27,7 +27,7 @@ final class AttentionTests: XCTestCase {
                     v: head(v, batch: b, length: tk, heads: dims.kvHeads, head: g, headDim: d),
                     queries: tq, keys: tk, headDim: d, allowed: allowed)
                 assertClose(head(out, batch: b, length: tq, heads: dims.heads, head: h, headDim: d), expected,
-                            absolute: reductionTolerance(tk + d, scale: 2), relative: 1e-5, "attention \(dims) batch \(b) head \(h)")
+                            absolute: reductionTolerance(tk + d, scale: 2), relative: 1e-5, "attention \(dims) margin \(margin) batch \(b) head \(h)")
                 if let allowed {
                     let p = probs[((b * dims.heads + h) * tq * tk)..<((b * dims.heads + h + 1) * tq * tk)]
                     for (index, weight) in zip(allowed, p) where !index {
@@ -72,6 +72,22 @@ final class AttentionTests: XCTestCase {
             checkAgainstReference(dims: AttentionDims(batch: 2, queryLength: 9, keyLength: 9, heads: heads, kvHeads: kvHeads, headDim: 8),
                                   mask: nil, causalOffset: 0, seed: UInt64(heads * 10 + kvHeads))
         }
+    }
+
+    /// Operands as strided views: each the middle columns of rows wider on both sides (NaN
+    /// there), as the heads of a fused projection or a cache's rows are passed. Unmasked, causal
+    /// with a cache offset and across the 64-row block, a Boolean mask, grouped-query heads.
+    func testStridedOperandsInsideWiderRows() {
+        checkAgainstReference(dims: AttentionDims(batch: 2, queryLength: 7, keyLength: 7, heads: 3, kvHeads: 3, headDim: 8),
+                              mask: nil, causalOffset: nil, seed: 43, margin: 3)
+        checkAgainstReference(dims: AttentionDims(batch: 2, queryLength: 67, keyLength: 100, heads: 4, kvHeads: 2, headDim: 8),
+                              mask: nil, causalOffset: 33, seed: 44, margin: 5)
+        checkAgainstReference(dims: AttentionDims(batch: 1, queryLength: 1, keyLength: 13, heads: 6, kvHeads: 3, headDim: 4),
+                              mask: nil, causalOffset: 12, seed: 45, margin: 1)
+        var rng = SeededGenerator(seed: 46)
+        let mask = (0..<(5 * 9)).map { _ in Bool.random(using: &rng) }
+        checkAgainstReference(dims: AttentionDims(batch: 2, queryLength: 5, keyLength: 9, heads: 2, kvHeads: 1, headDim: 8),
+                              mask: mask, causalOffset: nil, seed: 47, margin: 2)
     }
 
     func testCausalSelfAttentionMatchesReference() {

@@ -1,130 +1,165 @@
 import ReferenceKernels
 import Kernels
+import XCTest
+
+/// A test's matrix: `[rows, columns]` values in a ``TensorBuffer`` of its own, with the
+/// ``MatrixView`` a kernel takes, so each call states its shapes once (here) and reads back with
+/// ``array``.
+///
+/// With a `margin` the view is the middle columns of rows `margin` wider on each side (a row
+/// stride larger than the columns, a base that is not the buffer's start: how a head of a fused
+/// projection is reached). The margins hold NaN, so a kernel that reads them spoils its result
+/// and one that writes them is caught by ``marginsUntouched``.
+///
+/// The view is valid while this object lives: keep it in a `let` for as long as the view is used.
+final class Matrix {
+    let buffer: TensorBuffer
+    let view: MatrixView
+    let margin: Int
+
+    /// `values`, row by row, as `[rows, columns]`.
+    init(_ values: [Float], rows: Int, columns: Int, margin: Int = 0) {
+        precondition(values.count == rows * columns, "Matrix: \(values.count) values are not [\(rows), \(columns)]")
+        let stride = columns + 2 * margin
+        buffer = TensorBuffer([Float](repeating: .nan, count: rows * stride))
+        view = MatrixView(buffer.pointer, rows: rows, columns: stride).columns(margin..<(margin + columns))
+        self.margin = margin
+        for r in 0..<rows {
+            UnsafeMutableBufferPointer(start: view.pointer(row: r), count: columns)
+                .update(fromContentsOf: values[(r * columns)..<((r + 1) * columns)])
+        }
+    }
+
+    /// `[rows, columns]`, every element `value`.
+    convenience init(rows: Int, columns: Int, repeating value: Float, margin: Int = 0) {
+        self.init([Float](repeating: value, count: rows * columns), rows: rows, columns: columns, margin: margin)
+    }
+
+    /// The view's elements, row by row.
+    var array: [Float] { view.array }
+
+    /// Whether every element outside the view is still NaN.
+    var marginsUntouched: Bool {
+        let stride = view.rowStride
+        return buffer.storage.indices.allSatisfy { index in
+            let column = index % stride
+            return (margin..<(margin + view.columns)).contains(column) || buffer.storage[index].isNaN
+        }
+    }
+}
+
+/// An owned copy of an array at a fixed address, for the kernels' integer and Boolean inputs
+/// (ids, targets, positions, masks). Valid while this object lives.
+final class Pinned<Element> {
+    private let storage: UnsafeMutableBufferPointer<Element>
+
+    init(_ values: [Element]) {
+        // One spare element keeps the address non-nil for an empty array.
+        let raw = UnsafeMutableBufferPointer<Element>.allocate(capacity: max(values.count, 1))
+        _ = raw.initialize(fromContentsOf: values)
+        storage = UnsafeMutableBufferPointer(rebasing: raw[0..<values.count])
+    }
+
+    deinit {
+        storage.deinitialize()
+        storage.baseAddress!.deallocate()
+    }
+
+    var elements: UnsafeBufferPointer<Element> { UnsafeBufferPointer(storage) }
+}
+
+/// `count` NaNs in a buffer: outputs a kernel must write in full.
+func unwritten(_ count: Int) -> TensorBuffer { TensorBuffer([Float](repeating: .nan, count: count)) }
 
 /// Array-in, array-out wrappers so tests read as comparisons rather than pointer plumbing.
 enum Run {
     static func rmsNorm(_ x: [Float], weight: [Float], rows: Int, dim: Int, epsilon: Float = 1e-5) -> (y: [Float], rstd: [Float]) {
-        var y = [Float](repeating: .nan, count: rows * dim), rstd = [Float](repeating: .nan, count: rows)
-        x.withUnsafeBufferPointer { x in
-            weight.withUnsafeBufferPointer { w in
-                y.withUnsafeMutableBufferPointer { y in
-                    rstd.withUnsafeMutableBufferPointer { rstd in
-                        RMSNorm.forward(x: x, weight: w, y: y, rstd: rstd, rows: rows, dim: dim, epsilon: epsilon)
-                    }
-                }
-            }
-        }
-        return (y, rstd)
+        let x = Matrix(x, rows: rows, columns: dim), weight = TensorBuffer(weight)
+        let y = Matrix(rows: rows, columns: dim, repeating: .nan), rstd = unwritten(rows)
+        RMSNorm.forward(x: x.view, weight: weight.storage, y: y.view, rstd: rstd.storage, epsilon: epsilon)
+        return (y.array, rstd.array)
     }
 
     static func softmax(_ x: [Float], rows: Int, cols: Int) -> [Float] {
-        var y = [Float](repeating: .nan, count: x.count)
-        x.withUnsafeBufferPointer { x in
-            y.withUnsafeMutableBufferPointer { y in Softmax.forward(x: x, y: y, rows: rows, cols: cols) }
-        }
-        return y
+        let x = Matrix(x, rows: rows, columns: cols), y = Matrix(rows: rows, columns: cols, repeating: .nan)
+        Softmax.forward(x: x.view, y: y.view)
+        return y.array
     }
 
     static func silu(_ x: [Float]) -> [Float] {
-        var y = [Float](repeating: .nan, count: x.count)
-        x.withUnsafeBufferPointer { x in y.withUnsafeMutableBufferPointer { y in SiLU.forward(x: x, y: y) } }
-        return y
+        let x = TensorBuffer(x), y = unwritten(x.count)
+        SiLU.forward(x: UnsafeBufferPointer(x.storage), y: y.storage)
+        return y.array
     }
 
     static func rope(_ x: [Float], rows: Int, heads: Int, positions: [Int], table: RoPETable) -> [Float] {
-        var y = [Float](repeating: .nan, count: x.count)
-        x.withUnsafeBufferPointer { x in
-            y.withUnsafeMutableBufferPointer { y in
-                positions.withUnsafeBufferPointer { p in
-                    RoPE.forward(x: x, y: y, rows: rows, heads: heads, positions: p, table: table)
-                }
-            }
-        }
-        return y
+        let width = heads * table.headDim
+        let x = Matrix(x, rows: rows, columns: width), y = Matrix(rows: rows, columns: width, repeating: .nan)
+        let positions = Pinned(positions)
+        RoPE.forward(x: x.view, y: y.view, RotaryPositions(table: table, positions: positions.elements))
+        return y.array
     }
 
-    /// q: [B, Tq, H·d], k, v: [B, Tk, Hkv·d] (contiguous) → out: [B, Tq, H·d], probs: [B, H, Tq, Tk].
-    static func attention(q: [Float], k: [Float], v: [Float], dims: AttentionDims, mask: [Bool]? = nil,
-                          causalOffset: Int? = nil) -> (out: [Float], probs: [Float]) {
-        let qWidth = dims.heads * dims.headDim, kvWidth = dims.kvHeads * dims.headDim
-        var out = [Float](repeating: .nan, count: dims.batch * dims.queryLength * qWidth)
-        var probs = [Float](repeating: .nan, count: dims.batch * dims.heads * dims.queryLength * dims.keyLength)
-        let allowed = mask ?? []
-        q.withUnsafeBufferPointer { q in
-            k.withUnsafeBufferPointer { k in
-                v.withUnsafeBufferPointer { v in
-                    out.withUnsafeMutableBufferPointer { out in
-                        probs.withUnsafeMutableBufferPointer { probs in
-                            allowed.withUnsafeBufferPointer { allowed in
-                                let maskValue: AttentionMask
-                                if let causalOffset { maskValue = .causal(queryOffset: causalOffset) }
-                                else if mask != nil { maskValue = .allowed(allowed) }
-                                else { maskValue = .none }
-                                ScaledDotProductAttention.forward(
-                                    q: q.baseAddress!, queryLayout: HeadLayout(rowStride: qWidth, batchStride: dims.queryLength * qWidth),
-                                    k: k.baseAddress!, v: v.baseAddress!, keyLayout: HeadLayout(rowStride: kvWidth, batchStride: dims.keyLength * kvWidth),
-                                    out: out.baseAddress!, outputLayout: HeadLayout(rowStride: qWidth, batchStride: dims.queryLength * qWidth),
-                                    probs: probs, dims: dims, mask: maskValue)
-                            }
-                        }
-                    }
-                }
-            }
+    /// The attention operands of `dims` as matrices: q and out `[B·Tq, H·d]`, k and v `[B·Tk, Hkv·d]`,
+    /// each inside rows `margin` wider on either side.
+    struct AttentionOperands {
+        let q, k, v: Matrix
+        init(q: [Float], k: [Float], v: [Float], dims: AttentionDims, margin: Int) {
+            let (queryRows, keyRows) = (dims.batch * dims.queryLength, dims.batch * dims.keyLength)
+            let (qWidth, kvWidth) = (dims.heads * dims.headDim, dims.kvHeads * dims.headDim)
+            self.q = Matrix(q, rows: queryRows, columns: qWidth, margin: margin)
+            self.k = Matrix(k, rows: keyRows, columns: kvWidth, margin: margin)
+            self.v = Matrix(v, rows: keyRows, columns: kvWidth, margin: margin)
         }
-        return (out, probs)
+    }
+
+    /// q: [B, Tq, H·d], k, v: [B, Tk, Hkv·d] → out: [B, Tq, H·d], probs: [B, H, Tq, Tk]. With a
+    /// `margin` every operand is a strided view inside wider rows (and the margins must stay untouched).
+    static func attention(q: [Float], k: [Float], v: [Float], dims: AttentionDims, mask: [Bool]? = nil,
+                          causalOffset: Int? = nil, margin: Int = 0) -> (out: [Float], probs: [Float]) {
+        let operands = AttentionOperands(q: q, k: k, v: v, dims: dims, margin: margin)
+        let out = Matrix(rows: dims.batch * dims.queryLength, columns: dims.heads * dims.headDim, repeating: .nan, margin: margin)
+        let probs = Matrix(rows: dims.batch * dims.heads * dims.queryLength, columns: dims.keyLength, repeating: .nan)
+        let allowed = Pinned(mask ?? [])
+        let maskValue: AttentionMask
+        if let causalOffset { maskValue = .causal(queryOffset: causalOffset) }
+        else if mask != nil { maskValue = .allowed(allowed.elements) }
+        else { maskValue = .none }
+        ScaledDotProductAttention.forward(q: operands.q.view, k: operands.k.view, v: operands.v.view, out: out.view, probs: probs.view,
+                                          dims: dims, mask: maskValue)
+        XCTAssertTrue(out.marginsUntouched, "attention \(dims) wrote outside out's columns")
+        return (out.array, probs.array)
     }
 
     static func causalSelfAttention(_ x: [Float], wq: [Float], wk: [Float], wv: [Float], wo: [Float],
                                     dims: AttentionDims, positions: [Int], theta: Double) -> [Float] {
         let rows = dims.batch * dims.queryLength, modelDim = dims.heads * dims.headDim
-        let qkvWeight = CausalSelfAttention.packQKV(q: wq, k: wk, v: wv)
+        let qkvWidth = CausalSelfAttention.qkvWidth(dims)
         let table = RoPETable(headDim: dims.headDim, maxPositions: (positions.max() ?? 0) + 1, theta: theta)
-        var y = [Float](repeating: .nan, count: rows * modelDim)
-        var qkv = [Float](repeating: .nan, count: rows * CausalSelfAttention.qkvWidth(dims))
-        var probs = [Float](repeating: .nan, count: dims.batch * dims.heads * dims.queryLength * dims.keyLength)
-        var context = [Float](repeating: .nan, count: rows * modelDim)
-        x.withUnsafeBufferPointer { x in
-            qkvWeight.withUnsafeBufferPointer { wqkv in
-                wo.withUnsafeBufferPointer { wo in
-                    positions.withUnsafeBufferPointer { positions in
-                        y.withUnsafeMutableBufferPointer { y in
-                            qkv.withUnsafeMutableBufferPointer { qkv in
-                                probs.withUnsafeMutableBufferPointer { probs in
-                                    context.withUnsafeMutableBufferPointer { context in
-                                        CausalSelfAttention.forward(
-                                            x: x, qkvWeight: wqkv, outputWeight: wo, positions: positions, rope: table,
-                                            y: y, qkv: qkv, saved: .probabilities(probs), context: context, dims: dims)
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return y
+        let x = Matrix(x, rows: rows, columns: modelDim)
+        let qkvWeight = Matrix(CausalSelfAttention.packQKV(q: wq, k: wk, v: wv), rows: qkvWidth, columns: modelDim)
+        let outputWeight = Matrix(wo, rows: modelDim, columns: modelDim)
+        let positions = Pinned(positions)
+        let y = Matrix(rows: rows, columns: modelDim, repeating: .nan)
+        let qkv = Matrix(rows: rows, columns: qkvWidth, repeating: .nan)
+        let probs = Matrix(rows: dims.batch * dims.heads * dims.queryLength, columns: dims.keyLength, repeating: .nan)
+        let context = Matrix(rows: rows, columns: modelDim, repeating: .nan)
+        CausalSelfAttention.forward(
+            x: x.view, qkvWeight: qkvWeight.view, outputWeight: outputWeight.view,
+            rope: RotaryPositions(table: table, positions: positions.elements),
+            y: y.view, qkv: qkv.view, saved: .probabilities(probs.view), context: context.view, dims: dims)
+        return y.array
     }
 
     static func swiglu(_ x: [Float], w1: [Float], w2: [Float], w3: [Float], rows: Int, dim: Int, hidden: Int) -> [Float] {
-        let gateUpWeight = SwiGLU.packGateUp(w1: w1, w3: w3, hidden: hidden, dim: dim)
-        var y = [Float](repeating: .nan, count: rows * dim)
-        var gateUp = [Float](repeating: .nan, count: rows * 2 * hidden)
-        var gated = [Float](repeating: .nan, count: rows * hidden)
-        x.withUnsafeBufferPointer { x in
-            gateUpWeight.withUnsafeBufferPointer { w13 in
-                w2.withUnsafeBufferPointer { w2 in
-                    y.withUnsafeMutableBufferPointer { y in
-                        gateUp.withUnsafeMutableBufferPointer { gateUp in
-                            gated.withUnsafeMutableBufferPointer { gated in
-                                SwiGLU.forward(x: x, gateUpWeight: w13, downWeight: w2, y: y, gateUp: gateUp, gated: gated,
-                                               rows: rows, dim: dim, hidden: hidden)
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return y
+        let x = Matrix(x, rows: rows, columns: dim)
+        let gateUpWeight = Matrix(SwiGLU.packGateUp(w1: w1, w3: w3, hidden: hidden, dim: dim), rows: 2 * hidden, columns: dim)
+        let downWeight = Matrix(w2, rows: dim, columns: hidden)
+        let y = Matrix(rows: rows, columns: dim, repeating: .nan)
+        let gateUp = Matrix(rows: rows, columns: 2 * hidden, repeating: .nan), gated = Matrix(rows: rows, columns: hidden, repeating: .nan)
+        SwiGLU.forward(x: x.view, gateUpWeight: gateUpWeight.view, downWeight: downWeight.view, y: y.view,
+                       gateUp: gateUp.view, gated: gated.view)
+        return y.array
     }
 }
 
@@ -166,27 +201,26 @@ extension Run {
         return out
     }
 
-    /// Runs the attention backward on contiguous [B, T, heads·d] operands: dQ, dK, dV from zeros.
+    /// Runs the attention backward on [B, T, heads·d] operands: dQ, dK, dV from zeros. With a
+    /// `margin` every operand and gradient is a strided view inside wider rows.
     static func attentionBackward(q: [Float], k: [Float], v: [Float], probs: [Float], dOut: [Float], dims: AttentionDims,
-                           mask: AttentionMask) -> (dQ: [Float], dK: [Float], dV: [Float]) {
-        let (tq, tk, d) = (dims.queryLength, dims.keyLength, dims.headDim)
-        let (qWidth, kvWidth) = (dims.heads * d, dims.kvHeads * d)
-        var dQ = [Float](repeating: 0, count: q.count), dK = [Float](repeating: 0, count: k.count), dV = [Float](repeating: 0, count: v.count)
-        var scratch = [Float](repeating: 0, count: probs.count)
-        let queryLayout = HeadLayout(rowStride: qWidth, batchStride: tq * qWidth)
-        let keyLayout = HeadLayout(rowStride: kvWidth, batchStride: tk * kvWidth)
-        q.withUnsafeBufferPointer { qb in k.withUnsafeBufferPointer { kb in v.withUnsafeBufferPointer { vb in
-            probs.withUnsafeBufferPointer { pb in dOut.withUnsafeBufferPointer { ob in
-                dQ.withUnsafeMutableBufferPointer { dq in dK.withUnsafeMutableBufferPointer { dk in dV.withUnsafeMutableBufferPointer { dv in
-                    scratch.withUnsafeMutableBufferPointer { sb in
-                        ScaledDotProductAttention.backward(
-                            q: qb.baseAddress!, queryLayout: queryLayout, k: kb.baseAddress!, v: vb.baseAddress!, keyLayout: keyLayout,
-                            probs: pb, dOut: ob.baseAddress!, outputLayout: queryLayout,
-                            dQ: dq.baseAddress!, dK: dk.baseAddress!, dV: dv.baseAddress!, scratch: sb, dims: dims, mask: mask)
-                    }
-                } } }
-            } }
-        } } }
-        return (dQ, dK, dV)
+                                  mask: AttentionMask, margin: Int = 0) -> (dQ: [Float], dK: [Float], dV: [Float]) {
+        let (queryRows, keyRows) = (dims.batch * dims.queryLength, dims.batch * dims.keyLength)
+        let (qWidth, kvWidth) = (dims.heads * dims.headDim, dims.kvHeads * dims.headDim)
+        let operands = AttentionOperands(q: q, k: k, v: v, dims: dims, margin: margin)
+        let square = (rows: dims.batch * dims.heads * dims.queryLength, columns: dims.keyLength)
+        let probs = Matrix(probs, rows: square.rows, columns: square.columns)
+        let dOut = Matrix(dOut, rows: queryRows, columns: qWidth, margin: margin)
+        let dQ = Matrix(rows: queryRows, columns: qWidth, repeating: 0, margin: margin)
+        let dK = Matrix(rows: keyRows, columns: kvWidth, repeating: 0, margin: margin)
+        let dV = Matrix(rows: keyRows, columns: kvWidth, repeating: 0, margin: margin)
+        let scratch = Matrix(rows: square.rows, columns: square.columns, repeating: 0)
+        ScaledDotProductAttention.backward(
+            q: operands.q.view, k: operands.k.view, v: operands.v.view, probs: probs.view, dOut: dOut.view,
+            dQ: dQ.view, dK: dK.view, dV: dV.view, scratch: scratch.view, dims: dims, mask: mask)
+        for (gradient, name) in [(dQ, "dQ"), (dK, "dK"), (dV, "dV")] {
+            XCTAssertTrue(gradient.marginsUntouched, "attention backward \(dims) wrote outside \(name)'s columns")
+        }
+        return (dQ.array, dK.array, dV.array)
     }
 }

@@ -79,7 +79,7 @@ final class DataParallelTrainingTests: XCTestCase {
     func testABatchThatDoesNotSplitOverTheRanksIsRefused() throws {
         let result = try lmResult(ranks: 2, arguments(output: "odd") + ["--batch-size", "7"])
         XCTAssertNotEqual(result.status, 0)
-        XCTAssertTrue(result.error.contains("--batch-size 7 does not split evenly over 2 ranks"), result.error)
+        XCTAssertTrue(result.error.contains("batch size 7 does not split evenly over 2 ranks"), result.error)
     }
 
     // MARK: - Running lm

@@ -106,21 +106,29 @@ final class InferenceTests: XCTestCase {
 
 final class ActivationModeTests: XCTestCase {
     /// Training mode keeps every layer's intermediates for backward; inference mode reuses one
-    /// layer's worth. Both must give the same logits.
+    /// layer's worth. Both must give the same logits, and what training kept for each layer must
+    /// still be that layer's own after the whole pass (not overwritten by a later layer).
     func testTrainingAndInferenceModesAgree() throws {
         let model = try ModelFactory.model()
-        let tokens = ModelFactory.tokens(2 * 9, vocab: 53, seed: 21)
-        let inference = try model.forward(tokens: tokens, batch: 2, length: 9)
-        let saved = ForwardActivations(config: model.config, batch: 2, length: 9, mode: .training, kernel: .standard)
-        tokens.withUnsafeBufferPointer { model.forwardPass(tokens: $0, into: saved) }
-        XCTAssertEqual(saved.logits.array, inference)
-        // Every layer's residual input is kept: layer 1's input is layer 0's output, not the embedding.
-        let embedding = Array(saved.residual(0)), afterFirst = Array(saved.layer(0).output)
-        XCTAssertEqual(Array(saved.layer(1).input), afterFirst)
-        XCTAssertNotEqual(embedding, afterFirst)
-        guard case .probabilities(let first) = saved.layer(0).attention, case .probabilities(let second) = saved.layer(1).attention else {
+        let (batch, length) = (2, 9)
+        let tokens = ModelFactory.tokens(batch * length, vocab: 53, seed: 21)
+        let inference = try model.forward(tokens: tokens, batch: batch, length: length)
+        let saved = ForwardActivations(config: model.config, rows: batch * length, keys: length, mode: .training, kernel: .standard)
+        tokens.withUnsafeBufferPointer { model.forward(tokens: $0, batch: batch, into: saved, logitRows: 0..<(batch * length)) }
+        XCTAssertEqual(saved.logits!.array, inference)
+        // Layer 1's kept input must be block 0 applied to the kept embedding, recomputed alone.
+        let dims = model.attentionDims(batch: batch, length: length)
+        let embedding = saved.residual(0, rows: batch * length).array
+        var recomputed = [Float](repeating: 0, count: embedding.count)
+        try embedding.withUnsafeBufferPointer { hidden in
+            try recomputed.withUnsafeMutableBufferPointer { try model.forwardBlock(0, hidden: hidden, batch: batch, length: length, output: $0) }
+        }
+        XCTAssertEqual(saved.layer(1, dims: dims).input.array, recomputed)
+        XCTAssertNotEqual(embedding, recomputed)
+        guard case .probabilities(let first) = saved.layer(0, dims: dims).attention,
+              case .probabilities(let second) = saved.layer(1, dims: dims).attention else {
             return XCTFail("the standard kernel keeps probabilities")
         }
-        XCTAssertNotEqual(Array(first), Array(second), "each layer keeps its own attention weights")
+        XCTAssertNotEqual(first.array, second.array, "each layer keeps its own attention weights")
     }
 }

@@ -97,15 +97,17 @@ final class TrainingTests: XCTestCase {
         let (batch, length) = (4, 16)
         let inputs = ModelFactory.tokens(batch * length, vocab: config.vocabSize, seed: 9)
         let targets = ModelFactory.tokens(batch * length, vocab: config.vocabSize, seed: 10)
-        let session = try TrainingSession(model: model, batch: batch, length: length)
-        let optimizer = try AdamW(layout: model.layout, options: AdamWOptions(weightDecay: 0))
+        let step = try TrainStep(model: model, optimizer: try AdamW(layout: model.layout, options: AdamWOptions(weightDecay: 0)),
+                                 batch: batch, length: length, maxGradientNorm: 1)
         var first = 0.0, last = 0.0
-        for step in 0..<150 {
-            let (loss, _) = try gradients(session, inputs: inputs, targets: targets)
-            if step == 0 { first = loss }
-            last = loss
-            GradientClipping.clip(session.gradients, maxNorm: 1)
-            optimizer.step(parameters: model.parameters, gradients: session.gradients, learningRate: 1e-2)
+        try inputs.withUnsafeBufferPointer { inputs in
+            try targets.withUnsafeBufferPointer { targets in
+                for index in 0..<150 {
+                    let loss = try step.run(inputs: inputs, targets: targets, learningRate: 1e-2).loss
+                    if index == 0 { first = loss }
+                    last = loss
+                }
+            }
         }
         XCTAssertEqual(first, log(Double(config.vocabSize)), accuracy: 0.35, "loss at initialisation ≈ ln V")
         XCTAssertLessThan(last, 0.05, "150 steps on one batch of random tokens memorise it (first loss \(first))")
