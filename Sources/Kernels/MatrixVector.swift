@@ -26,9 +26,19 @@ public enum MatrixVector {
         set { enabled.store(newValue && handKernelAvailable, ordering: .relaxed) }
     }
 
-    /// Matrices larger than this stream from DRAM rather than from the caches; they get the
-    /// one-row-at-a-time kernel, the rest the four-rows-at-a-time one.
-    static let streamingBytes = 0
+    /// The hand kernel's two loops. One row at a time keeps one sequential stream per thread,
+    /// which the hardware prefetcher follows best when the matrix comes from DRAM; four rows at a
+    /// time share each load of `x` between four rows, which wins when the matrix is in cache.
+    public enum RowKernel: Sendable, Equatable { case oneRow, fourRows }
+
+    /// Matrices of at most this many bytes count as cache-resident (the four-row loop); larger
+    /// ones stream from DRAM (the one-row loop). The bench's `matvec/` cases time both sides.
+    public static let cacheResidentBytes = 8 << 20
+
+    /// The loop the hand kernel runs for a `[rows, columns]` matrix.
+    public static func rowKernel(rows: Int, columns: Int) -> RowKernel {
+        rows * columns * MemoryLayout<Float>.size > cacheResidentBytes ? .oneRow : .fourRows
+    }
 
     /// w: [rows, columns] with row stride `ldw`, x: [columns], y: [rows].
     public static func multiply(
@@ -42,7 +52,7 @@ public enum MatrixVector {
             cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(rows), Int32(columns), alpha, w, Int32(ldw), x, 1, beta, y, 1)
             return
         }
-        let streaming: Int32 = rows * columns * 4 > streamingBytes ? 1 : 0
+        let streaming: Int32 = rowKernel(rows: rows, columns: columns) == .oneRow ? 1 : 0
         // Blocks of four rows, so that each thread's share runs the four-row kernel to the end.
         let blocks = (rows + 3) / 4
         Threading.parallelRanges(blocks, costPerItem: 8 * columns) { range in

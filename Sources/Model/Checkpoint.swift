@@ -46,10 +46,7 @@ public enum Checkpoint {
             } catch let error as TensorFileError {
                 throw ModelError(error.description)
             }
-            let nonFinite = values.reduce(0) { $1.isFinite ? $0 : $0 + 1 }
-            if nonFinite > 0 {
-                throw ModelError("\(path): tensor '\(entry.name)' has \(nonFinite) non-finite value\(nonFinite == 1 ? "" : "s") (NaN or infinity) of \(entry.count)")
-            }
+            try ModelError.requireFinite(values, tensor: entry.name, path: path)
         }
         return try TransformerLM(config: config, parameters: parameters)
     }

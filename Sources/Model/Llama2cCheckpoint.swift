@@ -66,9 +66,7 @@ public enum Llama2cCheckpoint {
             copyWeights(header, reader: &reader, into: model.parameters, layout: model.layout)
             precondition(reader.offset == bytes.count, "Llama2cCheckpoint: read \(reader.offset) of \(bytes.count) bytes")
             for entry in model.layout.entries {
-                let values = model.parameters.slice(entry.offset, entry.count)
-                let bad = values.reduce(0) { $1.isFinite ? $0 : $0 + 1 }
-                if bad > 0 { throw ModelError("\(path): tensor '\(entry.name)' has \(bad) non-finite value\(bad == 1 ? "" : "s") (NaN or infinity)") }
+                try ModelError.requireFinite(model.parameters.slice(entry.offset, entry.count), tensor: entry.name, path: path)
             }
             return model
         }

@@ -1,7 +1,7 @@
 import Kernels
 import TensorIO
 
-/// A token-id file as training data: an NPY array of int32, uint16 or int64 ids (what
+/// A token-id file as training data: an NPY array of ids of one of ``NPYFile/tokenIDTypes`` (what
 /// `lm tokenizer encode` writes), memory-mapped and never read whole. Every id is checked
 /// against the vocabulary once, when the file is opened.
 public struct TokenDataset {
@@ -13,9 +13,11 @@ public struct TokenDataset {
     /// Throws naming the file: another dtype, an id outside `0..<vocabSize` (with its index).
     public init(path: String, vocabSize: Int) throws {
         self.path = path
-        do { file = try NPYFile(path: path) } catch let error as TensorFileError { throw ModelError(error.description) }
-        guard [.int32, .uint16, .int64].contains(file.type) else {
-            throw ModelError("\(path): token ids must be int32, uint16 or int64, found \(file.type.rawValue)")
+        do {
+            file = try NPYFile(path: path)
+            try file.requireTokenIDs()
+        } catch let error as TensorFileError {
+            throw ModelError(error.description)
         }
         for index in 0..<file.elementCount {
             let id = file.integer(at: index)

@@ -32,13 +32,17 @@ extension Trainer {
     /// one tensor at a time gathered from the owners (so rank 0 never holds the whole state).
     func writeMoments(to path: String) throws {
         let tensors = momentTensors, metadata = ["step": String(step)]
-        guard let shards else {
-            let views = tensors.map { TensorView(name: $0.name, shape: $0.shape, values: $0.moment.view($0.range.lowerBound, $0.range.count)) }
-            try SafeTensorsWriter.write(views: views, metadata: metadata, to: path)
-            return
-        }
-        try SafeTensorsWriter.write(shapes: tensors.map { ($0.name, $0.shape) }, metadata: metadata, to: path) { index, buffer in
-            shards.gather(tensors[index].range, of: tensors[index].moment, into: buffer, root: 0, group: group)
+        do {
+            guard let shards else {
+                let views = tensors.map { TensorView(name: $0.name, shape: $0.shape, values: $0.moment.view($0.range.lowerBound, $0.range.count)) }
+                try SafeTensorsWriter.write(views: views, metadata: metadata, to: path)
+                return
+            }
+            try SafeTensorsWriter.write(shapes: tensors.map { ($0.name, $0.shape) }, metadata: metadata, to: path) { index, buffer in
+                shards.gather(tensors[index].range, of: tensors[index].moment, into: buffer, root: 0, group: group)
+            }
+        } catch let error as TensorFileError {
+            throw ModelError(error.description)
         }
     }
 

@@ -25,11 +25,8 @@ public struct TrainingProgress: Sendable {
 /// evaluation on fixed validation windows, and checkpoints from which ``resume(runDirectory:steps:parallelism:)``
 /// continues bit for bit.
 ///
-/// The run directory holds `config.json`, `model.safetensors` and the tokenizer files (so that
-/// `lm generate --model RUN` works on it), `optimizer.safetensors` (both AdamW moments),
-/// `training_state.json` (step, sampler state, options), `metrics.jsonl` and `loss.svg`. Every
-/// file is written to a temporary name and renamed; `training_state.json` goes last and the
-/// step is recorded in the weights and moments too, so a checkpoint cut short is detected.
+/// Three parts: the run directory's files (``RunDirectory``), the step (``TrainStep``), and this
+/// loop's cadence: evaluation, logging, checkpoints.
 ///
 /// Data parallelism (``DataParallelism``): every rank of a ``TrainingGroup`` builds the same
 /// trainer over the same files; each computes the gradients of its own rows of every batch
@@ -40,7 +37,8 @@ public struct TrainingProgress: Sendable {
 public final class Trainer {
     public let model: TransformerLM
     public let options: TrainingOptions
-    public let runDirectory: String
+    public var runDirectory: String { directory.path }
+    let directory: RunDirectory
     public private(set) var step: Int
     public private(set) var records: [TrainingRecord]
     public let parallelism: DataParallelism
@@ -55,9 +53,6 @@ public final class Trainer {
     private let validationBytes: Int?
     private let validationStarts: [Int]
 
-    static let stateFile = "training_state.json", optimizerFile = "optimizer.safetensors"
-    static let metricsFile = "metrics.jsonl", plotFile = "loss.svg"
-
     /// A new run: writes the tokenizer (when given) into `runDirectory` and starts at step 0.
     /// `validation` nil holds out `validationFraction` of `training` instead.
     public convenience init(model: TransformerLM, options: TrainingOptions, training: TokenDataset, validation: TokenDataset?,
@@ -71,11 +66,7 @@ public final class Trainer {
                                   trainingData: Self.absolute(training.path), validationData: validation.map { Self.absolute($0.path) },
                                   validationFraction: validation == nil ? validationFraction : nil)
         if parallelism.group.rank == 0 {
-            do {
-                try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
-            } catch {
-                throw ModelError("\(runDirectory): cannot create the run directory: \(SystemErrorText.describe(error))")
-            }
+            try RunDirectory(path: runDirectory).create()
             if let tokenizer { try TokenizerDirectory.save(tokenizer, to: runDirectory) }
         }
         let segments = TrainStep.shards(model: model, parallelism: parallelism)?.segments[parallelism.group.rank]
@@ -88,24 +79,16 @@ public final class Trainer {
     /// of `steps` (the schedule stays the one the run started with), on any number of ranks:
     /// a checkpoint holds the whole optimizer state, whoever wrote it.
     public static func resume(runDirectory: String, steps: Int? = nil, parallelism: DataParallelism = .none) throws -> Trainer {
-        let statePath = path(runDirectory, stateFile)
-        guard let stateData = FileManager.default.contents(atPath: statePath) else {
-            throw ModelError("\(runDirectory): no \(stateFile) here; not a run directory, or no checkpoint was written yet")
-        }
-        var state: TrainingState
-        do { state = try JSONDecoder().decode(TrainingState.self, from: stateData) } catch {
-            throw ModelError("\(statePath): not a training state (\(error))")
-        }
+        let directory = RunDirectory(path: runDirectory)
+        var state = try directory.readState()
         if let steps { state.options.steps = steps }
         let model = try Checkpoint.load(directory: runDirectory)
-        try checkStep(of: path(runDirectory, Checkpoint.weightsFile), is: state.step)
-        let optimizerPath = path(runDirectory, optimizerFile)
-        try checkStep(of: optimizerPath, is: state.step)
-        let moments = try SafeTensorsFile(path: optimizerPath)
+        try directory.checkStep(of: Checkpoint.weightsFile, is: state.step)
+        try directory.checkStep(of: RunDirectory.optimizerFile, is: state.step)
         let segments = TrainStep.shards(model: model, parallelism: parallelism)?.segments[parallelism.group.rank] ?? [0..<model.layout.totalCount]
         let count = segments.reduce(0) { $0 + $1.count }
         let first = TensorBuffer(count: count), second = TensorBuffer(count: count)
-        try readMoments(moments, layout: model.layout, segments: segments, first: first, second: second)
+        try directory.readMoments(layout: model.layout, segments: segments, first: first, second: second)
         let optimizer = try AdamW(layout: model.layout, options: state.options.adamW, firstMoment: first, secondMoment: second,
                                   step: state.step, segments: segments)
         let trainingFile = try TokenDataset(path: state.trainingData, vocabSize: model.config.vocabSize)
@@ -116,38 +99,11 @@ public final class Trainer {
             training = trainingFile
             validation = try state.validationData.map { try TokenDataset(path: $0, vocabSize: model.config.vocabSize) }
         }
-        let metricsPath = path(runDirectory, metricsFile)
-        let records = try FileManager.default.contents(atPath: metricsPath).map { try TrainingRecord.parse(jsonLines: $0, path: metricsPath) } ?? []
+        let records = try directory.readRecords()
         return try Trainer(model: model, state: state, training: training, validation: validation,
                            records: records.filter { $0.step <= state.step }, optimizer: optimizer,
                            tokenizer: try Checkpoint.loadTokenizer(directory: runDirectory), runDirectory: runDirectory,
                            parallelism: parallelism)
-    }
-
-    /// The saved moments of the parameters in `segments`, packed in order (as ``AdamW`` keeps
-    /// them), read one tensor at a time: a sharded rank never holds the whole optimizer state.
-    private static func readMoments(_ file: SafeTensorsFile, layout: ParameterLayout, segments: [Range<Int>],
-                                    first: TensorBuffer, second: TensorBuffer) throws {
-        // Where each segment's values start in the packed moments.
-        let packedStarts = segments.reduce(into: [0]) { $0.append($0.last! + $1.count) }
-        for entry in layout.entries {
-            let parts = segments.indices.compactMap { index -> (part: Range<Int>, packed: Int)? in
-                let part = segments[index].clamped(to: entry.range)
-                return part.isEmpty ? nil : (part, packedStarts[index] + part.lowerBound - segments[index].lowerBound)
-            }
-            guard !parts.isEmpty else { continue }
-            for (prefix, target) in [("exp_avg.", first), ("exp_avg_sq.", second)] {
-                if parts.count == 1, parts[0].part == entry.range {  // the tensor lies in one segment: read it in place
-                    try file.read(prefix + entry.name, shape: entry.shape, into: target.slice(parts[0].packed, entry.count))
-                    continue
-                }
-                let whole = TensorBuffer(count: entry.count)
-                try file.read(prefix + entry.name, shape: entry.shape, into: whole.storage)
-                for (part, packed) in parts {
-                    _ = target.slice(packed, part.count).update(fromContentsOf: whole.view(part.lowerBound - entry.offset, part.count))
-                }
-            }
-        }
     }
 
     private init(model: TransformerLM, state: TrainingState, training: TokenDataset, validation: TokenDataset?, records: [TrainingRecord],
@@ -160,12 +116,10 @@ public final class Trainer {
         if let validation, validation.windowCount(length: options.contextLength) == 0 {
             throw ModelError("\(validation.path): \(validation.count) validation tokens are too few for a context of \(options.contextLength)")
         }
-        if let tokenizer, tokenizer.vocabularySize > model.config.vocabSize {
-            throw ModelError("the tokenizer has \(tokenizer.vocabularySize) tokens but the model only \(model.config.vocabSize)")
-        }
+        if let tokenizer { try model.config.requireFits(tokenizer, source: "the model to train") }
         self.model = model
         self.options = options
-        self.runDirectory = runDirectory
+        directory = RunDirectory(path: runDirectory)
         self.state = state
         self.training = training
         self.validation = validation
@@ -174,7 +128,7 @@ public final class Trainer {
         trainStep = try TrainStep(model: model, optimizer: optimizer, batch: options.batchSize, length: options.contextLength,
                                   maxGradientNorm: options.gradientClip, parallelism: parallelism)
         step = state.step
-        guard let samplerState = UInt64(state.samplerState) else { throw ModelError("\(Self.stateFile): bad sampler state '\(state.samplerState)'") }
+        guard let samplerState = UInt64(state.samplerState) else { throw ModelError("\(RunDirectory.stateFile): bad sampler state '\(state.samplerState)'") }
         sampler = BatchSampler(batch: options.batchSize, length: options.contextLength, state: samplerState)
         // Fixed validation windows, evenly spread: the same every evaluation, in every resume.
         let (starts, bytes) = Self.validationWindows(validation, options: options, tokenizer: tokenizer)
@@ -297,53 +251,22 @@ public final class Trainer {
             sendMomentsToRankZero()
             return
         }
-        let metadata = ["format": "pt", "step": String(step)]
-        try Checkpoint.write(model.parameters, layout: model.layout, metadata: metadata, to: Self.path(runDirectory, Checkpoint.weightsFile))
-        try model.config.save(path: Self.path(runDirectory, Checkpoint.configFile))
-        do {
-            try writeMoments(to: Self.path(runDirectory, Self.optimizerFile))
-        } catch let error as TensorFileError {
-            throw ModelError(error.description)
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        do {
-            try AtomicFile.write(try encoder.encode(state), to: Self.path(runDirectory, Self.stateFile))
-        } catch let error as TensorFileError {
-            throw ModelError(error.description)
-        }
+        try directory.writeModel(model, step: step)
+        try writeMoments(to: directory.file(RunDirectory.optimizerFile))
+        try directory.writeState(state)
     }
 
-    /// `metrics.jsonl` and `loss.svg`, rewritten whole (atomically) so either can be opened mid-run;
-    /// by rank 0 only.
+    /// The records so far as `metrics.jsonl` and `loss.svg`; by rank 0 only.
     private func writeMetrics() throws {
         guard group.rank == 0 else { return }
-        do {
-            try AtomicFile.write(try TrainingRecord.jsonLines(records), to: Self.path(runDirectory, Self.metricsFile))
-            let train = records.map { (step: $0.step, loss: $0.trainLoss) }
-            let validation = records.compactMap { record in record.valLoss.map { (step: record.step, loss: $0) } }
-            let title = "\(URL(fileURLWithPath: runDirectory).lastPathComponent): loss per token"
-            try AtomicFile.write(Data(LossPlot.svg(train: train, validation: validation, title: title).utf8), to: Self.path(runDirectory, Self.plotFile))
-        } catch let error as TensorFileError {
-            throw ModelError(error.description)
-        }
+        try directory.writeMetrics(records)
     }
-
-    private static func checkStep(of path: String, is step: Int) throws {
-        let file: SafeTensorsFile
-        do { file = try SafeTensorsFile(path: path) } catch let error as TensorFileError { throw ModelError(error.description) }
-        guard file.metadata["step"] == String(step) else {
-            throw ModelError("\(path): written at step \(file.metadata["step"] ?? "?"), but \(stateFile) says step \(step): the last checkpoint was cut short")
-        }
-    }
-
-    static func path(_ directory: String, _ name: String) -> String { (directory as NSString).appendingPathComponent(name) }
 
     /// The run's loss plot, `loss.svg`.
-    public var plotPath: String { Self.path(runDirectory, Self.plotFile) }
+    public var plotPath: String { directory.file(RunDirectory.plotFile) }
 
     /// Whether `directory` already holds a run (a checkpoint's `training_state.json`).
-    public static func hasRun(in directory: String) -> Bool { FileManager.default.fileExists(atPath: path(directory, stateFile)) }
+    public static func hasRun(in directory: String) -> Bool { RunDirectory.hasRun(in: directory) }
 
     static func absolute(_ path: String) -> String {
         URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath)).standardizedFileURL.path

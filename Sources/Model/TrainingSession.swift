@@ -6,12 +6,13 @@ import Kernels
 /// nothing. The model's own inference buffers are separate, so evaluating with
 /// ``TransformerLM/forward(tokens:batch:length:)`` never frees these.
 ///
+/// ``TrainStep`` runs a whole optimisation step on a session; alone, a session gives the loss
+/// and the gradients:
+///
 /// ```swift
-/// let session = TrainingSession(model: model, batch: 8, length: 256)
-/// let optimizer = AdamW(model: model, options: AdamWOptions())
-/// let loss = try session.computeGradients(inputs: x, targets: y)   // [8·256] each
-/// let norm = GradientClipping.clip(session.gradients, maxNorm: 1)
-/// optimizer.step(parameters: model.parameters, gradients: session.gradients, learningRate: 3e-4)
+/// let session = try TrainingSession(model: model, batch: 8, length: 256)
+/// let loss = try session.computeGradients(inputs: x, targets: y)   // x, y: [8·256] ids each
+/// // session.gradients: ∂loss/∂parameters, laid out like model.parameters
 /// ```
 public final class TrainingSession {
     public let model: TransformerLM

@@ -36,9 +36,7 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
         guard let tokenizer = try TokenizerDirectory.loadAny(model) else {
             throw ModelError("\(model): no tokenizer files (tokenizer.bin, tokenizer.json, or vocab.json + merges.txt); add them with lm init --tokenizer or lm import llama2c --tokenizer")
         }
-        guard tokenizer.vocabularySize <= lm.config.vocabSize else {
-            throw ModelError("\(model): the tokenizer has \(tokenizer.vocabularySize) tokens but the model only \(lm.config.vocabSize)")
-        }
+        try lm.config.requireFits(tokenizer, source: model)
         let ids = tokenizer.encodePrompt(prompt)
         guard !ids.isEmpty else { throw ValidationError("--prompt is empty: generation needs at least one token") }
         let stops = tokenizer.stopTokens

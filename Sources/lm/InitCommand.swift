@@ -29,9 +29,7 @@ struct InitCommand: ParsableCommand {
         }
         let configuration = try ModelConfig.load(path: config)
         let loadedTokenizer = try tokenizer.map { try TokenizerDirectory.load($0) }
-        if let loadedTokenizer, loadedTokenizer.vocabularySize > configuration.vocabSize {
-            throw ModelError("\(config): vocab_size \(configuration.vocabSize) is smaller than the tokenizer's \(loadedTokenizer.vocabularySize) tokens")
-        }
+        if let loadedTokenizer { try configuration.requireFits(loadedTokenizer, source: config) }
         let model = try TransformerLM(config: configuration, seed: seed)
         try Checkpoint.save(model, directory: output)
         if let loadedTokenizer { try TokenizerDirectory.save(loadedTokenizer, to: output) }

@@ -9,7 +9,7 @@ struct LogitsCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "The model directory.")
     var model: String
 
-    @Option(help: "Token ids as NPY, int32 or int64, shape [T] or [B, T].")
+    @Option(help: "Token ids as NPY, int32, int64, uint16 or int16; shape [T] or [B, T].")
     var tokens: String
 
     @Option(help: "Where to write the logits (.npy).")

@@ -14,7 +14,7 @@ struct LossCommand: ParsableCommand, ComputesWithBLAS {
         """)
 
     @Option(help: "The model directory.") var model: String
-    @Option(help: "Token ids as NPY, int32 or int64, shape [T+1] or [B, T+1].") var tokens: String
+    @Option(help: "Token ids as NPY, int32, int64, uint16 or int16; shape [T+1] or [B, T+1].") var tokens: String
     @Option(help: "Where to write the gradients (.safetensors).") var grads: String?
     @OptionGroup var running: ModelRunOptions
 

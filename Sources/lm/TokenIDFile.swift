@@ -1,7 +1,8 @@
 import Model
 import TensorIO
 
-/// Token ids read from an NPY file for the model commands: int32 or int64, shape [T] or [B, T].
+/// Token ids read from an NPY file for the model commands: shape [T] or [B, T], of a dtype in
+/// `NPYFile.tokenIDTypes` (the rule every command that reads ids follows).
 struct TokenIDFile {
     let ids: [Int32]
     let batch: Int
@@ -10,9 +11,7 @@ struct TokenIDFile {
     /// Errors name the file: another dtype, another rank, an id outside Int32.
     init(path: String) throws {
         let file = try NPYFile(path: path)
-        guard file.type == .int32 || file.type == .int64 else {
-            throw ModelError("\(path): token ids must be int32 or int64, found \(file.type.rawValue)")
-        }
+        try file.requireTokenIDs()
         switch file.shape.count {
         case 1: (batch, length) = (1, file.shape[0])
         case 2: (batch, length) = (file.shape[0], file.shape[1])

@@ -127,14 +127,12 @@ struct TokenizerCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the text of token ids stored in an NPY file.")
 
         @Option(help: "Tokenizer directory.") var tokenizer: String
-        @Option(help: "Ids as NPY, int32 or int64, any shape (read in order).") var input: String
+        @Option(help: "Ids as NPY (int32, int64, uint16 or int16), any shape (read in order).") var input: String
 
         func run() throws {
             let loaded = try TokenizerDirectory.load(tokenizer)
             let file = try NPYFile(path: input)
-            guard [.int32, .int64, .uint16, .int16].contains(file.type) else {
-                throw TokenizerError("\(input): token ids must be int32, int64 or (u)int16, found \(file.type.rawValue)")
-            }
+            try file.requireTokenIDs()
             let ids = try file.integers()
             // Invalid UTF-8 (ids that split a character) prints as U+FFFD.
             let text: String

@@ -22,28 +22,13 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "A config.json for a new, randomly initialised model.") var config: String?
     @Option(help: "A model directory to fine-tune.") var model: String?
     @Option(help: "A run directory to continue (its settings and data are reused).") var resume: String?
-    @Option(help: "Training token ids (.npy: int32, uint16 or int64).") var train: String?
+    @Option(help: "Training token ids (.npy: int32, int64, uint16 or int16).") var train: String?
     @Option(help: "Validation token ids (.npy).") var validation: String?
     @Option(help: "Fraction of --train held out for validation when --validation is not given.") var validationFraction = 0.05
     @Option(help: "Tokenizer directory to store in the run (default: the --model directory's); enables bits per byte.") var tokenizer: String?
     @Option(help: "The run directory to write.") var output: String?
 
-    @Option(help: "Optimizer steps in all (with --resume: a new total).") var steps: Int?
-    @Option(help: "Sequences per step.") var batchSize = 16
-    @Option(help: "Tokens per sequence (default: the model's context length).") var context: Int?
-    @Option(help: "Peak learning rate α_max.") var lrMax = 3e-3
-    @Option(help: "Final learning rate α_min.") var lrMin = 3e-4
-    @Option(help: "Linear warm-up steps T_w (default: 100, or a tenth of the steps when fewer than 1,000).") var warmup: Int?
-    @Option(help: "Step at which the cosine reaches α_min, T_c (default: --steps).") var cosineSteps: Int?
-    @Option(help: "AdamW β1.") var beta1: Float = 0.9
-    @Option(help: "AdamW β2.") var beta2: Float = 0.95
-    @Option(help: "AdamW ε.") var eps: Float = 1e-8
-    @Option(help: "AdamW decoupled weight decay λ (matrices and embedding; not norm gains).") var weightDecay: Float = 0.1
-    @Option(help: "Global gradient-norm bound.") var clip = 1.0
-    @Option(help: "Evaluate every this many steps.") var evalInterval = 100
-    @Option(help: "Validation batches per evaluation.") var evalBatches = 8
-    @Option(help: "Checkpoint every this many steps.") var checkpointInterval = 500
-    @Option(help: "Seed of the initialisation and the batch sampler.") var seed: UInt64 = 0
+    @OptionGroup var training: TrainingOptionGroup
     @Flag(help: "Under mpirun: each rank keeps the AdamW moments of its own share of the parameters only (ZeRO stage 1).")
     var shardOptimizer = false
     @OptionGroup var running: ModelRunOptions
@@ -65,7 +50,7 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
             let quiet = self.quiet || launch.rank != 0
             let trainer: Trainer
             if let resume {
-                trainer = try Trainer.resume(runDirectory: resume, steps: steps, parallelism: launch.parallelism)
+                trainer = try Trainer.resume(runDirectory: resume, steps: training.steps, parallelism: launch.parallelism)
                 if !quiet { printError("resuming \(resume) at step \(trainer.step) of \(trainer.options.steps)") }
             } else {
                 trainer = try start(parallelism: launch.parallelism)
@@ -106,28 +91,12 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
         }
         let lm: TransformerLM
         if let config {
-            lm = try TransformerLM(config: try ModelConfig.load(path: config), seed: seed)
+            lm = try TransformerLM(config: try ModelConfig.load(path: config), seed: training.seed)
         } else {
             lm = try Checkpoint.load(directory: model!)
         }
         let loadedTokenizer = try tokenizer.map { try TokenizerDirectory.load($0) } ?? (try model.flatMap { try Checkpoint.loadTokenizer(directory: $0) })
-        var options = TrainingOptions()
-        options.steps = steps ?? options.steps
-        options.batchSize = batchSize
-        options.contextLength = context ?? lm.config.contextLength
-        options.maxLearningRate = lrMax
-        options.minLearningRate = lrMin
-        options.warmupSteps = warmup ?? min(100, options.steps / 10)
-        options.cosineSteps = cosineSteps
-        options.beta1 = beta1
-        options.beta2 = beta2
-        options.epsilon = eps
-        options.weightDecay = weightDecay
-        options.gradientClip = clip
-        options.evalInterval = evalInterval
-        options.evalBatches = evalBatches
-        options.checkpointInterval = checkpointInterval
-        options.seed = seed
+        let options = try training.trainingOptions(modelContext: lm.config.contextLength)
         let vocab = lm.config.vocabSize
         let trainingData = try TokenDataset(path: train, vocabSize: vocab)
         let validationData = try validation.map { try TokenDataset(path: $0, vocabSize: vocab) }

@@ -104,7 +104,7 @@ final class TrainerTests: XCTestCase {
         let data = try TokenDataset(path: try tokenFile("ok.npy", count: 500, seed: 5), vocabSize: Self.config.vocabSize)
         XCTAssertThrowsError(try Trainer(model: try TransformerLM(config: Self.config, seed: 5), options: tooLong, training: data,
                                          validation: nil, tokenizer: nil, runDirectory: directory + "/r2")) {
-            XCTAssertTrue("\($0)".contains("--context 17"), "\($0)")
+            XCTAssertTrue("\($0)".contains("contextLength 17"), "\($0)")
         }
         XCTAssertThrowsError(try Trainer.resume(runDirectory: directory + "/nothing-here"))
     }
