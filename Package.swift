@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "TensorIO", targets: ["TensorIO"]),
         .library(name: "Tokenizer", targets: ["Tokenizer"]),
         .library(name: "Model", targets: ["Model"]),
+        .library(name: "Drawing", targets: ["Drawing"]),
         .library(name: "Verification", targets: ["Verification"]),
         .library(name: "DataParallel", targets: ["DataParallel"]),
         .executable(name: "lm", targets: ["lm"]),
@@ -50,8 +51,10 @@ let package = Package(
         .target(name: "TensorIO"),
         // Byte-level BPE: GPT-2 pre-tokenization, training, encoding, decoding, file formats.
         .target(name: "Tokenizer", dependencies: ["TensorIO"]),
-        // Tokenizer-to-logits pipeline, built on Kernels.
-        .target(name: "Model", dependencies: ["Kernels", "TensorIO", "Tokenizer"]),
+        // Self-contained SVG pictures: loss curves, attention heat maps. No model code.
+        .target(name: "Drawing"),
+        // Tokenizer-to-logits pipeline, built on Kernels; folders by part of the architecture.
+        .target(name: "Model", dependencies: ["Kernels", "TensorIO", "Tokenizer", "Drawing"]),
         // Data-parallel training across processes: the MPI implementation of Model's
         // `TrainingGroup`. Empty without the MPI trait.
         .target(
@@ -61,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "lm",
             dependencies: [
-                "Model", "TensorIO", "Kernels", "Tokenizer",
+                "Model", "TensorIO", "Kernels", "Tokenizer", "Drawing",
                 .target(name: "DataParallel", condition: .when(traits: ["MPI"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -92,7 +95,7 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["lm", "TensorIO", "TestSupport"]),
         // `mpirun -np 2 lm train` against one process: only with the MPI trait (skips visibly without).
         .testTarget(name: "MPITests", dependencies: ["lm", "TensorIO", "TestSupport"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Kernels", "ReferenceKernels", "TensorIO", "Tokenizer", "TestSupport", "Verification"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Drawing", "Kernels", "ReferenceKernels", "TensorIO", "Tokenizer", "TestSupport", "Verification"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -49,18 +49,12 @@ final class GemmCeiling {
     /// Median seconds of one raw `cblas_sgemm` of this shape.
     func seconds(_ shape: GemmShape) -> Double {
         if let known = medians[shape] { return known }
-        let a = [Float](repeating: 0.5, count: shape.m * shape.k)
-        let b = [Float](repeating: 0.25, count: shape.k * shape.n)
-        var c = [Float](repeating: 0, count: shape.m * shape.n)
-        let timing = a.withUnsafeBufferPointer { a in
-            b.withUnsafeBufferPointer { b in
-                c.withUnsafeMutableBufferPointer { c in
-                    plan.measure {
-                        sgemm(transposeA: shape.transposeA, transposeB: shape.transposeB, m: shape.m, n: shape.n, k: shape.k,
-                              a: a.baseAddress!, lda: shape.lda, b: b.baseAddress!, ldb: shape.ldb, c: c.baseAddress!, ldc: shape.n)
-                    }
-                }
-            }
+        let a = TensorBuffer([Float](repeating: 0.5, count: shape.m * shape.k))
+        let b = TensorBuffer([Float](repeating: 0.25, count: shape.k * shape.n))
+        let c = TensorBuffer(count: shape.m * shape.n)
+        let timing = plan.measure {
+            sgemm(transposeA: shape.transposeA, transposeB: shape.transposeB, m: shape.m, n: shape.n, k: shape.k,
+                  a: a.pointer, lda: shape.lda, b: b.pointer, ldb: shape.ldb, c: c.pointer, ldc: shape.n)
         }
         medians[shape] = timing.median
         timings.append((shape, timing))

@@ -31,46 +31,43 @@ enum LongAttentionCases {
             name: "attention_long/\(flash ? "flash" : "standard")/\(backward ? "fwd+bwd" : "fwd")/T\(t)",
             detail: "H16 d32 T\(t): keeps \(mebibytes(kept)) + \(mebibytes(work)) work", gemms: gemms, tokens: t
         ) {
-            let qkv = TensorBuffer(t * width, seed: 70), out = TensorBuffer(count: t * c), dOut = TensorBuffer(t * c, seed: 71)
-            let dQKV = TensorBuffer(count: t * width)
-            let saved = TensorBuffer(count: kept), workspace = TensorBuffer(count: max(work, 1))
-            let fused = HeadLayout(rowStride: width, batchStride: t * width), output = HeadLayout(rowStride: c, batchStride: t * c)
-            let (q, k, v) = (qkv.pointer, qkv.pointer + c, qkv.pointer + 2 * c)
-            let (dQ, dK, dV) = (dQKV.pointer, dQKV.pointer + c, dQKV.pointer + 2 * c)
-            let run = {
-                // The closure holds the buffers (the pointers alone would not keep them alive).
-                withExtendedLifetime((qkv, dQKV)) {}
-                if flash {
-                    FlashAttention.forward(q: q, queryLayout: fused, k: k, v: v, keyLayout: fused, out: out.pointer, outputLayout: output,
-                                           logSumExp: saved.mutable, workspace: workspace.mutable, dims: dims)
+            let memory = BenchMemory()
+            let qkv = memory.matrix(rows: t, columns: width, seed: 70), out = memory.matrix(rows: t, columns: c)
+            let dOut = memory.matrix(rows: t, columns: c, seed: 71), dQKV = memory.matrix(rows: t, columns: width)
+            let (q, k, v) = CausalSelfAttention.split(qkv, dims), (dQ, dK, dV) = CausalSelfAttention.split(dQKV, dims)
+            let run: () -> Void
+            if flash {
+                let logSumExp = memory.vector(kept), workspace = memory.vector(work)
+                run = memory.timed {
+                    FlashAttention.forward(q: q, k: k, v: v, out: out, logSumExp: logSumExp, workspace: workspace, dims: dims)
                     if backward {
-                        FlashAttention.backward(q: q, queryLayout: fused, k: k, v: v, keyLayout: fused, out: out.pointer, dOut: dOut.pointer,
-                                                outputLayout: output, logSumExp: saved.readOnly, dQ: dQ, dK: dK, dV: dV,
-                                                workspace: workspace.mutable, dims: dims)
+                        FlashAttention.backward(q: q, k: k, v: v, out: out, dOut: dOut, logSumExp: logSumExp,
+                                                dQ: dQ, dK: dK, dV: dV, workspace: workspace, dims: dims)
                     }
-                } else {
-                    ScaledDotProductAttention.forward(q: q, queryLayout: fused, k: k, v: v, keyLayout: fused, out: out.pointer,
-                                                      outputLayout: output, probs: saved.mutable, dims: dims, mask: .causal(queryOffset: 0))
+                }
+            } else {
+                // The probabilities [H·T, T]; the backward's scratch is as large (none for the forward alone).
+                let probs = memory.matrix(rows: 16 * t, columns: t), scratch = memory.matrix(rows: backward ? 16 * t : 0, columns: t)
+                run = memory.timed {
+                    ScaledDotProductAttention.forward(q: q, k: k, v: v, out: out, probs: probs, dims: dims, mask: .causal(queryOffset: 0))
                     if backward {
-                        ScaledDotProductAttention.backward(q: q, queryLayout: fused, k: k, v: v, keyLayout: fused, probs: saved.readOnly,
-                                                           dOut: dOut.pointer, outputLayout: output, dQ: dQ, dK: dK, dV: dV,
-                                                           scratch: workspace.mutable, dims: dims, mask: .causal(queryOffset: 0))
+                        ScaledDotProductAttention.backward(q: q, k: k, v: v, probs: probs, dOut: dOut, dQ: dQ, dK: dK, dV: dV,
+                                                           scratch: scratch, dims: dims, mask: .causal(queryOffset: 0))
                     }
                 }
             }
             run()
             // The other kernel on the same inputs: outputs agree.
-            let other = TensorBuffer(count: t * c)
+            let reference = BenchMemory(), other = reference.matrix(rows: t, columns: c)
             if flash {
-                let probs = TensorBuffer(count: 16 * t * t)
-                ScaledDotProductAttention.forward(q: q, queryLayout: fused, k: k, v: v, keyLayout: fused, out: other.pointer,
-                                                  outputLayout: output, probs: probs.mutable, dims: dims, mask: .causal(queryOffset: 0))
+                ScaledDotProductAttention.forward(q: q, k: k, v: v, out: other, probs: reference.matrix(rows: 16 * t, columns: t),
+                                                  dims: dims, mask: .causal(queryOffset: 0))
             } else {
-                let lse = TensorBuffer(count: 16 * t), flashWork = TensorBuffer(count: FlashAttention.workspaceCount())
-                FlashAttention.forward(q: q, queryLayout: fused, k: k, v: v, keyLayout: fused, out: other.pointer, outputLayout: output,
-                                       logSumExp: lse.mutable, workspace: flashWork.mutable, dims: dims)
+                FlashAttention.forward(q: q, k: k, v: v, out: other, logSumExp: reference.vector(16 * t),
+                                       workspace: reference.vector(FlashAttention.workspaceCount()), dims: dims)
             }
-            let checked = try check(out.array, other.array.map(Double.init), absolute: 1e-5, relative: 1e-4, "output vs the other kernel")
+            let otherOutput = withExtendedLifetime(reference) { other.array }
+            let checked = try check(out.array, otherOutput.map(Double.init), absolute: 1e-5, relative: 1e-4, "output vs the other kernel")
             return Prepared(run: run, check: checked)
         }
     }

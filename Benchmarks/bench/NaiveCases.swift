@@ -11,8 +11,10 @@ enum NaiveCases {
 
         let linear = BenchCase(name: "naive/linear", detail: "[\(rows), \(dim)] → \(dim)",
                                gemms: shape.linearGemm(rows: rows, inFeatures: dim, outFeatures: dim), tokens: rows) {
-            let x = TensorBuffer(rows * dim, seed: 21), w = TensorBuffer(dim * dim, seed: 22, scale: 0.05), y = TensorBuffer(rows * dim)
-            let run = { Linear.forward(x: x.readOnly, weight: w.readOnly, y: y.mutable, rows: rows, inFeatures: dim, outFeatures: dim) }
+            let memory = BenchMemory()
+            let x = memory.matrix(rows: rows, columns: dim, seed: 21), w = memory.matrix(rows: dim, columns: dim, seed: 22, scale: 0.05)
+            let y = memory.matrix(rows: rows, columns: dim)
+            let run = memory.timed { Linear.forward(x: x, weight: w, y: y) }
             let (xs, ws) = (x.array, w.array)
             var expected: [Float] = []
             let naive = naivePlan.measure { expected = Reference.linear(xs, weight: ws, rows: rows, inFeatures: dim, outFeatures: dim) }
@@ -24,14 +26,14 @@ enum NaiveCases {
         let swiglu = BenchCase(name: "naive/swiglu", detail: "[\(rows), \(dim)] ↔ \(hidden)",
                                gemms: shape.linearGemm(rows: rows, inFeatures: dim, outFeatures: 2 * hidden) + shape.linearGemm(rows: rows, inFeatures: hidden, outFeatures: dim),
                                tokens: rows) {
-            let x = TensorBuffer(rows * dim, seed: 23), w1 = TensorBuffer(hidden * dim, seed: 24, scale: 0.05)
-            let w3 = TensorBuffer(hidden * dim, seed: 25, scale: 0.05), w2 = TensorBuffer(dim * hidden, seed: 26, scale: 0.05)
-            let packed = TensorBuffer(copying: SwiGLU.packGateUp(w1: w1.array, w3: w3.array, hidden: hidden, dim: dim))
-            let y = TensorBuffer(rows * dim), gateUp = TensorBuffer(rows * 2 * hidden), gated = TensorBuffer(rows * hidden)
-            let run = {
-                SwiGLU.forward(x: x.readOnly, gateUpWeight: packed.readOnly, downWeight: w2.readOnly, y: y.mutable,
-                               gateUp: gateUp.mutable, gated: gated.mutable, rows: rows, dim: dim, hidden: hidden)
-            }
+            let memory = BenchMemory()
+            let w1 = TensorBuffer(hidden * dim, seed: 24, scale: 0.05), w3 = TensorBuffer(hidden * dim, seed: 25, scale: 0.05)
+            let x = memory.matrix(rows: rows, columns: dim, seed: 23), w2 = memory.matrix(rows: dim, columns: hidden, seed: 26, scale: 0.05)
+            let packed = memory.matrix(copying: SwiGLU.packGateUp(w1: w1.array, w3: w3.array, hidden: hidden, dim: dim),
+                                       rows: 2 * hidden, columns: dim)
+            let y = memory.matrix(rows: rows, columns: dim), gateUp = memory.matrix(rows: rows, columns: 2 * hidden)
+            let gated = memory.matrix(rows: rows, columns: hidden)
+            let run = memory.timed { SwiGLU.forward(x: x, gateUpWeight: packed, downWeight: w2, y: y, gateUp: gateUp, gated: gated) }
             let (xs, a, b, c) = (x.array, w1.array, w2.array, w3.array)
             var expected: [Float] = []
             let naive = naivePlan.measure { expected = Reference.swiglu(xs, w1: a, w2: b, w3: c, rows: rows, dim: dim, hidden: hidden) }
@@ -42,13 +44,13 @@ enum NaiveCases {
 
         let attention = BenchCase(name: "naive/attention_head", detail: "T\(t) d\(d), causal, 1 head",
                                   gemms: BenchShape(context: t, heads: 1, dModel: d).attentionGemms(batch: 1), tokens: t) {
-            let q = TensorBuffer(t * d, seed: 27), k = TensorBuffer(t * d, seed: 28), v = TensorBuffer(t * d, seed: 29)
-            let out = TensorBuffer(t * d), probs = TensorBuffer(t * t)
-            let layout = HeadLayout(rowStride: d, batchStride: t * d)
+            let memory = BenchMemory()
+            let q = memory.matrix(rows: t, columns: d, seed: 27), k = memory.matrix(rows: t, columns: d, seed: 28)
+            let v = memory.matrix(rows: t, columns: d, seed: 29)
+            let out = memory.matrix(rows: t, columns: d), probs = memory.matrix(rows: t, columns: t)
             let dims = AttentionDims(batch: 1, queryLength: t, keyLength: t, heads: 1, kvHeads: 1, headDim: d)
-            let run = {
-                ScaledDotProductAttention.forward(q: q.pointer, queryLayout: layout, k: k.pointer, v: v.pointer, keyLayout: layout,
-                                                  out: out.pointer, outputLayout: layout, probs: probs.mutable, dims: dims, mask: .causal(queryOffset: 0))
+            let run = memory.timed {
+                ScaledDotProductAttention.forward(q: q, k: k, v: v, out: out, probs: probs, dims: dims, mask: .causal(queryOffset: 0))
             }
             let (qs, ks, vs) = (q.array, k.array, v.array)
             let mask = Reference.causalMask(t)
@@ -61,9 +63,11 @@ enum NaiveCases {
 
         let norm = BenchCase(name: "naive/rmsnorm", detail: "[\(rows * 4), \(dim)]", tokens: rows * 4) {
             let n = rows * 4
-            let x = TensorBuffer(n * dim, seed: 30), w = TensorBuffer(dim, seed: 31), y = TensorBuffer(n * dim), rstd = TensorBuffer(n)
-            let run = { RMSNorm.forward(x: x.readOnly, weight: w.readOnly, y: y.mutable, rstd: rstd.mutable, rows: n, dim: dim) }
-            let (xs, ws) = (x.array, w.array)
+            let memory = BenchMemory()
+            let x = memory.matrix(rows: n, columns: dim, seed: 30), w = memory.vector(dim, seed: 31)
+            let y = memory.matrix(rows: n, columns: dim), rstd = memory.vector(n)
+            let run = memory.timed { RMSNorm.forward(x: x, weight: w, y: y, rstd: rstd) }
+            let (xs, ws) = (x.array, Array(w))
             var expected: [Float] = []
             let naive = naivePlan.measure { expected = Reference.rmsNorm(xs, weight: ws, rows: n, dim: dim) }
             run()
@@ -73,8 +77,9 @@ enum NaiveCases {
 
         let softmax = BenchCase(name: "naive/softmax", detail: "[\(t * 4), \(t * 4)]", tokens: nil) {
             let n = t * 4
-            let x = TensorBuffer(n * n, seed: 32, scale: 5), y = TensorBuffer(n * n)
-            let run = { Softmax.forward(x: x.readOnly, y: y.mutable, rows: n, cols: n) }
+            let memory = BenchMemory()
+            let x = memory.matrix(rows: n, columns: n, seed: 32, scale: 5), y = memory.matrix(rows: n, columns: n)
+            let run = memory.timed { Softmax.forward(x: x, y: y) }
             let xs = x.array
             var expected: [Float] = []
             let naive = naivePlan.measure { expected = Reference.softmax(xs, rows: n, cols: n) }
@@ -86,8 +91,10 @@ enum NaiveCases {
             let n = rows * 4, width = shape.heads * d
             let table = RoPETable(headDim: d, maxPositions: n, theta: shape.theta)
             let positions = Array(0..<n)
-            let x = TensorBuffer(n * width, seed: 33), y = TensorBuffer(n * width)
-            let run = { positions.withUnsafeBufferPointer { RoPE.forward(x: x.readOnly, y: y.mutable, rows: n, heads: shape.heads, positions: $0, table: table) } }
+            let memory = BenchMemory()
+            let rope = memory.rotary(table, positions: positions)
+            let x = memory.matrix(rows: n, columns: width, seed: 33), y = memory.matrix(rows: n, columns: width)
+            let run = memory.timed { RoPE.forward(x: x, y: y, rope) }
             // The reference in Double: in Float its angles lose precision at large positions.
             let xs = x.array.map(Double.init)
             let headPositions = positions.flatMap { Array(repeating: $0, count: shape.heads) }

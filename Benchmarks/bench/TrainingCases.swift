@@ -26,20 +26,19 @@ enum TrainingCases {
         let rows = batch * shape.context, (inFeatures, outFeatures) = (shape.dModel, shape.vocab)
         return BenchCase(name: "backward/lm_head/B\(batch)", detail: "[\(rows), \(inFeatures)] ← \(outFeatures)",
                          gemms: shape.linearBackwardGemms(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures), tokens: rows) {
-            let x = TensorBuffer(rows * inFeatures, seed: 1), w = TensorBuffer(outFeatures * inFeatures, seed: 2, scale: 0.05)
-            let dy = TensorBuffer(rows * outFeatures, seed: 3, scale: 1e-3)
-            let dx = TensorBuffer(count: rows * inFeatures), dw = TensorBuffer(count: outFeatures * inFeatures)
-            let run = {
-                Linear.backward(dy: dy.readOnly, x: x.readOnly, weight: w.readOnly, dx: dx.mutable, dWeight: dw.mutable,
-                                rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
-            }
+            let memory = BenchMemory()
+            let x = memory.matrix(rows: rows, columns: inFeatures, seed: 1)
+            let w = memory.matrix(rows: outFeatures, columns: inFeatures, seed: 2, scale: 0.05)
+            let dy = memory.matrix(rows: rows, columns: outFeatures, seed: 3, scale: 1e-3)
+            let dx = memory.matrix(rows: rows, columns: inFeatures), dw = memory.matrix(rows: outFeatures, columns: inFeatures)
+            let run = memory.timed { Linear.backward(dy: dy, x: x, weight: w, dx: dx, dWeight: dw) }
             run()
             // Row 0 of dX = dY·W (one call accumulated into zeros) in Double.
-            let (dyValues, wValues) = (dy.array, w.array)
+            let (dyValues, wValues) = (dy.row(0).array, w.array)
             let expected = (0..<inFeatures).map { i in
                 (0..<outFeatures).reduce(0.0) { $0 + Double(dyValues[$1]) * Double(wValues[$1 * inFeatures + i]) }
             }
-            return Prepared(run: run, check: try check(Array(dx.array.prefix(inFeatures)), expected, absolute: 1e-6, relative: 1e-4, "dX row 0"))
+            return Prepared(run: run, check: try check(dx.row(0).array, expected, absolute: 1e-6, relative: 1e-4, "dX row 0"))
         }
     }
 
@@ -47,26 +46,23 @@ enum TrainingCases {
         let dims = shape.attentionDims(batch: batch), t = shape.context, width = shape.qkvWidth, c = shape.dModel
         return BenchCase(name: "backward/sdpa/B\(batch)", detail: "B\(batch) H\(shape.heads) T\(t) d\(shape.headDim), causal",
                          gemms: shape.attentionBackwardGemms(batch: batch), tokens: batch * t) {
-            let qkv = TensorBuffer(batch * t * width, seed: 4), out = TensorBuffer(count: batch * t * c)
-            let probs = TensorBuffer(count: batch * shape.heads * t * t), scratch = TensorBuffer(count: batch * shape.heads * t * t)
-            let dOut = TensorBuffer(batch * t * c, seed: 5), dQKV = TensorBuffer(count: batch * t * width)
-            let fused = HeadLayout(rowStride: width, batchStride: t * width), output = HeadLayout(rowStride: c, batchStride: t * c)
-            ScaledDotProductAttention.forward(q: qkv.pointer, queryLayout: fused, k: qkv.pointer + c, v: qkv.pointer + 2 * c, keyLayout: fused,
-                                              out: out.pointer, outputLayout: output, probs: probs.mutable, dims: dims, mask: .causal(queryOffset: 0))
-            let run = {
-                ScaledDotProductAttention.backward(
-                    q: qkv.pointer, queryLayout: fused, k: qkv.pointer + c, v: qkv.pointer + 2 * c, keyLayout: fused,
-                    probs: probs.readOnly, dOut: dOut.pointer, outputLayout: output,
-                    dQ: dQKV.pointer, dK: dQKV.pointer + c, dV: dQKV.pointer + 2 * c, scratch: scratch.mutable, dims: dims,
-                    mask: .causal(queryOffset: 0))
+            let memory = BenchMemory()
+            let qkv = memory.matrix(rows: batch * t, columns: width, seed: 4), out = memory.matrix(rows: batch * t, columns: c)
+            let probs = memory.matrix(rows: batch * shape.heads * t, columns: t), scratch = memory.matrix(rows: batch * shape.heads * t, columns: t)
+            let dOut = memory.matrix(rows: batch * t, columns: c, seed: 5), dQKV = memory.matrix(rows: batch * t, columns: width)
+            let (q, k, v) = CausalSelfAttention.split(qkv, dims), (dQ, dK, dV) = CausalSelfAttention.split(dQKV, dims)
+            ScaledDotProductAttention.forward(q: q, k: k, v: v, out: out, probs: probs, dims: dims, mask: .causal(queryOffset: 0))
+            let run = memory.timed {
+                ScaledDotProductAttention.backward(q: q, k: k, v: v, probs: probs, dOut: dOut, dQ: dQ, dK: dK, dV: dV, scratch: scratch,
+                                                   dims: dims, mask: .causal(queryOffset: 0))
             }
             run()
             // dV of head 0, batch 0 after one call: Pᵀ·dO in Double.
-            let (p, g, d) = (probs.array, dOut.array, shape.headDim)
+            let (p, g, d) = (probs.rows(0..<t).array, dOut.rows(0..<t).array, shape.headDim)
             let expected = (0..<t).flatMap { key in
                 (0..<d).map { j in (0..<t).reduce(0.0) { $0 + Double(p[$1 * t + key]) * Double(g[$1 * c + j]) } }
             }
-            let actual = (0..<t).flatMap { key in (0..<d).map { dQKV.array[key * width + 2 * c + $0] } }
+            let actual = dV.rows(0..<t).head(0, size: d).array
             return Prepared(run: run, check: try check(actual, expected, absolute: 1e-5, relative: 1e-4, "dV head 0"))
         }
     }
@@ -92,18 +88,16 @@ enum TrainingCases {
             // cross-entropy in Double, and sits near ln V.
             let logits = try model.forward(tokens: inputs, batch: batch, length: shape.context)
             let expected = ReferenceModel.crossEntropy(logits: logits.map(Double.init), targets: targets, vocab: shape.vocab)
-            let first = try inputs.withUnsafeBufferPointer { x in try targets.withUnsafeBufferPointer { try session.computeGradients(inputs: x, targets: $0) } }
+            let memory = BenchMemory()
+            let (x, y) = (memory.copy(inputs), memory.copy(targets))
+            let first = try session.computeGradients(inputs: x, targets: y)
             guard abs(first - expected) < 1e-4, abs(first - log(Double(shape.vocab))) < 1 else {
                 throw BenchFailure(description: "training loss \(first) vs inference-path loss \(expected) (ln V = \(log(Double(shape.vocab))))")
             }
-            let run = {
-                inputs.withUnsafeBufferPointer { x in
-                    targets.withUnsafeBufferPointer { y in
-                        _ = try! session.computeGradients(inputs: x, targets: y)
-                        GradientClipping.clip(session.gradients, maxNorm: 1)
-                        optimizer.step(parameters: model.parameters, gradients: session.gradients, learningRate: 1e-4)
-                    }
-                }
+            let run = memory.timed {
+                _ = try! session.computeGradients(inputs: x, targets: y)
+                GradientClipping.clip(session.gradients, maxNorm: 1)
+                optimizer.step(parameters: model.parameters, gradients: session.gradients, learningRate: 1e-4)
             }
             return Prepared(run: run, check: String(format: "loss %.4f = inference path, ≈ ln V", first))
         }
