@@ -82,23 +82,20 @@ enum TrainingCases {
                 inputs += tokens[(b * span)..<(b * span + shape.context)]
                 targets += tokens[(b * span + 1)..<((b + 1) * span)]
             }
-            let session = try TrainingSession(model: model, batch: batch, length: shape.context)
-            let optimizer = try AdamW(layout: model.layout)
+            let step = try TrainStep(model: model, optimizer: try AdamW(layout: model.layout), batch: batch, length: shape.context,
+                                     maxGradientNorm: 1)
             // Before any update: the training path's loss equals the inference path's logits'
             // cross-entropy in Double, and sits near ln V.
             let logits = try model.forward(tokens: inputs, batch: batch, length: shape.context)
             let expected = ReferenceModel.crossEntropy(logits: logits.map(Double.init), targets: targets, vocab: shape.vocab)
             let memory = BenchMemory()
             let (x, y) = (memory.copy(inputs), memory.copy(targets))
-            let first = try session.computeGradients(inputs: x, targets: y)
+            // The first step's loss is computed before its update.
+            let first = try step.run(inputs: x, targets: y, learningRate: 1e-4).loss
             guard abs(first - expected) < 1e-4, abs(first - log(Double(shape.vocab))) < 1 else {
                 throw BenchFailure(description: "training loss \(first) vs inference-path loss \(expected) (ln V = \(log(Double(shape.vocab))))")
             }
-            let run = memory.timed {
-                _ = try! session.computeGradients(inputs: x, targets: y)
-                GradientClipping.clip(session.gradients, maxNorm: 1)
-                optimizer.step(parameters: model.parameters, gradients: session.gradients, learningRate: 1e-4)
-            }
+            let run = memory.timed { _ = try! step.run(inputs: x, targets: y, learningRate: 1e-4) }
             return Prepared(run: run, check: String(format: "loss %.4f = inference path, ≈ ln V", first))
         }
     }

@@ -6,16 +6,11 @@ import XCTest
 final class CrossEntropyTests: XCTestCase {
     func run(_ logits: [Float], _ targets: [Int32], vocab: Int, scale: Float) -> (loss: Double, lossAlone: Double, gradient: [Float]) {
         let rows = targets.count
-        var gradient = logits, losses = [Float](repeating: .nan, count: rows)
-        let alone = logits.withUnsafeBufferPointer { x in
-            targets.withUnsafeBufferPointer { t in losses.withUnsafeMutableBufferPointer { CrossEntropy.forward(logits: x, targets: t, losses: $0, rows: rows, vocab: vocab) } }
-        }
-        let loss = gradient.withUnsafeMutableBufferPointer { x in
-            targets.withUnsafeBufferPointer { t in
-                losses.withUnsafeMutableBufferPointer { CrossEntropy.forwardBackward(logits: x, targets: t, losses: $0, rows: rows, vocab: vocab, gradientScale: scale) }
-            }
-        }
-        return (loss, alone, gradient)
+        let x = Matrix(logits, rows: rows, columns: vocab), gradient = Matrix(logits, rows: rows, columns: vocab)
+        let targets = Pinned(targets), losses = unwritten(rows)
+        let alone = CrossEntropy.forward(logits: x.view, targets: targets.elements, losses: losses.storage)
+        let loss = CrossEntropy.forwardBackward(logits: gradient.view, targets: targets.elements, losses: losses.storage, gradientScale: scale)
+        return (loss, alone, gradient.array)
     }
 
     func testLossAndGradientMatchTheDoubleFormula() {

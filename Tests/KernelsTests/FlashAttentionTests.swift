@@ -10,34 +10,32 @@ import XCTest
 final class FlashAttentionTests: XCTestCase {
     struct Result { var out: [Float]; var logSumExp: [Float]; var dQ: [Float]; var dK: [Float]; var dV: [Float] }
 
-    /// Forward, then (with dOut) backward, on contiguous [B, T, heads·d] operands.
-    static func run(q: [Float], k: [Float], v: [Float], dOut: [Float]?, dims: AttentionDims, threads: Int = Threading.count) -> Result {
-        let (tq, tk, d) = (dims.queryLength, dims.keyLength, dims.headDim)
-        let (qWidth, kvWidth) = (dims.heads * d, dims.kvHeads * d)
-        let queryLayout = HeadLayout(rowStride: qWidth, batchStride: tq * qWidth), keyLayout = HeadLayout(rowStride: kvWidth, batchStride: tk * kvWidth)
-        var result = Result(out: [Float](repeating: .nan, count: q.count), logSumExp: [Float](repeating: .nan, count: dims.batch * dims.heads * tq),
-                            dQ: [Float](repeating: 0, count: q.count), dK: [Float](repeating: 0, count: k.count), dV: [Float](repeating: 0, count: v.count))
-        let workspace = UnsafeMutableBufferPointer<Float>.allocate(capacity: FlashAttention.workspaceCount(threads: threads))
-        defer { workspace.deallocate() }
-        workspace.initialize(repeating: .nan)  // whatever it held must not matter
-        let offset = tk - tq
-        q.withUnsafeBufferPointer { q in k.withUnsafeBufferPointer { k in v.withUnsafeBufferPointer { v in
-            result.out.withUnsafeMutableBufferPointer { out in result.logSumExp.withUnsafeMutableBufferPointer { lse in
-                FlashAttention.forward(q: q.baseAddress!, queryLayout: queryLayout, k: k.baseAddress!, v: v.baseAddress!, keyLayout: keyLayout,
-                                       out: out.baseAddress!, outputLayout: queryLayout, logSumExp: lse, workspace: workspace,
-                                       dims: dims, queryOffset: offset)
-                guard let dOut else { return }
-                dOut.withUnsafeBufferPointer { dO in
-                    result.dQ.withUnsafeMutableBufferPointer { dq in result.dK.withUnsafeMutableBufferPointer { dk in result.dV.withUnsafeMutableBufferPointer { dv in
-                        FlashAttention.backward(q: q.baseAddress!, queryLayout: queryLayout, k: k.baseAddress!, v: v.baseAddress!, keyLayout: keyLayout,
-                                                out: UnsafePointer(out.baseAddress!), dOut: dO.baseAddress!, outputLayout: queryLayout,
-                                                logSumExp: UnsafeBufferPointer(lse), dQ: dq.baseAddress!, dK: dk.baseAddress!, dV: dv.baseAddress!,
-                                                workspace: workspace, dims: dims, queryOffset: offset)
-                    } } }
-                }
-            } }
-        } } }
-        return result
+    /// Forward, then (with dOut) backward, on [B, T, heads·d] operands; with a `margin`, each
+    /// operand and gradient is a strided view inside wider rows (whose NaN margins must stay so).
+    static func run(q: [Float], k: [Float], v: [Float], dOut: [Float]?, dims: AttentionDims, threads: Int = Threading.count,
+                    margin: Int = 0) -> Result {
+        let (queryRows, keyRows) = (dims.batch * dims.queryLength, dims.batch * dims.keyLength)
+        let (qWidth, kvWidth) = (dims.heads * dims.headDim, dims.kvHeads * dims.headDim)
+        let operands = Run.AttentionOperands(q: q, k: k, v: v, dims: dims, margin: margin)
+        let out = Matrix(rows: queryRows, columns: qWidth, repeating: .nan, margin: margin)
+        let logSumExp = unwritten(dims.batch * dims.heads * dims.queryLength)
+        let workspace = unwritten(FlashAttention.workspaceCount(threads: threads))  // whatever it held must not matter
+        let dQ = Matrix(rows: queryRows, columns: qWidth, repeating: 0, margin: margin)
+        let dK = Matrix(rows: keyRows, columns: kvWidth, repeating: 0, margin: margin)
+        let dV = Matrix(rows: keyRows, columns: kvWidth, repeating: 0, margin: margin)
+        let offset = dims.keyLength - dims.queryLength
+        FlashAttention.forward(q: operands.q.view, k: operands.k.view, v: operands.v.view, out: out.view,
+                               logSumExp: logSumExp.storage, workspace: workspace.storage, dims: dims, queryOffset: offset)
+        if let dOut {
+            let dOut = Matrix(dOut, rows: queryRows, columns: qWidth, margin: margin)
+            FlashAttention.backward(q: operands.q.view, k: operands.k.view, v: operands.v.view, out: out.view, dOut: dOut.view,
+                                    logSumExp: logSumExp.storage, dQ: dQ.view, dK: dK.view, dV: dV.view,
+                                    workspace: workspace.storage, dims: dims, queryOffset: offset)
+        }
+        for (matrix, name) in [(out, "out"), (dQ, "dQ"), (dK, "dK"), (dV, "dV")] {
+            XCTAssertTrue(matrix.marginsUntouched, "flash attention \(dims) wrote outside \(name)'s columns")
+        }
+        return Result(out: out.array, logSumExp: logSumExp.array, dQ: dQ.array, dK: dK.array, dV: dV.array)
     }
 
     func testForwardMatchesReferenceAndStandardKernelOverAwkwardLengths() {
@@ -113,6 +111,25 @@ final class FlashAttentionTests: XCTestCase {
                 assertClose(flash.dK, widened(standard.dK), absolute: 1e-5, relative: 1e-4, "dK \(tq)×\(tk), \(threads) threads")
                 assertClose(flash.dV, widened(standard.dV), absolute: 1e-5, relative: 1e-4, "dV \(tq)×\(tk), \(threads) threads")
             }
+        }
+    }
+
+    /// Operands and gradients as strided views inside wider rows (NaN margins), across the query
+    /// and key tiles and with a cache offset: forward against the reference, backward against
+    /// the standard kernel on packed operands.
+    func testStridedOperandsInsideWiderRows() {
+        var rng = SeededGenerator(seed: 94)
+        for (tq, tk, margin) in [(1, 1, 1), (7, 7, 3), (131, 131, 2), (67, 300, 5)] {
+            let dims = AttentionDims(batch: 2, queryLength: tq, keyLength: tk, heads: 4, kvHeads: 2, headDim: 8)
+            let q = rng.uniform(2 * tq * 32), k = rng.uniform(2 * tk * 16), v = rng.uniform(2 * tk * 16), dOut = rng.uniform(2 * tq * 32)
+            let flash = Self.run(q: q, k: k, v: v, dOut: dOut, dims: dims, margin: margin)
+            let expected = Run.referenceAttention(widened(q), widened(k), widened(v), dims: dims, causal: true)
+            assertClose(flash.out, expected, absolute: reductionTolerance(tk + 8), relative: 1e-5, "strided flash forward Tq \(tq) Tk \(tk)")
+            let (_, probs) = Run.attention(q: q, k: k, v: v, dims: dims, causalOffset: tk - tq)
+            let standard = Run.attentionBackward(q: q, k: k, v: v, probs: probs, dOut: dOut, dims: dims, mask: .causal(queryOffset: tk - tq))
+            assertClose(flash.dQ, widened(standard.dQ), absolute: 1e-5, relative: 1e-4, "strided dQ Tq \(tq) Tk \(tk)")
+            assertClose(flash.dK, widened(standard.dK), absolute: 1e-5, relative: 1e-4, "strided dK Tq \(tq) Tk \(tk)")
+            assertClose(flash.dV, widened(standard.dV), absolute: 1e-5, relative: 1e-4, "strided dV Tq \(tq) Tk \(tk)")
         }
     }
 }

@@ -25,7 +25,7 @@ final class Matrix {
         view = MatrixView(buffer.pointer, rows: rows, columns: stride).columns(margin..<(margin + columns))
         self.margin = margin
         for r in 0..<rows {
-            UnsafeMutableBufferPointer(start: view.pointer(row: r), count: columns)
+            _ = UnsafeMutableBufferPointer(start: view.pointer(row: r), count: columns)
                 .update(fromContentsOf: values[(r * columns)..<((r + 1) * columns)])
         }
     }

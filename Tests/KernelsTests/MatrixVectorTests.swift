@@ -34,14 +34,7 @@ final class MatrixVectorTests: XCTestCase {
                             let ldw = columns + padding
                             let w = rng.uniform(rows * ldw), x = rng.uniform(columns), start = rng.uniform(rows)
                             var y = start
-                            w.withUnsafeBufferPointer { w in
-                                x.withUnsafeBufferPointer { x in
-                                    y.withUnsafeMutableBufferPointer { y in
-                                        MatrixVector.multiply(w: w.baseAddress!, ldw: ldw, x: x.baseAddress!, y: y.baseAddress!,
-                                                              rows: rows, columns: columns, alpha: alpha, beta: beta)
-                                    }
-                                }
-                            }
+                            MatrixVector.multiply(w: w, ldw: ldw, x: x, y: &y, rows: rows, columns: columns, alpha: alpha, beta: beta)
                             let dense = (0..<rows).flatMap { r in w[(r * ldw)..<(r * ldw + columns)] }
                             let product = Reference.linear(widened(x), weight: widened(dense), rows: 1, inFeatures: columns, outFeatures: rows)
                             let expected = (0..<rows).map { Double(alpha) * product[$0] + Double(beta) * Double(start[$0]) }
@@ -73,16 +66,11 @@ final class MatrixVectorTests: XCTestCase {
         let (inFeatures, outFeatures) = (96, 24_001)  // 9.2 MB: above the streaming threshold
         let x = rng.uniform(inFeatures), w = rng.uniform(outFeatures * inFeatures, scale: 0.1)
         let expected = Reference.linear(widened(x), weight: widened(w), rows: 1, inFeatures: inFeatures, outFeatures: outFeatures)
+        let xm = Matrix(x, rows: 1, columns: inFeatures), wm = Matrix(w, rows: outFeatures, columns: inFeatures)
         withEachKernel { kernel in
-            var y = [Float](repeating: .nan, count: outFeatures)
-            x.withUnsafeBufferPointer { x in
-                w.withUnsafeBufferPointer { w in
-                    y.withUnsafeMutableBufferPointer { y in
-                        Linear.forward(x: x, weight: w, y: y, rows: 1, inFeatures: inFeatures, outFeatures: outFeatures)
-                    }
-                }
-            }
-            assertClose(y, expected, absolute: reductionTolerance(inFeatures), "\(kernel): 1 × \(inFeatures) → \(outFeatures)")
+            let y = Matrix(rows: 1, columns: outFeatures, repeating: .nan)
+            Linear.forward(x: xm.view, weight: wm.view, y: y.view)
+            assertClose(y.array, expected, absolute: reductionTolerance(inFeatures), "\(kernel): 1 × \(inFeatures) → \(outFeatures)")
         }
     }
 }

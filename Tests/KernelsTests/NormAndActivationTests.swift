@@ -30,20 +30,10 @@ final class NormAndActivationTests: XCTestCase {
         let (rows, dim) = (3, 7)
         let x = rng.uniform(rows * dim, scale: 2), w = rng.uniform(dim), dy = rng.uniform(rows * dim)
         let (_, rstd) = Run.rmsNorm(x, weight: w, rows: rows, dim: dim)
-        var dx = [Float](repeating: 0, count: x.count), dw = [Float](repeating: 0, count: dim)
-        x.withUnsafeBufferPointer { xb in
-            w.withUnsafeBufferPointer { wb in
-                dy.withUnsafeBufferPointer { dyb in
-                    rstd.withUnsafeBufferPointer { rb in
-                        dx.withUnsafeMutableBufferPointer { dxb in
-                            dw.withUnsafeMutableBufferPointer { dwb in
-                                RMSNorm.backward(dy: dyb, x: xb, weight: wb, rstd: rb, dx: dxb, dWeight: dwb, rows: rows, dim: dim)
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let xm = Matrix(x, rows: rows, columns: dim), weight = TensorBuffer(w), dym = Matrix(dy, rows: rows, columns: dim)
+        let saved = TensorBuffer(rstd), dxm = Matrix(rows: rows, columns: dim, repeating: 0), dWeight = TensorBuffer(count: dim)
+        RMSNorm.backward(dy: dym.view, x: xm.view, weight: weight.storage, rstd: saved.storage, dx: dxm.view, dWeight: dWeight.storage)
+        let (dx, dw) = (dxm.array, dWeight.array)
         let loss = { (x: [Double], w: [Double]) in
             zip(Reference.rmsNorm(x, weight: w, rows: rows, dim: dim), widened(dy)).map(*).reduce(0, +)
         }
@@ -62,10 +52,9 @@ final class NormAndActivationTests: XCTestCase {
     func testSiLUBackwardMatchesFiniteDifferences() {
         var rng = SeededGenerator(seed: 13)
         let x = rng.uniform(17, scale: 5), dy = rng.uniform(17)
-        var dx = [Float](repeating: 0, count: 17)
-        x.withUnsafeBufferPointer { xb in
-            dy.withUnsafeBufferPointer { dyb in dx.withUnsafeMutableBufferPointer { SiLU.backward(dy: dyb, x: xb, dx: $0) } }
-        }
+        let xs = TensorBuffer(x), dys = TensorBuffer(dy), dxs = TensorBuffer(count: 17)
+        SiLU.backward(dy: UnsafeBufferPointer(dys.storage), x: UnsafeBufferPointer(xs.storage), dx: dxs.storage)
+        let dx = dxs.array
         let gradient = finiteDifferenceGradient(widened(x)) { zip(Reference.silu($0), widened(dy)).map(*).reduce(0, +) }
         assertClose(dx, gradient, absolute: 1e-5, relative: 1e-4, "silu dx")
     }
@@ -86,10 +75,9 @@ final class NormAndActivationTests: XCTestCase {
         let (vocab, dim) = (7, 5)
         let ids: [Int32] = [3, 0, 3, 6, 3, 1]
         let dy = rng.uniform(ids.count * dim), initial = rng.uniform(vocab * dim)
-        var dTable = initial
-        ids.withUnsafeBufferPointer { ids in
-            dy.withUnsafeBufferPointer { dy in dTable.withUnsafeMutableBufferPointer { Embedding.backward(ids: ids, dy: dy, dTable: $0, vocabSize: vocab, dim: dim) } }
-        }
+        let idBuffer = Pinned(ids), dym = Matrix(dy, rows: ids.count, columns: dim), dTableMatrix = Matrix(initial, rows: vocab, columns: dim)
+        Embedding.backward(ids: idBuffer.elements, dy: dym.view, dTable: dTableMatrix.view)
+        let dTable = dTableMatrix.array
         var expected = initial.map(Double.init)
         for (row, id) in ids.enumerated() {
             for i in 0..<dim { expected[Int(id) * dim + i] += Double(dy[row * dim + i]) }
@@ -101,10 +89,9 @@ final class NormAndActivationTests: XCTestCase {
         var rng = SeededGenerator(seed: 15)
         let (vocab, dim) = (11, 5)
         let table = rng.uniform(vocab * dim), ids: [Int32] = [3, 0, 10, 3]
-        var y = [Float](repeating: .nan, count: ids.count * dim)
-        ids.withUnsafeBufferPointer { ids in
-            table.withUnsafeBufferPointer { t in y.withUnsafeMutableBufferPointer { Embedding.forward(ids: ids, table: t, y: $0, vocabSize: vocab, dim: dim) } }
-        }
-        XCTAssertEqual(y, Reference.embedding(ids.map(Int.init), table: table, dim: dim))
+        let idBuffer = Pinned(ids), tableMatrix = Matrix(table, rows: vocab, columns: dim)
+        let y = Matrix(rows: ids.count, columns: dim, repeating: .nan)
+        Embedding.forward(ids: idBuffer.elements, table: tableMatrix.view, y: y.view)
+        XCTAssertEqual(y.array, Reference.embedding(ids.map(Int.init), table: table, dim: dim))
     }
 }

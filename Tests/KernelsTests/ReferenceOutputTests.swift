@@ -26,21 +26,19 @@ final class ReferenceOutputTests: XCTestCase {
     func testLinear() throws {
         let x = try outputs.floats("input.x", shape: [batch, length, dim])
         let w1 = try weights.floats("layers.0.ffn.w1.weight", shape: [hidden, dim])
-        var y = [Float](repeating: .nan, count: rows * hidden)
-        x.withUnsafeBufferPointer { x in
-            w1.withUnsafeBufferPointer { w in y.withUnsafeMutableBufferPointer { Linear.forward(x: x, weight: w, y: $0, rows: rows, inFeatures: dim, outFeatures: hidden) } }
-        }
-        try assertMatchesFixture(y, "linear.w1")
+        let xm = Matrix(x, rows: rows, columns: dim), weight = Matrix(w1, rows: hidden, columns: dim)
+        let y = Matrix(rows: rows, columns: hidden, repeating: .nan)
+        Linear.forward(x: xm.view, weight: weight.view, y: y.view)
+        try assertMatchesFixture(y.array, "linear.w1")
     }
 
     func testEmbedding() throws {
         let ids = try outputs.integers("input.token_ids", shape: [batch, length]).map { Int32($0) }
         let table = try weights.floats("token_embeddings.weight", shape: [vocab, dim])
-        var y = [Float](repeating: .nan, count: rows * dim)
-        ids.withUnsafeBufferPointer { ids in
-            table.withUnsafeBufferPointer { t in y.withUnsafeMutableBufferPointer { Embedding.forward(ids: ids, table: t, y: $0, vocabSize: vocab, dim: dim) } }
-        }
-        try assertMatchesFixture(y, "embedding")
+        let idBuffer = Pinned(ids), tableMatrix = Matrix(table, rows: vocab, columns: dim)
+        let y = Matrix(rows: rows, columns: dim, repeating: .nan)
+        Embedding.forward(ids: idBuffer.elements, table: tableMatrix.view, y: y.view)
+        try assertMatchesFixture(y.array, "embedding")
     }
 
     func testRMSNorm() throws {

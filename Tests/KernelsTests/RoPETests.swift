@@ -47,12 +47,39 @@ final class RoPETests: XCTestCase {
         let table = RoPETable(headDim: 8, maxPositions: 100, theta: 500)
         let positions = [3, 99, 0, 42]
         let x = rng.uniform(4 * 2 * 8)
-        var y = Run.rope(x, rows: 4, heads: 2, positions: positions, table: table)
-        positions.withUnsafeBufferPointer { p in
-            y.withUnsafeMutableBufferPointer {
-                RoPE.backward($0.baseAddress!, rows: 4, rowStride: 16, heads: 2, positions: p, table: table)
+        let y = Matrix(Run.rope(x, rows: 4, heads: 2, positions: positions, table: table), rows: 4, columns: 16)
+        let pinned = Pinned(positions)
+        RoPE.backward(y.view, RotaryPositions(table: table, positions: pinned.elements))
+        assertClose(y.array, x, absolute: 1e-6, "inverse rotation")
+    }
+
+    /// The K heads of a fused `[rows, q | k | v]` buffer rotated where they lie: as the packed
+    /// rotation of the same values, every other column bit for bit as it was. Then the inverse,
+    /// on the same column view, gives the input back.
+    func testRotatesAColumnViewOfAFusedBuffer() {
+        var rng = SeededGenerator(seed: 34)
+        let (rows, heads, kvHeads, d) = (5, 3, 1, 8)
+        let width = (heads + 2 * kvHeads) * d
+        let table = RoPETable(headDim: d, maxPositions: 64, theta: 10_000)
+        let positions = (0..<rows).map { _ in Int.random(in: 0..<64, using: &rng) }
+        let fused = rng.uniform(rows * width)
+        let qkv = Matrix(fused, rows: rows, columns: width)
+        let keyColumns = (heads * d)..<((heads + kvHeads) * d)
+        let keys = qkv.view.columns(keyColumns)
+        let packedKeys = (0..<rows).flatMap { r in fused[(r * width + keyColumns.lowerBound)..<(r * width + keyColumns.upperBound)] }
+        let pinned = Pinned(positions)
+        let rope = RotaryPositions(table: table, positions: pinned.elements)
+        RoPE.apply(to: keys, rope)
+        assertClose(keys.array, widened(Run.rope(packedKeys, rows: rows, heads: kvHeads, positions: positions, table: table)),
+                    absolute: 1e-6, "k heads rotated in place")
+        let after = qkv.array
+        for r in 0..<rows {
+            for c in 0..<width where !keyColumns.contains(c) {
+                XCTAssertEqual(after[r * width + c].bitPattern, fused[r * width + c].bitPattern, "row \(r) column \(c) outside the view")
             }
         }
-        assertClose(y, x, absolute: 1e-6, "inverse rotation")
+        XCTAssertNotEqual(keys.array, packedKeys, "the rotation changed the k heads")
+        RoPE.backward(keys, rope)
+        assertClose(qkv.array, fused, absolute: 1e-6, "inverse rotation on the column view")
     }
 }

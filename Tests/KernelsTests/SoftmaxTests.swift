@@ -37,10 +37,10 @@ final class SoftmaxTests: XCTestCase {
         let x = rng.uniform(rows * cols, scale: 2), dy = rng.uniform(rows * cols)
         let y = Run.softmax(x, rows: rows, cols: cols)
         let initial = rng.uniform(rows * cols)
-        var dx = initial  // backward accumulates
-        dy.withUnsafeBufferPointer { dyb in
-            y.withUnsafeBufferPointer { yb in dx.withUnsafeMutableBufferPointer { Softmax.backward(dy: dyb, y: yb, dx: $0, rows: rows, cols: cols) } }
-        }
+        let dym = Matrix(dy, rows: rows, columns: cols), ym = Matrix(y, rows: rows, columns: cols)
+        let dxm = Matrix(initial, rows: rows, columns: cols)  // backward accumulates
+        Softmax.backward(dy: dym.view, y: ym.view, dx: dxm.view)
+        let dx = dxm.array
         let gradient = finiteDifferenceGradient(widened(x)) { zip(Reference.softmax($0, rows: rows, cols: cols), widened(dy)).map(*).reduce(0, +) }
         assertClose(zip(dx, initial).map { $0 - $1 }, gradient, absolute: 1e-6, relative: 1e-4, "softmax dx accumulated")
     }

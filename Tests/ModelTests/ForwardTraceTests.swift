@@ -1,3 +1,4 @@
+import Drawing
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML

@@ -31,9 +31,10 @@ public struct ParameterLayout: Sendable {
     public let totalCount: Int
     private let index: [String: Int]
 
+    /// The layout of a ``TransformerLM`` with `config`.
     public init(config: ModelConfig) {
         let (c, f, v, kv) = (config.dModel, config.dFF, config.vocabSize, config.kvDim)
-        var tensors: [(String, [Int], Role)] = [("token_embeddings.weight", [v, c], .embedding)]
+        var tensors: [(name: String, shape: [Int], role: Role)] = [("token_embeddings.weight", [v, c], .embedding)]
         for layer in 0..<config.numLayers {
             let prefix = "layers.\(layer)."
             tensors += [
@@ -45,15 +46,7 @@ public struct ParameterLayout: Sendable {
             ]
         }
         tensors += [("ln_final.weight", [c], .gain), ("lm_head.weight", [v, c], .matrix)]
-        var offset = 0
-        var entries: [Entry] = []
-        for (name, shape, role) in tensors {
-            entries.append(Entry(name: name, shape: shape, offset: offset, role: role))
-            offset += shape.reduce(1, *)
-        }
-        self.entries = entries
-        totalCount = offset
-        index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
+        try! self.init(tensors: tensors)  // the names above are distinct and the sizes positive
         // The fused views read q|k|v and w1|w3 as one block each: they must stay adjacent.
         for layer in 0..<config.numLayers {
             let prefix = "layers.\(layer)."
@@ -64,6 +57,26 @@ public struct ParameterLayout: Sendable {
                 }
             }
         }
+    }
+
+    /// Any named tensors, laid out one after another in the order given: the layout an ``AdamW``,
+    /// a gradient buffer or ``Checkpoint/write(_:layout:metadata:to:)`` can work over for a model
+    /// that is not a ``TransformerLM``. Each tensor's role decides whether weight decay applies
+    /// to it (not to gains, unless ``AdamWOptions/decayGains``). Throws on a repeated name or a
+    /// shape with a negative dimension.
+    public init(tensors: [(name: String, shape: [Int], role: Role)]) throws {
+        var offset = 0
+        var entries: [Entry] = []
+        var seen = Set<String>()
+        for (name, shape, role) in tensors {
+            guard seen.insert(name).inserted else { throw ModelError("parameter layout: tensor '\(name)' appears twice") }
+            guard shape.allSatisfy({ $0 >= 0 }) else { throw ModelError("parameter layout: tensor '\(name)' has shape \(shape)") }
+            entries.append(Entry(name: name, shape: shape, offset: offset, role: role))
+            offset += shape.reduce(1, *)
+        }
+        self.entries = entries
+        totalCount = offset
+        index = Dictionary(uniqueKeysWithValues: entries.enumerated().map { ($1.name, $0) })
     }
 
     /// The entry called `name`, or nil when the model has no such tensor.

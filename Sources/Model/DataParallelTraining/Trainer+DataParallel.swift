@@ -23,21 +23,17 @@ extension Trainer {
     /// the range of the flat buffer each covers (unsharded, the moments are laid out like it).
     private var momentTensors: [(name: String, shape: [Int], moment: TensorBuffer, range: Range<Int>)] {
         model.layout.entries.flatMap { entry in
-            [("exp_avg." + entry.name, entry.shape, optimizer.firstMoment, entry.range),
-             ("exp_avg_sq." + entry.name, entry.shape, optimizer.secondMoment, entry.range)]
+            let names = Checkpoint.momentNames(entry)
+            return [(names.first, entry.shape, optimizer.firstMoment, entry.range), (names.second, entry.shape, optimizer.secondMoment, entry.range)]
         }
     }
 
     /// Rank 0 writes `optimizer.safetensors`: from its own moments, or, when they are sharded,
     /// one tensor at a time gathered from the owners (so rank 0 never holds the whole state).
     func writeMoments(to path: String) throws {
+        guard let shards else { return try Checkpoint.write(optimizer, to: path) }
         let tensors = momentTensors, metadata = ["step": String(step)]
         do {
-            guard let shards else {
-                let views = tensors.map { TensorView(name: $0.name, shape: $0.shape, values: $0.moment.view($0.range.lowerBound, $0.range.count)) }
-                try SafeTensorsWriter.write(views: views, metadata: metadata, to: path)
-                return
-            }
             try SafeTensorsWriter.write(shapes: tensors.map { ($0.name, $0.shape) }, metadata: metadata, to: path) { index, buffer in
                 shards.gather(tensors[index].range, of: tensors[index].moment, into: buffer, root: 0, group: group)
             }

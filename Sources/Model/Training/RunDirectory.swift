@@ -84,34 +84,11 @@ struct RunDirectory {
         }
     }
 
-    /// The saved moments of the parameters in `segments`, packed in order (as ``AdamW`` keeps
-    /// them), read one tensor at a time: a sharded rank never holds the whole optimizer state.
+    /// The saved moments of the parameters in `segments` (see ``Checkpoint/readMoments(_:layout:segments:first:second:)``).
     func readMoments(layout: ParameterLayout, segments: [Range<Int>], first: TensorBuffer, second: TensorBuffer) throws {
         let moments = try mapFileErrors { try SafeTensorsFile(path: file(Self.optimizerFile)) }
-        // Where each segment's values start in the packed moments.
-        let packedStarts = segments.reduce(into: [0]) { $0.append($0.last! + $1.count) }
-        for entry in layout.entries {
-            let parts = segments.indices.compactMap { index -> (part: Range<Int>, packed: Int)? in
-                let part = segments[index].clamped(to: entry.range)
-                return part.isEmpty ? nil : (part, packedStarts[index] + part.lowerBound - segments[index].lowerBound)
-            }
-            guard !parts.isEmpty else { continue }
-            for (prefix, target) in [("exp_avg.", first), ("exp_avg_sq.", second)] {
-                if parts.count == 1, parts[0].part == entry.range {  // the tensor lies in one segment: read it in place
-                    try mapFileErrors { try moments.read(prefix + entry.name, shape: entry.shape, into: target.slice(parts[0].packed, entry.count)) }
-                    continue
-                }
-                let whole = TensorBuffer(count: entry.count)
-                try mapFileErrors { try moments.read(prefix + entry.name, shape: entry.shape, into: whole.storage) }
-                for (part, packed) in parts {
-                    _ = target.slice(packed, part.count).update(fromContentsOf: whole.view(part.lowerBound - entry.offset, part.count))
-                }
-            }
-        }
+        try Checkpoint.readMoments(moments, layout: layout, segments: segments, first: first, second: second)
     }
 
-    /// `body`, with the file layer's errors as the model's (the message names the file).
-    private func mapFileErrors<T>(_ body: () throws -> T) throws -> T {
-        do { return try body() } catch let error as TensorFileError { throw ModelError(error.description) }
-    }
+    private func mapFileErrors<T>(_ body: () throws -> T) throws -> T { try Checkpoint.mapFileErrors(body) }
 }
