@@ -51,11 +51,11 @@ final class GuideExampleTests: XCTestCase {
     func testScheduleExample() {
         // guide: AdamWAndSchedule
         let schedule = CosineSchedule(maxLearningRate: 1e-3, minLearningRate: 1e-4, warmupSteps: 100, cosineSteps: 1000)
-        schedule.learningRate(at: 50)     // 5e-4: halfway through warm-up
-        schedule.learningRate(at: 1000)   // 1e-4: the end of the cosine
+        let warming = schedule.learningRate(at: 50)   // 5e-4: halfway through warm-up
+        let ended = schedule.learningRate(at: 1000)   // 1e-4: the end of the cosine
         // end guide
-        XCTAssertEqual(schedule.learningRate(at: 50), 5e-4, accuracy: 1e-12)
-        XCTAssertEqual(schedule.learningRate(at: 1000), 1e-4, accuracy: 1e-12)
+        XCTAssertEqual(warming, 5e-4, accuracy: 1e-12)
+        XCTAssertEqual(ended, 1e-4, accuracy: 1e-12)
     }
 
     func testModelExample() throws {
