@@ -8,13 +8,13 @@ import Foundation
 /// which the `lm` and `bench` executables call first. A value the user (or the machine) already
 /// set is always respected. The settings:
 /// - `OPENBLAS_CORETYPE`: Debian's OpenBLAS 0.3.21 predates recent Xeons (for example family 6
-///   model 207) and falls back to its SSE3 "Prescott" kernels there, about six times slower than
-///   the AVX-512 ones the CPU can run.
+///   model 207) and falls back to its SSE3 "Prescott" kernels there, far slower than the AVX-512
+///   ones the CPU can run (README, "OpenBLAS settings").
 /// - `OPENBLAS_THREAD_TIMEOUT`: after each call OpenBLAS's workers spin for 2^timeout cycles
 ///   before sleeping. The default, 2^28 (about 0.1 s), leaves a spinning worker competing with our
 ///   own row-parallel loops (softmax, attention heads, norms) on a small machine; 2^18 (about
 ///   0.1 ms) keeps the workers awake across back-to-back decode GEMVs yet lets them sleep during
-///   our loops. Measured on 2 cores: batched forward and decode both faster.
+///   our loops.
 public enum BLASCore {
     /// The kernel family OpenBLAS chose, e.g. "SkylakeX", "Haswell", "Prescott".
     public static var name: String { String(cString: openblas_get_corename()) }

@@ -8,9 +8,8 @@ import Synchronization
 ///
 /// On CPUs with AVX2 and FMA this runs our own kernel (`CVectorKernels`), with the rows split
 /// over ``Threading/count`` threads; elsewhere, or when ``useHandKernel`` is off, it is
-/// `cblas_sgemv`. Why the hand kernel exists: on AMD EPYC, OpenBLAS's row-major sgemv streams a
-/// DRAM-resident matrix at 14–15 GB/s on one core and 19–25 GB/s on two, where this kernel
-/// reaches 19–20 and 28–34 GB/s (README, "Decode speed"). `sgemm` sends every `m == 1`,
+/// `cblas_sgemv`. Why the hand kernel exists: OpenBLAS's row-major sgemv streams a DRAM-resident
+/// matrix more slowly (README, "Decode speed"; the bench's `matvec/` cases). `sgemm` sends every `m == 1`,
 /// `W`-transposed product here, so `Linear` and the model need no second API.
 public enum MatrixVector {
     /// Whether this CPU has the instructions the hand kernel needs.

@@ -4,9 +4,8 @@ import Synchronization
 
 /// The threads behind ``Threading/parallelRanges(_:costPerItem:_:)``: workers that stay awake,
 /// polling, for a short while after each task, so that the many small parallel loops of a
-/// decode step (a few microseconds of work each) do not pay a thread wake-up each (tens of
-/// microseconds on this class of machine, measured: decode at 2 threads went from 254 to
-/// about 400 tokens/s when the wake-ups went away).
+/// decode step (a few microseconds of work each) do not pay a thread wake-up each, which costs
+/// more than the work (the figures are in the README, "Decode speed").
 ///
 /// After ``spinLimit`` polls without work a worker sleeps on a condition variable, so that idle
 /// workers do not take cores from OpenBLAS's own threads during long GEMMs.

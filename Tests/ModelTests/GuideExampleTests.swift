@@ -111,13 +111,13 @@ final class GuideExampleTests: XCTestCase {
         return blocks
     }
 
-    /// The trimmed lines between `// guide: NAME` and `// end guide`, by name.
-    static func markedExamples(in source: String) -> [String: [String]] {
+    /// The trimmed lines between `// MARKER: NAME` and `// end MARKER`, by name.
+    static func markedExamples(in source: String, marker: String = "guide") -> [String: [String]] {
         var examples: [String: [String]] = [:], name: String? = nil
         for line in source.components(separatedBy: "\n") {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.hasPrefix("// guide: ") { name = String(trimmed.dropFirst("// guide: ".count)); examples[name!] = []; continue }
-            if trimmed == "// end guide" { name = nil; continue }
+            if trimmed.hasPrefix("// \(marker): ") { name = String(trimmed.dropFirst("// \(marker): ".count)); examples[name!] = []; continue }
+            if trimmed == "// end \(marker)" { name = nil; continue }
             if let name, !trimmed.isEmpty { examples[name]!.append(trimmed) }
         }
         return examples

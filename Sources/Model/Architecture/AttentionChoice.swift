@@ -8,10 +8,9 @@ import Synchronization
 /// (`FlashAttention` in `Kernels`) when the sequence is at least ``longContext`` tokens, or when the
 /// standard kernel's probabilities would take more than a quarter of the machine's memory
 /// (training keeps them for every layer, plus one layer of scratch; inference one layer);
-/// the standard kernel otherwise. Measured on this project's machines (README, "Long contexts"):
-/// below 2,048 tokens the standard kernel is as fast or faster (its backward reads P where the
-/// tiled one recomputes it); from there on its `[B, H, T, T]` tensors leave the caches and the
-/// two run at about the same speed, with a thousandth of the memory on the tiled side.
+/// the standard kernel otherwise. Why 2,048: below it the standard kernel's backward reads P where
+/// the tiled one recomputes it; above it the `[B, H, T, T]` tensors leave the caches (the
+/// measurements are the README's "Long contexts" and the bench's `attention_long/` cases).
 public enum AttentionChoice: Sendable, Equatable, CustomStringConvertible {
     case automatic
     case forced(AttentionKernel)

@@ -87,10 +87,14 @@ public final class TrainStep {
 
     /// Draws the next batch from `data` with `sampler` (this rank's rows of it), and takes the
     /// step at `learningRate`. With several ranks every rank calls this together; `wantsToStop`
-    /// is this rank's wish to stop after the step, shared with all. Throws ``NonFiniteLoss``,
-    /// before changing the weights, when any rank's loss is not finite.
+    /// is this rank's wish to stop after the step, shared with all. Throws when `data` is too
+    /// short for one window, and ``NonFiniteLoss``, before changing the weights, when any rank's
+    /// loss is not finite.
     @discardableResult
     public func run(sampler: inout BatchSampler, data: TokenDataset, learningRate: Double, wantsToStop: Bool = false) throws -> Outcome {
+        guard data.windowCount(length: length) > 0 else {
+            throw ModelError("\(data.path): \(data.count) tokens are too few for one window of \(length) tokens and its next token")
+        }
         sampler.next(from: data, rows: localRows, inputs: tokens.inputs, targets: tokens.targets)
         return try run(inputs: UnsafeBufferPointer(tokens.inputs), targets: UnsafeBufferPointer(tokens.targets),
                        learningRate: learningRate, wantsToStop: wantsToStop)
