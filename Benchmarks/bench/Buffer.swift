@@ -64,3 +64,27 @@ final class BenchMemory {
         { withExtendedLifetime(self) { body() } }
     }
 }
+
+/// One SwiGLU layer's operands in a case's memory: seeded x and weights (w1 and w3 packed into the
+/// gate/up weight, and kept apart for the reference), zeroed outputs and saved activations.
+struct SwiGLUOperands {
+    let x: MatrixView, gateUpWeight: MatrixView, down: MatrixView
+    let y: MatrixView, gateUp: MatrixView, gated: MatrixView
+    /// w1, w3: [hidden, dim], for the reference.
+    let w1: [Float], w3: [Float]
+
+    /// Seeds `seed` (x), `seed + 1` (w1), `seed + 2` (w3) and `seed + 3` (w2).
+    init(_ memory: BenchMemory, rows: Int, dim: Int, hidden: Int, seed: UInt64) {
+        w1 = TensorBuffer(hidden * dim, seed: seed + 1, scale: 0.05).array
+        w3 = TensorBuffer(hidden * dim, seed: seed + 2, scale: 0.05).array
+        x = memory.matrix(rows: rows, columns: dim, seed: seed)
+        down = memory.matrix(rows: dim, columns: hidden, seed: seed + 3, scale: 0.05)
+        gateUpWeight = memory.matrix(copying: SwiGLU.packGateUp(w1: w1, w3: w3, hidden: hidden, dim: dim), rows: 2 * hidden, columns: dim)
+        y = memory.matrix(rows: rows, columns: dim)
+        gateUp = memory.matrix(rows: rows, columns: 2 * hidden)
+        gated = memory.matrix(rows: rows, columns: hidden)
+    }
+
+    /// The forward pass on these operands.
+    func forward() { SwiGLU.forward(x: x, gateUpWeight: gateUpWeight, downWeight: down, y: y, gateUp: gateUp, gated: gated) }
+}

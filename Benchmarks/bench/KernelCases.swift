@@ -72,19 +72,12 @@ enum KernelCases {
             tokens: rows
         ) {
             let memory = BenchMemory()
-            let w1 = TensorBuffer(hidden * dim, seed: 5, scale: 0.05), w3 = TensorBuffer(hidden * dim, seed: 6, scale: 0.05)
-            let x = memory.matrix(rows: rows, columns: dim, seed: 4), w2 = memory.matrix(rows: dim, columns: hidden, seed: 7, scale: 0.05)
-            let gateUpWeight = memory.matrix(copying: SwiGLU.packGateUp(w1: w1.array, w3: w3.array, hidden: hidden, dim: dim),
-                                             rows: 2 * hidden, columns: dim)
-            let y = memory.matrix(rows: rows, columns: dim), gateUp = memory.matrix(rows: rows, columns: 2 * hidden)
-            let gated = memory.matrix(rows: rows, columns: hidden)
-            let run = memory.timed {
-                SwiGLU.forward(x: x, gateUpWeight: gateUpWeight, downWeight: w2, y: y, gateUp: gateUp, gated: gated)
-            }
+            let ffn = SwiGLUOperands(memory, rows: rows, dim: dim, hidden: hidden, seed: 4)
+            let run = memory.timed { ffn.forward() }
             run()
-            let expected = Reference.swiglu(x.rows(0..<2).array.map(Double.init), w1: w1.array.map(Double.init), w2: w2.array.map(Double.init),
-                                            w3: w3.array.map(Double.init), rows: 2, dim: dim, hidden: hidden)
-            return Prepared(run: run, check: try check(y.rows(0..<2).array, expected, absolute: 1e-5, "swiglu rows 0–1"))
+            let expected = Reference.swiglu(ffn.x.rows(0..<2).array.map(Double.init), w1: ffn.w1.map(Double.init), w2: ffn.down.array.map(Double.init),
+                                            w3: ffn.w3.map(Double.init), rows: 2, dim: dim, hidden: hidden)
+            return Prepared(run: run, check: try check(ffn.y.rows(0..<2).array, expected, absolute: 1e-5, "swiglu rows 0–1"))
         }
     }
 

@@ -27,18 +27,13 @@ enum NaiveCases {
                                gemms: shape.linearGemm(rows: rows, inFeatures: dim, outFeatures: 2 * hidden) + shape.linearGemm(rows: rows, inFeatures: hidden, outFeatures: dim),
                                tokens: rows) {
             let memory = BenchMemory()
-            let w1 = TensorBuffer(hidden * dim, seed: 24, scale: 0.05), w3 = TensorBuffer(hidden * dim, seed: 25, scale: 0.05)
-            let x = memory.matrix(rows: rows, columns: dim, seed: 23), w2 = memory.matrix(rows: dim, columns: hidden, seed: 26, scale: 0.05)
-            let packed = memory.matrix(copying: SwiGLU.packGateUp(w1: w1.array, w3: w3.array, hidden: hidden, dim: dim),
-                                       rows: 2 * hidden, columns: dim)
-            let y = memory.matrix(rows: rows, columns: dim), gateUp = memory.matrix(rows: rows, columns: 2 * hidden)
-            let gated = memory.matrix(rows: rows, columns: hidden)
-            let run = memory.timed { SwiGLU.forward(x: x, gateUpWeight: packed, downWeight: w2, y: y, gateUp: gateUp, gated: gated) }
-            let (xs, a, b, c) = (x.array, w1.array, w2.array, w3.array)
+            let ffn = SwiGLUOperands(memory, rows: rows, dim: dim, hidden: hidden, seed: 23)
+            let run = memory.timed { ffn.forward() }
+            let (xs, a, b, c) = (ffn.x.array, ffn.w1, ffn.down.array, ffn.w3)
             var expected: [Float] = []
             let naive = naivePlan.measure { expected = Reference.swiglu(xs, w1: a, w2: b, w3: c, rows: rows, dim: dim, hidden: hidden) }
             run()
-            return Prepared(run: run, check: try check(y.array, expected.map(Double.init), absolute: 1e-5, "swiglu vs naive"),
+            return Prepared(run: run, check: try check(ffn.y.array, expected.map(Double.init), absolute: 1e-5, "swiglu vs naive"),
                             referenceSeconds: naive.median)
         }
 

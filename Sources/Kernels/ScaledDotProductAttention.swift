@@ -15,12 +15,8 @@ public struct AttentionDims: Sendable, Equatable {
                      "AttentionDims: sizes must be positive (batch \(batch), queries \(queryLength), keys \(keyLength), head size \(headDim))")
         precondition(heads >= 1 && kvHeads >= 1 && heads % kvHeads == 0,
                      "AttentionDims: \(heads) query heads are not a multiple of \(kvHeads) key/value heads")
-        self.batch = batch
-        self.queryLength = queryLength
-        self.keyLength = keyLength
-        self.heads = heads
-        self.kvHeads = kvHeads
-        self.headDim = headDim
+        (self.batch, self.queryLength, self.keyLength) = (batch, queryLength, keyLength)
+        (self.heads, self.kvHeads, self.headDim) = (heads, kvHeads, headDim)
     }
 }
 

@@ -5,16 +5,7 @@ import XCTest
 
 /// `lm` run as a process, for what only shows at the command line: exit codes, messages,
 /// environment variables, files left behind.
-final class CLITests: XCTestCase {
-    var directory = ""
-
-    override func setUpWithError() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("cli-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: directory) }
-
+final class CLITests: TemporaryDirectoryTestCase {
     /// The `lm` SwiftPM built beside this test bundle.
     func executable() throws -> String { try builtExecutable("lm") }
 

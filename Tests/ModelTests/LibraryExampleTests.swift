@@ -2,21 +2,15 @@ import Foundation
 import Kernels
 import Model
 import TensorIO
+import TestSupport
 import Tokenizer
 import XCTest
 
 /// The README's "As a library" examples, held here letter for letter between `// readme: NAME`
 /// and `// end readme` (after a few lines that make the files they name) and run;
 /// ``testEveryReadmeExampleIsCompiledHere`` fails when the README's Swift blocks and these differ.
-final class LibraryExampleTests: XCTestCase {
-    var folder = ""
-
-    override func setUpWithError() throws {
-        folder = FileManager.default.temporaryDirectory.appendingPathComponent("library-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: folder) }
+final class LibraryExampleTests: TemporaryDirectoryTestCase {
+    var folder: String { directory }
 
     /// A small random model with a tokenizer trained on a few sentences, saved as a model directory.
     func makeModelDirectory() throws -> String {
@@ -26,10 +20,10 @@ final class LibraryExampleTests: XCTestCase {
         }
         let config = ModelConfig(vocabSize: tokenizer.vocabularySize, contextLength: 32, dModel: 32, numLayers: 2,
                                  numHeads: 4, dFF: 64, ropeTheta: 10_000)
-        let directory = folder + "/model"
-        try Checkpoint.save(try TransformerLM(config: config, seed: 3), directory: directory)
-        try TokenizerDirectory.save(tokenizer, to: directory)
-        return directory
+        let modelDirectory = folder + "/model"
+        try Checkpoint.save(try TransformerLM(config: config, seed: 3), directory: modelDirectory)
+        try TokenizerDirectory.save(tokenizer, to: modelDirectory)
+        return modelDirectory
     }
 
     func testInferenceExample() throws {

@@ -5,19 +5,11 @@ import FoundationXML
 import Kernels
 @testable import Model
 import TensorIO
+import TestSupport
 import XCTest
 
 /// The training loop over a run directory: resuming is exact, files are complete, bad input is named.
-final class TrainerTests: XCTestCase {
-    var directory = ""
-
-    override func setUpWithError() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("trainer-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: directory) }
-
+final class TrainerTests: TemporaryDirectoryTestCase {
     static let config = ModelConfig(vocabSize: 29, contextLength: 16, dModel: 16, numLayers: 2, numHeads: 2, dFF: 24, ropeTheta: 10_000)
 
     /// A token file with structure to learn: a repeating pattern with noise.

@@ -1,18 +1,10 @@
 import Foundation
 import TensorIO
+import TestSupport
 import XCTest
 
 /// Headers that are well-formed but absurd: errors, short messages, no traps.
-final class AbsurdSizeTests: XCTestCase {
-    var directory = ""
-
-    override func setUpWithError() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("absurd-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: directory) }
-
+final class AbsurdSizeTests: TemporaryDirectoryTestCase {
     /// An NPY file with this header dict and a few bytes of data.
     func npy(_ name: String, _ dict: String) throws -> String {
         var header = dict

@@ -78,12 +78,8 @@ public final class AdamW {
         guard firstMoment.count == count, secondMoment.count == count, step >= 0 else {
             throw ModelError("AdamW state: moments of \(firstMoment.count) and \(secondMoment.count) values at step \(step), the parameters need \(count)")
         }
-        self.options = options
-        self.layout = layout
-        self.segments = segments
-        self.firstMoment = firstMoment
-        self.secondMoment = secondMoment
-        self.step = step
+        (self.options, self.layout, self.segments) = (options, layout, segments)
+        (self.firstMoment, self.secondMoment, self.step) = (firstMoment, secondMoment, step)
     }
 
     private static func checked(_ segments: [Range<Int>]?, layout: ParameterLayout) throws -> [Range<Int>] {
