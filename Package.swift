@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "Kernels", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Kernels", "TensorIO", "TestSupport"]),
         // The command-line tool run as a user runs it (the `lm` executable beside the tests).
-        .testTarget(name: "CLITests", dependencies: ["lm", "TensorIO", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["lm", "Kernels", "TensorIO", "TestSupport"]),
         // `mpirun -np 2 lm train` against one process: only with the MPI trait (skips visibly without).
         .testTarget(name: "MPITests", dependencies: ["lm", "TensorIO", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Drawing", "Kernels", "ReferenceKernels", "TensorIO", "Tokenizer", "TestSupport", "Verification"]),

@@ -25,20 +25,6 @@ public enum MatrixVector {
         set { enabled.store(newValue && handKernelAvailable, ordering: .relaxed) }
     }
 
-    /// The hand kernel's two loops. One row at a time keeps one sequential stream per thread,
-    /// which the hardware prefetcher follows best when the matrix comes from DRAM; four rows at a
-    /// time share each load of `x` between four rows, which wins when the matrix is in cache.
-    public enum RowKernel: Sendable, Equatable { case oneRow, fourRows }
-
-    /// Matrices of at most this many bytes count as cache-resident (the four-row loop); larger
-    /// ones stream from DRAM (the one-row loop). The bench's `matvec/` cases time both sides.
-    public static let cacheResidentBytes = 8 << 20
-
-    /// The loop the hand kernel runs for a `[rows, columns]` matrix.
-    public static func rowKernel(rows: Int, columns: Int) -> RowKernel {
-        rows * columns * MemoryLayout<Float>.size > cacheResidentBytes ? .oneRow : .fourRows
-    }
-
     /// w: [rows, columns] with row stride `ldw`, x: [columns], y: [rows].
     public static func multiply(
         w: UnsafePointer<Float>, ldw: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
@@ -51,12 +37,8 @@ public enum MatrixVector {
             cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(rows), Int32(columns), alpha, w, Int32(ldw), x, 1, beta, y, 1)
             return
         }
-        let streaming: Int32 = rowKernel(rows: rows, columns: columns) == .oneRow ? 1 : 0
-        // Blocks of four rows, so that each thread's share runs the four-row kernel to the end.
-        let blocks = (rows + 3) / 4
-        Threading.parallelRanges(blocks, costPerItem: 8 * columns) { range in
-            let start = range.lowerBound * 4, end = min(rows, range.upperBound * 4)
-            lm_matvec_rows(w, ldw, x, y, start, end, columns, alpha, beta, streaming)
+        Threading.parallelRanges(rows, costPerItem: 2 * columns) { range in
+            lm_matvec_rows(w, ldw, x, y, range.lowerBound, range.upperBound, columns, alpha, beta)
         }
     }
 }

@@ -15,20 +15,25 @@ public enum Threading {
         return Atomic(initial)
     }()
 
-    /// Threads used by OpenBLAS and by the row-parallel loops (≥ 1).
+    /// The most threads a program may ask for: far beyond any machine this runs on, and within
+    /// what OpenBLAS's `Int32` count and our pool can take.
+    public static let maximumCount = 1024
+
+    /// Threads used by OpenBLAS and by the row-parallel loops, in `1...maximumCount` (a value
+    /// outside is a programming error: command-line and environment input is checked first).
     public static var count: Int {
         get { current.load(ordering: .relaxed) }
         set {
-            precondition(newValue >= 1, "Threading.count must be at least 1, got \(newValue)")
+            precondition(newValue >= 1 && newValue <= maximumCount, "Threading.count must be in 1...\(maximumCount), got \(newValue)")
             current.store(newValue, ordering: .relaxed)
             openblas_set_num_threads(Int32(newValue))
         }
     }
 
-    /// `LM_THREADS` as a positive integer, or nil when unset or not a positive integer.
+    /// `LM_THREADS` as an integer in `1...maximumCount`, or nil when unset or anything else.
     public static func environmentThreadCount() -> Int? {
         guard let text = ProcessInfo.processInfo.environment["LM_THREADS"],
-              let value = Int(text.trimmingCharacters(in: .whitespaces)), value >= 1 else { return nil }
+              let value = Int(text.trimmingCharacters(in: .whitespaces)), value >= 1, value <= maximumCount else { return nil }
         return value
     }
 

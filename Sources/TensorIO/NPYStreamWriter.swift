@@ -6,26 +6,19 @@ import Foundation
 /// writer unfinished) removes the temporary file, so no partial output ever appears.
 public final class NPYStreamWriter {
     public let path: String
-    private let temporary: String
-    private let handle: FileHandle
+    private let file: TemporaryFile
     private(set) public var count = 0
     private var finished = false
-    private let registration: Int?
     /// Header bytes reserved: room for any int64 length, a multiple of 64.
     static let headerBytes = 128
 
     public init(int32At path: String) throws {
         self.path = path
-        let url = URL(fileURLWithPath: path)
-        temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)").path
-        registration = TemporaryFiles.register(temporary)
-        guard FileManager.default.createFile(atPath: temporary, contents: Self.header(count: 0)),
-              let handle = FileHandle(forWritingAtPath: temporary) else {
-            TemporaryFiles.unregister(registration)
-            throw TensorFileError(path: path, "cannot create output file")
+        file = try TemporaryFile(replacing: path)
+        do { try file.handle.write(contentsOf: Self.header(count: 0)) } catch {
+            file.discard()
+            throw TensorFileError(path: path, "write failed: \(SystemErrorText.describe(error))")
         }
-        self.handle = handle
-        handle.seekToEndOfFile()
     }
 
     private static func header(count: Int) -> Data {
@@ -39,7 +32,7 @@ public final class NPYStreamWriter {
     public func append(_ values: [Int32]) throws {
         guard !values.isEmpty else { return }
         do {
-            try values.withUnsafeBytes { try handle.write(contentsOf: Data($0)) }
+            try values.withUnsafeBytes { try file.handle.write(contentsOf: Data($0)) }
         } catch {
             throw TensorFileError(path: path, "write failed: \(SystemErrorText.describe(error))")
         }
@@ -49,27 +42,19 @@ public final class NPYStreamWriter {
     /// Writes the final header and renames the file into place.
     public func finish() throws {
         do {
-            try handle.seek(toOffset: 0)
-            try handle.write(contentsOf: Self.header(count: count))
-            try handle.close()
+            try file.handle.seek(toOffset: 0)
+            try file.handle.write(contentsOf: Self.header(count: count))
         } catch {
             cancel()
             throw TensorFileError(path: path, "write failed: \(SystemErrorText.describe(error))")
         }
-        guard rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            cancel()
-            throw TensorFileError(path: path, "cannot write: \(reason)")
-        }
-        TemporaryFiles.unregister(registration)
         finished = true
+        try file.commit()
     }
 
     /// Abandons the output: the temporary file is removed.
     public func cancel() {
-        try? handle.close()
-        try? FileManager.default.removeItem(atPath: temporary)
-        if !finished { TemporaryFiles.unregister(registration) }
+        file.discard()
         finished = true
     }
 

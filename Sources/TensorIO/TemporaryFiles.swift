@@ -1,8 +1,12 @@
 import Foundation
 
-/// The temporary files being written right now (atomic writes, streamed NPY outputs), so that a
-/// process stopped by SIGINT or SIGTERM removes them instead of leaving hidden `.name.tmp-PID`
-/// files of tens of megabytes behind.
+/// The temporary files being written right now (``TemporaryFile``s), so that a process stopped by
+/// a signal removes them instead of leaving hidden `.name.tmp-PID-N` files of tens of megabytes
+/// behind.
+///
+/// A signal handler may only call async-signal-safe functions and touch memory that already
+/// exists: ``prepare()`` creates everything the handler reads, and every installer calls it
+/// before installing a handler.
 public enum TemporaryFiles {
     private static let capacity = 64
     // The signal handler reads these slots without a lock (it may not take one); it is safe
@@ -15,6 +19,16 @@ public enum TemporaryFiles {
         return slots
     }()
     private static let lock = NSLock()
+
+    /// The signals that stop a command: Ctrl-C, `kill`, a closed terminal.
+    public static let stoppingSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP]
+
+    /// Creates the registry (Swift initialises globals lazily, which allocates and may lock:
+    /// never inside a handler). Idempotent.
+    public static func prepare() {
+        _ = slots
+        _ = lock
+    }
 
     /// Remembers `path` until ``unregister(_:)``; returns its slot (nil when all are taken, in
     /// which case the file is simply not cleaned up on a signal).
@@ -42,13 +56,26 @@ public enum TemporaryFiles {
         }
     }
 
-    /// SIGINT and SIGTERM remove the registered files, then end the process as the signal would.
+    /// SIGINT, SIGTERM and SIGHUP remove the registered files, then end the process with
+    /// 128 + the signal's number (130, 143, 129), as the signal itself would.
     public static func installSignalHandlers() {
-        for signalNumber in [SIGINT, SIGTERM] {
-            signal(signalNumber) { number in
-                TemporaryFiles.removeRegistered()
-                _exit(128 + number)
-            }
+        prepare()
+        install { number in
+            TemporaryFiles.removeRegistered()
+            _exit(128 + number)
+        }
+    }
+
+    /// Installs `handler` for ``stoppingSignals`` with `sigaction` (no `SA_RESETHAND`: a later
+    /// signal reaches the handler again). The handler must be async-signal-safe and touch only
+    /// state created before this call.
+    public static func install(_ handler: @convention(c) (Int32) -> Void) {
+        for number in stoppingSignals {
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = handler
+            sigemptyset(&action.sa_mask)
+            action.sa_flags = SA_RESTART
+            sigaction(number, &action, nil)
         }
     }
 }

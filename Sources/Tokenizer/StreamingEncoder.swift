@@ -8,8 +8,14 @@ import TensorIO
 /// both sides are those of the whole text, whatever follows); the text after it, including any
 /// suffix that may be the start of a special token and any UTF-8 sequence cut by the block end,
 /// is carried into the next block. Memory is bounded by the block size plus the longest stretch
-/// without a safe cut (a file of one letter repeated is held whole).
+/// without a safe cut, which may be at most ``maximumUncutBytes``: GPT-2's pattern makes a run of
+/// one character class a single pre-token (a file of one letter, or of NUL bytes like
+/// `/dev/zero`), and a longer one is refused with its offset rather than held without end.
 public struct StreamingEncoder {
+    /// The longest stretch of text without a safe cut that is encoded: 16 MiB (its merges then
+    /// take a few hundred MiB at most).
+    public static let maximumUncutBytes = 16 << 20
+
     public let tokenizer: Tokenizer
     /// Bytes read per block.
     public let blockSize: Int
@@ -64,6 +70,9 @@ public struct StreamingEncoder {
             try emit(ids)
             pending.removeFirst(keep)
             consumed += keep
+            if pending.count > Self.maximumUncutBytes {
+                throw TokenizerError("\(source): more than \(Self.maximumUncutBytes >> 20) MiB from offset \(consumed) without a place where the text can be cut: one pre-token that long (a run of one character class) is more than the tokenizer encodes")
+            }
             searched = searchedEnd - keep
             progress?(bytesRead)
             if atEnd { return }

@@ -37,12 +37,24 @@ struct DemoCommand: ParsableCommand, ComputesWithBLAS {
         running.apply()
         let text = try corpus()  // before anything is written: a bad --input leaves nothing behind
         let directory = try runDirectory()
+        let existed = FileManager.default.fileExists(atPath: directory)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
             throw ModelError("\(directory): cannot create the run directory: \(SystemErrorText.describe(error))")
         }
         say("run directory: \(directory)")
+        do {
+            try runPipeline(text: text, directory: directory)
+        } catch {
+            // A demo that cannot run leaves nothing behind: the folder it made, with what it wrote.
+            if !existed { try? FileManager.default.removeItem(atPath: directory) }
+            throw error
+        }
+    }
+
+    /// Corpus, tokenizer, ids, training and samples, in `directory`.
+    private func runPipeline(text: Data, directory: String) throws {
 
         // 1. The corpus.
         let corpusPath = (directory as NSString).appendingPathComponent("corpus.txt")
@@ -77,6 +89,10 @@ struct DemoCommand: ParsableCommand, ComputesWithBLAS {
         let config = ModelConfig(vocabSize: tokenizer.vocabularySize, contextLength: 128, dModel: 256, numLayers: 4, numHeads: 8,
                                  dFF: 688, ropeTheta: 10_000)
         let data = try TokenDataset(path: idsPath, vocabSize: config.vocabSize)
+        let (trainingPart, validationPart) = try data.split(validationFraction: 0.05)
+        guard trainingPart.windowCount(length: 128) > 0, validationPart.windowCount(length: 128) > 0 else {
+            throw ModelError("the corpus is \(writer.count) tokens; the demo needs at least \(Int((129 / 0.05).rounded(.up))) (a context of 128 in the training part and in the 5% held out): give a longer --input")
+        }
         var options = TrainingOptions()
         options.batchSize = 16
         options.contextLength = 128
@@ -105,6 +121,7 @@ struct DemoCommand: ParsableCommand, ComputesWithBLAS {
                        last.valBitsPerByte.map { String(format: "%.3f bits per byte", $0) } ?? "", last.step, Double(last.tokens)))
         }
         if !finished { say("stopped at step \(trainer.step) of \(options.steps); continue with: lm train --resume \(runPath)") }
+        Interrupt.exitIfInterrupted()
 
         // 5. Samples.
         let prompts = input == nil ? ["And God said", "In the beginning", "The LORD is my"] : ["The", "Once", "It was"]

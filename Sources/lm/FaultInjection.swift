@@ -6,6 +6,9 @@ import Model
 /// after step STEP. Kinds: `nan` (a norm gain becomes NaN, so the next loss is NaN), `drift` (one
 /// weight moves by 1e-3, so the ranks' weights differ), `kill` (the process dies by SIGKILL),
 /// `error` (this rank alone throws, as a failed write would).
+///
+/// Only in debug builds (the ones `swift test` runs): a release `lm` ignores the variable, so
+/// that no environment setting can corrupt a real run.
 struct FaultInjection {
     enum Kind: String { case nan, drift, kill, error }
     let kind: Kind
@@ -13,12 +16,16 @@ struct FaultInjection {
     let step: Int
 
     static func fromEnvironment() throws -> FaultInjection? {
+        #if DEBUG
         guard let text = ProcessInfo.processInfo.environment["LM_FAULT_INJECTION"] else { return nil }
         let parts = text.split(whereSeparator: { $0 == "@" || $0 == ":" }).map(String.init)
         guard parts.count == 3, let kind = Kind(rawValue: parts[0]), let rank = Int(parts[1]), let step = Int(parts[2]) else {
             throw ModelError("LM_FAULT_INJECTION must be KIND@RANK:STEP with KIND nan, drift, kill or error, got '\(text)'")
         }
         return FaultInjection(kind: kind, rank: rank, step: step)
+        #else
+        return nil
+        #endif
     }
 
     func apply(after step: Int, trainer: Trainer) throws {

@@ -36,9 +36,10 @@ struct ThreadOptions: ParsableArguments {
     var threads: Int?
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        let limit = Threading.maximumCount
+        if let threads, threads < 1 || threads > limit { throw ValidationError("--threads must be in 1...\(limit), got \(threads)") }
         if threads == nil, let text = ProcessInfo.processInfo.environment["LM_THREADS"], Threading.environmentThreadCount() == nil {
-            throw ValidationError("LM_THREADS must be a positive integer, got '\(text)'")
+            throw ValidationError("LM_THREADS must be an integer in 1...\(limit), got '\(text)'")
         }
     }
 

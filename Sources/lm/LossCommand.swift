@@ -34,11 +34,7 @@ struct LossCommand: ParsableCommand, ComputesWithBLAS {
         let session = try TrainingSession(model: lm, batch: batch, length: length)
         let loss: Double
         do {
-            loss = try inputs.withUnsafeBufferPointer { x in
-                try targets.withUnsafeBufferPointer { y in
-                    grads == nil ? try session.loss(inputs: x, targets: y) : try session.computeGradients(inputs: x, targets: y)
-                }
-            }
+            loss = grads == nil ? try session.loss(inputs: inputs, targets: targets) : try session.computeGradients(inputs: inputs, targets: targets)
         } catch let error as ModelError {
             throw ModelError("\(tokens): \(error.message)")
         }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Kernels
 import Model
+import TensorIO
 import Tokenizer
 
 struct TrainCommand: ParsableCommand, ComputesWithBLAS {
@@ -11,8 +12,9 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
         discussion: """
         Start from --config (random initialisation) or --model (fine-tuning), or continue a run with \
         --resume RUN_DIR. The data are token ids from `lm tokenizer encode`; without --validation, \
-        the last --validation-fraction of --train is held out. Ctrl-C finishes the current step, \
-        writes a checkpoint and exits; --resume then continues exactly where it stopped.
+        the last --validation-fraction of --train is held out. Ctrl-C (or SIGTERM, SIGHUP) finishes \
+        the current step, writes a checkpoint and exits with 130 (143, 129); a second one stops at \
+        once and leaves the last complete checkpoint. --resume then continues exactly where it stopped.
 
         Data-parallel over several processes or machines: build with the MPI trait and start it \
         with `mpirun -np N lm train …` (see the README). Each rank takes --batch-size / N of every \
@@ -31,6 +33,10 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
     @OptionGroup var training: TrainingOptionGroup
     @Flag(help: "Under mpirun: each rank keeps the AdamW moments of its own share of the parameters only (ZeRO stage 1).")
     var shardOptimizer = false
+    @Flag(help: "Write the run into --output even though it holds a model (its model.safetensors and config.json are then replaced by the run's).")
+    var force = false
+    @Flag(help: "With --resume: continue even when the checkpoint's weights or configuration are not the ones its training state recorded.")
+    var acceptChangedCheckpoint = false
     @OptionGroup var running: ModelRunOptions
     @Flag(help: "No progress display.") var quiet = false
 
@@ -50,7 +56,8 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
             let quiet = self.quiet || launch.rank != 0
             let trainer: Trainer
             if let resume {
-                trainer = try Trainer.resume(runDirectory: resume, steps: training.steps, parallelism: launch.parallelism)
+                trainer = try Trainer.resume(runDirectory: resume, steps: training.steps, parallelism: launch.parallelism,
+                                             acceptChangedCheckpoint: acceptChangedCheckpoint)
                 if !quiet { printError("resuming \(resume) at step \(trainer.step) of \(trainer.options.steps)") }
             } else {
                 trainer = try start(parallelism: launch.parallelism)
@@ -70,6 +77,7 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
             }
             if !quiet { report(trainer, finished: finished, totals: totals) }
         }
+        Interrupt.exitIfInterrupted()
     }
 
     /// The data-parallel layout and what each rank keeps, printed by rank 0 at the start.
@@ -89,6 +97,10 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
         if Trainer.hasRun(in: output) {
             throw ModelError("\(output) already holds a run: continue it with --resume \(output), or choose another --output")
         }
+        let existingModel = (output as NSString).appendingPathComponent(Checkpoint.weightsFile)
+        if FileManager.default.fileExists(atPath: existingModel), !force {
+            throw ModelError("\(output) holds a model (\(Checkpoint.weightsFile)): the run would replace it; choose another --output, or pass --force")
+        }
         let lm: TransformerLM
         if let config {
             lm = try TransformerLM(config: try ModelConfig.load(path: config), seed: training.seed)
@@ -100,8 +112,16 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
         let vocab = lm.config.vocabSize
         let trainingData = try TokenDataset(path: train, vocabSize: vocab)
         let validationData = try validation.map { try TokenDataset(path: $0, vocabSize: vocab) }
-        return try Trainer(model: lm, options: options, training: trainingData, validation: validationData,
-                           validationFraction: validationFraction, tokenizer: loadedTokenizer, runDirectory: output, parallelism: parallelism)
+        let trainer = try Trainer(model: lm, options: options, training: trainingData, validation: validationData,
+                                  validationFraction: validationFraction, tokenizer: loadedTokenizer, runDirectory: output, parallelism: parallelism)
+        // A llama2.c model's tokenizer.bin goes with it into the run, so that the run generates text.
+        if parallelism.group.rank == 0, loadedTokenizer == nil, let model {
+            let pieces = (model as NSString).appendingPathComponent(TokenizerDirectory.sentencePieceFile)
+            if let data = FileManager.default.contents(atPath: pieces) {
+                try AtomicFile.write(data, to: (output as NSString).appendingPathComponent(TokenizerDirectory.sentencePieceFile))
+            }
+        }
+        return trainer
     }
 
     /// Runs `trainer` with a progress line on stderr (when it is a terminal; `lineByLine`, as

@@ -11,20 +11,7 @@ final class CLITests: TemporaryDirectoryTestCase {
 
     /// Runs `lm` with `arguments`: exit status, stdout and stderr.
     func lm(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String, error: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try executable())
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["LM_BLAS_SETTINGS_APPLIED"] = "1"  // no restart: the tests keep the machine's settings
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let output = Pipe(), error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        let out = output.fileHandleForReading.readDataToEndOfFile(), err = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        try LMProcess.run(arguments, environment: environment)
     }
 
     func writeConfig() throws -> String {
@@ -59,10 +46,15 @@ final class CLITests: TemporaryDirectoryTestCase {
 
     func testBadThreadCountsAreRefusedWherePassed() throws {
         let config = try writeConfig()
-        for value in ["0", "-3", "abc"] {
+        for value in ["0", "-3", "abc", "3000000000", "99999999999999999999"] {
             let run = try lm(["logits", "--model", directory, "--tokens", config, "--output", directory + "/x.npy"], environment: ["LM_THREADS": value])
             XCTAssertNotEqual(run.status, 0)
-            XCTAssertTrue(run.error.contains("LM_THREADS must be a positive integer, got '\(value)'"), run.error)
+            XCTAssertTrue(run.error.contains("LM_THREADS must be an integer in 1...1024, got '\(value)'"), run.error)
+        }
+        for value in ["0", "3000000000"] {
+            let run = try lm(["logits", "--model", directory, "--tokens", config, "--output", directory + "/x.npy", "--threads", value])
+            XCTAssertNotEqual(run.status, 0)
+            XCTAssertTrue(run.error.contains("--threads must be in 1...1024, got \(value)"), run.error)
         }
     }
 
@@ -156,6 +148,15 @@ final class CLITests: TemporaryDirectoryTestCase {
         XCTAssertEqual(generated.status, 0, generated.error)
         XCTAssertTrue(generated.output.hasPrefix("ab a"), generated.output)
         XCTAssertTrue(generated.error.contains("prefill: ") && generated.error.contains("decode: "), generated.error)
+        // Fine-tuning it keeps its tokenizer.bin in the run, which then generates too.
+        let ids = directory + "/llama-ids.npy"
+        try NPYWriter.write((0..<400).map { Int32($0 % 300) }, shape: [400], to: ids)
+        let run = directory + "/tuned"
+        let tuned = try lm(["train", "--model", output, "--train", ids, "--output", run, "--steps", "2", "--batch-size", "2",
+                            "--context", "8", "--eval-interval", "2", "--eval-batches", "1", "--quiet"])
+        XCTAssertEqual(tuned.status, 0, tuned.error)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/tokenizer.bin"), "the llama2.c tokenizer went with the model")
+        XCTAssertEqual(try lm(["generate", "--model", run, "--prompt", "ab a", "--max-tokens", "4", "--temperature", "0"]).status, 0)
 
         let other = try writeLlama2cFiles(vocab: 300, pieces: 301), refused = directory + "/refused"
         let mismatch = try lm(["import", "llama2c", "--checkpoint", other.model, "--tokenizer", other.tokenizer, "--output", refused])

@@ -19,7 +19,7 @@ final class MatrixVectorTests: XCTestCase {
         body("cblas_sgemv")
     }
 
-    /// Awkward sizes (1, primes, not multiples of the 4-row block or the 8/32-column steps), a
+    /// Awkward sizes (1, primes, not multiples of the 8- and 32-column steps), a
     /// row stride wider than the row, alpha and beta, at 1 and 3 threads, against the plain loop.
     func testMatchesReferenceOverAwkwardShapes() {
         let original = Threading.count
@@ -60,10 +60,10 @@ final class MatrixVectorTests: XCTestCase {
     }
 
     /// The model reaches the kernel through `Linear.forward` at one row, and through it the
-    /// large-matrix (streaming) variant: a classifier-sized product checked on every row.
+    /// a classifier-sized product checked on every row.
     func testLinearAtOneRowUsesAnExactKernelForLargeMatrices() {
         var rng = SeededGenerator(seed: 13)
-        let (inFeatures, outFeatures) = (96, 24_001)  // 9.2 MB: above the streaming threshold
+        let (inFeatures, outFeatures) = (96, 24_001)  // 9.2 MB: larger than the caches
         let x = rng.uniform(inFeatures), w = rng.uniform(outFeatures * inFeatures, scale: 0.1)
         let expected = Reference.linear(widened(x), weight: widened(w), rows: 1, inFeatures: inFeatures, outFeatures: outFeatures)
         let xm = Matrix(x, rows: 1, columns: inFeatures), wm = Matrix(w, rows: outFeatures, columns: inFeatures)

@@ -36,7 +36,7 @@ final class AttentionKernelTests: XCTestCase {
         for kernel in [AttentionKernel.standard, .memoryEfficient] {
             let session = try TrainingSession(model: try model(kernel), batch: batch, length: length)
             XCTAssertEqual(session.attentionKernel, kernel)
-            let loss = try inputs.withUnsafeBufferPointer { i in try targets.withUnsafeBufferPointer { t in try session.computeGradients(inputs: i, targets: t) } }
+            let loss = try session.computeGradients(inputs: inputs, targets: targets)
             results.append((loss, session.gradients.array))
         }
         XCTAssertEqual(results[0].loss, results[1].loss, accuracy: 1e-5)

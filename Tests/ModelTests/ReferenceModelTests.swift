@@ -40,11 +40,9 @@ final class ReferenceModelTests: XCTestCase {
         let targets = (0..<2).flatMap { b in ids[(b * 20 + 1)..<(b * 20 + 20)] }
         let session = try TrainingSession(model: model, batch: 2, length: 19)
         let expected = Double(try outputs.floats("lm.cross_entropy_next_token")[0])
-        let loss = try inputs.withUnsafeBufferPointer { x in try targets.withUnsafeBufferPointer { try session.loss(inputs: x, targets: $0) } }
+        let loss = try session.loss(inputs: inputs, targets: targets)
         XCTAssertEqual(loss, expected, accuracy: 1e-5, "loss alone")
-        let lossWithGradients = try inputs.withUnsafeBufferPointer { x in
-            try targets.withUnsafeBufferPointer { try session.computeGradients(inputs: x, targets: $0) }
-        }
+        let lossWithGradients = try session.computeGradients(inputs: inputs, targets: targets)
         XCTAssertEqual(lossWithGradients, expected, accuracy: 1e-5, "loss of the training step")
     }
 }

@@ -78,8 +78,9 @@ final class TrainerTests: TemporaryDirectoryTestCase {
         _ = try XMLDocument(xmlString: svg, options: [])  // well-formed XML
         let model = try Checkpoint.load(directory: run)
         XCTAssertEqual(model.parameters.array, trainer.model.parameters.array)
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: run).filter { $0.hasPrefix(".") }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: run).filter { $0.hasPrefix(".") && $0 != RunLock.file }
         XCTAssertEqual(leftovers, [], "no temporary files left behind")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints").filter { $0.hasPrefix(".") }, [])
     }
 
     func testBadInputIsNamed() throws {

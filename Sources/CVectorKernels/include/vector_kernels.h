@@ -17,14 +17,11 @@ extern "C" {
 int lm_matvec_available(void);
 
 /// Rows `row_start..<row_end` of `y = alpha · W · x + beta · y`, with `W` row-major, row
-/// stride `ldw` floats, `columns` floats per row. When `beta == 0`, `y` is not read.
-/// `streaming` picks the kernel: 1 for a matrix larger than the caches (one row at a time,
-/// one sequential stream per thread, which the hardware prefetcher follows best), 0 for a
-/// cache-resident one (four rows at a time, sharing each load of `x`).
-/// Must only be called when lm_matvec_available() is 1.
+/// stride `ldw` floats, `columns` floats per row, one row at a time. When `beta == 0`, `y` is
+/// not read. Must only be called when lm_matvec_available() is 1.
 void lm_matvec_rows(const float *w, size_t ldw, const float *x, float *y,
                     size_t row_start, size_t row_end, size_t columns,
-                    float alpha, float beta, int streaming);
+                    float alpha, float beta);
 
 /// A spin-wait hint to the CPU (x86 `pause`): lets the sibling hyper-thread run and saves power
 /// while a worker thread polls for its next task.

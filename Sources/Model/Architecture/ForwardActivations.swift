@@ -53,6 +53,16 @@ final class ForwardActivations {
     private let positions: UnsafeMutableBufferPointer<Int>
     private let (layerSlots, residualSlots, probabilitiesPerLayer, logSumExpPerLayer): (Int, Int, Int, Int)
 
+    /// Bytes the buffers for `rows` rows over `keys` keys take, counted before allocating them.
+    static func bytes(config: ModelConfig, rows: Int, keys: Int, mode: Mode, kernel: AttentionKernel) -> Double {
+        let (n, c, f, h) = (Double(rows), Double(config.dModel), Double(config.dFF), Double(config.numHeads))
+        let layers = mode == .training ? Double(config.numLayers) : 1
+        let attention = kernel == .standard ? h * n * Double(keys) : h * (n + Double(keys))
+        let perLayer = n * (4 * c + 2 + Double(config.qkvWidth) + 3 * f) + attention
+        let logits = mode == .training ? n * Double(config.vocabSize) : 0
+        return 4 * (layers * perLayer + (layers + 1) * n * c + n * (c + 1) + logits) + 8 * n
+    }
+
     init(config: ModelConfig, rows: Int, keys: Int, mode: Mode, kernel: AttentionKernel) {
         precondition(rows >= 1 && keys >= 1, "ForwardActivations: \(rows) rows and \(keys) keys must be positive")
         (self.config, self.mode, self.kernel, rowCapacity, keyCapacity) = (config, mode, kernel, rows, keys)

@@ -33,4 +33,12 @@ enum SizeLimits {
 
     /// The memory this machine has: no model larger than this can be loaded or trained here.
     static var physicalMemory: Int { Int(clamping: ProcessInfo.processInfo.physicalMemory) }
+
+    /// Stops, before anything is allocated, unless `bytes` (counted in Double, so it cannot
+    /// overflow) fit in this machine's memory, naming what would need them.
+    static func requireMemory(_ bytes: Double, for what: @autoclosure () -> String) throws {
+        guard bytes <= Double(physicalMemory) * 0.9 else {
+            throw ModelError("\(what()) would need \(Self.bytes(bytes)) of memory; this machine has \(Self.bytes(Double(physicalMemory)))")
+        }
+    }
 }

@@ -58,9 +58,11 @@ public final class TransformerLM {
     /// an id is outside the vocabulary (naming its position).
     public func forward(tokens: [Int32], batch: Int, length: Int) throws -> [Float] {
         try tokens.withUnsafeBufferPointer { try checkTokens($0, batch: batch, length: length) }
+        try SizeLimits.requireMemory(4 * Double(batch) * Double(length) * Double(config.vocabSize), for: "the logits of [\(batch), \(length)] tokens")
+        let saved = try activations(batch: batch, length: length)
         return [Float](unsafeUninitializedCapacity: batch * length * config.vocabSize) { logits, initialized in
             tokens.withUnsafeBufferPointer {
-                forward(tokens: $0, batch: batch, into: activations(batch: batch, length: length),
+                forward(tokens: $0, batch: batch, into: saved,
                         logitRows: 0..<(batch * length), logits: MatrixView(logits, rows: batch * length, columns: config.vocabSize))
             }
             initialized = logits.count
@@ -74,7 +76,7 @@ public final class TransformerLM {
         guard logits.count == batch * length * config.vocabSize else {
             throw ModelError("logits: buffer of \(logits.count) values, shape [\(batch), \(length), \(config.vocabSize)] needs \(batch * length * config.vocabSize)")
         }
-        forward(tokens: tokens, batch: batch, into: activations(batch: batch, length: length),
+        forward(tokens: tokens, batch: batch, into: try activations(batch: batch, length: length),
                 logitRows: 0..<(batch * length), logits: MatrixView(logits, rows: batch * length, columns: config.vocabSize))
     }
 
@@ -121,7 +123,7 @@ public final class TransformerLM {
         guard hidden.count == count, output.count == count else {
             throw ModelError("block input [\(hidden.count)] and output [\(output.count)] must both hold [\(batch), \(length), \(config.dModel)] = \(count) values")
         }
-        let saved = activations(batch: batch, length: length), dims = attentionDims(batch: batch, length: length)
+        let saved = try activations(batch: batch, length: length), dims = attentionDims(batch: batch, length: length)
         let block = saved.layer(layer, dims: dims)
         _ = block.input.elements.update(fromContentsOf: hidden)
         TransformerBlock.forward(weights: weights.layers[layer], activations: block, dims: dims,
@@ -135,12 +137,15 @@ public final class TransformerLM {
                       heads: config.numHeads, kvHeads: config.numKVHeads, headDim: config.headDim)
     }
 
-    /// The inference activation buffers for (batch, length), reused when they repeat.
-    private func activations(batch: Int, length: Int) -> ForwardActivations {
+    /// The inference activation buffers for (batch, length), reused when they repeat; throws,
+    /// before allocating, when they would not fit in memory.
+    private func activations(batch: Int, length: Int) throws -> ForwardActivations {
         let kernel = attention.kernel(config: config, batch: batch, length: length, training: false)
         if let existing = activations, existing.rowCapacity == batch * length, existing.keyCapacity == length,
            existing.kernel == kernel { return existing }
         activations = nil  // release the old buffers before allocating new ones
+        try SizeLimits.requireMemory(ForwardActivations.bytes(config: config, rows: batch * length, keys: length, mode: .inference, kernel: kernel),
+                                     for: "a forward pass over [\(batch), \(length)] tokens")
         let fresh = ForwardActivations(config: config, rows: batch * length, keys: length, mode: .inference, kernel: kernel)
         activations = fresh
         return fresh
@@ -149,7 +154,7 @@ public final class TransformerLM {
     /// Validates a [batch, length] token array against the configuration.
     func checkTokens(_ tokens: UnsafeBufferPointer<Int32>, batch: Int, length: Int) throws {
         guard batch >= 1, length >= 1 else { throw ModelError("tokens: batch \(batch) and length \(length) must be positive") }
-        guard tokens.count == batch * length else {
+        guard SizeLimits.product([batch, length]) == tokens.count else {
             throw ModelError("tokens: \(tokens.count) ids do not form shape [\(batch), \(length)]")
         }
         guard length <= config.contextLength else {

@@ -3,24 +3,42 @@ import Foundation
 import Kernels
 import TensorIO
 
-/// The files of a training run, and nothing else of training: `config.json`, `model.safetensors`
-/// and the tokenizer files (so that `lm generate --model RUN` works on it), `optimizer.safetensors`
-/// (both AdamW moments), `training_state.json` (step, sampler state, options), `metrics.jsonl` and
-/// `loss.svg`. Every file is written to a temporary name and renamed; `training_state.json` goes
-/// last and the step is recorded in the weights and moments too, so a checkpoint cut short is
-/// detected.
+/// The files of a training run, and nothing else of training:
+///
+/// - `checkpoints/step-N-ID/`: the newest complete checkpoint (a ``CheckpointFolder``), and while
+///   the next one is written, the one before it;
+/// - `current`: a link to the newest complete checkpoint's folder;
+/// - `model.safetensors`, `config.json`, `optimizer.safetensors`, `training_state.json`: links
+///   through `current`, so that the run directory is itself a model directory
+///   (`lm generate --model RUN`);
+/// - the tokenizer files, `metrics.jsonl` and `loss.svg`;
+/// - `.lock`, held by the process that writes the run (``RunLock``).
+///
+/// A checkpoint is written into a fresh folder, every file flushed to the disk, and published by
+/// one rename of the `current` link: whenever the process stops (a crash, SIGKILL, a full disk),
+/// `current` names a complete checkpoint. Runs written before checkpoints had folders (the
+/// four files at the top) resume as they are, and their next checkpoint moves them to this layout.
 struct RunDirectory {
-    static let stateFile = "training_state.json", optimizerFile = "optimizer.safetensors"
     static let metricsFile = "metrics.jsonl", plotFile = "loss.svg"
+    static let checkpointsFolder = "checkpoints", currentLink = "current"
+    private static let partialPrefix = ".partial-"
 
     let path: String
 
     /// The path of `name` inside the run directory.
     func file(_ name: String) -> String { (path as NSString).appendingPathComponent(name) }
 
-    /// Whether `directory` already holds a run (a checkpoint's `training_state.json`).
-    static func hasRun(in directory: String) -> Bool {
-        FileManager.default.fileExists(atPath: RunDirectory(path: directory).file(stateFile))
+    /// Whether `directory` already holds a run (a checkpoint with its state).
+    static func hasRun(in directory: String) -> Bool { RunDirectory(path: directory).checkpoint.hasState }
+
+    /// The newest complete checkpoint: where `current` points, else (a run of the old layout) the
+    /// run directory itself.
+    var checkpoint: CheckpointFolder {
+        if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: file(Self.currentLink)) {
+            let folder = CheckpointFolder(path: target.hasPrefix("/") ? target : file(target))
+            if folder.hasState { return folder }
+        }
+        return CheckpointFolder(path: path)
     }
 
     /// Creates the directory (and its parents) when missing.
@@ -32,22 +50,61 @@ struct RunDirectory {
         }
     }
 
-    /// The state of the last checkpoint.
-    func readState() throws -> TrainingState {
-        let statePath = file(Self.stateFile)
-        guard let data = FileManager.default.contents(atPath: statePath) else {
-            throw ModelError("\(path): no \(Self.stateFile) here; not a run directory, or no checkpoint was written yet")
+    /// Writes a checkpoint: `write` fills a fresh folder, which is then flushed and published as
+    /// the run's current checkpoint; the older checkpoint folders are removed after that. Files
+    /// take the permissions of the previous checkpoint's files. On an error nothing published
+    /// changes and the partial folder is removed.
+    func publishCheckpoint(step: Int, _ write: (CheckpointFolder) throws -> Void) throws {
+        let checkpoints = file(Self.checkpointsFolder)
+        try makeDirectory(checkpoints)
+        let name = String(format: "step-%09d-%@", step, String(UInt32.random(in: 0...UInt32.max), radix: 16))
+        let partial = (checkpoints as NSString).appendingPathComponent(Self.partialPrefix + name)
+        try makeDirectory(partial)
+        let previous = checkpoint
+        do {
+            try write(CheckpointFolder(path: partial))
+            for file in CheckpointFolder.files {
+                var status = stat()
+                if stat(previous.file(file), &status) == 0 { chmod((partial as NSString).appendingPathComponent(file), status.st_mode & 0o7777) }
+            }
+            TemporaryFile.syncDirectory(partial)
+            let published = (checkpoints as NSString).appendingPathComponent(name)
+            guard rename(partial, published) == 0 else { throw ModelError("\(published): cannot publish the checkpoint: \(String(cString: strerror(errno)))") }
+            TemporaryFile.syncDirectory(checkpoints)
+        } catch {
+            try? FileManager.default.removeItem(atPath: partial)
+            throw error
         }
-        do { return try JSONDecoder().decode(TrainingState.self, from: data) } catch {
-            throw ModelError("\(statePath): not a training state (\(error))")
+        // The switch: one rename of the `current` link.
+        try replaceWithLink(file(Self.currentLink), pointingTo: Self.checkpointsFolder + "/" + name)
+        // The top-level names go through `current` (once; an old run's own files are replaced here).
+        for file in CheckpointFolder.files {
+            let link = self.file(file), target = Self.currentLink + "/" + file
+            if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) != target { try replaceWithLink(link, pointingTo: target) }
+        }
+        TemporaryFile.syncDirectory(path)
+        for old in (try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? [] where old != name {
+            try? FileManager.default.removeItem(atPath: (checkpoints as NSString).appendingPathComponent(old))
         }
     }
 
-    /// Writes the state, last of a checkpoint's files.
-    func writeState(_ state: TrainingState) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try mapFileErrors { try AtomicFile.write(try encoder.encode(state), to: file(Self.stateFile)) }
+    /// Removes what an interrupted writer left: partial checkpoint folders, checkpoints that are
+    /// not current, temporary files and links. Only the holder of the run's lock may call it.
+    func removeStaleFiles() {
+        let manager = FileManager.default
+        let current = (try? manager.destinationOfSymbolicLink(atPath: file(Self.currentLink))).map { ($0 as NSString).lastPathComponent }
+        let checkpoints = file(Self.checkpointsFolder)
+        for name in (try? manager.contentsOfDirectory(atPath: checkpoints)) ?? [] where name != current {
+            try? manager.removeItem(atPath: (checkpoints as NSString).appendingPathComponent(name))
+        }
+        for name in (try? manager.contentsOfDirectory(atPath: path)) ?? [] where Self.isTemporary(name) {
+            try? manager.removeItem(atPath: file(name))
+        }
+    }
+
+    /// `.NAME.tmp-…` (a ``TemporaryFile``) or `.link-…` (a link about to replace another).
+    private static func isTemporary(_ name: String) -> Bool {
+        name.hasPrefix(".") && (name.contains(".tmp-") || name.hasPrefix(".link-"))
     }
 
     /// The evaluation and logging records written so far (none before the first).
@@ -58,7 +115,7 @@ struct RunDirectory {
 
     /// `metrics.jsonl` and `loss.svg`, rewritten whole (atomically) so either can be opened mid-run.
     func writeMetrics(_ records: [TrainingRecord]) throws {
-        try mapFileErrors {
+        try Checkpoint.mapFileErrors {
             try AtomicFile.write(try TrainingRecord.jsonLines(records), to: file(Self.metricsFile))
             let train = records.map { (step: $0.step, loss: $0.trainLoss) }
             let validation = records.compactMap { record in record.valLoss.map { (step: record.step, loss: $0) } }
@@ -67,28 +124,23 @@ struct RunDirectory {
         }
     }
 
-    /// The model's weights and configuration, tagged with the step they were written at.
-    func writeModel(_ model: TransformerLM, step: Int) throws {
-        try Checkpoint.write(model.parameters, layout: model.layout, metadata: ["format": "pt", "step": String(step)],
-                             to: file(Checkpoint.weightsFile))
-        try model.config.save(path: file(Checkpoint.configFile))
-    }
-
-    /// Stops unless the safetensors file `name` was written at `step` (a checkpoint cut short
-    /// between its files is caught here).
-    func checkStep(of name: String, is step: Int) throws {
-        let filePath = file(name)
-        let stored = try mapFileErrors { try SafeTensorsFile(path: filePath) }
-        guard stored.metadata["step"] == String(step) else {
-            throw ModelError("\(filePath): written at step \(stored.metadata["step"] ?? "?"), but \(Self.stateFile) says step \(step): the last checkpoint was cut short")
+    private func makeDirectory(_ directory: String) throws {
+        do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+            throw ModelError("\(directory): cannot create: \(SystemErrorText.describe(error))")
         }
     }
 
-    /// The saved moments of the parameters in `segments` (see ``Checkpoint/readMoments(_:layout:segments:first:second:)``).
-    func readMoments(layout: ParameterLayout, segments: [Range<Int>], first: TensorBuffer, second: TensorBuffer) throws {
-        let moments = try mapFileErrors { try SafeTensorsFile(path: file(Self.optimizerFile)) }
-        try Checkpoint.readMoments(moments, layout: layout, segments: segments, first: first, second: second)
+    /// Makes `link` a symbolic link to `target`, atomically: a new link under a temporary name
+    /// renamed over whatever `link` was.
+    private func replaceWithLink(_ link: String, pointingTo target: String) throws {
+        let temporary = file(".link-\(getpid())-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))")
+        guard symlink(target, temporary) == 0 else {
+            throw ModelError("\(temporary): cannot create a link: \(String(cString: strerror(errno)))")
+        }
+        guard rename(temporary, link) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw ModelError("\(link): cannot replace: \(reason)")
+        }
     }
-
-    private func mapFileErrors<T>(_ body: () throws -> T) throws -> T { try Checkpoint.mapFileErrors(body) }
 }

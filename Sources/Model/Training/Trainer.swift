@@ -52,6 +52,8 @@ public final class Trainer {
     /// Bytes of text per validation target token, for bits per byte; nil without a tokenizer.
     private let validationBytes: Int?
     private let validationStarts: [Int]
+    /// Rank 0's hold on the run directory: from creation or resume to the end of ``run(shouldStop:progress:)``.
+    private var lock: RunLock?
 
     /// A new run: writes the tokenizer (when given) into `runDirectory` and starts at step 0.
     /// `validation` nil holds out `validationFraction` of `training` instead.
@@ -65,30 +67,51 @@ public final class Trainer {
         let state = TrainingState(step: 0, tokens: 0, samplerState: String(options.seed), elapsedSeconds: 0, options: options,
                                   trainingData: Self.absolute(training.path), validationData: validation.map { Self.absolute($0.path) },
                                   validationFraction: validation == nil ? validationFraction : nil)
-        if parallelism.group.rank == 0 {
-            try RunDirectory(path: runDirectory).create()
-            if let tokenizer { try TokenizerDirectory.save(tokenizer, to: runDirectory) }
-        }
         let segments = TrainStep.shards(model: model, parallelism: parallelism)?.segments[parallelism.group.rank]
+        // Everything is checked and allocated before the first file is touched.
         try self.init(model: model, state: state, training: trainingSet, validation: validationSet, records: [],
                       optimizer: try AdamW(layout: model.layout, options: options.adamW, segments: segments), tokenizer: tokenizer,
                       runDirectory: runDirectory, parallelism: parallelism)
+        if parallelism.group.rank == 0 {
+            guard !RunDirectory.hasRun(in: runDirectory) else {
+                throw ModelError("\(runDirectory) already holds a run: continue it with --resume, or choose another directory")
+            }
+            try directory.create()
+            lock = try RunLock(directory: runDirectory)
+            directory.removeStaleFiles()
+            if let tokenizer { try TokenizerDirectory.save(tokenizer, to: runDirectory) }
+        }
     }
 
-    /// Continues the run in `runDirectory` from its last checkpoint, optionally to a new total
-    /// of `steps` (the schedule stays the one the run started with), on any number of ranks:
-    /// a checkpoint holds the whole optimizer state, whoever wrote it.
-    public static func resume(runDirectory: String, steps: Int? = nil, parallelism: DataParallelism = .none) throws -> Trainer {
+    /// Continues the run in `runDirectory` from its newest complete checkpoint, optionally to a
+    /// new total of `steps` (the schedule stays the one the run started with), on any number of
+    /// ranks: a checkpoint holds the whole optimizer state, whoever wrote it.
+    ///
+    /// Refuses, naming what differs, when the checkpoint's weights or configuration are not the
+    /// ones its state recorded (files copied from another run, an edited `config.json`), unless
+    /// `acceptChangedCheckpoint`; and when `steps` is below the step the run has reached.
+    public static func resume(runDirectory: String, steps: Int? = nil, parallelism: DataParallelism = .none,
+                              acceptChangedCheckpoint: Bool = false) throws -> Trainer {
         let directory = RunDirectory(path: runDirectory)
-        var state = try directory.readState()
-        if let steps { state.options.steps = steps }
-        let model = try Checkpoint.load(directory: runDirectory)
-        try directory.checkStep(of: Checkpoint.weightsFile, is: state.step)
-        try directory.checkStep(of: RunDirectory.optimizerFile, is: state.step)
+        // Rank 0 writes; it holds the lock before it reads, so no writer can be half-way through.
+        let lock = parallelism.group.rank == 0 && FileManager.default.fileExists(atPath: runDirectory)
+            ? try RunLock(directory: runDirectory) : nil
+        let folder = directory.checkpoint
+        var state = try folder.readState()
+        if let steps {
+            guard steps >= state.step else {
+                throw ModelError("steps \(steps) is below the step the run in \(runDirectory) has reached (\(state.step))")
+            }
+            state.options.steps = steps
+        }
+        let model = try Checkpoint.load(directory: folder.path)
+        try folder.checkStep(of: Checkpoint.weightsFile, is: state.step)
+        try folder.checkStep(of: CheckpointFolder.optimizerFile, is: state.step)
+        if !acceptChangedCheckpoint { try state.requireRecorded(model, in: folder.path) }
         let segments = TrainStep.shards(model: model, parallelism: parallelism)?.segments[parallelism.group.rank] ?? [0..<model.layout.totalCount]
         let count = segments.reduce(0) { $0 + $1.count }
         let first = TensorBuffer(count: count), second = TensorBuffer(count: count)
-        try directory.readMoments(layout: model.layout, segments: segments, first: first, second: second)
+        try folder.readMoments(layout: model.layout, segments: segments, first: first, second: second)
         let optimizer = try AdamW(layout: model.layout, options: state.options.adamW, firstMoment: first, secondMoment: second,
                                   step: state.step, segments: segments)
         let trainingFile = try TokenDataset(path: state.trainingData, vocabSize: model.config.vocabSize)
@@ -100,10 +123,13 @@ public final class Trainer {
             validation = try state.validationData.map { try TokenDataset(path: $0, vocabSize: model.config.vocabSize) }
         }
         let records = try directory.readRecords()
-        return try Trainer(model: model, state: state, training: training, validation: validation,
-                           records: records.filter { $0.step <= state.step }, optimizer: optimizer,
-                           tokenizer: try Checkpoint.loadTokenizer(directory: runDirectory), runDirectory: runDirectory,
-                           parallelism: parallelism)
+        let trainer = try Trainer(model: model, state: state, training: training, validation: validation,
+                                  records: records.filter { $0.step <= state.step }, optimizer: optimizer,
+                                  tokenizer: try Checkpoint.loadTokenizer(directory: runDirectory), runDirectory: runDirectory,
+                                  parallelism: parallelism)
+        trainer.lock = lock
+        if lock != nil { directory.removeStaleFiles() }
+        return trainer
     }
 
     private init(model: TransformerLM, state: TrainingState, training: TokenDataset, validation: TokenDataset?, records: [TrainingRecord],
@@ -128,7 +154,7 @@ public final class Trainer {
         trainStep = try TrainStep(model: model, optimizer: optimizer, batch: options.batchSize, length: options.contextLength,
                                   maxGradientNorm: options.gradientClip, parallelism: parallelism)
         step = state.step
-        guard let samplerState = UInt64(state.samplerState) else { throw ModelError("\(RunDirectory.stateFile): bad sampler state '\(state.samplerState)'") }
+        guard let samplerState = UInt64(state.samplerState) else { throw ModelError("\(CheckpointFolder.stateFile): bad sampler state '\(state.samplerState)'") }
         sampler = BatchSampler(batch: options.batchSize, length: options.contextLength, state: samplerState)
         // Fixed validation windows, evenly spread: the same every evaluation, in every resume.
         let (starts, bytes) = Self.validationWindows(validation, options: options, tokenizer: tokenizer)
@@ -160,6 +186,8 @@ public final class Trainer {
     /// `progress` ends the run there, without a checkpoint.
     @discardableResult
     public func run(shouldStop: () -> Bool = { false }, progress: (TrainingProgress) throws -> Void = { _ in }) throws -> Bool {
+        try holdLock()
+        defer { lock = nil }  // the run is written: another process may take it over now
         try checkReplicasAgree(when: "at the start")
         let start = Date()
         let elapsedBefore = state.elapsedSeconds
@@ -240,9 +268,10 @@ public final class Trainer {
         return (loss, validationBytes.map { loss * tokens / Foundation.log(2) / Double($0) })
     }
 
-    /// Writes the weights, the optimizer moments and then the state, each atomically. With
-    /// several ranks (all must call it): first checks that their weights are bit-identical, then
-    /// rank 0 writes (gathering the sharded moments first).
+    /// Writes a checkpoint (weights, configuration, optimizer moments, state) into a fresh folder
+    /// and publishes it as the run's current one (``RunDirectory``): the previous checkpoint stays
+    /// until then. With several ranks (all must call it): first checks that their weights are
+    /// bit-identical, then rank 0 writes (gathering the sharded moments first).
     public func saveCheckpoint() throws {
         try checkReplicasAgree(when: "before writing the checkpoint")
         state.step = step
@@ -251,9 +280,20 @@ public final class Trainer {
             sendMomentsToRankZero()
             return
         }
-        try directory.writeModel(model, step: step)
-        try writeMoments(to: directory.file(RunDirectory.optimizerFile))
-        try directory.writeState(state)
+        let heldAlready = lock != nil
+        try holdLock()
+        defer { if !heldAlready { lock = nil } }
+        state.recordWeights(of: model)
+        try directory.publishCheckpoint(step: step) { folder in
+            try folder.writeModel(model, step: step)
+            try writeMoments(to: folder.file(CheckpointFolder.optimizerFile))
+            try folder.writeState(state)
+        }
+    }
+
+    /// Rank 0 holds the run directory's lock (taken at creation or resume, again when released).
+    private func holdLock() throws {
+        if group.rank == 0, lock == nil { lock = try RunLock(directory: runDirectory) }
     }
 
     /// The records so far as `metrics.jsonl` and `loss.svg`; by rank 0 only.

@@ -25,6 +25,11 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
 
     public init() {}
 
+    /// Bounds on the products of the options (each far above what a step on one machine can
+    /// hold; the memory a run needs is checked against the machine when it is allocated).
+    public static let maximumTokensPerStep = 1 << 30
+    public static let maximumValidationWindows = 1 << 24
+
     public var schedule: CosineSchedule {
         CosineSchedule(maxLearningRate: maxLearningRate, minLearningRate: minLearningRate, warmupSteps: warmupSteps,
                        cosineSteps: cosineSteps ?? steps)
@@ -42,6 +47,13 @@ public struct TrainingOptions: Codable, Sendable, Equatable {
             throw ModelError("evalInterval (\(evalInterval)) and evalBatches (\(evalBatches)) must be at least 1")
         }
         guard checkpointInterval >= 1 else { throw ModelError("checkpointInterval must be at least 1, got \(checkpointInterval)") }
+        // Sizes that multiply: a batch of tokens, and the fixed validation windows.
+        guard let tokens = SizeLimits.product([batchSize, contextLength]), tokens <= Self.maximumTokensPerStep else {
+            throw ModelError("batchSize \(batchSize) × contextLength \(contextLength) tokens per step is more than \(Self.maximumTokensPerStep)")
+        }
+        guard let windows = SizeLimits.product([evalBatches, batchSize]), windows <= Self.maximumValidationWindows else {
+            throw ModelError("evalBatches \(evalBatches) × batchSize \(batchSize) validation windows is more than \(Self.maximumValidationWindows)")
+        }
         try schedule.validate()
         try adamW.validate()
     }

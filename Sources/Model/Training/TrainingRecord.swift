@@ -54,4 +54,24 @@ struct TrainingState: Codable {
     var trainingData: String
     var validationData: String?
     var validationFraction: Double?
+    /// What the checkpoint's weights were when this state was written: their configuration and
+    /// a 64-bit digest of their bits (hexadecimal). Absent in runs written before they were kept.
+    var config: ModelConfig?
+    var weightsFingerprint: String?
+
+    /// Records `model`'s configuration and weights as the ones this state goes with.
+    mutating func recordWeights(of model: TransformerLM) {
+        config = model.config
+        weightsFingerprint = String(Trainer.fingerprint(model.parameters), radix: 16)
+    }
+
+    /// Stops unless `model` (loaded from `folder`) is what this state recorded, naming what differs.
+    func requireRecorded(_ model: TransformerLM, in folder: String) throws {
+        if let config, config != model.config {
+            throw ModelError("\(folder): config.json differs from the configuration the run was training (\(config)); resume with the original configuration, or pass --accept-changed-checkpoint")
+        }
+        if let weightsFingerprint, weightsFingerprint != String(Trainer.fingerprint(model.parameters), radix: 16) {
+            throw ModelError("\(folder): model.safetensors is not the weights this checkpoint wrote (another run's, or edited); pass --accept-changed-checkpoint to train on from them anyway")
+        }
+    }
 }

@@ -40,14 +40,14 @@ public final class TrainingSession {
         gradients = TensorBuffer(count: model.layout.totalCount)
         gradientTensors = ModelTensors(layout: model.layout, config: model.config, buffer: gradients)
         attentionKernel = model.attention.kernel(config: model.config, batch: batch, length: length, training: true)
-        if attentionKernel == .standard {
-            // Every layer's [B, H, T, T] probabilities plus one layer of scratch: refuse what
-            // cannot fit rather than be killed half-way through allocating it.
-            let bytes = Double(batch) * Double(model.config.numHeads) * Double(length) * Double(length) * Double(model.config.numLayers + 1) * 4
-            if bytes > Double(SizeLimits.physicalMemory) {
-                throw ModelError(String(format: "training batch %d × length %d with the standard attention kernel keeps %.1f GiB of attention probabilities, more than this machine's %.1f GiB; use the memory-efficient kernel (--attention memory-efficient or automatic) or a smaller batch",
-                                        batch, length, bytes / 1_073_741_824, Double(SizeLimits.physicalMemory) / 1_073_741_824))
-            }
+        // Everything this session keeps, counted before any of it is allocated: the activations,
+        // the backward's workspace (as much again, bounded) and the gradients.
+        let activationBytes = ForwardActivations.bytes(config: model.config, rows: batch * length, keys: length, mode: .training, kernel: attentionKernel)
+        let total = 2 * activationBytes + 4 * Double(model.layout.totalCount)
+        do {
+            try SizeLimits.requireMemory(total, for: "training batch \(batch) × length \(length) with the \(attentionKernel.rawValue) attention kernel")
+        } catch let error as ModelError where attentionKernel == .standard {
+            throw ModelError(error.message + "; the memory-efficient kernel (--attention memory-efficient or automatic) or a smaller batch needs less")
         }
         activations = ForwardActivations(config: model.config, rows: batch * length, keys: length, mode: .training, kernel: attentionKernel)
         workspace = BackwardWorkspace(config: model.config, batch: batch, length: length, kernel: attentionKernel)
@@ -66,6 +66,17 @@ public final class TrainingSession {
         gradients.zero()
         model.backward(tokens: inputs, batch: batch, saved: activations, workspace: workspace, gradients: gradientTensors)
         return loss
+    }
+
+    /// ``computeGradients(inputs:targets:)`` on arrays.
+    @discardableResult
+    public func computeGradients(inputs: [Int32], targets: [Int32]) throws -> Double {
+        try inputs.withUnsafeBufferPointer { x in try targets.withUnsafeBufferPointer { try computeGradients(inputs: x, targets: $0) } }
+    }
+
+    /// ``loss(inputs:targets:)-(UnsafeBufferPointer<Int32>,_)`` on arrays.
+    public func loss(inputs: [Int32], targets: [Int32]) throws -> Double {
+        try inputs.withUnsafeBufferPointer { x in try targets.withUnsafeBufferPointer { try loss(inputs: x, targets: $0) } }
     }
 
     /// The mean loss alone, no gradients (an evaluation on this session's buffers).
