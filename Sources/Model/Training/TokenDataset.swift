@@ -1,7 +1,7 @@
 import Kernels
 import TensorIO
 
-/// A token-id file as training data: an NPY array of ids of one of ``NPYFile/tokenIDTypes`` (what
+/// A token-id file as training data: an NPY array of ids of one of `NPYFile.tokenIDTypes` (TensorIO) (what
 /// `lm tokenizer encode` writes), memory-mapped and never read whole. Every id is checked
 /// against the vocabulary once, when the file is opened.
 public struct TokenDataset {

@@ -22,7 +22,7 @@ public struct TrainingProgress: Sendable {
 
 /// The training loop (handout §5–7) over a run directory: random batches from a token file,
 /// a ``TrainingSession`` step, global-norm clipping, AdamW on the cosine schedule, periodic
-/// evaluation on fixed validation windows, and checkpoints from which ``resume(runDirectory:steps:parallelism:)``
+/// evaluation on fixed validation windows, and checkpoints from which ``resume(runDirectory:steps:parallelism:acceptChangedCheckpoint:)``
 /// continues bit for bit.
 ///
 /// Three parts: the run directory's files (``RunDirectory``), the step (``TrainStep``), and this

@@ -18,7 +18,7 @@ public final class TrainingSession {
     public let model: TransformerLM
     public let batch: Int
     public let length: Int
-    /// ∂loss/∂parameters after ``computeGradients(inputs:targets:)``, laid out like
+    /// ∂loss/∂parameters after ``computeGradients(inputs:targets:)-(UnsafeBufferPointer<Int32>,UnsafeBufferPointer<Int32>)``, laid out like
     /// `model.parameters` (``ParameterLayout``).
     public let gradients: TensorBuffer
     let gradientTensors: ModelTensors
@@ -68,13 +68,13 @@ public final class TrainingSession {
         return loss
     }
 
-    /// ``computeGradients(inputs:targets:)`` on arrays.
+    /// ``computeGradients(inputs:targets:)-(UnsafeBufferPointer<Int32>,UnsafeBufferPointer<Int32>)`` on arrays.
     @discardableResult
     public func computeGradients(inputs: [Int32], targets: [Int32]) throws -> Double {
         try inputs.withUnsafeBufferPointer { x in try targets.withUnsafeBufferPointer { try computeGradients(inputs: x, targets: $0) } }
     }
 
-    /// ``loss(inputs:targets:)-(UnsafeBufferPointer<Int32>,_)`` on arrays.
+    /// ``loss(inputs:targets:)-(UnsafeBufferPointer<Int32>,UnsafeBufferPointer<Int32>)`` on arrays.
     public func loss(inputs: [Int32], targets: [Int32]) throws -> Double {
         try inputs.withUnsafeBufferPointer { x in try targets.withUnsafeBufferPointer { try loss(inputs: x, targets: $0) } }
     }
