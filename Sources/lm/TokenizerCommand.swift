@@ -89,9 +89,17 @@ struct TokenizerCommand: ParsableCommand {
 
     struct Encode: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Encode a UTF-8 file (streamed, any size) into int32 ids in an NPY file.")
+            abstract: "Encode a UTF-8 file (streamed, any size) into int32 ids in an NPY file.",
+            discussion: """
+            With llama2.c's tokenizer.bin the file is encoded whole, as run.c does (BOS first), and \
+            may be at most 256 MiB.
+            """)
 
-        @Option(help: "Tokenizer directory.") var tokenizer: String
+        /// The largest text a SentencePiece-style tokenizer encodes (whole, as run.c does).
+        static let maximumSentencePieceBytes = 256 << 20
+
+        @Option(help: "Tokenizer directory (tokenizer.json, vocab.json + merges.txt, or llama2.c's tokenizer.bin), or a model directory holding one.")
+        var tokenizer: String
         @Option(help: "UTF-8 text to encode.") var input: String
         @Option(help: "Output .npy file (int32, shape [N]).") var output: String
         @OptionGroup var threading: ThreadOptions
@@ -99,6 +107,9 @@ struct TokenizerCommand: ParsableCommand {
 
         func run() throws {
             threading.apply()
+            if let pieces = try TokenizerDirectory.loadAny(tokenizer) as? SentencePieceTokenizer {
+                return try encodeWhole(with: pieces)
+            }
             let loaded = try TokenizerDirectory.load(tokenizer)
             let progress = ProgressLine(quiet: quiet)
             let total = (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
@@ -122,22 +133,52 @@ struct TokenizerCommand: ParsableCommand {
                                   Double(total) / 1e6 / max(seconds, 1e-9)))
             }
         }
+
+        /// llama2.c's tokenizer: the whole text at once, bounded in size before it is read.
+        private func encodeWhole(with pieces: SentencePieceTokenizer) throws {
+            if let problem = InputFile.problem(input) { throw ValidationError("\(input): \(problem)") }
+            let size = (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
+            guard size <= Self.maximumSentencePieceBytes, let handle = FileHandle(forReadingAtPath: input) else {
+                throw ValidationError("\(input): \(size) bytes; llama2.c's tokenizer encodes at most \(Self.maximumSentencePieceBytes >> 20) MiB at once")
+            }
+            defer { try? handle.close() }
+            // Read one byte past the limit: a file that grows, or a device, is caught too.
+            let data = try handle.read(upToCount: Self.maximumSentencePieceBytes + 1) ?? Data()
+            guard data.count <= Self.maximumSentencePieceBytes else {
+                throw ValidationError("\(input): more than \(Self.maximumSentencePieceBytes >> 20) MiB; llama2.c's tokenizer encodes at most that at once")
+            }
+            guard let text = String(data: data, encoding: .utf8) else { throw ValidationError("\(input): not UTF-8 text") }
+            let ids = pieces.encode(text, bos: true)
+            let writer = try NPYStreamWriter(int32At: output)
+            try writer.append(ids)
+            try writer.finish()
+            if !quiet { printError("\(ids.count) ids from \(data.count) bytes (tokenizer.bin, BOS first)") }
+        }
     }
 
     struct Decode: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the text of token ids stored in an NPY file.")
 
-        @Option(help: "Tokenizer directory.") var tokenizer: String
+        @Option(help: "Tokenizer directory (tokenizer.json, vocab.json + merges.txt, or llama2.c's tokenizer.bin), or a model directory holding one.")
+        var tokenizer: String
         @Option(help: "Ids as NPY (int32, int64, uint16 or int16), any shape (read in order).") var input: String
 
         func run() throws {
-            let loaded = try TokenizerDirectory.load(tokenizer)
+            guard let loaded = try TokenizerDirectory.loadAny(tokenizer) else {
+                throw ValidationError("\(tokenizer): no tokenizer files (tokenizer.json, vocab.json + merges.txt, or tokenizer.bin)")
+            }
             let file = try NPYFile(path: input)
             try file.requireTokenIDs()
             let ids = try file.integers()
             // Invalid UTF-8 (ids that split a character) prints as U+FFFD.
             let text: String
-            do { text = try loaded.decode(ids) } catch let error as TokenizerError {
+            do {
+                switch loaded {
+                case let pieces as SentencePieceTokenizer: text = try pieces.decode(ids)
+                case let bpe as Tokenizer: text = try bpe.decode(ids)
+                default: throw TokenizerError("\(tokenizer): this tokenizer cannot decode ids")
+                }
+            } catch let error as TokenizerError {
                 throw TokenizerError("\(input): \(error.message)")
             }
             FileHandle.standardOutput.write(Data(text.utf8))

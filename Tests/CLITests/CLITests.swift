@@ -148,11 +148,21 @@ final class CLITests: TemporaryDirectoryTestCase {
         XCTAssertEqual(generated.status, 0, generated.error)
         XCTAssertTrue(generated.output.hasPrefix("ab a"), generated.output)
         XCTAssertTrue(generated.error.contains("prefill: ") && generated.error.contains("decode: "), generated.error)
+        // The tokenizer commands read its tokenizer.bin: encode (BOS first, as run.c) and decode back.
+        let text = directory + "/llama-text.txt"
+        try Data("ab a ab".utf8).write(to: URL(fileURLWithPath: text))
+        let encoded = try lm(["tokenizer", "encode", "--tokenizer", output, "--input", text, "--output", directory + "/llama-text.npy", "--quiet"])
+        XCTAssertEqual(encoded.status, 0, encoded.error)
+        let ids = try NPYFile(path: directory + "/llama-text.npy").integers()
+        XCTAssertEqual(ids.first, 1, "BOS first")
+        let decoded = try lm(["tokenizer", "decode", "--tokenizer", output, "--input", directory + "/llama-text.npy"])
+        XCTAssertEqual(decoded.status, 0, decoded.error)
+        XCTAssertEqual(decoded.output, "ab a ab")
         // Fine-tuning it keeps its tokenizer.bin in the run, which then generates too.
-        let ids = directory + "/llama-ids.npy"
-        try NPYWriter.write((0..<400).map { Int32($0 % 300) }, shape: [400], to: ids)
+        let trainIDs = directory + "/llama-ids.npy"
+        try NPYWriter.write((0..<400).map { Int32($0 % 300) }, shape: [400], to: trainIDs)
         let run = directory + "/tuned"
-        let tuned = try lm(["train", "--model", output, "--train", ids, "--output", run, "--steps", "2", "--batch-size", "2",
+        let tuned = try lm(["train", "--model", output, "--train", trainIDs, "--output", run, "--steps", "2", "--batch-size", "2",
                             "--context", "8", "--eval-interval", "2", "--eval-batches", "1", "--quiet"])
         XCTAssertEqual(tuned.status, 0, tuned.error)
         XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/tokenizer.bin"), "the llama2.c tokenizer went with the model")
