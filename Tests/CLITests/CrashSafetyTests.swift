@@ -153,24 +153,12 @@ final class CrashSafetyTests: TemporaryDirectoryTestCase {
         let checkpointBytes = Self.referenceCheckpointBytes
         // Room for one checkpoint and the run's small files, not for a second checkpoint beside it.
         let size = (checkpointBytes * 3 / 2 + 16 * 1024) / 4096 * 4096
-        let mount = Process()
-        mount.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mount.arguments = ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", mountPoint]
-        mount.standardError = Pipe()
-        try? mount.run()
-        mount.waitUntilExit()
-        guard mount.terminationStatus == 0 else {
+        guard Self.tool("/bin/mount", ["-t", "tmpfs", "-o", "size=\(size)", "tmpfs", mountPoint]) == 0 else {
             let message = "SKIPPED: cannot mount a small tmpfs here (needs root); the full-disk case did not run"
             print(message)
             throw XCTSkip(message)
         }
-        defer {
-            let umount = Process()
-            umount.executableURL = URL(fileURLWithPath: "/bin/umount")
-            umount.arguments = [mountPoint]
-            try? umount.run()
-            umount.waitUntilExit()
-        }
+        defer { _ = Self.tool("/bin/umount", [mountPoint]) }
         let run = mountPoint + "/run"
         let result = try LMProcess.run(fresh(run, files))
         XCTAssertNotEqual(result.status, 0, "the disk filled up")
@@ -180,12 +168,7 @@ final class CrashSafetyTests: TemporaryDirectoryTestCase {
         checkLeftBehind(run, "after the disk filled")
         // The same run, moved to a disk with room, continues exactly.
         let moved = directory + "/moved"
-        let copy = Process()
-        copy.executableURL = URL(fileURLWithPath: "/bin/cp")
-        copy.arguments = ["-a", run, moved]
-        try copy.run()
-        copy.waitUntilExit()
-        XCTAssertEqual(copy.terminationStatus, 0)
+        XCTAssertEqual(Self.tool("/bin/cp", ["-a", run, moved]), 0)
         try complete(moved, files)
         XCTAssertEqual(try weights(moved), expected)
     }
@@ -215,6 +198,19 @@ final class CrashSafetyTests: TemporaryDirectoryTestCase {
         }
         let leftovers = try FileManager.default.subpathsOfDirectory(atPath: directory).filter { $0.contains(".tmp-") }
         XCTAssertEqual(leftovers, [], "no temporary file outlives its command")
+    }
+}
+
+extension CrashSafetyTests {
+    /// Runs a system tool quietly; its exit status (-1 when it cannot start).
+    static func tool(_ path: String, _ arguments: [String]) -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.standardError = Pipe()
+        guard (try? process.run()) != nil else { return -1 }
+        process.waitUntilExit()
+        return process.terminationStatus
     }
 }
 
