@@ -54,8 +54,13 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         if let tokenizer = try? SentencePieceTokenizer(path: file("tokenizer.bin", bytes)) {
             _ = try? tokenizer.decode(tokenizer.encode("fuzz, the tokenizer's own text 🙃"))
         }
+    case "gguf":
+        if let gguf = try? GGUFFile(path: file("model.gguf", bytes)) {
+            for tensor in gguf.tensors where tensor.elementCount <= 1 << 16 { _ = try? gguf.floats(tensor.name).count }
+            _ = gguf.metadata["tokenizer.ggml.tokens"]?.strings?.count
+        }
     default:
-        fatalError("LM_FUZZ_TARGET must be safetensors, npy, config, gpt2, tokenizer-json, llama2c or llama2c-tokenizer; got \(target)")
+        fatalError("LM_FUZZ_TARGET must be safetensors, npy, config, gpt2, tokenizer-json, llama2c, llama2c-tokenizer or gguf; got \(target)")
     }
     return 0
 }

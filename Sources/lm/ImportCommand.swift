@@ -8,7 +8,34 @@ import Tokenizer
 struct ImportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import", abstract: "Convert a model from another project into a model directory.",
-        subcommands: [Llama2cImport.self])
+        subcommands: [Llama2cImport.self, GGUFImport.self])
+}
+
+/// `lm import gguf --model FILE.gguf --output DIR`.
+struct GGUFImport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gguf",
+        abstract: "Import a llama.cpp GGUF file of the llama architecture as a model directory (weights dequantized to float32).",
+        discussion: """
+        Writes config.json and model.safetensors under our tensor names (a tied head is written as \
+        its own lm_head copy of the embedding), which lm train --model fine-tunes. The file's \
+        tokenizer is not imported yet.
+        """)
+
+    @Option(help: "The .gguf file.") var model: String
+    @Option(help: "The model directory to write.") var output: String
+    @Flag(help: "Replace a model already in --output.") var force = false
+
+    func run() throws {
+        let existing = (output as NSString).appendingPathComponent(Checkpoint.weightsFile)
+        if !force && FileManager.default.fileExists(atPath: existing) {
+            throw ModelError("\(existing) exists: lm import would replace that model; pass --force to do so")
+        }
+        let lm = try GGUFCheckpoint.load(path: model)
+        try Checkpoint.save(lm, directory: output)
+        let c = lm.config
+        print("wrote \(output): \(lm.parameterCount) parameters (d_model \(c.dModel), \(c.numLayers) layers, \(c.numHeads) heads over \(c.numKVHeads) KV heads, d_ff \(c.dFF), vocab \(c.vocabSize), context \(c.contextLength))")
+    }
 }
 
 /// `lm import llama2c --checkpoint MODEL.bin [--tokenizer tokenizer.bin] --output DIR`.

@@ -8,7 +8,7 @@ import Tokenizer
 /// What `lm trace` and `lm attention` run on: a model, and the ids of a prompt with a printable
 /// label for each.
 struct InspectionInput: ParsableArguments {
-    @Option(help: "The model directory (config.json, model.safetensors, tokenizer files).") var model: String
+    @Option(help: "The model directory (config.json, model.safetensors, tokenizer files), or a .gguf file (then give --tokens).") var model: String
     @Option(help: "Text to run, encoded with the model's tokenizer (or --tokenizer).") var prompt: String?
     @Option(help: "Token ids instead of text, comma-separated (for a model without a tokenizer).") var tokens: String?
     @Option(help: "A tokenizer directory to use instead of the model's.") var tokenizer: String?
@@ -22,7 +22,7 @@ struct InspectionInput: ParsableArguments {
 
     /// The model, the ids and their labels; errors name what is missing or out of range.
     func load() throws -> (model: TransformerLM, ids: [Int32], labels: [String]) {
-        let lm = try Checkpoint.load(directory: model)
+        let lm = try Checkpoint.load(modelAt: model)
         let text: (any TextTokenizer)? = try tokenizer.map { directory in
             guard let loaded = try TokenizerDirectory.loadAny(directory) else { throw ModelError("\(directory): no tokenizer files") }
             return loaded

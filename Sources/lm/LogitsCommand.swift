@@ -6,7 +6,7 @@ struct LogitsCommand: ParsableCommand, ComputesWithBLAS {
     static let configuration = CommandConfiguration(
         commandName: "logits", abstract: "Run the model on token ids and write the logits as float32 NPY [B, T, vocab].")
 
-    @Option(help: "The model directory.")
+    @Option(help: "The model: a model directory, or a llama.cpp .gguf file (dequantized on load).")
     var model: String
 
     @Option(help: "Token ids as NPY, int32, int64, uint16 or int16; shape [T] or [B, T].")
@@ -21,7 +21,7 @@ struct LogitsCommand: ParsableCommand, ComputesWithBLAS {
         running.apply()
         let file = try TokenIDFile(path: tokens)
         let (batch, length) = (file.batch, file.length)
-        let lm = try Checkpoint.load(directory: model)
+        let lm = try Checkpoint.load(modelAt: model)
         let logits: [Float]
         do {
             logits = try lm.forward(tokens: file.ids, batch: batch, length: length)

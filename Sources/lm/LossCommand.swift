@@ -13,7 +13,7 @@ struct LossCommand: ParsableCommand, ComputesWithBLAS {
         tensor names: compare it, tensor by tensor, with PyTorch autograd on the same weights.
         """)
 
-    @Option(help: "The model directory.") var model: String
+    @Option(help: "The model: a model directory, or a llama.cpp .gguf file (dequantized on load).") var model: String
     @Option(help: "Token ids as NPY, int32, int64, uint16 or int16; shape [T+1] or [B, T+1].") var tokens: String
     @Option(help: "Where to write the gradients (.safetensors).") var grads: String?
     @OptionGroup var running: ModelRunOptions
@@ -24,7 +24,7 @@ struct LossCommand: ParsableCommand, ComputesWithBLAS {
         guard file.length >= 2 else {
             throw ModelError("\(tokens): each row needs at least 2 ids (an input and its target), found \(file.length)")
         }
-        let lm = try Checkpoint.load(directory: model)
+        let lm = try Checkpoint.load(modelAt: model)
         let (batch, length) = (file.batch, file.length - 1)
         guard length <= lm.config.contextLength else {
             throw ModelError("\(tokens): \(length) input positions per row exceed context_length \(lm.config.contextLength)")

@@ -22,7 +22,7 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
         """)
 
     @Option(help: "A config.json for a new, randomly initialised model.") var config: String?
-    @Option(help: "A model directory to fine-tune.") var model: String?
+    @Option(help: "A model to fine-tune: a model directory, or a llama.cpp .gguf file.") var model: String?
     @Option(help: "A run directory to continue (its settings and data are reused).") var resume: String?
     @Option(help: "Training token ids (.npy: int32, int64, uint16 or int16).") var train: String?
     @Option(help: "Validation token ids (.npy).") var validation: String?
@@ -105,7 +105,7 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
         if let config {
             lm = try TransformerLM(config: try ModelConfig.load(path: config), seed: training.seed)
         } else {
-            lm = try Checkpoint.load(directory: model!)
+            lm = try Checkpoint.load(modelAt: model!)
         }
         let loadedTokenizer = try tokenizer.map { try TokenizerDirectory.load($0) } ?? (try model.flatMap { try Checkpoint.loadTokenizer(directory: $0) })
         let options = try training.trainingOptions(modelContext: lm.config.contextLength)

@@ -239,3 +239,30 @@ final class CLITests: TemporaryDirectoryTestCase {
         XCTAssertTrue(noTokenizer.error.contains("--tokens"), noTokenizer.error)
     }
 }
+
+/// `lm import gguf` and `--model FILE.gguf` on the real two-layer K-quant file.
+final class GGUFCommandTests: TemporaryDirectoryTestCase {
+    func testImportAndLogitsOnTheQ4KMFixture() throws {
+        let fixture = try Fixtures.requireSharedData("smollm2-q4km")
+        let gguf = fixture + "/smollm2-2layer-q4_k_m.gguf", model = directory + "/smollm2"
+        let imported = try LMProcess.run(["import", "gguf", "--model", gguf, "--output", model])
+        XCTAssertEqual(imported.status, 0, imported.error)
+        XCTAssertTrue(imported.output.contains("9 heads over 3 KV heads"), imported.output)
+        let expected = try NPYFile(path: fixture + "/logits.npy").floats()
+        for source in [gguf, model] {
+            let output = directory + "/logits.npy"
+            let run = try LMProcess.run(["logits", "--model", source, "--tokens", fixture + "/ids.npy", "--output", output])
+            XCTAssertEqual(run.status, 0, run.error)
+            let logits = try NPYFile(path: output).floats()
+            XCTAssertEqual(logits.count, expected.count)
+            XCTAssertLessThan(zip(logits, expected).map { abs($0 - $1) }.max() ?? 1, 1e-4, source)
+        }
+        let again = try LMProcess.run(["import", "gguf", "--model", gguf, "--output", model])
+        XCTAssertNotEqual(again.status, 0, "no replacement without --force")
+        let notGGUF = directory + "/bad.gguf"
+        try Data("GGUF but not really".utf8).write(to: URL(fileURLWithPath: notGGUF))
+        let refused = try LMProcess.run(["logits", "--model", notGGUF, "--tokens", fixture + "/ids.npy", "--output", directory + "/x.npy"])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.error.contains("bad.gguf"), refused.error)
+    }
+}

@@ -18,6 +18,16 @@ public enum Checkpoint {
         return try load(weights: (directory as NSString).appendingPathComponent(weightsFile), config: config)
     }
 
+    /// A model from `path`: a model directory (``load(directory:)``) or a llama.cpp `.gguf` file
+    /// (``GGUFCheckpoint/load(path:)``, dequantized).
+    public static func load(modelAt path: String) throws -> TransformerLM {
+        var isDirectory: ObjCBool = false
+        if path.hasSuffix(".gguf"), FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            return try GGUFCheckpoint.load(path: path)
+        }
+        return try load(directory: path)
+    }
+
     /// Loads weights for `config` from a safetensors file.
     public static func load(weights path: String, config: ModelConfig) throws -> TransformerLM {
         try config.validate()
