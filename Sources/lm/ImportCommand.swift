@@ -9,6 +9,20 @@ struct ImportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import", abstract: "Convert a model from another project into a model directory.",
         subcommands: [Llama2cImport.self, GGUFImport.self])
+
+    /// Stops unless `output` holds no model, or `force` allows replacing it.
+    static func requireReplaceable(_ output: String, force: Bool) throws {
+        let existing = (output as NSString).appendingPathComponent(Checkpoint.weightsFile)
+        if !force && FileManager.default.fileExists(atPath: existing) {
+            throw ModelError("\(existing) exists: lm import would replace that model; pass --force to do so")
+        }
+    }
+
+    /// "N parameters (d_model …, … layers, …)": what an import wrote.
+    static func describe(_ model: TransformerLM) -> String {
+        let c = model.config
+        return "\(model.parameterCount) parameters (d_model \(c.dModel), \(c.numLayers) layers, \(c.numHeads) heads over \(c.numKVHeads) KV heads, d_ff \(c.dFF), vocab \(c.vocabSize), context \(c.contextLength))"
+    }
 }
 
 /// `lm import gguf --model FILE.gguf --output DIR`.
@@ -27,14 +41,10 @@ struct GGUFImport: ParsableCommand {
     @Flag(help: "Replace a model already in --output.") var force = false
 
     func run() throws {
-        let existing = (output as NSString).appendingPathComponent(Checkpoint.weightsFile)
-        if !force && FileManager.default.fileExists(atPath: existing) {
-            throw ModelError("\(existing) exists: lm import would replace that model; pass --force to do so")
-        }
+        try ImportCommand.requireReplaceable(output, force: force)
         let lm = try GGUFCheckpoint.load(path: model)
         try Checkpoint.save(lm, directory: output)
-        let c = lm.config
-        print("wrote \(output): \(lm.parameterCount) parameters (d_model \(c.dModel), \(c.numLayers) layers, \(c.numHeads) heads over \(c.numKVHeads) KV heads, d_ff \(c.dFF), vocab \(c.vocabSize), context \(c.contextLength))")
+        print("wrote \(output): \(ImportCommand.describe(lm))")
     }
 }
 
@@ -55,10 +65,7 @@ struct Llama2cImport: ParsableCommand {
     @Flag(help: "Replace a model already in --output.") var force = false
 
     func run() throws {
-        let existing = (output as NSString).appendingPathComponent(Checkpoint.weightsFile)
-        if !force && FileManager.default.fileExists(atPath: existing) {
-            throw ModelError("\(existing) exists: lm import would replace that model; pass --force to do so")
-        }
+        try ImportCommand.requireReplaceable(output, force: force)
         let model = try Llama2cCheckpoint.load(path: checkpoint)
         // Read and check the tokenizer before anything is written.
         let pieces = try tokenizer.map { try SentencePieceTokenizer(path: $0) }
@@ -70,7 +77,6 @@ struct Llama2cImport: ParsableCommand {
             let path = (output as NSString).appendingPathComponent(TokenizerDirectory.sentencePieceFile)
             do { try AtomicFile.write(pieces.fileData(), to: path) } catch { throw ModelError("\(error)") }
         }
-        let c = model.config
-        print("wrote \(output): \(model.parameterCount) parameters (d_model \(c.dModel), \(c.numLayers) layers, \(c.numHeads) heads over \(c.numKVHeads) KV heads, d_ff \(c.dFF), vocab \(c.vocabSize), context \(c.contextLength))\(pieces == nil ? "" : " + tokenizer.bin")")
+        print("wrote \(output): \(ImportCommand.describe(model))\(pieces == nil ? "" : " + tokenizer.bin")")
     }
 }
