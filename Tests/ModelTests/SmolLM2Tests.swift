@@ -1,0 +1,52 @@
+import Foundation
+import Kernels
+import Model
+import TensorIO
+import TestSupport
+import XCTest
+
+/// The real SmolLM2-135M-Instruct (GGUF Q4_1, fetched by `scripts/fetch-models.sh`) against
+/// transformers on the same dequantized weights (`../shared/data/smollm2`).
+final class SmolLM2Tests: XCTestCase {
+    /// `<package root>/models/SmolLM2-135M-Instruct.Q4_1.gguf`, or a visible skip.
+    static func modelPath() throws -> String {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
+        guard FileManager.default.fileExists(atPath: path) else {
+            let message = "SKIPPED: \(path) is absent (run scripts/fetch-models.sh); the SmolLM2 comparison did not run"
+            print(message)
+            throw XCTSkip(message)
+        }
+        return path
+    }
+
+    func testLogitsAndGreedyContinuationsEqualTransformers() throws {
+        let fixture = try Fixtures.requireSharedData("smollm2")
+        let model = try GGUFCheckpoint.load(path: try Self.modelPath())
+        let config = model.config
+        XCTAssertEqual([config.numLayers, config.dModel, config.numHeads, config.numKVHeads, config.dFF, config.vocabSize],
+                       [30, 576, 9, 3, 1_536, 49_152])
+        func ids(_ name: String) throws -> [Int32] { try NPYFile(path: fixture + "/\(name).npy").integers().map { Int32($0) } }
+        let vocab = config.vocabSize
+        for (name, allPositions) in [("plain", true), ("chat", false)] {
+            let prompt = try ids(name + "_ids")
+            let expected = try NPYFile(path: fixture + "/\(name)_logits.npy").floats()
+            let logits = try model.forward(tokens: prompt, batch: 1, length: prompt.count)
+            let compared = allPositions ? logits : Array(logits[((prompt.count - 1) * vocab)...])
+            XCTAssertEqual(compared.count, expected.count, name)
+            let worst = zip(compared, expected).map { abs($0 - $1) }.max()!
+            print("SmolLM2 \(name): max |Δ| of the logits against transformers \(worst)")
+            XCTAssertLessThan(worst, 1e-4, "\(name) logits")
+            // Greedy, EOS not a stop, through the KV cache.
+            let session = InferenceSession(model: model)
+            var next = try session.append(prompt)
+            var greedy: [Int32] = []
+            for _ in 0..<24 {
+                let id = Int32(next.indices.max { next[$0] < next[$1] }!)
+                greedy.append(id)
+                next = Array(try session.step(id))
+            }
+            XCTAssertEqual(greedy, try ids(name + "_greedy24"), "\(name): greedy continuation")
+        }
+    }
+}
