@@ -81,7 +81,7 @@ public enum CausalSelfAttention {
     ) {
         requireMatch(dims.queryLength, dims.keyLength, "CausalSelfAttention.backward",
                      "self-attention needs as many keys as queries, got \(dims.queryLength) and \(dims.keyLength)")
-        requireShape(dQKV, qkv.shape, "CausalSelfAttention.backward", "dQKV")
+        requireShape(dQKV, like: qkv, "CausalSelfAttention.backward", "dQKV")
         guard qkv.rows > 0 else { return }
         let (q, k, v) = split(qkv, dims), (dQ, dK, dV) = split(dQKV, dims)
 
@@ -106,7 +106,7 @@ public enum CausalSelfAttention {
     /// The q, k and v column views of a fused `[B·T, (H + 2·Hkv)·d]` projection.
     public static func split(_ qkv: MatrixView, _ dims: AttentionDims) -> (q: MatrixView, k: MatrixView, v: MatrixView) {
         let (modelDim, kvDim) = (dims.heads * dims.headDim, dims.kvHeads * dims.headDim)
-        requireShape(qkv, [dims.batch * dims.queryLength, qkvWidth(dims)], "CausalSelfAttention", "qkv")
+        requireShape(qkv, dims.batch * dims.queryLength, qkvWidth(dims), "CausalSelfAttention", "qkv")
         return (qkv.columns(0..<modelDim), qkv.columns(modelDim..<(modelDim + kvDim)),
                 qkv.columns((modelDim + kvDim)..<(modelDim + 2 * kvDim)))
     }

@@ -40,7 +40,7 @@ public enum FlashAttention {
         AttentionOperands.requireKeys(k, dims, kernel, "k")
         AttentionOperands.requireKeys(v, dims, kernel, "v")
         AttentionOperands.requireQueries(out, dims, kernel, "out")
-        requireMatch(k.rowStride, v.rowStride, kernel, "k and v must share a row stride, got \(k.rowStride) and \(v.rowStride)")
+        AttentionOperands.requireSameStride(k, v, kernel, "k and v")
         forward(q: q.base, queryLayout: AttentionOperands.queryLayout(q, dims),
                 k: k.base, v: v.base, keyLayout: AttentionOperands.keyLayout(k, dims),
                 out: out.base, outputLayout: AttentionOperands.queryLayout(out, dims),
@@ -61,13 +61,19 @@ public enum FlashAttention {
         dims: AttentionDims, queryOffset: Int = 0, scale: Float? = nil
     ) {
         let kernel = "FlashAttention.backward"
-        for (view, name) in [(q, "q"), (out, "out"), (dOut, "dOut"), (dQ, "dQ")] { AttentionOperands.requireQueries(view, dims, kernel, name) }
-        for (view, name) in [(k, "k"), (v, "v"), (dK, "dK"), (dV, "dV")] { AttentionOperands.requireKeys(view, dims, kernel, name) }
-        requireMatch(q.rowStride, dQ.rowStride, kernel, "q and dQ must share a row stride, got \(q.rowStride) and \(dQ.rowStride)")
-        requireMatch(out.rowStride, dOut.rowStride, kernel, "out and dOut must share a row stride, got \(out.rowStride) and \(dOut.rowStride)")
-        for other in [v, dK, dV] {
-            requireMatch(k.rowStride, other.rowStride, kernel, "k, v, dK and dV must share a row stride, got \(k.rowStride) and \(other.rowStride)")
-        }
+        AttentionOperands.requireQueries(q, dims, kernel, "q")
+        AttentionOperands.requireQueries(out, dims, kernel, "out")
+        AttentionOperands.requireQueries(dOut, dims, kernel, "dOut")
+        AttentionOperands.requireQueries(dQ, dims, kernel, "dQ")
+        AttentionOperands.requireKeys(k, dims, kernel, "k")
+        AttentionOperands.requireKeys(v, dims, kernel, "v")
+        AttentionOperands.requireKeys(dK, dims, kernel, "dK")
+        AttentionOperands.requireKeys(dV, dims, kernel, "dV")
+        AttentionOperands.requireSameStride(q, dQ, kernel, "q and dQ")
+        AttentionOperands.requireSameStride(out, dOut, kernel, "out and dOut")
+        AttentionOperands.requireSameStride(k, v, kernel, "k and v")
+        AttentionOperands.requireSameStride(k, dK, kernel, "k and dK")
+        AttentionOperands.requireSameStride(k, dV, kernel, "k and dV")
         backward(q: q.base, queryLayout: AttentionOperands.queryLayout(q, dims),
                  k: k.base, v: v.base, keyLayout: AttentionOperands.keyLayout(k, dims),
                  out: out.base, dOut: dOut.base, outputLayout: AttentionOperands.queryLayout(out, dims),

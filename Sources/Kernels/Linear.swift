@@ -6,8 +6,8 @@ public enum Linear {
     /// for free). Nothing needs saving for backward: it reads `x` and `weight` again. Views may be
     /// strided (heads of a fused buffer).
     public static func forward(x: MatrixView, weight: some LinearWeight, y: MatrixView, accumulate: Bool = false) {
-        requireShape(x, [x.rows, weight.inFeatures], "Linear.forward", "x (weight is [\(weight.outFeatures), \(weight.inFeatures)])")
-        requireShape(y, [x.rows, weight.outFeatures], "Linear.forward", "y")
+        requireShape(x, x.rows, weight.inFeatures, "Linear.forward", "x")
+        requireShape(y, x.rows, weight.outFeatures, "Linear.forward", "y")
         weight.multiply(x, into: y, accumulate: accumulate)
     }
 
@@ -18,12 +18,12 @@ public enum Linear {
     public static func backward(dy: MatrixView, x: MatrixView, weight: some LinearWeight, dx: MatrixView?, dWeight: MatrixView) {
         guard let w = weight.dense else { preconditionFailure("Linear.backward: the weight has no Float32 rows (it is quantized)") }
         let rows = dy.rows
-        requireShape(dy, [rows, w.rows], "Linear.backward", "dy")
-        requireShape(x, [rows, w.columns], "Linear.backward", "x")
-        requireShape(dWeight, w.shape, "Linear.backward", "dWeight")
+        requireShape(dy, rows, w.rows, "Linear.backward", "dy")
+        requireShape(x, rows, w.columns, "Linear.backward", "x")
+        requireShape(dWeight, like: w, "Linear.backward", "dWeight")
         guard rows > 0 else { return }
         if let dx {
-            requireShape(dx, [rows, w.columns], "Linear.backward", "dx")
+            requireShape(dx, rows, w.columns, "Linear.backward", "dx")
             sgemm(transposeA: false, transposeB: false, m: rows, n: w.columns, k: w.rows,
                   a: dy.base, lda: dy.rowStride, b: w.base, ldb: w.rowStride, beta: 1, c: dx.base, ldc: dx.rowStride)
         }

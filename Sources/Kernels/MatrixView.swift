@@ -101,7 +101,7 @@ public struct MatrixView {
     /// Copies `source`, which must have this view's shape, into this view. Overlapping views are
     /// allowed only when they are the same view (then nothing happens).
     public func copy(from source: MatrixView) {
-        requireShape(source, [rows, columns], "MatrixView.copy", "source")
+        requireShape(source, rows, columns, "MatrixView.copy", "source")
         guard source.base != base || source.rowStride != rowStride else { return }
         for r in 0..<rows { pointer(row: r).update(from: source.pointer(row: r), count: columns) }
     }

@@ -13,7 +13,7 @@ public enum RMSNorm {
     ) {
         let (rows, dim) = (x.rows, x.columns)
         requireShape(weight, [dim], "RMSNorm.forward", "weight")
-        requireShape(y, x.shape, "RMSNorm.forward", "y")
+        requireShape(y, like: x, "RMSNorm.forward", "y")
         requireShape(rstd, [rows], "RMSNorm.forward", "rstd")
         guard rows > 0 else { return }
         let w = weight.baseAddress!, rstd = rstd.baseAddress!
@@ -34,10 +34,10 @@ public enum RMSNorm {
         dx: MatrixView, dWeight: UnsafeMutableBufferPointer<Float>
     ) {
         let (rows, dim) = (x.rows, x.columns)
-        requireShape(dy, x.shape, "RMSNorm.backward", "dy")
+        requireShape(dy, like: x, "RMSNorm.backward", "dy")
         requireShape(weight, [dim], "RMSNorm.backward", "weight")
         requireShape(rstd, [rows], "RMSNorm.backward", "rstd")
-        requireShape(dx, x.shape, "RMSNorm.backward", "dx")
+        requireShape(dx, like: x, "RMSNorm.backward", "dx")
         requireShape(dWeight, [dim], "RMSNorm.backward", "dWeight")
         guard rows > 0 else { return }
         let w = weight.baseAddress!, rstd = rstd.baseAddress!, dw = dWeight.baseAddress!

@@ -64,7 +64,7 @@ public enum RoPE {
 
     /// x: [rows, heads · headDim] → y: [rows, heads · headDim], rotated. `x` and `y` may be the same view.
     public static func forward(x: MatrixView, y: MatrixView, _ rope: RotaryPositions) {
-        requireShape(y, x.shape, "RoPE.forward", "y")
+        requireShape(y, like: x, "RoPE.forward", "y")
         y.copy(from: x)
         apply(to: y, rope)
     }

@@ -52,11 +52,16 @@ struct HeadLayout: Sendable {
 /// buffer.
 enum AttentionOperands {
     static func requireQueries(_ view: MatrixView, _ dims: AttentionDims, _ kernel: String, _ name: String) {
-        requireShape(view, [dims.batch * dims.queryLength, dims.heads * dims.headDim], kernel, name)
+        requireShape(view, dims.batch * dims.queryLength, dims.heads * dims.headDim, kernel, name)
     }
 
     static func requireKeys(_ view: MatrixView, _ dims: AttentionDims, _ kernel: String, _ name: String) {
-        requireShape(view, [dims.batch * dims.keyLength, dims.kvHeads * dims.headDim], kernel, name)
+        requireShape(view, dims.batch * dims.keyLength, dims.kvHeads * dims.headDim, kernel, name)
+    }
+
+    /// The strided loops address both views with one row stride.
+    static func requireSameStride(_ a: MatrixView, _ b: MatrixView, _ kernel: String, _ names: String) {
+        requireMatch(a.rowStride, b.rowStride, kernel, "\(names) must share a row stride, got \(a.rowStride) and \(b.rowStride)")
     }
 
     static func queryLayout(_ view: MatrixView, _ dims: AttentionDims) -> HeadLayout { HeadLayout(view, rowsPerBatch: dims.queryLength) }
@@ -81,9 +86,9 @@ public enum ScaledDotProductAttention {
         AttentionOperands.requireKeys(k, dims, kernel, "k")
         AttentionOperands.requireKeys(v, dims, kernel, "v")
         AttentionOperands.requireQueries(out, dims, kernel, "out")
-        requireShape(probs, [dims.batch * dims.heads * dims.queryLength, dims.keyLength], kernel, "probs")
+        requireShape(probs, dims.batch * dims.heads * dims.queryLength, dims.keyLength, kernel, "probs")
         requireContiguous(probs, kernel, "probs")
-        requireMatch(k.rowStride, v.rowStride, kernel, "k and v must share a row stride, got \(k.rowStride) and \(v.rowStride)")
+        AttentionOperands.requireSameStride(k, v, kernel, "k and v")
         forward(q: q.base, queryLayout: AttentionOperands.queryLayout(q, dims),
                 k: k.base, v: v.base, keyLayout: AttentionOperands.keyLayout(k, dims),
                 out: out.base, outputLayout: AttentionOperands.queryLayout(out, dims),
@@ -194,17 +199,22 @@ public enum ScaledDotProductAttention {
         dims: AttentionDims, mask: AttentionMask = .none, scale: Float? = nil
     ) {
         let kernel = "ScaledDotProductAttention.backward"
-        for (view, name) in [(q, "q"), (dOut, "dOut"), (dQ, "dQ")] { AttentionOperands.requireQueries(view, dims, kernel, name) }
-        for (view, name) in [(k, "k"), (v, "v"), (dK, "dK"), (dV, "dV")] { AttentionOperands.requireKeys(view, dims, kernel, name) }
-        let square = [dims.batch * dims.heads * dims.queryLength, dims.keyLength]
-        requireShape(probs, square, kernel, "probs")
-        requireShape(scratch, square, kernel, "scratch")
+        AttentionOperands.requireQueries(q, dims, kernel, "q")
+        AttentionOperands.requireQueries(dOut, dims, kernel, "dOut")
+        AttentionOperands.requireQueries(dQ, dims, kernel, "dQ")
+        AttentionOperands.requireKeys(k, dims, kernel, "k")
+        AttentionOperands.requireKeys(v, dims, kernel, "v")
+        AttentionOperands.requireKeys(dK, dims, kernel, "dK")
+        AttentionOperands.requireKeys(dV, dims, kernel, "dV")
+        let (rows, keys) = (dims.batch * dims.heads * dims.queryLength, dims.keyLength)
+        requireShape(probs, rows, keys, kernel, "probs")
+        requireShape(scratch, rows, keys, kernel, "scratch")
         requireContiguous(probs, kernel, "probs")
         requireContiguous(scratch, kernel, "scratch")
-        requireMatch(q.rowStride, dQ.rowStride, kernel, "q and dQ must share a row stride, got \(q.rowStride) and \(dQ.rowStride)")
-        for other in [v, dK, dV] {
-            requireMatch(k.rowStride, other.rowStride, kernel, "k, v, dK and dV must share a row stride, got \(k.rowStride) and \(other.rowStride)")
-        }
+        AttentionOperands.requireSameStride(q, dQ, kernel, "q and dQ")
+        AttentionOperands.requireSameStride(k, v, kernel, "k and v")
+        AttentionOperands.requireSameStride(k, dK, kernel, "k and dK")
+        AttentionOperands.requireSameStride(k, dV, kernel, "k and dV")
         backward(q: q.base, queryLayout: AttentionOperands.queryLayout(q, dims),
                  k: k.base, v: v.base, keyLayout: AttentionOperands.keyLayout(k, dims),
                  probs: UnsafeBufferPointer(probs.elements), dOut: dOut.base, outputLayout: AttentionOperands.queryLayout(dOut, dims),

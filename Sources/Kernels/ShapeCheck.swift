@@ -13,11 +13,18 @@ func requireShape<T>(_ buffer: UnsafeMutableBufferPointer<T>, _ shape: [Int], _ 
 }
 
 /// Checks that a view has the shape `[rows, columns]` the kernel needs, naming kernel, argument
-/// and both shapes when it does not.
-func requireShape(_ view: MatrixView, _ shape: [Int], _ kernel: String, _ name: String) {
-    precondition(
-        shape.count == 2 && view.rows == shape[0] && view.columns == shape[1],
-        "\(kernel): \(name) is [\(view.rows), \(view.columns)] but must be \(shape)")
+/// and both shapes when it does not. Two integers rather than an array, and names that are
+/// literals: kernels call this on every entry, so nothing may be built unless it fails.
+@inline(__always)
+func requireShape(_ view: MatrixView, _ rows: Int, _ columns: Int, _ kernel: String, _ name: String) {
+    precondition(view.rows == rows && view.columns == columns,
+                 "\(kernel): \(name) is [\(view.rows), \(view.columns)] but must be [\(rows), \(columns)]")
+}
+
+/// Checks that a view has the shape of another (an output or gradient beside its input).
+@inline(__always)
+func requireShape(_ view: MatrixView, like other: MatrixView, _ kernel: String, _ name: String) {
+    requireShape(view, other.rows, other.columns, kernel, name)
 }
 
 /// Checks that a view's rows are packed (the kernel reads it as one run of elements).

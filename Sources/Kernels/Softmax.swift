@@ -16,7 +16,7 @@ public enum AttentionMask {
 public enum Softmax {
     /// x: [rows, cols] → y: [rows, cols]. `x` and `y` may be the same view.
     public static func forward(x: MatrixView, y: MatrixView) {
-        requireShape(y, x.shape, "Softmax.forward", "y")
+        requireShape(y, like: x, "Softmax.forward", "y")
         let (rows, cols) = (x.rows, x.columns)
         guard rows > 0, cols > 0 else { return }
         Threading.parallelRanges(rows, costPerItem: 25 * cols) { range in
@@ -29,8 +29,8 @@ public enum Softmax {
     /// dy, y: [rows, cols] (y from forward) → dx += y ⊙ (dy − Σ dy ⊙ y). Masked entries have
     /// y = 0 and so get no gradient.
     public static func backward(dy: MatrixView, y: MatrixView, dx: MatrixView) {
-        requireShape(dy, y.shape, "Softmax.backward", "dy")
-        requireShape(dx, y.shape, "Softmax.backward", "dx")
+        requireShape(dy, like: y, "Softmax.backward", "dy")
+        requireShape(dx, like: y, "Softmax.backward", "dx")
         let (rows, cols) = (y.rows, y.columns)
         guard rows > 0, cols > 0 else { return }
         Threading.parallelRanges(rows, costPerItem: 4 * cols) { range in

@@ -16,7 +16,7 @@ public enum SwiGLU {
         x: MatrixView, gateUpWeight: some LinearWeight, downWeight: some LinearWeight, y: MatrixView,
         gateUp: MatrixView, gated: MatrixView, accumulate: Bool = false
     ) {
-        requireShape(gateUp, [x.rows, gateUpWeight.outFeatures], "SwiGLU.forward", "gateUp")
+        requireShape(gateUp, x.rows, gateUpWeight.outFeatures, "SwiGLU.forward", "gateUp")
         Linear.forward(x: x, weight: gateUpWeight, y: gateUp)
         gate(gateUp: gateUp, gated: gated)
         Linear.forward(x: gated, weight: downWeight, y: y, accumulate: accumulate)
@@ -25,7 +25,7 @@ public enum SwiGLU {
     /// gateUp: [rows, 2·hidden] → gated: [rows, hidden] = silu(first half) ⊙ second half.
     public static func gate(gateUp: MatrixView, gated: MatrixView) {
         let (rows, hidden) = (gated.rows, gated.columns)
-        requireShape(gateUp, [rows, 2 * hidden], "SwiGLU.gate", "gateUp")
+        requireShape(gateUp, rows, 2 * hidden, "SwiGLU.gate", "gateUp")
         guard rows > 0 else { return }
         Threading.parallelRanges(rows, costPerItem: 25 * hidden) { range in
             for row in range {
@@ -55,9 +55,9 @@ public enum SwiGLU {
         dx: MatrixView, dGateUpWeight: MatrixView, dDownWeight: MatrixView
     ) {
         let (rows, hidden) = (gated.rows, gated.columns)
-        requireShape(gateUp, [rows, 2 * hidden], "SwiGLU.backward", "gateUp")
-        requireShape(dGated, gated.shape, "SwiGLU.backward", "dGated")
-        requireShape(dGateUp, gateUp.shape, "SwiGLU.backward", "dGateUp")
+        requireShape(gateUp, rows, 2 * hidden, "SwiGLU.backward", "gateUp")
+        requireShape(dGated, like: gated, "SwiGLU.backward", "dGated")
+        requireShape(dGateUp, like: gateUp, "SwiGLU.backward", "dGateUp")
         guard rows > 0 else { return }
         dGated.fill(0)
         Linear.backward(dy: dy, x: gated, weight: downWeight, dx: dGated, dWeight: dDownWeight)

@@ -74,10 +74,15 @@ public enum GGUFCheckpoint {
         }
         let parameters = TensorBuffer(count: layout.totalCount)
         for entry in layout.entries {
-            // A missing head is the embedding (tied); anything else missing is an error.
-            let source = placed[entry.name] ?? (entry.name == "lm_head.weight" ? placed["token_embeddings.weight"] : nil)
-            guard let tensor = source else { throw ModelError("\(path): tensor for '\(entry.name)' is missing") }
             let values = parameters.slice(entry.offset, entry.count)
+            guard let tensor = placed[entry.name] else {
+                // A missing head is the embedding (tied, decoded above: the layout puts it first).
+                guard entry.name == "lm_head.weight", let embedding = layout.entry("token_embeddings.weight") else {
+                    throw ModelError("\(path): tensor for '\(entry.name)' is missing")
+                }
+                _ = values.update(fromContentsOf: parameters.view(embedding.offset, embedding.count))
+                continue
+            }
             try Checkpoint.mapFileErrors { try file.dequantize(tensor, rows: 0..<tensor.rowCount, into: values) }
             try ModelError.requireFinite(values, tensor: tensor.name, path: path)
         }

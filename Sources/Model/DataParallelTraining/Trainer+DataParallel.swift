@@ -7,16 +7,20 @@ import TensorIO
 extension Trainer {
     var group: TrainingGroup { parallelism.group }
 
-    /// Throws on every rank, naming the ranks, unless all ranks hold bit-identical weights.
-    func checkReplicasAgree(when moment: String) throws {
-        guard group.size > 1 else { return }
-        let fingerprints = group.allGather(Self.fingerprint(model.parameters))
+    /// Throws on every rank, naming the ranks, unless all ranks hold bit-identical weights;
+    /// returns this rank's weights' fingerprint (which a checkpoint's state records).
+    @discardableResult
+    func checkReplicasAgree(when moment: String) throws -> UInt64 {
+        let fingerprint = Self.fingerprint(model.parameters)
+        guard group.size > 1 else { return fingerprint }
+        let fingerprints = group.allGather(fingerprint)
         let differing = fingerprints.indices.filter { fingerprints[$0] != fingerprints[0] }
         guard differing.isEmpty else {
             let list = fingerprints.enumerated().map { String(format: "rank %d: %016llx", $0.offset, $0.element) }.joined(separator: ", ")
             throw ModelError("step \(step), \(moment): the weights of rank\(differing.count == 1 ? "" : "s") \(differing.map(String.init).joined(separator: ", ")) differ from rank 0's (\(list)); the ranks no longer train one model. Stopping every rank without writing; the last checkpoint in \(runDirectory) (step \(state.step)) is intact",
                              isCollective: true)
         }
+        return fingerprint
     }
 
     /// The optimizer file's tensors, in its order: both moments of every parameter tensor, with

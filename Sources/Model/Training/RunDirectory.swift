@@ -83,8 +83,14 @@ struct RunDirectory {
             if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) != target { try replaceWithLink(link, pointingTo: target) }
         }
         TemporaryFile.syncDirectory(path)
-        for old in (try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? [] where old != name {
-            try? FileManager.default.removeItem(atPath: (checkpoints as NSString).appendingPathComponent(old))
+        removeCheckpoints(except: name)
+    }
+
+    /// Removes every entry of `checkpoints/` but the folder `kept` (older checkpoints, partial ones).
+    private func removeCheckpoints(except kept: String?) {
+        let checkpoints = file(Self.checkpointsFolder)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? [] where name != kept {
+            try? FileManager.default.removeItem(atPath: (checkpoints as NSString).appendingPathComponent(name))
         }
     }
 
@@ -92,11 +98,7 @@ struct RunDirectory {
     /// not current, temporary files and links. Only the holder of the run's lock may call it.
     func removeStaleFiles() {
         let manager = FileManager.default
-        let current = (try? manager.destinationOfSymbolicLink(atPath: file(Self.currentLink))).map { ($0 as NSString).lastPathComponent }
-        let checkpoints = file(Self.checkpointsFolder)
-        for name in (try? manager.contentsOfDirectory(atPath: checkpoints)) ?? [] where name != current {
-            try? manager.removeItem(atPath: (checkpoints as NSString).appendingPathComponent(name))
-        }
+        removeCheckpoints(except: (try? manager.destinationOfSymbolicLink(atPath: file(Self.currentLink))).map { ($0 as NSString).lastPathComponent })
         for name in (try? manager.contentsOfDirectory(atPath: path)) ?? [] where Self.isTemporary(name) {
             try? manager.removeItem(atPath: file(name))
         }

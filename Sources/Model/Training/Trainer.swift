@@ -273,7 +273,7 @@ public final class Trainer {
     /// until then. With several ranks (all must call it): first checks that their weights are
     /// bit-identical, then rank 0 writes (gathering the sharded moments first).
     public func saveCheckpoint() throws {
-        try checkReplicasAgree(when: "before writing the checkpoint")
+        let fingerprint = try checkReplicasAgree(when: "before writing the checkpoint")
         state.step = step
         state.samplerState = String(sampler.state)
         guard group.rank == 0 else {
@@ -283,7 +283,7 @@ public final class Trainer {
         let heldAlready = lock != nil
         try holdLock()
         defer { if !heldAlready { lock = nil } }
-        state.recordWeights(of: model)
+        state.recordWeights(config: model.config, fingerprint: fingerprint)
         try directory.publishCheckpoint(step: step) { folder in
             try folder.writeModel(model, step: step)
             try writeMoments(to: folder.file(CheckpointFolder.optimizerFile))

@@ -59,10 +59,10 @@ struct TrainingState: Codable {
     var config: ModelConfig?
     var weightsFingerprint: String?
 
-    /// Records `model`'s configuration and weights as the ones this state goes with.
-    mutating func recordWeights(of model: TransformerLM) {
-        config = model.config
-        weightsFingerprint = String(Trainer.fingerprint(model.parameters), radix: 16)
+    /// Records the configuration and the weights' fingerprint as the ones this state goes with.
+    mutating func recordWeights(config: ModelConfig, fingerprint: UInt64) {
+        self.config = config
+        weightsFingerprint = String(fingerprint, radix: 16)
     }
 
     /// Stops unless `model` (loaded from `folder`) is what this state recorded, naming what differs.
