@@ -18,13 +18,15 @@ public enum Checkpoint {
         return try load(weights: (directory as NSString).appendingPathComponent(weightsFile), config: config)
     }
 
-    /// A model from `path`: a model directory (``load(directory:)``) or a llama.cpp `.gguf` file
-    /// (``GGUFCheckpoint/load(path:)``, dequantized).
+    /// A model from `path`: a model directory of ours (``load(directory:)``), a llama.cpp
+    /// `.gguf` file (``GGUFCheckpoint/load(path:)``, dequantized) or a Hugging Face directory
+    /// (``HuggingFaceCheckpoint/load(directory:)``).
     public static func load(modelAt path: String) throws -> TransformerLM {
         var isDirectory: ObjCBool = false
         if path.hasSuffix(".gguf"), FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
             return try GGUFCheckpoint.load(path: path)
         }
+        if HuggingFaceCheckpoint.isHuggingFaceDirectory(path) { return try HuggingFaceCheckpoint.load(directory: path) }
         return try load(directory: path)
     }
 
