@@ -15,21 +15,27 @@ public final class Encoder {
 
     init(tokenizer: Tokenizer) { self.tokenizer = tokenizer }
 
-    /// Appends the ids of `text` (valid UTF-8) to `ids`.
-    public func encode(_ text: UnsafeBufferPointer<UInt8>, into ids: inout [Int32]) {
-        tokenizer.specials.split(text, text: { range in
-            let segment = UnsafeBufferPointer(rebasing: text[range])
-            PreTokenizer.forEachPiece(in: segment) { piece in
-                self.encodePiece(UnsafeBufferPointer(rebasing: segment[piece]), into: &ids)
-            }
-        }, special: { ids.append($0) })
+    /// Appends the ids of `text` (valid UTF-8) to `ids`; special tokens written in it are those
+    /// tokens unless `parsingSpecialTokens` is false.
+    public func encode(_ text: UnsafeBufferPointer<UInt8>, into ids: inout [Int32], parsingSpecialTokens: Bool = true) {
+        guard parsingSpecialTokens else { return encodeOrdinary(text, 0..<text.count, into: &ids) }
+        tokenizer.specials.split(text, text: { encodeOrdinary(text, $0, into: &ids) }, special: { ids.append($0) })
+    }
+
+    /// Text without special tokens: pre-tokenized, then each piece merged.
+    private func encodeOrdinary(_ text: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, into ids: inout [Int32]) {
+        let segment = UnsafeBufferPointer(rebasing: text[range])
+        tokenizer.rules.preTokenization.forEachPiece(in: segment) { piece in
+            encodePiece(UnsafeBufferPointer(rebasing: segment[piece]), into: &ids)
+        }
     }
 
     /// One pre-tokenized piece: a whole-vocabulary hit, a cache hit, or the merge loop.
     @inline(__always)
     func encodePiece(_ piece: UnsafeBufferPointer<UInt8>, into ids: inout [Int32]) {
         if piece.count == 1 {
-            ids.append(tokenizer.byteIDs[Int(piece[0])])
+            let id = tokenizer.byteIDs[Int(piece[0])]
+            if id >= 0 { ids.append(id) }
             return
         }
         let cacheable = piece.count <= Self.longestCachedPiece
@@ -39,8 +45,9 @@ public final class Encoder {
             return
         }
         let first = ids.count
-        // A piece that is itself a token is that token (tiktoken does the same).
-        if let whole = tokenizer.idForBytes.value(for: piece, hash: hash) {
+        // A piece that is itself a token is that token (tiktoken does the same), when the rules
+        // say so.
+        if tokenizer.rules.ignoresMerges, let whole = tokenizer.idForBytes.value(for: piece, hash: hash) {
             ids.append(whole)
         } else if piece.count > Self.heapThreshold {
             HeapMerge.merge(piece, tokenizer: tokenizer, into: &ids)
@@ -97,7 +104,7 @@ public final class Encoder {
                 ranks[best] = table.value(PairMap<Int32>.key(symbols[best], symbols[best + 1]))?.rank ?? .max
             }
         }
-        ids.append(contentsOf: symbols)
+        for symbol in symbols where symbol >= 0 { ids.append(symbol) }
     }
 }
 
@@ -152,7 +159,7 @@ enum HeapMerge {
         }
         var position = 0
         while position < n {
-            ids.append(symbols[position])
+            if symbols[position] >= 0 { ids.append(symbols[position]) }
             position = Int(next[position])
         }
     }

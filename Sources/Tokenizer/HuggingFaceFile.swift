@@ -55,14 +55,17 @@ public enum HuggingFaceFile {
         return Data(text.utf8)
     }
 
-    /// Reads a `tokenizer.json` of this shape (BPE model, byte-level pre-tokenizer). Errors name
-    /// the key that is missing or wrong.
-    public static func load(path: String) throws -> Tokenizer {
+    /// Reads a `tokenizer.json` with a BPE model and one of the pre-tokenizers of
+    /// ``preTokenization(_:path:)``; a BOS that the post-processor puts before a single text
+    /// becomes the prompt prefix, and `stopTokens` (from the model's config) the stop tokens.
+    /// Errors name the key that is missing or wrong.
+    public static func load(path: String, stopTokens: [Int32]? = nil) throws -> Tokenizer {
         let bytes = try GPT2Files.readFile(path)
         var modelType: String?
         var vocabEntries: [(key: [UInt8], id: Int)]?
         var mergePairs: [(left: [UInt8], right: [UInt8])?]?
         var added: [(content: [UInt8], id: Int)] = []
+        var preTokenizer: Any?, postProcessor: Any?, ignoresMerges = false
         try bytes.withUnsafeBufferPointer { buffer in
             var scanner = JSONScanner(buffer, file: path)
             guard scanner.peek() == UInt8(ascii: "{") else { throw TokenizerError("\(path): not a JSON object") }
@@ -72,6 +75,7 @@ public enum HuggingFaceFile {
                     try scanner.readObject { scanner, key in
                         switch String(decoding: key, as: UTF8.self) {
                         case "type": modelType = try scanner.readOptionalString().map { String(decoding: $0, as: UTF8.self) }
+                        case "ignore_merges": ignoresMerges = (try readValue(&scanner) as? Bool) ?? false
                         case "vocab":
                             var entries: [(key: [UInt8], id: Int)] = []
                             try scanner.readObject { scanner, key in entries.append((key, try scanner.readInteger(for: key))) }
@@ -96,14 +100,8 @@ public enum HuggingFaceFile {
                         guard let content, let id else { throw TokenizerError("\(path): added_tokens[\(index)] needs 'id' and 'content'") }
                         added.append((content, id))
                     }
-                case "pre_tokenizer":
-                    guard scanner.peek() == UInt8(ascii: "{") else { return try scanner.skipValue() }
-                    try scanner.readObject { scanner, key in
-                        guard String(decoding: key, as: UTF8.self) == "type" else { return try scanner.skipValue() }
-                        guard try scanner.readOptionalString() == Array("ByteLevel".utf8) else {
-                            throw TokenizerError("\(path): key 'pre_tokenizer.type' must be ByteLevel")
-                        }
-                    }
+                case "pre_tokenizer": preTokenizer = try readValue(&scanner)
+                case "post_processor": postProcessor = try readValue(&scanner)
                 default: try scanner.skipValue()
                 }
             }
@@ -124,10 +122,80 @@ public enum HuggingFaceFile {
             }
             merges.append((left, right))
         }
+        let rules = TokenizerRules(preTokenization: try preTokenization(preTokenizer, path: path), ignoresMerges: ignoresMerges,
+                                   promptPrefix: try promptPrefix(postProcessor, path: path), stopTokens: stopTokens,
+                                   dropsBytesWithoutToken: true)
         do {
-            return try Tokenizer(vocabulary: table.bytes, merges: merges, specialTokens: added.map { String(decoding: $0.content, as: UTF8.self) })
+            return try Tokenizer(vocabulary: table.bytes, merges: merges, specialTokens: added.map { String(decoding: $0.content, as: UTF8.self) },
+                                 rules: rules)
         } catch let error as TokenizerError {
             throw TokenizerError("\(path): \(error.message)")
+        }
+    }
+
+    /// Llama 3's `Split` pattern as its `tokenizer.json` writes it.
+    static let llama3Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let gpt2Pattern = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
+
+    /// The rule a `pre_tokenizer` describes: `ByteLevel` (GPT-2's pattern), `Digits` with
+    /// individual digits then `ByteLevel` (SmolLM2), or a `Split` on Llama 3's or GPT-2's pattern
+    /// then `ByteLevel` without its own pattern. Anything else is refused, described.
+    static func preTokenization(_ description: Any?, path: String) throws -> PreTokenization {
+        func refuse(_ why: String) -> TokenizerError {
+            TokenizerError("\(path): pre_tokenizer \(why); implemented: ByteLevel, Sequence[Digits(individual_digits), ByteLevel], Sequence[Split(Llama 3's or GPT-2's pattern), ByteLevel(use_regex false)]")
+        }
+        guard let object = description as? [String: Any], let type = object["type"] as? String else { throw refuse("is missing or has no type") }
+        func isByteLevel(_ step: Any, regex: Bool) -> Bool {
+            guard let step = step as? [String: Any], step["type"] as? String == "ByteLevel" else { return false }
+            return (step["use_regex"] as? Bool ?? true) == regex && (step["add_prefix_space"] as? Bool ?? false) == false
+        }
+        if type == "ByteLevel" {
+            guard isByteLevel(object, regex: true) else { throw refuse("is ByteLevel with add_prefix_space or without use_regex") }
+            return .gpt2
+        }
+        guard type == "Sequence", let steps = object["pretokenizers"] as? [Any], steps.count == 2 else { throw refuse("has type \(type)") }
+        let first = steps[0] as? [String: Any] ?? [:]
+        if first["type"] as? String == "Digits", first["individual_digits"] as? Bool == true, isByteLevel(steps[1], regex: true) {
+            return .digitsThenGPT2
+        }
+        if first["type"] as? String == "Split", (first["behavior"] as? String) == "Isolated", (first["invert"] as? Bool ?? false) == false,
+           let pattern = (first["pattern"] as? [String: Any])?["Regex"] as? String, isByteLevel(steps[1], regex: false) {
+            if pattern == llama3Pattern { return .llama3 }
+            if pattern == gpt2Pattern { return .gpt2 }
+            throw refuse("splits on the pattern \(pattern)")
+        }
+        throw refuse("is a sequence of \(steps.compactMap { ($0 as? [String: Any])?["type"] as? String })")
+    }
+
+    /// The ids a `TemplateProcessing` post-processor (alone or in a `Sequence`) puts before a
+    /// single text: Llama 3's BOS; none for SmolLM2.
+    static func promptPrefix(_ description: Any?, path: String) throws -> [Int32] {
+        guard let object = description as? [String: Any] else { return [] }
+        if object["type"] as? String == "Sequence", let processors = object["processors"] as? [Any] {
+            return try processors.flatMap { try promptPrefix($0, path: path) }
+        }
+        guard object["type"] as? String == "TemplateProcessing", let single = object["single"] as? [[String: Any]] else { return [] }
+        let specials = object["special_tokens"] as? [String: Any] ?? [:]
+        var prefix: [Int32] = []
+        for item in single {
+            if item["Sequence"] != nil { break }
+            guard let name = (item["SpecialToken"] as? [String: Any])?["id"] as? String else { continue }
+            guard let ids = (specials[name] as? [String: Any])?["ids"] as? [Int] else {
+                throw TokenizerError("\(path): post_processor.special_tokens has no ids for '\(name)'")
+            }
+            prefix += ids.map { Int32($0) }
+        }
+        return prefix
+    }
+
+    /// The value at the scanner as Foundation objects (for the small, nested parts of the file).
+    private static func readValue(_ scanner: inout JSONScanner) throws -> Any {
+        _ = scanner.peek()
+        let start = scanner.position
+        try scanner.skipValue()
+        let data = Data(UnsafeBufferPointer(rebasing: scanner.bytes[start..<scanner.position]))
+        do { return try JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed) } catch {
+            throw TokenizerError("\(scanner.file): a value near byte \(start) is not valid JSON")
         }
     }
 

@@ -24,7 +24,8 @@ public final class ParallelEncoder {
     /// Appends the ids of `text` (valid UTF-8) to `ids`.
     public func encode(_ text: UnsafeBufferPointer<UInt8>, into ids: inout [Int32]) {
         let chunks = threads > 1
-            ? SafeCuts.chunks(text, count: threads * 4, minimumChunk: minimumChunk, specials: tokenizer.specials)
+            ? SafeCuts.chunks(text, count: threads * 4, minimumChunk: minimumChunk, specials: tokenizer.specials,
+                              rules: tokenizer.rules.preTokenization)
             : [0..<text.count]
         guard chunks.count > 1 else {
             encoders[0].encode(text, into: &ids)

@@ -1,7 +1,8 @@
 /// Places where text can be cut without changing its encoding: the pieces of the two sides,
 /// each pre-tokenized alone, are exactly the pieces of the whole text.
 ///
-/// **The rule.** Let X be the scalar that ends at byte `i` and Y the scalar that starts there.
+/// **The rule** (GPT-2's; the other ``PreTokenization`` rules are checked by
+/// ``PreTokenization/allowsCut(_:at:)``). Let X be the scalar that ends at byte `i` and Y the scalar that starts there.
 /// Cutting at `i` is safe when X is not whitespace, X is not the apostrophe U+0027, and Y's
 /// class (letter, number, whitespace, other; see ``ScalarClass``) differs from X's.
 ///
@@ -29,12 +30,13 @@
 /// of one letter, or of whitespace) stays in one piece.
 enum SafeCuts {
     /// Splits `text` into about `count` ranges of at least `minimumChunk` bytes at safe places.
-    static func chunks(_ text: UnsafeBufferPointer<UInt8>, count: Int, minimumChunk: Int, specials: SpecialTokenMatcher) -> [Range<Int>] {
+    static func chunks(_ text: UnsafeBufferPointer<UInt8>, count: Int, minimumChunk: Int, specials: SpecialTokenMatcher,
+                       rules: PreTokenization = .gpt2) -> [Range<Int>] {
         let target = max(minimumChunk, text.count / max(count, 1))
         var ranges: [Range<Int>] = []
         var start = 0
         while text.count - start > target + minimumChunk / 2 {
-            guard let cut = safeCut(text, from: start + target, specials: specials) else { break }
+            guard let cut = safeCut(text, from: start + target, specials: specials, rules: rules) else { break }
             ranges.append(start..<cut)
             start = cut
         }
@@ -43,21 +45,21 @@ enum SafeCuts {
     }
 
     /// The first safe cut at or after `index`, or nil.
-    static func safeCut(_ text: UnsafeBufferPointer<UInt8>, from index: Int, specials: SpecialTokenMatcher) -> Int? {
+    static func safeCut(_ text: UnsafeBufferPointer<UInt8>, from index: Int, specials: SpecialTokenMatcher, rules: PreTokenization = .gpt2) -> Int? {
         var i = max(index, 1)
         while i < text.count {
-            if isSafe(text, at: i, specials: specials) { return i }
+            if isSafe(text, at: i, specials: specials, rules: rules) { return i }
             i += 1
         }
         return nil
     }
 
     /// The last safe cut in `range` (positions strictly inside `text`), or nil.
-    static func lastSafeCut(_ text: UnsafeBufferPointer<UInt8>, in range: Range<Int>, specials: SpecialTokenMatcher) -> Int? {
+    static func lastSafeCut(_ text: UnsafeBufferPointer<UInt8>, in range: Range<Int>, specials: SpecialTokenMatcher, rules: PreTokenization = .gpt2) -> Int? {
         var i = min(range.upperBound, text.count) - 1
         let lowest = max(range.lowerBound, 1)
         while i >= lowest {
-            if isSafe(text, at: i, specials: specials) { return i }
+            if isSafe(text, at: i, specials: specials, rules: rules) { return i }
             i -= 1
         }
         return nil
@@ -66,23 +68,11 @@ enum SafeCuts {
     /// Whether cutting `text` at byte `i` (0 < i < count) is safe: the rule above, or the start
     /// of a special token; in both cases not inside a special token.
     @inline(__always)
-    static func isSafe(_ text: UnsafeBufferPointer<UInt8>, at i: Int, specials: SpecialTokenMatcher) -> Bool {
+    static func isSafe(_ text: UnsafeBufferPointer<UInt8>, at i: Int, specials: SpecialTokenMatcher, rules: PreTokenization = .gpt2) -> Bool {
         guard isScalarStart(text[i]) else { return false }
-        if specials.isEmpty { return isSafeForPattern(text, at: i) }
-        guard isSafeForPattern(text, at: i) || specials.match(text, at: i) != nil else { return false }
+        if specials.isEmpty { return rules.allowsCut(text, at: i) }
+        guard rules.allowsCut(text, at: i) || specials.match(text, at: i) != nil else { return false }
         return !specials.spans(text, cut: i)
-    }
-
-    /// The pattern rule alone, at a scalar start `i` with 0 < i < count.
-    @inline(__always)
-    static func isSafeForPattern(_ text: UnsafeBufferPointer<UInt8>, at i: Int) -> Bool {
-        var start = i - 1  // X's first byte: at most three continuation bytes back in valid UTF-8
-        while start > 0 && !isScalarStart(text[start]) { start -= 1 }
-        if text[start] == UInt8(ascii: "'") { return false }
-        let (before, _) = PreTokenizer.classAt(text, start)
-        if before == .whitespace { return false }
-        let (after, _) = PreTokenizer.classAt(text, i)
-        return after != before
     }
 
     @inline(__always)

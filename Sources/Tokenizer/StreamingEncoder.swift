@@ -95,7 +95,7 @@ public struct StreamingEncoder {
         // The cut at `i` needs the scalar at `i`, so the last position tried is end − 1; the end
         // of a special token (the start of the last segment) is a piece boundary too.
         let from = max(segment.lowerBound + 1, searchFrom)
-        let cut = from < end ? SafeCuts.lastSafeCut(text, in: from..<end, specials: tokenizer.specials) : nil
+        let cut = from < end ? SafeCuts.lastSafeCut(text, in: from..<end, specials: tokenizer.specials, rules: tokenizer.rules.preTokenization) : nil
         return (cut ?? segment.lowerBound, max(end, searchFrom))
     }
 }

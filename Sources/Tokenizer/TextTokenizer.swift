@@ -12,9 +12,12 @@ public protocol TextTokenizer: Sendable {
 }
 
 extension Tokenizer: TextTokenizer {
-    public func encodePrompt(_ text: String) -> [Int32] { encode(text) }
+    public func encodePrompt(_ text: String) -> [Int32] { rules.promptPrefix + encode(text) }
 
-    public var stopTokens: Set<Int32> { specialTokenID("<|endoftext|>").map { [$0] } ?? [] }
+    public var stopTokens: Set<Int32> {
+        if let stops = rules.stopTokens { return Set(stops) }
+        return specialTokenID("<|endoftext|>").map { [$0] } ?? []
+    }
 
     public func pieceBytes(_ id: Int32, after previous: Int32?) throws -> [UInt8] { try decodeBytes([id]) }
 }

@@ -1,8 +1,10 @@
 import Foundation
 
-/// A byte-level BPE tokenizer: GPT-2 pre-tokenization, merges applied in rank order within each
-/// piece, special tokens split out first (longest first). Encoding matches tiktoken with the
-/// same vocabulary and merges; decoding maps ids back to bytes and then to text.
+/// A byte-level BPE tokenizer: special tokens split out first (longest first), then the
+/// pre-tokenization of its ``TokenizerRules`` (GPT-2's pattern by default; SmolLM2's and Llama
+/// 3's for their vocabularies), merges applied in rank order within each piece. With the
+/// default rules encoding matches tiktoken with the same vocabulary and merges; decoding maps
+/// ids back to bytes and then to text.
 ///
 /// The tables are immutable and shared; encoding state (a cache of pieces already seen and
 /// scratch space) lives in an ``Encoder``, one per thread. ``encode(_:)`` borrows one from a
@@ -14,6 +16,8 @@ public final class Tokenizer: Sendable {
     public let merges: [(left: Int32, right: Int32, result: Int32)]
     /// Special tokens in the order given, with their ids.
     public let specialTokens: [(text: String, id: Int32)]
+    /// Pre-tokenization, merging shortcut, prompt prefix and stop tokens.
+    public let rules: TokenizerRules
 
     let byteIDs: [Int32]
     let mergeRanks: PairMap<(rank: Int32, result: Int32)>
@@ -25,8 +29,13 @@ public final class Tokenizer: Sendable {
     /// Builds a tokenizer from its vocabulary (id → bytes; every single byte must be present),
     /// merges in rank order (each result must be in the vocabulary as the two halves joined),
     /// and special tokens (which must be in the vocabulary as their UTF-8 bytes).
-    public init(vocabulary: [[UInt8]], merges: [(left: Int32, right: Int32)], specialTokens: [String]) throws {
+    public init(vocabulary: [[UInt8]], merges: [(left: Int32, right: Int32)], specialTokens: [String],
+                rules: TokenizerRules = TokenizerRules()) throws {
         self.vocabulary = vocabulary
+        self.rules = rules
+        for id in rules.promptPrefix + (rules.stopTokens ?? []) where !vocabulary.indices.contains(Int(id)) {
+            throw TokenizerError("token id \(id) (prompt prefix or stop token) is outside the vocabulary of \(vocabulary.count)")
+        }
         var byteIDs = [Int32](repeating: -1, count: 256)
         var idForBytes = ByteStringMap<Int32>(capacity: vocabulary.count)
         for (id, bytes) in vocabulary.enumerated() {
@@ -36,7 +45,8 @@ public final class Tokenizer: Sendable {
             }
         }
         if let missing = byteIDs.firstIndex(of: -1) {
-            throw TokenizerError("vocabulary has no token for the single byte \(missing)")
+            guard rules.dropsBytesWithoutToken else { throw TokenizerError("vocabulary has no token for the single byte \(missing)") }
+            for byte in byteIDs.indices where byteIDs[byte] == -1 { byteIDs[byte] = Self.byteWithoutToken }
         }
         var ranks = PairMap<(rank: Int32, result: Int32)>(capacity: merges.count)
         var resolved: [(left: Int32, right: Int32, result: Int32)] = []
@@ -71,6 +81,10 @@ public final class Tokenizer: Sendable {
 
     public var vocabularySize: Int { vocabulary.count }
 
+    /// The symbol of a byte the vocabulary has no token for (``TokenizerRules/dropsBytesWithoutToken``):
+    /// it merges with nothing and is left out of the ids.
+    static let byteWithoutToken: Int32 = -2
+
     /// The id of a special token, e.g. `<|endoftext|>`.
     public func specialTokenID(_ text: String) -> Int32? {
         specialTokens.first { $0.text == text }?.id
@@ -79,11 +93,14 @@ public final class Tokenizer: Sendable {
     /// A fresh encoder with its own cache, for one thread.
     public func makeEncoder() -> Encoder { Encoder(tokenizer: self) }
 
-    /// Encodes text; special tokens in it become their ids.
-    public func encode(_ text: String) -> [Int32] {
+    /// Encodes text; special tokens in it become their ids, unless `parsingSpecialTokens` is
+    /// false (then `<|im_start|>` is encoded as the characters it is written with).
+    public func encode(_ text: String, parsingSpecialTokens: Bool = true) -> [Int32] {
         var ids: [Int32] = []
         var copy = text
-        copy.withUTF8 { text in encoderPool.withEncoder(make: makeEncoder) { $0.encode(text, into: &ids) } }
+        copy.withUTF8 { text in
+            encoderPool.withEncoder(make: makeEncoder) { $0.encode(text, into: &ids, parsingSpecialTokens: parsingSpecialTokens) }
+        }
         return ids
     }
 

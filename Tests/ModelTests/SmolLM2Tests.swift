@@ -8,21 +8,9 @@ import XCTest
 /// The real SmolLM2-135M-Instruct (GGUF Q4_1, fetched by `scripts/fetch-models.sh`) against
 /// transformers on the same dequantized weights (`../shared/data/smollm2`).
 final class SmolLM2Tests: XCTestCase {
-    /// `<package root>/models/SmolLM2-135M-Instruct.Q4_1.gguf`, or a visible skip.
-    static func modelPath() throws -> String {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
-        guard FileManager.default.fileExists(atPath: path) else {
-            let message = "SKIPPED: \(path) is absent (run scripts/fetch-models.sh); the SmolLM2 comparison did not run"
-            print(message)
-            throw XCTSkip(message)
-        }
-        return path
-    }
-
     func testLogitsAndGreedyContinuationsEqualTransformers() throws {
         let fixture = try Fixtures.requireSharedData("smollm2")
-        let model = try GGUFCheckpoint.load(path: try Self.modelPath())
+        let model = try GGUFCheckpoint.load(path: try Fixtures.requireSmolLM2())
         let config = model.config
         XCTAssertEqual([config.numLayers, config.dModel, config.numHeads, config.numKVHeads, config.dFF, config.vocabSize],
                        [30, 576, 9, 3, 1_536, 49_152])

@@ -4,43 +4,6 @@ import TensorIO
 import TestSupport
 import XCTest
 
-/// Builds GGUF files byte by byte for the tests: keys and tensors as given, aligned as the format asks.
-struct GGUFBuilder {
-    var version: UInt32 = 3
-    var alignment = 32
-    var keys: [(name: String, type: UInt32, payload: [UInt8])] = []
-    var tensors: [(name: String, dimensions: [Int], type: UInt32, blocks: [UInt8])] = []
-    /// Overrides a tensor's data offset (for corrupt files); nil: the next aligned one.
-    var offsets: [String: UInt64] = [:]
-
-    static func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) { Array($0) } }
-    static func string(_ text: String) -> [UInt8] { le(UInt64(text.utf8.count)) + Array(text.utf8) }
-
-    mutating func key(_ name: String, u32 value: UInt32) { keys.append((name, 4, Self.le(value))) }
-    mutating func key(_ name: String, string value: String) { keys.append((name, 8, Self.string(value))) }
-    mutating func key(_ name: String, strings values: [String]) {
-        keys.append((name, 9, Self.le(UInt32(8)) + Self.le(UInt64(values.count)) + values.flatMap(Self.string)))
-    }
-
-    var bytes: [UInt8] {
-        var out = Array("GGUF".utf8) + Self.le(version) + Self.le(UInt64(tensors.count)) + Self.le(UInt64(keys.count))
-        for key in keys { out += Self.string(key.name) + Self.le(key.type) + key.payload }
-        // Each tensor at the next aligned offset of the data section, in order.
-        var offset = 0
-        for tensor in tensors {
-            out += Self.string(tensor.name) + Self.le(UInt32(tensor.dimensions.count)) + tensor.dimensions.flatMap { Self.le(UInt64($0)) }
-            out += Self.le(tensor.type) + Self.le(offsets[tensor.name] ?? UInt64(offset))
-            offset += (tensor.blocks.count + alignment - 1) / alignment * alignment
-        }
-        while out.count % alignment != 0 { out.append(0) }
-        for tensor in tensors {
-            out += tensor.blocks
-            while out.count % alignment != 0 { out.append(0) }
-        }
-        return out
-    }
-}
-
 /// Test quantizers, written from ggml's reference quantizers' definitions (not from our decoder).
 enum TestQuantizer {
     static func half(_ value: Float) -> [UInt8] { GGUFBuilder.le(Float16(value).bitPattern) }

@@ -22,4 +22,17 @@ public enum Fixtures {
         }
         return url.path
     }
+
+    /// `<package root>/models/SmolLM2-135M-Instruct.Q4_1.gguf` (fetched by
+    /// `scripts/fetch-models.sh`), or an XCTSkip saying how to get it.
+    public static func requireSmolLM2() throws -> String {
+        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let path = packageRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
+        guard FileManager.default.fileExists(atPath: path) else {
+            let message = "SKIPPED: \(path) is absent (run scripts/fetch-models.sh); the SmolLM2 comparison did not run"
+            print(message)
+            throw XCTSkip(message)
+        }
+        return path
+    }
 }
