@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "ReferenceKernels", targets: ["ReferenceKernels"]),
         .library(name: "TensorIO", targets: ["TensorIO"]),
         .library(name: "Tokenizer", targets: ["Tokenizer"]),
+        .library(name: "ChatTemplate", targets: ["ChatTemplate"]),
         .library(name: "Model", targets: ["Model"]),
         .library(name: "Drawing", targets: ["Drawing"]),
         .library(name: "Verification", targets: ["Verification"]),
@@ -51,10 +52,12 @@ let package = Package(
         .target(name: "TensorIO"),
         // Byte-level BPE: GPT-2 pre-tokenization, training, encoding, decoding, file formats.
         .target(name: "Tokenizer", dependencies: ["TensorIO"]),
+        // Chat templates: a small Jinja interpreter of what models' templates use.
+        .target(name: "ChatTemplate"),
         // Self-contained SVG pictures: loss curves, attention heat maps. No model code.
         .target(name: "Drawing"),
         // Tokenizer-to-logits pipeline, built on Kernels; folders by part of the architecture.
-        .target(name: "Model", dependencies: ["Kernels", "TensorIO", "Tokenizer", "Drawing"]),
+        .target(name: "Model", dependencies: ["Kernels", "TensorIO", "Tokenizer", "ChatTemplate", "Drawing"]),
         // Data-parallel training across processes: the MPI implementation of Model's
         // `TrainingGroup`. Empty without the MPI trait.
         .target(
@@ -90,6 +93,7 @@ let package = Package(
             dependencies: ["Kernels", "ReferenceKernels", "TensorIO", "TestSupport", "Verification"]
         ),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "Kernels", "TestSupport"]),
+        .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate", "TestSupport"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Kernels", "TensorIO", "TestSupport"]),
         // The command-line tool run as a user runs it (the `lm` executable beside the tests).
         .testTarget(name: "CLITests", dependencies: ["lm", "Kernels", "TensorIO", "TestSupport"]),
