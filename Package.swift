@@ -67,7 +67,7 @@ let package = Package(
         .executableTarget(
             name: "lm",
             dependencies: [
-                "Model", "TensorIO", "Kernels", "Tokenizer", "Drawing",
+                "Model", "TensorIO", "Kernels", "Tokenizer", "ChatTemplate", "Drawing",
                 .target(name: "DataParallel", condition: .when(traits: ["MPI"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -12,9 +12,16 @@ public enum TokenizerDirectory {
     public static let sentencePieceFile = "tokenizer.bin"
 
     /// Whichever tokenizer `directory` holds: `tokenizer.bin` (llama2.c), else the byte-level
-    /// BPE files as ``load(_:)`` reads them; nil when it holds none.
+    /// BPE files as ``load(_:)`` reads them; nil when it holds none. A `.gguf` file gives the
+    /// tokenizer in its metadata (``GGUFTokenizer``).
     public static func loadAny(_ directory: String) throws -> (any TextTokenizer)? {
         let manager = FileManager.default
+        var isDirectory: ObjCBool = false
+        if directory.hasSuffix(".gguf"), manager.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory.boolValue {
+            let file: GGUFFile
+            do { file = try GGUFFile(path: directory) } catch { throw TokenizerError("\(error)") }
+            return try GGUFTokenizer.load(file)
+        }
         let binary = (directory as NSString).appendingPathComponent(sentencePieceFile)
         if manager.fileExists(atPath: binary) { return try SentencePieceTokenizer(path: binary) }
         let names = [huggingFaceFile, vocabFile]

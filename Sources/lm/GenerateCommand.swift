@@ -8,20 +8,23 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
         commandName: "generate",
         abstract: "Generate text from a prompt, streamed as it is produced.",
         discussion: """
-        The prompt is encoded with the tokenizer stored in the model directory (byte-level BPE, or \
-        llama2.c's tokenizer.bin, which adds BOS) and processed in one batched pass (prefill); each \
-        new token then takes one cached step (decode). Generation stops at <|endoftext|> (BOS or EOS \
-        for llama2.c models) \
-        or after --max-tokens. When prompt and output fill the context, the latest context_length/2 \
+        --model is a model directory of ours, a .gguf file or a Hugging Face directory. The prompt is \
+        encoded with the model's tokenizer (byte-level BPE, GGUF's or tokenizer.json's with their \
+        pre-tokenizer, or llama2.c's tokenizer.bin, which adds BOS); special tokens written in it \
+        (<|im_start|>) are those tokens unless --literal-special-tokens. It is processed in one \
+        batched pass (prefill); each new token then takes one cached step (decode). Generation \
+        stops at the model's end tokens (<|endoftext|>; EOS and end of turn for GGUF and Hugging \
+        Face models; BOS or EOS for llama2.c models) or after --max-tokens. When prompt and output fill the context, the latest context_length/2 \
         tokens are kept and generation continues. Prompt and generation speeds go to stderr.
         """)
 
-    @Option(help: "The model directory (config.json, model.safetensors, tokenizer files).") var model: String
+    @Option(help: "A model directory (config.json, model.safetensors, tokenizer files), a .gguf file or a Hugging Face directory.") var model: String
     @Option(help: "The prompt text.") var prompt: String
     @Option(help: "Most tokens to generate.") var maxTokens: Int = 256
     @Option(help: "Sampling temperature; 0 means greedy.") var temperature: Float = 1
     @Option(help: "Nucleus sampling mass in (0, 1]; 1 samples from the whole distribution.") var topP: Float = 1
     @Option(help: "Seed of the sampler: same seed, same text.") var seed: UInt64 = 0
+    @Flag(help: "Encode special tokens written in the prompt as their characters.") var literalSpecialTokens = false
     @OptionGroup var running: ModelRunOptions
 
     func validate() throws {
@@ -32,12 +35,17 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
 
     func run() throws {
         running.apply()
-        let lm = try Checkpoint.load(directory: model)
-        guard let tokenizer = try TokenizerDirectory.loadAny(model) else {
+        let loadStart = DispatchTime.now().uptimeNanoseconds
+        let pretrained = try PretrainedModel.load(model)
+        let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart) * 1e-9
+        let lm = pretrained.model
+        guard let tokenizer = pretrained.tokenizer else {
             throw ModelError("\(model): no tokenizer files (tokenizer.bin, tokenizer.json, or vocab.json + merges.txt); add them with lm init --tokenizer or lm import llama2c --tokenizer")
         }
-        try lm.config.requireFits(tokenizer, source: model)
-        let ids = tokenizer.encodePrompt(prompt)
+        var ids = tokenizer.encodePrompt(prompt)
+        if literalSpecialTokens, let bytePairs = tokenizer as? Tokenizer {
+            ids = bytePairs.rules.promptPrefix + bytePairs.encode(prompt, parsingSpecialTokens: false)
+        }
         guard !ids.isEmpty else { throw ValidationError("--prompt is empty: generation needs at least one token") }
         let stops = tokenizer.stopTokens
         let options = GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed, stopTokens: stops)
@@ -67,8 +75,8 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
         case .stoppedByCaller: ending = "stopped"
         }
         if report.contextSlides > 0 { ending += ", context slid \(report.contextSlides)×" }
-        printError(String(format: "prefill: %d tokens, %.1f tokens/s · decode: %d tokens, %.1f tokens/s (%@)",
-                          report.promptTokens, report.promptTokensPerSecond, report.generatedTokens,
+        printError(String(format: "load: %.2f s · prefill: %d tokens, %.1f tokens/s · decode: %d tokens, %.1f tokens/s (%@)",
+                          loadSeconds, report.promptTokens, report.promptTokensPerSecond, report.generatedTokens,
                           report.generationTokensPerSecond, ending))
     }
 }

@@ -15,7 +15,7 @@ struct TokenizerCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show how a text splits into tokens: boundaries and ids (colours on a terminal, brackets otherwise).")
 
-        @Option(help: "Tokenizer directory (tokenizer.json, vocab.json + merges.txt, or llama2.c's tokenizer.bin), or a model directory holding one.")
+        @Option(help: "Tokenizer directory (tokenizer.json, vocab.json + merges.txt, or llama2.c's tokenizer.bin), a model directory holding one, or a .gguf file.")
         var tokenizer: String
         @Argument(help: "The text to tokenize.") var text: String
         @Flag(help: "Brackets even on a terminal.") var plain = false
@@ -98,7 +98,7 @@ struct TokenizerCommand: ParsableCommand {
         /// The largest text a SentencePiece-style tokenizer encodes (whole, as run.c does).
         static let maximumSentencePieceBytes = 256 << 20
 
-        @Option(help: "Tokenizer directory (tokenizer.json, vocab.json + merges.txt, or llama2.c's tokenizer.bin), or a model directory holding one.")
+        @Option(help: "Tokenizer directory (tokenizer.json, vocab.json + merges.txt, or llama2.c's tokenizer.bin), a model directory holding one, or a .gguf file.")
         var tokenizer: String
         @Option(help: "UTF-8 text to encode.") var input: String
         @Option(help: "Output .npy file (int32, shape [N]).") var output: String
@@ -107,10 +107,11 @@ struct TokenizerCommand: ParsableCommand {
 
         func run() throws {
             threading.apply()
-            if let pieces = try TokenizerDirectory.loadAny(tokenizer) as? SentencePieceTokenizer {
-                return try encodeWhole(with: pieces)
+            let any = try TokenizerDirectory.loadAny(tokenizer)
+            if let pieces = any as? SentencePieceTokenizer { return try encodeWhole(with: pieces) }
+            guard let loaded = any as? Tokenizer else {
+                throw ValidationError("\(tokenizer): no tokenizer files (tokenizer.json, vocab.json + merges.txt, tokenizer.bin, or a .gguf file)")
             }
-            let loaded = try TokenizerDirectory.load(tokenizer)
             let progress = ProgressLine(quiet: quiet)
             let total = (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
             let writer = try NPYStreamWriter(int32At: output)
@@ -159,7 +160,7 @@ struct TokenizerCommand: ParsableCommand {
     struct Decode: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the text of token ids stored in an NPY file.")
 
-        @Option(help: "Tokenizer directory (tokenizer.json, vocab.json + merges.txt, or llama2.c's tokenizer.bin), or a model directory holding one.")
+        @Option(help: "Tokenizer directory (tokenizer.json, vocab.json + merges.txt, or llama2.c's tokenizer.bin), a model directory holding one, or a .gguf file.")
         var tokenizer: String
         @Option(help: "Ids as NPY (int32, int64, uint16 or int16), any shape (read in order).") var input: String
 

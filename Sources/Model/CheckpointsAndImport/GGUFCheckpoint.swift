@@ -59,7 +59,12 @@ public enum GGUFCheckpoint {
 
     /// Loads `path`: every tensor checked against the configuration, then dequantized.
     public static func load(path: String) throws -> TransformerLM {
-        let file = try Checkpoint.mapFileErrors { try GGUFFile(path: path) }
+        try load(file: try Checkpoint.mapFileErrors { try GGUFFile(path: path) })
+    }
+
+    /// Loads an opened GGUF file (its tokenizer can be read from the same ``GGUFFile``).
+    public static func load(file: GGUFFile) throws -> TransformerLM {
+        let path = file.path
         let config = try self.config(of: file)
         let layout = ParameterLayout(config: config)
         var placed: [String: GGUFTensorInfo] = [:]

@@ -36,6 +36,9 @@ public final class InferenceSession {
     /// Forgets every cached position.
     public func reset() { cache.reset() }
 
+    /// Forgets the cached positions from `position` on.
+    public func rewind(to position: Int) { cache.truncate(to: position) }
+
     /// Room left in the cache.
     public var remaining: Int { cache.remaining }
 

@@ -30,6 +30,13 @@ public final class KVCache {
     /// Forgets every position (the memory is reused).
     public func reset() { length = 0 }
 
+    /// Forgets the positions from `position` on, keeping the earlier ones (a conversation whose
+    /// next prompt shares only a prefix with what is cached).
+    public func truncate(to position: Int) {
+        precondition(position >= 0 && position <= length, "KVCache.truncate: position \(position) outside 0...\(length)")
+        length = position
+    }
+
     /// Layer `layer`'s keys and values, with the next rows going to `length`.
     func slot(layer: Int) -> KVCacheSlot {
         let offset = layer * capacity * kvDim

@@ -1,0 +1,109 @@
+import ChatTemplate
+import Foundation
+import TensorIO
+import Tokenizer
+
+/// Everything a model's files give to run it: the weights, the tokenizer, the chat template and
+/// the texts of its BOS and EOS tokens (which templates insert), from any of the three layouts:
+///
+/// | `path` | weights | tokenizer | chat template |
+/// | --- | --- | --- | --- |
+/// | `model.gguf` | ``GGUFCheckpoint`` | `tokenizer.ggml.*` (``GGUFTokenizer``) | `tokenizer.chat_template` |
+/// | Hugging Face directory | ``HuggingFaceCheckpoint`` | `tokenizer.json`, stops from `generation_config.json` | `tokenizer_config.json` or `chat_template.jinja` |
+/// | our model directory | ``Checkpoint`` | ``TokenizerDirectory`` | `chat_template.jinja` if present |
+public struct PretrainedModel {
+    public let path: String
+    public let model: TransformerLM
+    /// nil when the files hold none (then only token ids can be given).
+    public let tokenizer: (any TextTokenizer)?
+    /// nil when the files hold none.
+    public let chatTemplate: ChatTemplate?
+    public let bosText: String
+    public let eosText: String
+
+    /// Loads `path`; `chatTemplatePath` replaces the files' own template. A template that does
+    /// not parse is an error naming its line.
+    public static func load(_ path: String, chatTemplatePath: String? = nil) throws -> PretrainedModel {
+        var isDirectory: ObjCBool = false
+        let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+        guard exists else { throw ModelError("\(path): no such file or directory") }
+        var loaded: PretrainedModel
+        if !isDirectory.boolValue {
+            guard path.hasSuffix(".gguf") else { throw ModelError("\(path): a model is a directory or a .gguf file") }
+            loaded = try gguf(path)
+        } else if HuggingFaceCheckpoint.isHuggingFaceDirectory(path) {
+            loaded = try huggingFace(path)
+        } else {
+            let model = try Checkpoint.load(directory: path)
+            let template = try readTemplate((path as NSString).appendingPathComponent("chat_template.jinja"), optional: true)
+            loaded = PretrainedModel(path: path, model: model, tokenizer: try TokenizerDirectory.loadAny(path), chatTemplate: template,
+                                     bosText: "", eosText: "<|endoftext|>")
+        }
+        if let chatTemplatePath { loaded = loaded.replacingTemplate(try readTemplate(chatTemplatePath, optional: false)) }
+        if let tokenizer = loaded.tokenizer { try loaded.model.config.requireFits(tokenizer, source: path) }
+        return loaded
+    }
+
+    private func replacingTemplate(_ template: ChatTemplate?) -> PretrainedModel {
+        PretrainedModel(path: path, model: model, tokenizer: tokenizer, chatTemplate: template, bosText: bosText, eosText: eosText)
+    }
+
+    private static func gguf(_ path: String) throws -> PretrainedModel {
+        let file = try Checkpoint.mapFileErrors { try GGUFFile(path: path) }
+        let model = try GGUFCheckpoint.load(file: file)
+        let tokenizer: (any TextTokenizer)? = file.metadata["tokenizer.ggml.model"] == nil ? nil : try GGUFTokenizer.load(file)
+        let tokens = file.metadata["tokenizer.ggml.tokens"]?.strings ?? []
+        func text(_ key: String) -> String {
+            guard let id = file.metadata[key]?.int, tokens.indices.contains(id) else { return "" }
+            return tokens[id]
+        }
+        var template: ChatTemplate?
+        if let source = file.metadata["tokenizer.chat_template"]?.string {
+            do { template = try ChatTemplate(source) } catch { throw ModelError("\(path): tokenizer.chat_template: \(error)") }
+        }
+        return PretrainedModel(path: path, model: model, tokenizer: tokenizer, chatTemplate: template,
+                               bosText: text("tokenizer.ggml.bos_token_id"), eosText: text("tokenizer.ggml.eos_token_id"))
+    }
+
+    private static func huggingFace(_ directory: String) throws -> PretrainedModel {
+        func json(_ name: String) throws -> [String: Any]? {
+            let path = (directory as NSString).appendingPathComponent(name)
+            guard FileManager.default.fileExists(atPath: path) else { return nil }
+            guard let object = try? JSONSerialization.jsonObject(with: try InputFile.read(path)) as? [String: Any] else {
+                throw ModelError("\(path): not a JSON object")
+            }
+            return object
+        }
+        let model = try HuggingFaceCheckpoint.load(directory: directory)
+        // Stop at every end-of-sequence id the generation config (else the model config) names.
+        let eosValue = try json("generation_config.json")?["eos_token_id"] ?? json("config.json")?["eos_token_id"]
+        let stops = (eosValue as? [Int]) ?? (eosValue as? Int).map { [$0] }
+        let tokenizerPath = (directory as NSString).appendingPathComponent(TokenizerDirectory.huggingFaceFile)
+        let tokenizer = FileManager.default.fileExists(atPath: tokenizerPath)
+            ? try HuggingFaceFile.load(path: tokenizerPath, stopTokens: stops?.map { Int32($0) }) : nil
+        let settings = try json("tokenizer_config.json") ?? [:]
+        func tokenText(_ key: String) -> String {
+            if let text = settings[key] as? String { return text }
+            return (settings[key] as? [String: Any])?["content"] as? String ?? ""
+        }
+        var source = settings["chat_template"] as? String
+        if let named = settings["chat_template"] as? [[String: Any]] {
+            source = named.first { $0["name"] as? String == "default" }?["template"] as? String ?? named.first?["template"] as? String
+        }
+        var template: ChatTemplate?
+        if let source {
+            do { template = try ChatTemplate(source) } catch { throw ModelError("\(directory)/tokenizer_config.json: chat_template: \(error)") }
+        } else {
+            template = try readTemplate((directory as NSString).appendingPathComponent("chat_template.jinja"), optional: true)
+        }
+        return PretrainedModel(path: directory, model: model, tokenizer: tokenizer, chatTemplate: template,
+                               bosText: tokenText("bos_token"), eosText: tokenText("eos_token"))
+    }
+
+    private static func readTemplate(_ path: String, optional: Bool) throws -> ChatTemplate? {
+        if optional && !FileManager.default.fileExists(atPath: path) { return nil }
+        let source: String
+        do { source = String(decoding: try InputFile.read(path), as: UTF8.self) } catch { throw ModelError("\(error)") }
+        do { return try ChatTemplate(source) } catch { throw ModelError("\(path): \(error)") }
+    }
+}

@@ -1,0 +1,122 @@
+import ChatTemplate
+import Dispatch
+import Tokenizer
+
+/// A multi-turn conversation with a model through its chat template, keeping the KV cache
+/// across turns: each turn renders the whole conversation, finds how much of it the cache
+/// already holds (the tokens of every earlier turn, usually) and prefills only the rest.
+///
+/// When a turn would not fit in the context, the oldest turns after the system message are
+/// dropped and the cache is rebuilt (``Turn/droppedMessages`` says how many).
+public final class ChatSession {
+    public let pretrained: PretrainedModel
+    public private(set) var messages: [ChatMessage] = []
+    private let template: ChatTemplate
+    private let tokenizer: any TextTokenizer
+    private let session: InferenceSession
+    /// The ids in the cache, position by position.
+    private var cached: [Int32] = []
+
+    /// What one answer cost and why it ended.
+    public struct Turn: Sendable {
+        public var text: String
+        public var promptTokens: Int
+        /// Prompt tokens the cache already held (not computed again).
+        public var reusedTokens: Int
+        public var generatedTokens: Int
+        public var prefillSeconds: Double
+        public var decodeSeconds: Double
+        public var ending: GenerationReport.Ending
+        public var droppedMessages: Int
+    }
+
+    /// Throws when the model has no tokenizer or no chat template (name one with
+    /// `chatTemplatePath` when loading).
+    public init(_ pretrained: PretrainedModel, system: String? = nil) throws {
+        guard let tokenizer = pretrained.tokenizer else { throw ModelError("\(pretrained.path): no tokenizer; chat needs one") }
+        guard let template = pretrained.chatTemplate else {
+            throw ModelError("\(pretrained.path): no chat template in the model's files; give one with --chat-template FILE")
+        }
+        self.pretrained = pretrained
+        self.tokenizer = tokenizer
+        self.template = template
+        session = InferenceSession(model: pretrained.model)
+        if let system { messages.append(ChatMessage(role: "system", content: system)) }
+    }
+
+    /// The prompt ids of the conversation so far, ready for the assistant's answer.
+    public func promptIDs() throws -> [Int32] {
+        let text = try template.render(messages, addGenerationPrompt: true, bosToken: pretrained.bosText, eosToken: pretrained.eosText)
+        return tokenizer.encodeChat(text, bos: pretrained.bosText, eos: pretrained.eosText)
+    }
+
+    /// Adds the user's message and generates the answer, streaming its text to `onText`
+    /// (return false to stop it, e.g. on Ctrl-C). The answer joins the conversation.
+    public func respond(to user: String, options: GenerationOptions, onText: (String) -> Bool) throws -> Turn {
+        try options.validate()
+        messages.append(ChatMessage(role: "user", content: user))
+        var dropped = 0
+        var prompt = try promptIDs()
+        let context = pretrained.model.config.contextLength
+        // Leave room for at least a short answer; drop the oldest turns (never the system message).
+        while prompt.count + min(options.maxTokens, 64) > context {
+            let first = messages.first?.role == "system" ? 1 : 0
+            guard messages.count - first > 1 else {
+                messages.removeLast()
+                throw ModelError("the message gives \(prompt.count) prompt tokens; the model's context holds \(context)")
+            }
+            messages.remove(at: first)
+            dropped += 1
+            prompt = try promptIDs()
+        }
+        var reused = zip(prompt, cached).prefix { $0 == $1 }.count
+        if reused == prompt.count { reused -= 1 }  // the last prompt token must run to give logits
+        session.rewind(to: reused)
+        cached = Array(cached.prefix(reused))
+
+        let prefillStart = DispatchTime.now().uptimeNanoseconds
+        var logits = try session.append(Array(prompt[reused...]))
+        cached = prompt
+        let prefillSeconds = Double(DispatchTime.now().uptimeNanoseconds - prefillStart) * 1e-9
+
+        var sampler: any Sampler = options.temperature == 0
+            ? GreedySampler() : try NucleusSampler(temperature: options.temperature, topP: options.topP, seed: options.seed)
+        let stops = options.stopTokens.union(tokenizer.stopTokens)
+        var decoder = IncrementalDecoder(tokenizer: tokenizer)
+        decoder.follow(prompt[prompt.count - 1])
+        var text = "", generated = 0
+        var ending = GenerationReport.Ending.maxTokens
+        let decodeStart = DispatchTime.now().uptimeNanoseconds
+        while generated < options.maxTokens {
+            let next = logits.withUnsafeBufferPointer { sampler.sample($0) }
+            generated += 1
+            if stops.contains(next) {
+                ending = .stopToken(next)
+                break
+            }
+            let piece = try decoder.append(next)
+            text += piece
+            if !onText(piece) {
+                ending = .stoppedByCaller
+                break
+            }
+            guard session.remaining > 0, generated < options.maxTokens else { break }
+            logits = Array(try session.step(next))
+            cached.append(next)
+        }
+        let rest = decoder.finish()
+        text += rest
+        if !rest.isEmpty { _ = onText(rest) }
+        messages.append(ChatMessage(role: "assistant", content: text))
+        return Turn(text: text, promptTokens: prompt.count, reusedTokens: reused, generatedTokens: generated,
+                    prefillSeconds: prefillSeconds, decodeSeconds: Double(DispatchTime.now().uptimeNanoseconds - decodeStart) * 1e-9,
+                    ending: ending, droppedMessages: dropped)
+    }
+
+    /// Starts the conversation again (the system message stays).
+    public func reset() {
+        messages.removeAll { $0.role != "system" }
+        session.reset()
+        cached = []
+    }
+}
