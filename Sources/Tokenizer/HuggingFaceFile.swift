@@ -5,7 +5,9 @@ import TensorIO
 /// special tokens as added tokens. The Python `tokenizers` library loads it and encodes as we do
 /// (`ignore_merges` makes it take a piece that is a whole token as that token, like tiktoken).
 public enum HuggingFaceFile {
-    static func json(_ tokenizer: Tokenizer) -> Data {
+    /// The file for `tokenizer`, its rules included (pre-tokenizer, `ignore_merges`, BOS in the
+    /// post-processor). llama.cpp's `default` rule has no `tokenizer.json` form and is refused.
+    static func json(_ tokenizer: Tokenizer) throws -> Data {
         let special = Set(tokenizer.specialTokens.map(\.id))
         var added: [String] = []
         for (text, id) in tokenizer.specialTokens {
@@ -30,8 +32,8 @@ public enum HuggingFaceFile {
         \(added.joined(separator: ",\n"))
           ],
           "normalizer": null,
-          "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
-          "post_processor": null,
+          "pre_tokenizer": \(try preTokenizerJSON(tokenizer.rules.preTokenization)),
+          "post_processor": \(postProcessorJSON(tokenizer)),
           "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true},
           "model": {
             "type": "BPE",
@@ -41,7 +43,7 @@ public enum HuggingFaceFile {
             "end_of_word_suffix": null,
             "fuse_unk": false,
             "byte_fallback": false,
-            "ignore_merges": true,
+            "ignore_merges": \(tokenizer.rules.ignoresMerges),
             "vocab": {
         \(vocab.joined(separator: ",\n"))
             },
@@ -131,6 +133,28 @@ public enum HuggingFaceFile {
         } catch let error as TokenizerError {
             throw TokenizerError("\(path): \(error.message)")
         }
+    }
+
+    private static func preTokenizerJSON(_ rule: PreTokenization) throws -> String {
+        let byteLevel = #"{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}"#
+        switch rule {
+        case .gpt2: return byteLevel
+        case .digitsThenGPT2: return #"{"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": true}, "# + byteLevel + "]}"
+        case .llama3:
+            return #"{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "# + JSONText.quoted(llama3Pattern)
+                + #"}, "behavior": "Isolated", "invert": false}, {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]}"#
+        case .llamaCppDefault:
+            throw TokenizerError("llama.cpp's 'default' pre-tokenizer has no tokenizer.json form; this tokenizer cannot be saved as one")
+        }
+    }
+
+    private static func postProcessorJSON(_ tokenizer: Tokenizer) -> String {
+        guard !tokenizer.rules.promptPrefix.isEmpty else { return "null" }
+        let names = tokenizer.rules.promptPrefix.map { String(decoding: tokenizer.vocabulary[Int($0)], as: UTF8.self) }
+        let single = names.map { #"{"SpecialToken": {"id": "# + JSONText.quoted($0) + #", "type_id": 0}}"# }
+        let specials = zip(names, tokenizer.rules.promptPrefix).map { JSONText.quoted($0) + #": {"id": "# + JSONText.quoted($0) + #", "ids": [\#($1)], "tokens": ["# + JSONText.quoted($0) + "]}" }
+        return #"{"type": "TemplateProcessing", "single": ["# + (single + [#"{"Sequence": {"id": "A", "type_id": 0}}"#]).joined(separator: ", ")
+            + #"], "pair": [], "special_tokens": {"# + specials.joined(separator: ", ") + "}}"
     }
 
     /// Llama 3's `Split` pattern as its `tokenizer.json` writes it.

@@ -49,7 +49,7 @@ public enum TokenizerDirectory {
             throw TokenizerError("\(directory): cannot create directory: \(SystemErrorText.describe(error))")
         }
         for (name, data) in [(vocabFile, GPT2Files.vocabJSON(tokenizer)), (mergesFile, GPT2Files.mergesText(tokenizer)),
-                             (huggingFaceFile, HuggingFaceFile.json(tokenizer))] {
+                             (huggingFaceFile, try HuggingFaceFile.json(tokenizer))] {
             let path = (directory as NSString).appendingPathComponent(name)
             do {
                 try AtomicFile.write(data, to: path)

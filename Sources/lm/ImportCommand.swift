@@ -8,7 +8,7 @@ import Tokenizer
 struct ImportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import", abstract: "Convert a model from another project into a model directory.",
-        subcommands: [Llama2cImport.self, GGUFImport.self])
+        subcommands: [Llama2cImport.self, GGUFImport.self, HuggingFaceImport.self])
 
     /// Stops unless `output` holds no model, or `force` allows replacing it.
     static func requireReplaceable(_ output: String, force: Bool) throws {
@@ -30,21 +30,42 @@ struct GGUFImport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gguf",
         abstract: "Import a llama.cpp GGUF file of the llama architecture as a model directory (weights dequantized to float32).",
-        discussion: """
-        Writes config.json and model.safetensors under our tensor names (a tied head is written as \
-        its own lm_head copy of the embedding), which lm train --model fine-tunes. The file's \
-        tokenizer is not imported yet.
-        """)
+        discussion: PretrainedImport.discussion)
 
-    @Option(help: "The .gguf file.") var model: String
+    @OptionGroup var options: PretrainedImport
+    func run() throws { try options.run() }
+}
+
+/// `lm import hf --model DIR --output DIR`.
+struct HuggingFaceImport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hf",
+        abstract: "Import a Hugging Face LlamaForCausalLM directory as a model directory (weights as float32, q/k permuted for our RoPE).",
+        discussion: PretrainedImport.discussion)
+
+    @OptionGroup var options: PretrainedImport
+    func run() throws { try options.run() }
+}
+
+/// What both imports take and do.
+struct PretrainedImport: ParsableArguments {
+    static let discussion = """
+        Writes config.json and model.safetensors under our tensor names (a tied head is written as \
+        its own lm_head copy of the embedding), the tokenizer with its pre-tokenizer rules, the stop \
+        tokens, the BOS/EOS texts and the chat template, so that lm train --model fine-tunes it and \
+        lm generate and lm chat run it as before.
+        """
+
+    @Option(help: "The .gguf file or Hugging Face directory.") var model: String
     @Option(help: "The model directory to write.") var output: String
     @Flag(help: "Replace a model already in --output.") var force = false
 
     func run() throws {
         try ImportCommand.requireReplaceable(output, force: force)
-        let lm = try GGUFCheckpoint.load(path: model)
-        try Checkpoint.save(lm, directory: output)
-        print("wrote \(output): \(ImportCommand.describe(lm))")
+        let pretrained = try PretrainedModel.load(model)
+        try pretrained.save(to: output)
+        let tokenizer = pretrained.tokenizer.map { "\($0.vocabularySize)-token tokenizer" } ?? "no tokenizer"
+        print("wrote \(output): \(ImportCommand.describe(pretrained.model)), \(tokenizer)\(pretrained.chatTemplate == nil ? "" : ", chat template")")
     }
 }
 

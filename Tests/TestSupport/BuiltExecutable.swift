@@ -18,7 +18,8 @@ public func builtExecutable(_ name: String) throws -> String {
 /// The built `lm`, run as a user runs it.
 public enum LMProcess {
     /// A started `lm` (not waited for), its output going to pipes that ``finish(_:)`` reads.
-    public static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> (process: Process, output: Pipe, error: Pipe) {
+    /// `input`, when given, is written to its standard input, which is then closed.
+    public static func start(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) throws -> (process: Process, output: Pipe, error: Pipe) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try builtExecutable("lm"))
         process.arguments = arguments
@@ -29,7 +30,13 @@ public enum LMProcess {
         let output = Pipe(), error = Pipe()
         process.standardOutput = output
         process.standardError = error
+        let stdin = Pipe()
+        if input != nil { process.standardInput = stdin }
         try process.run()
+        if let input {
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try stdin.fileHandleForWriting.close()
+        }
         return (process, output, error)
     }
 
@@ -43,7 +50,7 @@ public enum LMProcess {
     }
 
     /// Runs `lm` with `arguments` to the end.
-    public static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String, error: String) {
-        finish(try start(arguments, environment: environment))
+    public static func run(_ arguments: [String], environment: [String: String] = [:], input: String? = nil) throws -> (status: Int32, output: String, error: String) {
+        finish(try start(arguments, environment: environment, input: input))
     }
 }

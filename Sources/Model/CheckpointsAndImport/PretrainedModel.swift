@@ -10,7 +10,10 @@ import Tokenizer
 /// | --- | --- | --- | --- |
 /// | `model.gguf` | ``GGUFCheckpoint`` | `tokenizer.ggml.*` (``GGUFTokenizer``) | `tokenizer.chat_template` |
 /// | Hugging Face directory | ``HuggingFaceCheckpoint`` | `tokenizer.json`, stops from `generation_config.json` | `tokenizer_config.json` or `chat_template.jinja` |
-/// | our model directory | ``Checkpoint`` | ``TokenizerDirectory`` | `chat_template.jinja` if present |
+/// | our model directory | ``Checkpoint`` | ``TokenizerDirectory``, stops from `generation_config.json` | `chat_template.jinja` if present |
+///
+/// ``save(to:)`` writes a model directory of ours with all of it, so an imported model keeps its
+/// tokenizer rules, stop tokens and template.
 public struct PretrainedModel {
     public let path: String
     public let model: TransformerLM
@@ -32,12 +35,9 @@ public struct PretrainedModel {
             guard path.hasSuffix(".gguf") else { throw ModelError("\(path): a model is a directory or a .gguf file") }
             loaded = try gguf(path)
         } else if HuggingFaceCheckpoint.isHuggingFaceDirectory(path) {
-            loaded = try huggingFace(path)
+            loaded = try directory(path, model: try HuggingFaceCheckpoint.load(directory: path))
         } else {
-            let model = try Checkpoint.load(directory: path)
-            let template = try readTemplate((path as NSString).appendingPathComponent("chat_template.jinja"), optional: true)
-            loaded = PretrainedModel(path: path, model: model, tokenizer: try TokenizerDirectory.loadAny(path), chatTemplate: template,
-                                     bosText: "", eosText: "<|endoftext|>")
+            loaded = try directory(path, model: try Checkpoint.load(directory: path))
         }
         if let chatTemplatePath { loaded = loaded.replacingTemplate(try readTemplate(chatTemplatePath, optional: false)) }
         if let tokenizer = loaded.tokenizer { try loaded.model.config.requireFits(tokenizer, source: path) }
@@ -65,7 +65,8 @@ public struct PretrainedModel {
                                bosText: text("tokenizer.ggml.bos_token_id"), eosText: text("tokenizer.ggml.eos_token_id"))
     }
 
-    private static func huggingFace(_ directory: String) throws -> PretrainedModel {
+    /// A Hugging Face directory or ours: the same side files around different weights.
+    private static func directory(_ directory: String, model: TransformerLM) throws -> PretrainedModel {
         func json(_ name: String) throws -> [String: Any]? {
             let path = (directory as NSString).appendingPathComponent(name)
             guard FileManager.default.fileExists(atPath: path) else { return nil }
@@ -74,13 +75,12 @@ public struct PretrainedModel {
             }
             return object
         }
-        let model = try HuggingFaceCheckpoint.load(directory: directory)
         // Stop at every end-of-sequence id the generation config (else the model config) names.
         let eosValue = try json("generation_config.json")?["eos_token_id"] ?? json("config.json")?["eos_token_id"]
         let stops = (eosValue as? [Int]) ?? (eosValue as? Int).map { [$0] }
         let tokenizerPath = (directory as NSString).appendingPathComponent(TokenizerDirectory.huggingFaceFile)
         let tokenizer = FileManager.default.fileExists(atPath: tokenizerPath)
-            ? try HuggingFaceFile.load(path: tokenizerPath, stopTokens: stops?.map { Int32($0) }) : nil
+            ? try HuggingFaceFile.load(path: tokenizerPath, stopTokens: stops?.map { Int32($0) }) : try TokenizerDirectory.loadAny(directory)
         let settings = try json("tokenizer_config.json") ?? [:]
         func tokenText(_ key: String) -> String {
             if let text = settings[key] as? String { return text }
@@ -98,6 +98,30 @@ public struct PretrainedModel {
         }
         return PretrainedModel(path: directory, model: model, tokenizer: tokenizer, chatTemplate: template,
                                bosText: tokenText("bos_token"), eosText: tokenText("eos_token"))
+    }
+
+    /// Writes a model directory of ours: `config.json` and `model.safetensors` (Float32), the
+    /// tokenizer (`tokenizer.json` with its rules, or `tokenizer.bin`), `generation_config.json`
+    /// (stop ids), `tokenizer_config.json` (BOS and EOS texts) and `chat_template.jinja`; each
+    /// file written whole under a temporary name, then renamed.
+    public func save(to directory: String) throws {
+        try Checkpoint.save(model, directory: directory)
+        func write(_ name: String, _ data: Data) throws {
+            do { try AtomicFile.write(data, to: (directory as NSString).appendingPathComponent(name)) } catch { throw ModelError("\(error)") }
+        }
+        func jsonData(_ object: Any) throws -> Data {
+            try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        }
+        switch tokenizer {
+        case let bytePairs as Tokenizer:
+            do { try TokenizerDirectory.save(bytePairs, to: directory) } catch { throw ModelError("\(error)") }
+        case let pieces as SentencePieceTokenizer:
+            try write(TokenizerDirectory.sentencePieceFile, pieces.fileData())
+        default: break
+        }
+        if let tokenizer { try write("generation_config.json", try jsonData(["eos_token_id": tokenizer.stopTokens.sorted().map(Int.init)])) }
+        try write("tokenizer_config.json", try jsonData(["bos_token": bosText, "eos_token": eosText]))
+        if let chatTemplate { try write("chat_template.jinja", Data(chatTemplate.source.utf8)) }
     }
 
     private static func readTemplate(_ path: String, optional: Bool) throws -> ChatTemplate? {
