@@ -53,8 +53,24 @@ public final class ChatSession {
     /// Adds the user's message and generates the answer, streaming its text to `onText`
     /// (return false to stop it, e.g. on Ctrl-C). The answer joins the conversation.
     public func respond(to user: String, options: GenerationOptions, onText: (String) -> Bool) throws -> Turn {
+        try answer(messages + [ChatMessage(role: "user", content: user)], options: options, onText: onText)
+    }
+
+    /// Answers `conversation` (any messages, the last usually the user's), which replaces the
+    /// session's: the cache is reused as far as the new prompt's tokens agree with it, so a
+    /// client that sends the whole conversation each time (as the OpenAI API does) pays only for
+    /// what is new. The answer joins the conversation.
+    public func answer(_ conversation: [ChatMessage], options: GenerationOptions, onText: (String) -> Bool) throws -> Turn {
         try options.validate()
-        messages.append(ChatMessage(role: "user", content: user))
+        let previous = messages
+        messages = conversation
+        do { return try generateAnswer(options: options, onText: onText) } catch {
+            messages = previous
+            throw error
+        }
+    }
+
+    private func generateAnswer(options: GenerationOptions, onText: (String) -> Bool) throws -> Turn {
         var dropped = 0
         var prompt = try promptIDs()
         let context = pretrained.model.config.contextLength
@@ -62,7 +78,6 @@ public final class ChatSession {
         while prompt.count + min(options.maxTokens, 64) > context {
             let first = messages.first?.role == "system" ? 1 : 0
             guard messages.count - first > 1 else {
-                messages.removeLast()
                 throw ModelError("the message gives \(prompt.count) prompt tokens; the model's context holds \(context)")
             }
             messages.remove(at: first)
