@@ -108,5 +108,5 @@ let package = Package(
 // executable has no main of its own (libFuzzer provides it). scripts/fuzz.sh builds it with
 // `-sanitize=fuzzer` and runs each format for a bounded time.
 if Context.environment["LM_FUZZ"] != nil {
-    package.targets.append(.executableTarget(name: "lm-fuzz", dependencies: ["Model", "TensorIO", "Tokenizer"], path: "Fuzz/lm-fuzz"))
+    package.targets.append(.executableTarget(name: "lm-fuzz", dependencies: ["Model", "TensorIO", "Tokenizer", "ChatTemplate"], path: "Fuzz/lm-fuzz"))
 }

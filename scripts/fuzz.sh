@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the file formats the engine reads from outside (safetensors, NPY, config.json,
-# vocab.json + merges.txt, tokenizer.json, llama2.c's model.bin and tokenizer.bin, GGUF) with libFuzzer, each for a bounded time.
+# vocab.json + merges.txt, tokenizer.json, llama2.c's model.bin and tokenizer.bin, GGUF, Hugging Face
+# config.json and shard index, chat templates) with libFuzzer, each for a bounded time.
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 20 s, every target)
 # The seed corpus in Fuzz/corpus/ is copied to a scratch directory first, so runs never change
 # it; a crash leaves its input in .build-fuzz/findings/ and makes the script exit non-zero.
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-20}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors npy config gpt2 tokenizer-json llama2c llama2c-tokenizer gguf)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors npy config gpt2 tokenizer-json llama2c llama2c-tokenizer gguf hf-config hf-index chat-template)
 
 echo "fuzz: building lm-fuzz with -sanitize=fuzzer" >&2
 LM_FUZZ=1 swift build --scratch-path .build-fuzz --product lm-fuzz --sanitize fuzzer >&2

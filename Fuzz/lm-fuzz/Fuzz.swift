@@ -1,3 +1,4 @@
+import ChatTemplate
 import Foundation
 import Model
 import TensorIO
@@ -58,9 +59,22 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         if let gguf = try? GGUFFile(path: file("model.gguf", bytes)) {
             for tensor in gguf.tensors where tensor.elementCount <= 1 << 16 { _ = try? gguf.floats(tensor.name).count }
             _ = gguf.metadata["tokenizer.ggml.tokens"]?.strings?.count
+            _ = try? GGUFCheckpoint.config(of: gguf)
+            if let tokenizer = try? GGUFTokenizer.load(gguf) { _ = tokenizer.encodePrompt("fuzz <|im_start|> 2024 🙃") }
+        }
+    case "hf-config":
+        _ = file("config.json", bytes)
+        if let config = try? HuggingFaceCheckpoint.config(directory: scratch) { _ = ParameterLayout(config: config).totalCount }
+    case "hf-index":
+        _ = file("model.safetensors.index.json", bytes)
+        _ = try? SafeTensorsShards(directory: scratch)
+    case "chat-template":
+        let messages = [ChatMessage(role: "system", content: "S"), ChatMessage(role: "user", content: "Hi"), ChatMessage(role: "assistant", content: "Hello")]
+        if let template = try? ChatTemplate(String(decoding: bytes, as: UTF8.self)) {
+            _ = try? template.render(messages, addGenerationPrompt: true, bosToken: "<s>", eosToken: "</s>")
         }
     default:
-        fatalError("LM_FUZZ_TARGET must be safetensors, npy, config, gpt2, tokenizer-json, llama2c, llama2c-tokenizer or gguf; got \(target)")
+        fatalError("LM_FUZZ_TARGET must be safetensors, npy, config, gpt2, tokenizer-json, llama2c, llama2c-tokenizer, gguf, hf-config, hf-index or chat-template; got \(target)")
     }
     return 0
 }

@@ -310,6 +310,18 @@ enum JinjaBuiltins {
     // MARK: Operators
 
     static func binary(_ symbol: String, _ left: JinjaValue, _ right: JinjaValue) throws -> JinjaValue {
+        let result = try combine(symbol, left, right)
+        // Doubling a string in a loop would otherwise exhaust memory long before any loop limit.
+        let tooLarge: Bool = switch result {
+        case .string(let text): text.utf8.count > JinjaInterpreter.maximumOutput
+        case .array(let items): items.count > JinjaInterpreter.maximumOutput / 8
+        default: false
+        }
+        guard !tooLarge else { throw TemplateError("the template builds a value larger than \(JinjaInterpreter.maximumOutput >> 20) MiB") }
+        return result
+    }
+
+    private static func combine(_ symbol: String, _ left: JinjaValue, _ right: JinjaValue) throws -> JinjaValue {
         switch symbol {
         case "==": return .bool(left.equals(right))
         case "!=": return .bool(!left.equals(right))

@@ -7,6 +7,11 @@ final class JinjaInterpreter {
     private var output = ""
     /// Set by `{% break %}` / `{% continue %}` until the loop takes it.
     private var pendingLoopControl: Bool?
+    /// Work left before a template is stopped as runaway (loop iterations and macro calls), and
+    /// the largest prompt it may write: a model file's template cannot hang or exhaust memory.
+    private var budget = 10_000_000
+    static let maximumOutput = 64 << 20, maximumMacroDepth = 100
+    private var macroDepth = 0
 
     init(globals: [String: JinjaValue]) {
         scopes = [JinjaBuiltins.globals.merging(globals) { _, given in given }]
@@ -31,6 +36,9 @@ final class JinjaInterpreter {
             case .text(let text): output += text
             case .output(let expression, let line):
                 output += try located(line) { try evaluate(expression).printed }
+                guard output.utf8.count <= Self.maximumOutput else {
+                    throw TemplateError(line: line, "the template writes more than \(Self.maximumOutput >> 20) MiB")
+                }
             case .forLoop(let targets, let iterable, let filter, let body, let otherwise, let line):
                 try forLoop(targets, iterable, filter, body, otherwise, line: line)
             case .conditional(let branches, let otherwise, let line):
@@ -97,6 +105,8 @@ final class JinjaInterpreter {
         }
         if items.isEmpty { return try run(otherwise) }
         for (index, item) in items.enumerated() {
+            budget -= 1
+            guard budget > 0 else { throw TemplateError(line: line, "the template runs more than 10 million loop iterations") }
             let loop = JinjaObject([("index", .int(index + 1)), ("index0", .int(index)), ("first", .bool(index == 0)),
                                     ("last", .bool(index == items.count - 1)), ("length", .int(items.count)),
                                     ("revindex", .int(items.count - index)), ("revindex0", .int(items.count - index - 1)),
@@ -130,12 +140,15 @@ final class JinjaInterpreter {
                 else if let value = keywords[name] { scope[name] = value }
                 else { scope[name] = try fallback.map { try self.evaluate($0) } ?? .undefined }
             }
+            guard self.macroDepth < Self.maximumMacroDepth else { throw TemplateError("macros call each other deeper than \(Self.maximumMacroDepth) levels") }
             let saved = self.output
             self.output = ""
             self.scopes.append(scope)
+            self.macroDepth += 1
             defer {
                 self.scopes.removeLast()
                 self.output = saved
+                self.macroDepth -= 1
             }
             try self.run(body)
             return .string(self.output)

@@ -43,6 +43,7 @@ indirect enum JinjaNode {
 struct JinjaParser {
     private let segments: [JinjaSegment]
     private var position = 0
+    private var depth = 0
 
     static func parse(_ source: String) throws -> [JinjaNode] {
         var parser = JinjaParser(segments: try JinjaLexer.segments(source))
@@ -55,6 +56,9 @@ struct JinjaParser {
 
     /// Nodes up to one of the `until` keywords (returned with the rest of its tag), or the end.
     private mutating func block(until: Set<String>) throws -> ([JinjaNode], (String, ExpressionParser, Int)?) {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= ExpressionParser.maximumDepth else { throw TemplateError("statements nest deeper than \(ExpressionParser.maximumDepth) levels") }
         var nodes: [JinjaNode] = []
         while position < segments.count {
             let segment = segments[position]
@@ -100,8 +104,9 @@ struct JinjaParser {
             while true {
                 let (body, end) = try block(until: ["elif", "else", "endif"])
                 branches.append((condition, body))
-                guard var (keyword, rest, _) = end else { throw TemplateError(line: line, "'if' is never closed") }
+                guard let (keyword, restOfTag, _) = end else { throw TemplateError(line: line, "'if' is never closed") }
                 if keyword == "elif" {
+                    var rest = restOfTag
                     condition = try rest.expression()
                     try rest.expectEnd()
                     continue
@@ -155,6 +160,10 @@ struct ExpressionParser {
     private let tokens: [JinjaToken]
     private var position = 0
     let line: Int
+    /// Nesting of parentheses, brackets and operators so far: a hostile template cannot
+    /// exhaust the stack.
+    private var depth = 0
+    static let maximumDepth = 200
 
     init(tokens: [JinjaToken], line: Int) {
         self.tokens = tokens
@@ -205,6 +214,9 @@ struct ExpressionParser {
 
     /// A full expression; `a if b else c` unless `allowConditional` is false (a `for` head).
     mutating func expression(allowConditional: Bool = true) throws -> JinjaExpression {
+        depth += 1
+        defer { depth -= 1 }
+        guard depth <= Self.maximumDepth else { throw error("expressions nest deeper than \(Self.maximumDepth) levels") }
         let value = try or()
         guard allowConditional, consume(.name("if")) else { return value }
         let condition = try or()
@@ -225,7 +237,12 @@ struct ExpressionParser {
     }
 
     private mutating func not() throws -> JinjaExpression {
-        if consume(.name("not")) { return .unary("not", try not()) }
+        if consume(.name("not")) {
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= Self.maximumDepth else { throw error("expressions nest deeper than \(Self.maximumDepth) levels") }
+            return .unary("not", try not())
+        }
         return try comparison()
     }
 
@@ -276,6 +293,11 @@ struct ExpressionParser {
     }
 
     private mutating func unary() throws -> JinjaExpression {
+        if peek == .symbol("-") || peek == .symbol("+") {
+            depth += 1
+            defer { depth -= 1 }
+            guard depth <= Self.maximumDepth else { throw error("expressions nest deeper than \(Self.maximumDepth) levels") }
+        }
         if consume(.symbol("-")) { return try filtered(.unary("-", try unary())) }
         if consume(.symbol("+")) { return try unary() }
         return try filtered(try postfix(try primary()))
