@@ -1,8 +1,10 @@
 import Foundation
 
 /// Precomputed rotary-embedding angles for one head size: `cos` and `sin` of
-/// `position / theta^(2i / headDim)` for every position below `maxPositions` and pair `i`.
-/// Computed in Double and rounded once, so large positions keep full Float accuracy.
+/// `position / (theta^(2i / headDim) · factor_i)` for every position below `maxPositions` and
+/// pair `i`, where the factors are 1 unless given (Llama 3's frequency scaling divides the
+/// low frequencies). Computed in Double and rounded once, so large positions keep full Float
+/// accuracy.
 public struct RoPETable: Sendable {
     public let headDim: Int
     public let maxPositions: Int
@@ -12,8 +14,9 @@ public struct RoPETable: Sendable {
     /// [maxPositions, headDim / 2]
     public let sin: [Float]
 
-    /// headDim must be even and positive; maxPositions ≥ 1; theta > 0.
-    public init(headDim: Int, maxPositions: Int, theta: Double) {
+    /// headDim must be even and positive; maxPositions ≥ 1; theta > 0; `frequencyFactors`, when
+    /// given, one positive divisor per pair.
+    public init(headDim: Int, maxPositions: Int, theta: Double, frequencyFactors: [Double]? = nil) {
         precondition(headDim > 0 && headDim % 2 == 0, "RoPETable: head size \(headDim) must be even and positive")
         precondition(maxPositions >= 1, "RoPETable: maxPositions \(maxPositions) must be at least 1")
         precondition(theta > 0 && theta.isFinite, "RoPETable: theta \(theta) must be positive")
@@ -21,11 +24,13 @@ public struct RoPETable: Sendable {
         self.maxPositions = maxPositions
         self.theta = theta
         let pairs = headDim / 2
+        precondition(frequencyFactors.map { $0.count == pairs && $0.allSatisfy { $0 > 0 && $0.isFinite } } ?? true,
+                     "RoPETable: frequency factors must be \(pairs) positive numbers")
         var cosTable = [Float](repeating: 0, count: maxPositions * pairs)
         var sinTable = [Float](repeating: 0, count: maxPositions * pairs)
         for position in 0..<maxPositions {
             for pair in 0..<pairs {
-                let angle = Double(position) / Foundation.pow(theta, Double(2 * pair) / Double(headDim))
+                let angle = Double(position) / (Foundation.pow(theta, Double(2 * pair) / Double(headDim)) * (frequencyFactors?[pair] ?? 1))
                 cosTable[position * pairs + pair] = Float(Foundation.cos(angle))
                 sinTable[position * pairs + pair] = Float(Foundation.sin(angle))
             }

@@ -27,9 +27,12 @@ struct ChatCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "Sampling temperature; 0 means greedy.") var temperature: Float = 0.7
     @Option(help: "Nucleus sampling mass in (0, 1].") var topP: Float = 0.9
     @Option(help: "Seed of the sampler.") var seed: UInt64 = 0
+    @Option(help: "Most tokens held (prompt and output; the KV cache is sized for them). Default: the model's context, at most 8,192.")
+    var context: Int?
     @OptionGroup var running: ModelRunOptions
 
     func validate() throws {
+        if let context, context < 1 { throw ValidationError("--context must be at least 1, got \(context)") }
         do { try GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP).validate() } catch let error as ModelError {
             throw ValidationError("--\(error.message)")
         }
@@ -39,7 +42,7 @@ struct ChatCommand: ParsableCommand, ComputesWithBLAS {
         running.apply()
         let start = Date()
         let pretrained = try PretrainedModel.load(model, chatTemplatePath: chatTemplate)
-        let chat = try ChatSession(pretrained, system: system)
+        let chat = try ChatSession(pretrained, system: system, context: context ?? min(pretrained.model.config.contextLength, 8192))
         let interactive = isatty(STDIN_FILENO) == 1
         if interactive {
             printError(String(format: "%@ loaded in %.2f s; Ctrl-C stops an answer, /reset starts again, /exit quits", model, Date().timeIntervalSince(start)))

@@ -25,9 +25,12 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "Nucleus sampling mass in (0, 1]; 1 samples from the whole distribution.") var topP: Float = 1
     @Option(help: "Seed of the sampler: same seed, same text.") var seed: UInt64 = 0
     @Flag(help: "Encode special tokens written in the prompt as their characters.") var literalSpecialTokens = false
+    @Option(help: "Most tokens held (prompt and output; the KV cache is sized for them). Default: the model's context, at most 8,192.")
+    var context: Int?
     @OptionGroup var running: ModelRunOptions
 
     func validate() throws {
+        if let context, context < 1 { throw ValidationError("--context must be at least 1, got \(context)") }
         do { try GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP).validate() } catch let error as ModelError {
             throw ValidationError("--\(error.message)")
         }
@@ -54,7 +57,7 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
         let output = FileHandle.standardOutput
         output.write(Data(prompt.utf8))
         var failure: Error?
-        let report = try Generator(model: lm).generate(prompt: ids, options: options) { id in
+        let report = try Generator(model: lm, context: context ?? min(lm.config.contextLength, 8192)).generate(prompt: ids, options: options) { id in
             if stops.contains(id) { return true }
             do {
                 // A sampled id beyond the tokenizer's vocabulary (an untrained model) prints as U+FFFD.

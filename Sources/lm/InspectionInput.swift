@@ -8,7 +8,7 @@ import Tokenizer
 /// What `lm trace` and `lm attention` run on: a model, and the ids of a prompt with a printable
 /// label for each.
 struct InspectionInput: ParsableArguments {
-    @Option(help: "The model directory (config.json, model.safetensors, tokenizer files), or a .gguf file (then give --tokens).") var model: String
+    @Option(help: "A model directory (config.json, model.safetensors, tokenizer files), a .gguf file or a Hugging Face directory.") var model: String
     @Option(help: "Text to run, encoded with the model's tokenizer (or --tokenizer).") var prompt: String?
     @Option(help: "Token ids instead of text, comma-separated (for a model without a tokenizer).") var tokens: String?
     @Option(help: "A tokenizer directory to use instead of the model's.") var tokenizer: String?

@@ -6,7 +6,7 @@ struct LogitsCommand: ParsableCommand, ComputesWithBLAS {
     static let configuration = CommandConfiguration(
         commandName: "logits", abstract: "Run the model on token ids and write the logits as float32 NPY [B, T, vocab].")
 
-    @Option(help: "The model: a model directory, or a llama.cpp .gguf file (dequantized on load).")
+    @Option(help: "The model: a model directory, a llama.cpp .gguf file or a Hugging Face directory (dequantized on load).")
     var model: String
 
     @Option(help: "Token ids as NPY, int32, int64, uint16 or int16; shape [T] or [B, T].")

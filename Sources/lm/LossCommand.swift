@@ -13,7 +13,7 @@ struct LossCommand: ParsableCommand, ComputesWithBLAS {
         tensor names: compare it, tensor by tensor, with PyTorch autograd on the same weights.
         """)
 
-    @Option(help: "The model: a model directory, or a llama.cpp .gguf file (dequantized on load).") var model: String
+    @Option(help: "The model: a model directory, a llama.cpp .gguf file or a Hugging Face directory (dequantized on load).") var model: String
     @Option(help: "Token ids as NPY, int32, int64, uint16 or int16; shape [T+1] or [B, T+1].") var tokens: String
     @Option(help: "Where to write the gradients (.safetensors).") var grads: String?
     @OptionGroup var running: ModelRunOptions

@@ -22,7 +22,7 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
         """)
 
     @Option(help: "A config.json for a new, randomly initialised model.") var config: String?
-    @Option(help: "A model to fine-tune: a model directory, or a llama.cpp .gguf file.") var model: String?
+    @Option(help: "A model to fine-tune: a model directory, a llama.cpp .gguf file or a Hugging Face directory.") var model: String?
     @Option(help: "A run directory to continue (its settings and data are reused).") var resume: String?
     @Option(help: "Training token ids (.npy: int32, int64, uint16 or int16).") var train: String?
     @Option(help: "Validation token ids (.npy).") var validation: String?
@@ -114,11 +114,16 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
         let validationData = try validation.map { try TokenDataset(path: $0, vocabSize: vocab) }
         let trainer = try Trainer(model: lm, options: options, training: trainingData, validation: validationData,
                                   validationFraction: validationFraction, tokenizer: loadedTokenizer, runDirectory: output, parallelism: parallelism)
-        // A llama2.c model's tokenizer.bin goes with it into the run, so that the run generates text.
-        if parallelism.group.rank == 0, loadedTokenizer == nil, let model {
-            let pieces = (model as NSString).appendingPathComponent(TokenizerDirectory.sentencePieceFile)
-            if let data = FileManager.default.contents(atPath: pieces) {
-                try AtomicFile.write(data, to: (output as NSString).appendingPathComponent(TokenizerDirectory.sentencePieceFile))
+        // A llama2.c model's tokenizer.bin goes with it into the run, so that the run generates
+        // text; an imported model's stop tokens, BOS/EOS texts and chat template too, so that
+        // lm chat talks with the fine-tuned run.
+        if parallelism.group.rank == 0, let model {
+            let sideFiles = ["generation_config.json", "tokenizer_config.json", "chat_template.jinja"]
+                + (loadedTokenizer == nil ? [TokenizerDirectory.sentencePieceFile] : [])
+            for name in sideFiles {
+                if let data = FileManager.default.contents(atPath: (model as NSString).appendingPathComponent(name)) {
+                    try AtomicFile.write(data, to: (output as NSString).appendingPathComponent(name))
+                }
             }
         }
         return trainer

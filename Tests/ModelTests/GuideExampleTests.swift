@@ -1,6 +1,7 @@
 import Foundation
 import Kernels
 import Model
+import TestSupport
 import XCTest
 
 /// The Swift examples of the guide (Sources/Model/Model.docc), compiled and checked here. Each
@@ -9,6 +10,21 @@ import XCTest
 /// appears in this file letter for letter (imports aside): an article cannot drift from code that
 /// compiles and passes.
 final class GuideExampleTests: XCTestCase {
+    func testRunningARealModelExample() throws {
+        _ = try Fixtures.requireSmolLM2()  // a visible skip when models/ has not been fetched
+        // guide: RunningARealModel
+        let smol = try PretrainedModel.load("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        let chat = try ChatSession(smol)
+        let turn = try chat.respond(to: "What is the capital of France?",
+                                    options: GenerationOptions(maxTokens: 32, temperature: 0)) { piece in
+            print(piece, terminator: "")   // streamed as it is decoded
+            return true                    // false stops the answer
+        }
+        // turn.text == "The capital of France is Paris."
+        // end guide
+        XCTAssertEqual(turn.text, "The capital of France is Paris.")
+    }
+
     func testLinearExample() {
         // guide: LinearLayer
         let xs = TensorBuffer([1, 2, 3,  4, 5, 6]), ws = TensorBuffer([1, 0, 0,  0, 1, 1]), ys = TensorBuffer(count: 4)
@@ -96,7 +112,7 @@ final class GuideExampleTests: XCTestCase {
             seen.insert(name)
         }
         XCTAssertEqual(Set(marked.keys), seen, "examples marked here without an article")
-        XCTAssertEqual(seen.count, 5, "the five examples of the guide")
+        XCTAssertEqual(seen.count, 6, "the six examples of the guide")
     }
 
     /// The lines of each ```swift block, trimmed, without imports and blank lines.

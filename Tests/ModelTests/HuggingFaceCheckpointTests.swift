@@ -62,12 +62,37 @@ final class HuggingFaceCheckpointTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(Set((0..<16).map { HuggingFaceCheckpoint.interleavedRow($0, headSize: headSize) }).count, 16)
     }
 
+    /// Llama 3.1/3.2's `rope_type: llama3` as divisors of the RoPE frequencies, against
+    /// transformers' formula evaluated in NumPy for this configuration (one pair kept, one in
+    /// the smooth band, six divided by the factor).
+    func testLlama3RoPEScalingGivesTransformersFrequencies() throws {
+        let fixture = try Fixtures.requireSharedData("hf-llama-tiny")
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixture + "/config.json"))) as! [String: Any]
+        config["rope_parameters"] = ["rope_type": "llama3", "rope_theta": 500_000.0, "factor": 32.0, "low_freq_factor": 1.0,
+                                     "high_freq_factor": 4.0, "original_max_position_embeddings": 64]
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: directory + "/config.json"))
+        let loaded = try HuggingFaceCheckpoint.config(directory: directory)
+        let expected = [1.0, 2.888633554183611, 32, 32, 32, 32, 32, 32]
+        let factors = try XCTUnwrap(loaded.ropeFrequencyFactors)
+        XCTAssertEqual(factors.count, expected.count)
+        for (actual, wanted) in zip(factors, expected) { XCTAssertEqual(actual, wanted, accuracy: 1e-12) }
+        // The table divides each pair's frequency by its factor.
+        let table = RoPETable(headDim: 16, maxPositions: 100, theta: 500_000, frequencyFactors: factors)
+        let angle = 99 / (pow(500_000, 2.0 / 16) * factors[1])
+        XCTAssertEqual(table.cos[99 * 8 + 1], Float(cos(angle)), accuracy: 1e-6)
+        XCTAssertEqual(table.sin[99 * 8 + 1], Float(sin(angle)), accuracy: 1e-6)
+        // Saved in our config.json and read back.
+        try loaded.save(path: directory + "/ours.json")
+        XCTAssertEqual(try ModelConfig.load(path: directory + "/ours.json"), loaded)
+    }
+
     func testRefusesWhatItDoesNotImplementNamingTheField() throws {
         let fixture = try Fixtures.requireSharedData("hf-llama-tiny")
         let original = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: fixture + "/config.json"))) as! [String: Any]
         let cases: [(String, Any, String)] = [
             ("attention_bias", true, "attention_bias"),
-            ("rope_scaling", ["rope_type": "llama3", "factor": 8.0], "rope_scaling.rope_type"),
+            ("rope_scaling", ["rope_type": "yarn", "factor": 8.0], "rope_scaling.rope_type"),
+            ("rope_scaling", ["rope_type": "llama3", "factor": 8.0], "rope_scaling.low_freq_factor"),
             ("architectures", ["GPT2LMHeadModel"], "architectures"),
             ("hidden_act", "gelu", "hidden_act"),
             ("num_hidden_layers", "two", "num_hidden_layers"),

@@ -132,3 +132,17 @@ final class ActivationModeTests: XCTestCase {
         XCTAssertNotEqual(first.array, second.array, "each layer keeps its own attention weights")
     }
 }
+
+/// A session sized below the model's context holds that many tokens, and computes what the
+/// full-size one does on them.
+final class ShorterSessionTests: XCTestCase {
+    func testASessionCanHoldLessThanTheModelsContext() throws {
+        let model = try ModelFactory.model()
+        let short = InferenceSession(model: model, context: 10), full = InferenceSession(model: model)
+        XCTAssertEqual(short.context, 10)
+        let prompt: [Int32] = [1, 2, 3, 4, 5, 6, 7, 8, 9]
+        XCTAssertEqual(try short.append(prompt), try full.append(prompt))
+        XCTAssertEqual(Array(try short.step(4)), Array(try full.step(4)))
+        XCTAssertThrowsError(try short.step(5)) { XCTAssertTrue("\($0)".contains("full"), "\($0)") }
+    }
+}

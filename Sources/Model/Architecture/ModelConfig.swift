@@ -22,15 +22,19 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var numKVHeads: Int
     /// RMSNorm epsilon; defaults to 1e-5 when absent.
     public var normEps: Float
+    /// One divisor per RoPE frequency pair (`headDim / 2`), or nil for none: Llama 3.1/3.2's
+    /// frequency scaling (``llama3FrequencyFactors(headDim:theta:factor:lowFrequencyFactor:highFrequencyFactor:originalContext:)``),
+    /// or a GGUF file's `rope_freqs.weight`.
+    public var ropeFrequencyFactors: [Double]?
 
     enum CodingKeys: String, CodingKey {
         case vocabSize = "vocab_size", contextLength = "context_length", dModel = "d_model"
         case numLayers = "num_layers", numHeads = "num_heads", dFF = "d_ff", ropeTheta = "rope_theta"
-        case numKVHeads = "num_kv_heads", normEps = "norm_eps"
+        case numKVHeads = "num_kv_heads", normEps = "norm_eps", ropeFrequencyFactors = "rope_frequency_factors"
     }
 
     public init(vocabSize: Int, contextLength: Int, dModel: Int, numLayers: Int, numHeads: Int,
-                dFF: Int, ropeTheta: Double, numKVHeads: Int? = nil, normEps: Float = 1e-5) {
+                dFF: Int, ropeTheta: Double, numKVHeads: Int? = nil, normEps: Float = 1e-5, ropeFrequencyFactors: [Double]? = nil) {
         self.vocabSize = vocabSize
         self.contextLength = contextLength
         self.dModel = dModel
@@ -40,6 +44,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         self.ropeTheta = ropeTheta
         self.numKVHeads = numKVHeads ?? numHeads
         self.normEps = normEps
+        self.ropeFrequencyFactors = ropeFrequencyFactors
     }
 
     public init(from decoder: Decoder) throws {
@@ -53,7 +58,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             dFF: try c.decode(Int.self, forKey: .dFF),
             ropeTheta: try c.decode(Double.self, forKey: .ropeTheta),
             numKVHeads: try c.decodeIfPresent(Int.self, forKey: .numKVHeads),
-            normEps: try c.decodeIfPresent(Float.self, forKey: .normEps) ?? 1e-5)
+            normEps: try c.decodeIfPresent(Float.self, forKey: .normEps) ?? 1e-5,
+            ropeFrequencyFactors: try c.decodeIfPresent([Double].self, forKey: .ropeFrequencyFactors))
     }
 
     /// Rejects configurations no model can be built from, naming the fields concerned.
@@ -77,6 +83,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         }
         guard ropeTheta.isFinite && ropeTheta > 0 else { throw ModelError("config: rope_theta must be positive, got \(ropeTheta)") }
         guard normEps.isFinite && normEps > 0 else { throw ModelError("config: norm_eps must be positive, got \(normEps)") }
+        if let factors = ropeFrequencyFactors {
+            guard factors.count == headDim / 2, factors.allSatisfy({ $0.isFinite && $0 > 0 }) else {
+                throw ModelError("config: rope_frequency_factors must be \(headDim / 2) positive numbers (one per pair of a head's dimensions), got \(factors.count)")
+            }
+        }
         try checkSizes()
     }
 
@@ -142,6 +153,22 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(try encoder.encode(self), to: path)
+    }
+
+    /// Llama 3's RoPE frequency scaling (transformers' `rope_type: llama3`) as one divisor per
+    /// pair: wavelengths shorter than `originalContext / highFrequencyFactor` keep their
+    /// frequency, those longer than `originalContext / lowFrequencyFactor` are divided by
+    /// `factor`, and the band between is interpolated smoothly.
+    public static func llama3FrequencyFactors(headDim: Int, theta: Double, factor: Double, lowFrequencyFactor: Double,
+                                              highFrequencyFactor: Double, originalContext: Double) -> [Double] {
+        (0..<(headDim / 2)).map { pair in
+            let frequency = 1 / Foundation.pow(theta, Double(2 * pair) / Double(headDim))
+            let wavelength = 2 * Double.pi / frequency
+            if wavelength < originalContext / highFrequencyFactor { return 1 }
+            if wavelength > originalContext / lowFrequencyFactor { return factor }
+            let smooth = (originalContext / wavelength - lowFrequencyFactor) / (highFrequencyFactor - lowFrequencyFactor)
+            return 1 / ((1 - smooth) / factor + smooth)
+        }
     }
 
     /// Size of one attention head.

@@ -36,7 +36,8 @@ public final class TransformerLM {
             throw ModelError("parameters: \(parameters.count) values, the configuration needs \(layout.totalCount)")
         }
         self.parameters = parameters
-        rope = RoPETable(headDim: config.headDim, maxPositions: config.contextLength, theta: config.ropeTheta)
+        rope = RoPETable(headDim: config.headDim, maxPositions: config.contextLength, theta: config.ropeTheta,
+                         frequencyFactors: config.ropeFrequencyFactors)
         weights = ModelTensors(layout: layout, config: config, buffer: parameters)
     }
 

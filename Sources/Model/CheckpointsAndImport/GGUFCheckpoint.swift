@@ -11,6 +11,9 @@ import TensorIO
 /// implement (another architecture, RoPE scaling, a tensor it has no place for) is refused with
 /// the key or tensor named.
 public enum GGUFCheckpoint {
+    /// Llama 3.1/3.2 files: one divisor per RoPE frequency pair (``ModelConfig/ropeFrequencyFactors``).
+    static let ropeFactorsTensor = "rope_freqs.weight"
+
     /// Our tensor name for each of the file's, block `layer`'s or the model's.
     static func ourName(_ name: String) -> String? {
         let whole = ["token_embd.weight": "token_embeddings.weight", "output_norm.weight": "ln_final.weight", "output.weight": "lm_head.weight"]
@@ -44,9 +47,17 @@ public enum GGUFCheckpoint {
         let vocab = value("llama.vocab_size") == nil ? embedding.shape[0] : try integer("llama.vocab_size")
         let epsilon = value("llama.attention.layer_norm_rms_epsilon")?.double ?? 1e-5
         let theta = value("llama.rope.freq_base")?.double ?? 10_000
+        // Llama 3.1/3.2's frequency scaling: llama.cpp's converter stores the divisors as a tensor.
+        var factors: [Double]?
+        if let tensor = file.tensor(Self.ropeFactorsTensor) {
+            guard tensor.dimensions.count == 1, tensor.elementCount <= 1 << 16 else {
+                throw ModelError("\(file.path): tensor '\(Self.ropeFactorsTensor)' has shape \(tensor.shape), expected one divisor per RoPE pair")
+            }
+            factors = try Checkpoint.mapFileErrors { try file.floats(tensor.name) }.map(Double.init)
+        }
         let config = ModelConfig(vocabSize: vocab, contextLength: try integer("llama.context_length"), dModel: dModel,
                                  numLayers: try integer("llama.block_count"), numHeads: heads, dFF: try integer("llama.feed_forward_length"),
-                                 ropeTheta: theta, numKVHeads: kvHeads, normEps: Float(epsilon))
+                                 ropeTheta: theta, numKVHeads: kvHeads, normEps: Float(epsilon), ropeFrequencyFactors: factors)
         do { try config.validate() } catch let error as ModelError { throw ModelError("\(file.path): \(error.message)") }
         if value("llama.rope.dimension_count") != nil {
             let rotated = try integer("llama.rope.dimension_count")
@@ -68,7 +79,7 @@ public enum GGUFCheckpoint {
         let config = try self.config(of: file)
         let layout = ParameterLayout(config: config)
         var placed: [String: GGUFTensorInfo] = [:]
-        for tensor in file.tensors {
+        for tensor in file.tensors where tensor.name != Self.ropeFactorsTensor {
             guard let name = ourName(tensor.name), let entry = layout.entry(name) else {
                 throw ModelError("\(path): tensor '\(tensor.name)' has no place in a llama model of this configuration")
             }

@@ -2,8 +2,8 @@ import Foundation
 import Kernels
 import TensorIO
 
-/// A Hugging Face model directory of a `LlamaForCausalLM` (SmolLM2, TinyLlama, Llama 2 and 3
-/// without RoPE scaling) as a ``TransformerLM``: `config.json` for the hyperparameters, one
+/// A Hugging Face model directory of a `LlamaForCausalLM` (SmolLM2, TinyLlama, Llama 2, 3, 3.1
+/// and 3.2 with their RoPE frequency scaling) as a ``TransformerLM``: `config.json` for the hyperparameters, one
 /// `model.safetensors` or the shards a `model.safetensors.index.json` lists, F32/F16/BF16,
 /// decoded into our layout under our names.
 ///
@@ -55,13 +55,17 @@ public enum HuggingFaceCheckpoint {
         }
         // Newer transformers write rope_theta inside rope_parameters; older configs at the top level.
         let ropeParameters = try field("rope_parameters", [String: Any].self)
+        let topLevelTheta = try field("rope_theta", NSNumber.self)
+        let theta = (ropeParameters?["rope_theta"] as? NSNumber ?? topLevelTheta)?.doubleValue ?? 10_000
+        var llama3Scaling: (key: String, fields: [String: Any])?
         for (key, scaling) in [("rope_scaling", try field("rope_scaling", [String: Any].self)), ("rope_parameters", ropeParameters)] {
             guard let scaling else { continue }
             let type = (scaling["rope_type"] ?? scaling["type"]) as? String ?? "default"
-            guard type == "default" else { throw ModelError("\(path): field '\(key).rope_type' is '\(type)'; RoPE scaling is not implemented") }
+            if type == "llama3" { llama3Scaling = (key, scaling); continue }
+            guard type == "default" else {
+                throw ModelError("\(path): field '\(key).rope_type' is '\(type)'; of the RoPE scalings only Llama 3's ('llama3') is implemented")
+            }
         }
-        let topLevelTheta = try field("rope_theta", NSNumber.self)
-        let theta = (ropeParameters?["rope_theta"] as? NSNumber ?? topLevelTheta)?.doubleValue ?? 10_000
         let dModel = try required("hidden_size"), heads = try required("num_attention_heads")
         if let headDim = try integer("head_dim"), heads > 0, headDim * heads != dModel {
             throw ModelError("\(path): field 'head_dim' is \(headDim) but hidden_size / num_attention_heads is \(dModel / heads); heads narrower than d_model / heads are not implemented")
@@ -70,7 +74,20 @@ public enum HuggingFaceCheckpoint {
         let config = ModelConfig(vocabSize: try required("vocab_size"), contextLength: try integer("max_position_embeddings") ?? 2048,
                                  dModel: dModel, numLayers: try required("num_hidden_layers"), numHeads: heads,
                                  dFF: try required("intermediate_size"), ropeTheta: theta,
-                                 numKVHeads: try integer("num_key_value_heads"), normEps: epsilon)
+                                 numKVHeads: try integer("num_key_value_heads"), normEps: epsilon,
+                                 ropeFrequencyFactors: try llama3Scaling.map { key, fields in
+                                     func number(_ name: String) throws -> Double {
+                                         guard let value = (fields[name] as? NSNumber)?.doubleValue, value > 0 else {
+                                             throw ModelError("\(path): field '\(key).\(name)' is missing or not a positive number (rope_type llama3)")
+                                         }
+                                         return value
+                                     }
+                                     let low = try number("low_freq_factor"), high = try number("high_freq_factor")
+                                     guard high > low else { throw ModelError("\(path): field '\(key).high_freq_factor' must exceed low_freq_factor") }
+                                     return ModelConfig.llama3FrequencyFactors(headDim: dModel / max(heads, 1), theta: theta, factor: try number("factor"),
+                                                                               lowFrequencyFactor: low, highFrequencyFactor: high,
+                                                                               originalContext: try number("original_max_position_embeddings"))
+                                 })
         do { try config.validate() } catch let error as ModelError { throw ModelError("\(path): \(error.message)") }
         return config
     }

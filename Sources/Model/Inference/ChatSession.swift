@@ -32,7 +32,8 @@ public final class ChatSession {
 
     /// Throws when the model has no tokenizer or no chat template (name one with
     /// `chatTemplatePath` when loading).
-    public init(_ pretrained: PretrainedModel, system: String? = nil) throws {
+    /// `context` caps the tokens held (default: the model's context length).
+    public init(_ pretrained: PretrainedModel, system: String? = nil, context: Int? = nil) throws {
         guard let tokenizer = pretrained.tokenizer else { throw ModelError("\(pretrained.path): no tokenizer; chat needs one") }
         guard let template = pretrained.chatTemplate else {
             throw ModelError("\(pretrained.path): no chat template in the model's files; give one with --chat-template FILE")
@@ -40,7 +41,7 @@ public final class ChatSession {
         self.pretrained = pretrained
         self.tokenizer = tokenizer
         self.template = template
-        session = InferenceSession(model: pretrained.model)
+        session = InferenceSession(model: pretrained.model, context: context)
         if let system { messages.append(ChatMessage(role: "system", content: system)) }
     }
 
@@ -73,7 +74,7 @@ public final class ChatSession {
     private func generateAnswer(options: GenerationOptions, onText: (String) -> Bool) throws -> Turn {
         var dropped = 0
         var prompt = try promptIDs()
-        let context = pretrained.model.config.contextLength
+        let context = session.context
         // Leave room for at least a short answer; drop the oldest turns (never the system message).
         while prompt.count + min(options.maxTokens, 64) > context {
             let first = messages.first?.role == "system" ? 1 : 0

@@ -53,8 +53,9 @@ public struct GenerationReport: Sendable {
 public final class Generator {
     public let session: InferenceSession
 
-    public init(model: TransformerLM) {
-        session = InferenceSession(model: model)
+    /// `context` caps the tokens held (default: the model's context length).
+    public init(model: TransformerLM, context: Int? = nil) {
+        session = InferenceSession(model: model, context: context)
     }
 
     /// Generates after `prompt` (non-empty ids), calling `onToken` with each new id as soon as it
@@ -65,7 +66,7 @@ public final class Generator {
         var sampler: any Sampler = options.temperature == 0
             ? GreedySampler()
             : try NucleusSampler(temperature: options.temperature, topP: options.topP, seed: options.seed)
-        let context = session.model.config.contextLength
+        let context = session.context
         let keep = max(1, context / 2)
         var history = Array(prompt.suffix(context))
         history.reserveCapacity(context + 1)  // appending a generated id never reallocates

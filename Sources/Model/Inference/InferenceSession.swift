@@ -21,15 +21,21 @@ public final class InferenceSession {
     /// [maxChunk, V]
     private let logits: TensorBuffer
 
-    /// All buffers are allocated here, sized for the model's context and `maxChunk`.
-    public init(model: TransformerLM, maxChunk: Int = 256) {
+    /// Most tokens the session holds: the model's context, or less when asked (a 128k-token
+    /// model's full KV cache would take gigabytes).
+    public let context: Int
+
+    /// All buffers are allocated here, sized for `context` (at most the model's, its whole
+    /// context by default) and `maxChunk`.
+    public init(model: TransformerLM, maxChunk: Int = 256, context: Int? = nil) {
         precondition(maxChunk >= 1, "InferenceSession: maxChunk must be at least 1")
         let config = model.config
         self.model = model
-        self.maxChunk = min(maxChunk, config.contextLength)
-        attentionKernel = model.attention.kernel(config: config, batch: 1, length: config.contextLength, training: false)
-        cache = KVCache(config: config)
-        activations = ForwardActivations(config: config, rows: self.maxChunk, keys: config.contextLength, mode: .inference, kernel: attentionKernel)
+        self.context = min(max(context ?? config.contextLength, 1), config.contextLength)
+        self.maxChunk = min(maxChunk, self.context)
+        attentionKernel = model.attention.kernel(config: config, batch: 1, length: self.context, training: false)
+        cache = KVCache(layers: config.numLayers, capacity: self.context, kvDim: config.kvDim)
+        activations = ForwardActivations(config: config, rows: self.maxChunk, keys: self.context, mode: .inference, kernel: attentionKernel)
         logits = TensorBuffer(count: self.maxChunk * config.vocabSize)
     }
 
@@ -53,7 +59,7 @@ public final class InferenceSession {
             throw ModelError("append: id \(bad.id) at index \(bad.index) is outside 0..<\(config.vocabSize)")
         }
         guard tokens.count <= remaining else {
-            throw ModelError("append: \(tokens.count) tokens at position \(position) exceed context_length \(config.contextLength)")
+            throw ModelError("append: \(tokens.count) tokens at position \(position) exceed \(context == config.contextLength ? "context_length \(context)" : "the session's context of \(context)")")
         }
         var result: [Float] = []
         result.reserveCapacity(allLogits ? tokens.count * config.vocabSize : config.vocabSize)
@@ -78,7 +84,7 @@ public final class InferenceSession {
         guard token >= 0 && Int(token) < config.vocabSize else {
             throw ModelError("step: id \(token) is outside 0..<\(config.vocabSize)")
         }
-        guard remaining >= 1 else { throw ModelError("step: the cache is full (context_length \(config.contextLength))") }
+        guard remaining >= 1 else { throw ModelError("step: the cache is full (context \(context))") }
         withUnsafePointer(to: token) { run(UnsafeBufferPointer(start: $0, count: 1), logitRows: 0..<1) }
         return logits.view(0, config.vocabSize)
     }
