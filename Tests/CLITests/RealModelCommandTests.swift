@@ -69,5 +69,19 @@ final class RealModelCommandTests: TemporaryDirectoryTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: output + "/chat_template.jinja"))
         let stops = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output + "/generation_config.json"))) as! [String: Any]
         XCTAssertEqual(stops["eos_token_id"] as? [Int], [2])
+
+        // Fine-tuning the imported model keeps what chat needs; the run then chats.
+        let ids = (0..<600).map { Int32(($0 * 7919) % 49_152) }
+        try NPYWriter.write(ids, shape: [ids.count], to: directory + "/train.npy")
+        let run = directory + "/run"
+        let trained = try LMProcess.run(["train", "--model", output, "--train", directory + "/train.npy", "--output", run, "--steps", "2",
+                                         "--batch-size", "2", "--context", "32", "--eval-interval", "2", "--eval-batches", "1"])
+        XCTAssertEqual(trained.status, 0, trained.error)
+        for name in ["chat_template.jinja", "generation_config.json", "tokenizer_config.json", "tokenizer.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/" + name), "the run keeps \(name)")
+        }
+        let chat = try LMProcess.run(["chat", "--model", run, "--max-tokens", "4", "--temperature", "0"], input: "Hi\n")
+        XCTAssertEqual(chat.status, 0, chat.error)
+        XCTAssertTrue(chat.error.contains("decode"), chat.error)
     }
 }

@@ -46,6 +46,70 @@ final class PretrainedTokenizerTests: XCTestCase {
         XCTAssertEqual(tokenizer.encode(try tokenizer.decode(ids)), ids)
     }
 
+    /// SmolLM2's whole encoding against a plain pipeline built here: special tokens split out
+    /// by search, pieces from the patterns run by `Regex`, merges applied by a naive loop (the
+    /// lowest-ranked adjacent pair, leftmost first, until none is left), bytes without a token
+    /// dropped; on random text of hard cases with SmolLM2's control tokens mixed in.
+    func testSmolLM2EncodingEqualsAPlainPipelineOnRandomText() throws {
+        let tokenizer = try GGUFTokenizer.bytePairs(try GGUFFile(path: try Fixtures.requireSmolLM2()))
+        let patterns = try [#"\p{N}"#, #"'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#]
+            .map { try Regex($0).matchingSemantics(.unicodeScalar) }
+        var ranks: [[Int32]: Int] = [:]
+        for (rank, merge) in tokenizer.merges.enumerated() where ranks[[merge.left, merge.right]] == nil { ranks[[merge.left, merge.right]] = rank }
+        var byteID = [Int32?](repeating: nil, count: 256)
+        for (id, bytes) in tokenizer.vocabulary.enumerated() where bytes.count == 1 && byteID[Int(bytes[0])] == nil { byteID[Int(bytes[0])] = Int32(id) }
+        let specials = ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]
+        // Searched in bytes: a special token followed by a combining mark is still that token.
+        let specialBytes = specials.map { Array($0.utf8) }
+        func plain(_ text: String) -> [Int32] {
+            let bytes = Array(text.utf8)
+            var ids: [Int32] = []
+            var start = 0
+            func encodeOrdinary(_ range: Range<Int>) {
+                for piece in Self.split(String(decoding: bytes[range], as: UTF8.self), patterns) {
+                    var symbols: [Int32?] = piece.utf8.map { byteID[Int($0)] }
+                    while true {
+                        var best: (rank: Int, index: Int)?
+                        for i in 0..<max(symbols.count - 1, 0) {
+                            guard let a = symbols[i], let b = symbols[i + 1], let rank = ranks[[a, b]] else { continue }
+                            if best == nil || rank < best!.rank { best = (rank, i) }
+                        }
+                        guard let best else { break }
+                        symbols[best.index] = tokenizer.merges[best.rank].result
+                        symbols.remove(at: best.index + 1)
+                    }
+                    ids += symbols.compactMap { $0 }
+                }
+            }
+            var index = 0
+            while index < bytes.count {
+                if let special = specialBytes.firstIndex(where: { bytes[index...].starts(with: $0) }) {
+                    encodeOrdinary(start..<index)
+                    ids.append(tokenizer.specialTokenID(specials[special])!)
+                    index += specialBytes[special].count
+                    start = index
+                } else {
+                    index += 1
+                }
+            }
+            encodeOrdinary(start..<bytes.count)
+            return ids
+        }
+        var generator = SeededGenerator(seed: 2024)
+        for index in 0..<1_500 {
+            var text = ""
+            for _ in 0..<Int(generator.next() % 4) {
+                text += HardCaseText.random(&generator, maximumUnits: 8) + specials[Int(generator.next() % 3)]
+            }
+            text += HardCaseText.random(&generator, maximumUnits: 8) + ["2024", " 1,000,000", "\u{1}\u{4}x", "\t\t42"][index % 4]
+            let expected = plain(text), actual = tokenizer.encode(text)
+            if actual != expected {
+                XCTFail("string \(index) \(text.debugDescription): \(actual) but the plain pipeline gives \(expected)")
+                break
+            }
+        }
+    }
+
     /// Each rule against llama.cpp's patterns run in turn by Swift's `Regex` (an independent
     /// implementation), on random text built from hard cases.
     func testEveryRuleEqualsItsPatterns() throws {
