@@ -1,3 +1,5 @@
+import Glibc
+
 /// An owned, zero-initialised block of Floats: the storage of parameters, gradients and
 /// activations. Kernels never allocate; the layers that own a `TensorBuffer` hand out views.
 ///
@@ -11,12 +13,17 @@ public final class TensorBuffer: @unchecked Sendable {
     public var pointer: UnsafeMutablePointer<Float> { storage.baseAddress! }
 
     /// `count` zeros.
+    ///
+    /// From `calloc`: a large buffer comes from the kernel as zero pages that are only backed
+    /// by memory when first written, so a KV cache sized for 8,192 positions costs neither the
+    /// time to clear it nor resident memory for the positions a short conversation never reaches.
     public init(count: Int) {
         precondition(count >= 0, "TensorBuffer: negative size \(count)")
         // One spare element keeps baseAddress non-nil for empty buffers.
-        let raw = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(count, 1))
-        raw.initialize(repeating: 0)
-        storage = UnsafeMutableBufferPointer(rebasing: raw[0..<count])
+        guard let raw = calloc(max(count, 1), MemoryLayout<Float>.stride) else {
+            fatalError("TensorBuffer: out of memory for \(count) floats")
+        }
+        storage = UnsafeMutableBufferPointer(start: raw.bindMemory(to: Float.self, capacity: max(count, 1)), count: count)
     }
 
     /// A copy of `values`.
@@ -25,7 +32,7 @@ public final class TensorBuffer: @unchecked Sendable {
         _ = storage.update(from: values)
     }
 
-    deinit { storage.baseAddress!.deallocate() }
+    deinit { free(storage.baseAddress!) }
 
     /// Elements `offset..<offset + count`, writable.
     public func slice(_ offset: Int, _ count: Int) -> UnsafeMutableBufferPointer<Float> {

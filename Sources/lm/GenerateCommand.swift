@@ -78,8 +78,10 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
         case .stoppedByCaller: ending = "stopped"
         }
         if report.contextSlides > 0 { ending += ", context slid \(report.contextSlides)×" }
-        printError(String(format: "load: %.2f s · prefill: %d tokens, %.1f tokens/s · decode: %d tokens, %.1f tokens/s (%@)",
-                          loadSeconds, report.promptTokens, report.promptTokensPerSecond, report.generatedTokens,
+        let parts = pretrained.loadSeconds
+        let breakdown = parts.weights > 0 ? String(format: " (file %.2f, weights %.2f, tokenizer %.2f)", parts.files, parts.weights, parts.tokenizer) : ""
+        printError(String(format: "load: %.2f s%@ · prefill: %d tokens, %.1f tokens/s · decode: %d tokens, %.1f tokens/s (%@)",
+                          loadSeconds, breakdown, report.promptTokens, report.promptTokensPerSecond, report.generatedTokens,
                           report.generationTokensPerSecond, ending))
     }
 }

@@ -1,4 +1,5 @@
 import Kernels
+import Synchronization
 import TensorIO
 
 /// A GGUF file of llama.cpp's `llama` architecture (SmolLM2, TinyLlama, Llama 2 and 3 without
@@ -11,6 +12,22 @@ import TensorIO
 /// implement (another architecture, RoPE scaling, a tensor it has no place for) is refused with
 /// the key or tensor named.
 public enum GGUFCheckpoint {
+    /// Decodes `tensor` into `values` with every thread, a range of rows each (the blocks of a
+    /// row never straddle two ranges).
+    static func dequantizeInParallel(_ file: GGUFFile, _ tensor: GGUFTensorInfo, into values: UnsafeMutableBufferPointer<Float>) throws {
+        guard values.count == tensor.elementCount else {
+            throw ModelError("\(file.path): tensor '\(tensor.name)' has \(tensor.elementCount) values, expected \(values.count)")
+        }
+        let failed = Atomic<Bool>(false), length = tensor.rowLength
+        Threading.parallelRanges(tensor.rowCount, costPerItem: 4 * length) { rows in
+            let out = UnsafeMutableBufferPointer(rebasing: values[(rows.lowerBound * length)..<(rows.upperBound * length)])
+            if (try? file.dequantize(tensor, rows: rows, into: out)) == nil { failed.store(true, ordering: .relaxed) }
+        }
+        if failed.load(ordering: .relaxed) {
+            try Checkpoint.mapFileErrors { try file.dequantize(tensor, rows: 0..<tensor.rowCount, into: values) }  // names the error
+        }
+    }
+
     /// Llama 3.1/3.2 files: one divisor per RoPE frequency pair (``ModelConfig/ropeFrequencyFactors``).
     static let ropeFactorsTensor = "rope_freqs.weight"
 
@@ -99,7 +116,7 @@ public enum GGUFCheckpoint {
                 _ = values.update(fromContentsOf: parameters.view(embedding.offset, embedding.count))
                 continue
             }
-            try Checkpoint.mapFileErrors { try file.dequantize(tensor, rows: 0..<tensor.rowCount, into: values) }
+            try dequantizeInParallel(file, tensor, into: values)
             try ModelError.requireFinite(values, tensor: tensor.name, path: path)
         }
         return try TransformerLM(config: config, parameters: parameters)

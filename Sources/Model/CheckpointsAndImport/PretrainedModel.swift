@@ -1,4 +1,5 @@
 import ChatTemplate
+import Dispatch
 import Foundation
 import TensorIO
 import Tokenizer
@@ -23,6 +24,9 @@ public struct PretrainedModel {
     public let chatTemplate: ChatTemplate?
     public let bosText: String
     public let eosText: String
+    /// Seconds spent loading: opening and parsing the file(s), the weights (decoded to Float32),
+    /// the tokenizer.
+    public var loadSeconds: (files: Double, weights: Double, tokenizer: Double) = (0, 0, 0)
 
     /// Loads `path`; `chatTemplatePath` replaces the files' own template. A template that does
     /// not parse is an error naming its line.
@@ -45,13 +49,23 @@ public struct PretrainedModel {
     }
 
     private func replacingTemplate(_ template: ChatTemplate?) -> PretrainedModel {
-        PretrainedModel(path: path, model: model, tokenizer: tokenizer, chatTemplate: template, bosText: bosText, eosText: eosText)
+        var copy = PretrainedModel(path: path, model: model, tokenizer: tokenizer, chatTemplate: template, bosText: bosText, eosText: eosText)
+        copy.loadSeconds = loadSeconds
+        return copy
     }
 
+    private static func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9 }
+
     private static func gguf(_ path: String) throws -> PretrainedModel {
+        var start = DispatchTime.now().uptimeNanoseconds
         let file = try Checkpoint.mapFileErrors { try GGUFFile(path: path) }
+        let parsed = seconds(since: start)
+        start = DispatchTime.now().uptimeNanoseconds
         let model = try GGUFCheckpoint.load(file: file)
+        let weights = seconds(since: start)
+        start = DispatchTime.now().uptimeNanoseconds
         let tokenizer: (any TextTokenizer)? = file.metadata["tokenizer.ggml.model"] == nil ? nil : try GGUFTokenizer.load(file)
+        let tokenizing = seconds(since: start)
         let tokens = file.metadata["tokenizer.ggml.tokens"]?.strings ?? []
         func text(_ key: String) -> String {
             guard let id = file.metadata[key]?.int, tokens.indices.contains(id) else { return "" }
@@ -61,8 +75,10 @@ public struct PretrainedModel {
         if let source = file.metadata["tokenizer.chat_template"]?.string {
             do { template = try ChatTemplate(source) } catch { throw ModelError("\(path): tokenizer.chat_template: \(error)") }
         }
-        return PretrainedModel(path: path, model: model, tokenizer: tokenizer, chatTemplate: template,
-                               bosText: text("tokenizer.ggml.bos_token_id"), eosText: text("tokenizer.ggml.eos_token_id"))
+        var loaded = PretrainedModel(path: path, model: model, tokenizer: tokenizer, chatTemplate: template,
+                                     bosText: text("tokenizer.ggml.bos_token_id"), eosText: text("tokenizer.ggml.eos_token_id"))
+        loaded.loadSeconds = (parsed, weights, tokenizing)
+        return loaded
     }
 
     /// A Hugging Face directory or ours: the same side files around different weights.
