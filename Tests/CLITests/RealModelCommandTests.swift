@@ -71,7 +71,7 @@ final class RealModelCommandTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(stops["eos_token_id"] as? [Int], [2])
 
         // Fine-tuning the imported model keeps what chat needs; the run then chats.
-        let ids = (0..<600).map { Int32(($0 * 7919) % 49_152) }
+        let ids = (0..<2_000).map { Int32(($0 * 7919) % 49_152) }
         try NPYWriter.write(ids, shape: [ids.count], to: directory + "/train.npy")
         let run = directory + "/run"
         let trained = try LMProcess.run(["train", "--model", output, "--train", directory + "/train.npy", "--output", run, "--steps", "2",
