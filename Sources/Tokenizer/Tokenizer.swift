@@ -7,7 +7,7 @@ import Foundation
 /// ids back to bytes and then to text.
 ///
 /// The tables are immutable and shared; encoding state (a cache of pieces already seen and
-/// scratch space) lives in an ``Encoder``, one per thread. ``encode(_:)`` borrows one from a
+/// scratch space) lives in an ``Encoder``, one per thread. ``encode(_:parsingSpecialTokens:)`` borrows one from a
 /// pool for the duration of the call, so any number of threads may encode at once.
 public final class Tokenizer: Sendable {
     /// id → bytes.
@@ -23,7 +23,7 @@ public final class Tokenizer: Sendable {
     let mergeRanks: PairMap<(rank: Int32, result: Int32)>
     let idForBytes: ByteStringMap<Int32>
     let specials: SpecialTokenMatcher
-    /// Encoders for ``encode(_:)``, lent to one caller at a time.
+    /// Encoders for ``encode(_:parsingSpecialTokens:)``, lent to one caller at a time.
     private let encoderPool = EncoderPool()
 
     /// Builds a tokenizer from its vocabulary (id → bytes; every single byte must be present),
@@ -105,7 +105,7 @@ public final class Tokenizer: Sendable {
     }
 
     /// Encodes with `threads` encoders over chunks cut where pre-tokenization cannot cross
-    /// (see ``SafeCuts``); the result equals ``encode(_:)``.
+    /// (see ``SafeCuts``); the result equals ``encode(_:parsingSpecialTokens:)``.
     public func encode(_ text: String, threads: Int) -> [Int32] {
         var copy = text
         return copy.withUTF8 { encodeParallel($0, threads: threads) }

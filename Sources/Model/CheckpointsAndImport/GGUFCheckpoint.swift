@@ -90,7 +90,7 @@ public enum GGUFCheckpoint {
         try load(file: try Checkpoint.mapFileErrors { try GGUFFile(path: path) })
     }
 
-    /// Loads an opened GGUF file (its tokenizer can be read from the same ``GGUFFile``).
+    /// Loads an opened GGUF file (its tokenizer can be read from the same `GGUFFile`).
     public static func load(file: GGUFFile) throws -> TransformerLM {
         let path = file.path
         let config = try self.config(of: file)

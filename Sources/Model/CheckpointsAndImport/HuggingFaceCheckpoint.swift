@@ -165,7 +165,7 @@ public enum HuggingFaceCheckpoint {
         original.withUnsafeBufferPointer { source in
             for row in 0..<rows {
                 let target = interleavedRow(row, headSize: headSize)
-                UnsafeMutableBufferPointer(rebasing: values[(target * columns)..<((target + 1) * columns)])
+                _ = UnsafeMutableBufferPointer(rebasing: values[(target * columns)..<((target + 1) * columns)])
                     .update(fromContentsOf: source[(row * columns)..<((row + 1) * columns)])
             }
         }

@@ -9,9 +9,9 @@ import Tokenizer
 ///
 /// | `path` | weights | tokenizer | chat template |
 /// | --- | --- | --- | --- |
-/// | `model.gguf` | ``GGUFCheckpoint`` | `tokenizer.ggml.*` (``GGUFTokenizer``) | `tokenizer.chat_template` |
+/// | `model.gguf` | ``GGUFCheckpoint`` | `tokenizer.ggml.*` (``/Tokenizer/GGUFTokenizer``) | `tokenizer.chat_template` |
 /// | Hugging Face directory | ``HuggingFaceCheckpoint`` | `tokenizer.json`, stops from `generation_config.json` | `tokenizer_config.json` or `chat_template.jinja` |
-/// | our model directory | ``Checkpoint`` | ``TokenizerDirectory``, stops from `generation_config.json` | `chat_template.jinja` if present |
+/// | our model directory | ``Checkpoint`` | ``/Tokenizer/TokenizerDirectory``, stops from `generation_config.json` | `chat_template.jinja` if present |
 ///
 /// ``save(to:)`` writes a model directory of ours with all of it, so an imported model keeps its
 /// tokenizer rules, stop tokens and template.
