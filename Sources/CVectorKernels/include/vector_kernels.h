@@ -7,6 +7,7 @@
 #define LM_VECTOR_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -22,6 +23,28 @@ int lm_matvec_available(void);
 void lm_matvec_rows(const float *w, size_t ldw, const float *x, float *y,
                     size_t row_start, size_t row_end, size_t columns,
                     float alpha, float beta);
+
+/// ggml block formats kept quantized (quantized_matvec.c): 32 values per block.
+enum { LM_Q8_0 = 8, LM_Q4_0 = 2, LM_Q4_1 = 3 };
+
+/// Bytes per block of `format` (34, 18, 20), 0 for an unknown format.
+size_t lm_quantized_block_bytes(int format);
+
+/// 1 when this CPU runs the AVX2+FMA+F16C quantized kernels, else 0 (the portable loop runs).
+int lm_quantized_available(void);
+
+/// Rows `row_start..<row_end` of `y = W · x` for `W` in `format` blocks, `row_bytes` per row,
+/// `columns` values per row (a multiple of 32). The AVX2 loop when available, else the portable one.
+void lm_quantized_rows(int format, const void *w, size_t row_bytes, const float *x, float *y,
+                       size_t row_start, size_t row_end, size_t columns);
+
+/// The same product by the portable loop, whatever the CPU (tests compare the two).
+void lm_quantized_rows_portable(int format, const void *w, size_t row_bytes, const float *x, float *y,
+                                size_t row_start, size_t row_end, size_t columns);
+
+/// Rows `row_start..<row_end` of `W` decoded to Float32 into `out` (row stride `ldo`).
+void lm_quantized_dequantize_rows(int format, const void *w, size_t row_bytes, float *out, size_t ldo,
+                                  size_t row_start, size_t row_end, size_t columns);
 
 /// A spin-wait hint to the CPU (x86 `pause`): lets the sibling hyper-thread run and saves power
 /// while a worker thread polls for its next task.

@@ -1,0 +1,197 @@
+// Matrix–vector products over ggml's block-quantized rows (Q8_0, Q4_0, Q4_1), the decode step of
+// a model whose weights stay in their GGUF blocks. The activations stay Float32 and each block is
+// decoded in registers, so the result equals dequantize-then-multiply up to the order of the
+// Float32 sums. AVX2+FMA+F16C behind a run-time check, with a portable loop for other CPUs.
+//
+// Block layouts (32 values each; d and m are IEEE half floats):
+//   Q8_0: d, then 32 int8 q              value = d·q                       34 bytes
+//   Q4_0: d, then 16 bytes of nibbles    value = d·(q − 8)                 18 bytes
+//   Q4_1: d, m, then 16 bytes of nibbles value = d·q + m                   20 bytes
+// Nibbles: value j (0…15) is the low half of byte j, value j + 16 its high half.
+#include "vector_kernels.h"
+#include <string.h>
+
+static float half_to_float(uint16_t bits) {
+    uint32_t sign = (uint32_t)(bits & 0x8000) << 16, exponent = (bits >> 10) & 0x1F, mantissa = bits & 0x3FF;
+    uint32_t out;
+    if (exponent == 0) {
+        if (mantissa == 0) {
+            out = sign;
+        } else {  // subnormal: normalise
+            exponent = 127 - 15 + 1;
+            while (!(mantissa & 0x400)) { mantissa <<= 1; exponent--; }
+            out = sign | (exponent << 23) | ((mantissa & 0x3FF) << 13);
+        }
+    } else if (exponent == 31) {
+        out = sign | 0x7F800000 | (mantissa << 13);
+    } else {
+        out = sign | ((exponent - 15 + 127) << 23) | (mantissa << 13);
+    }
+    float value;
+    memcpy(&value, &out, 4);
+    return value;
+}
+
+static uint16_t load_half(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+size_t lm_quantized_block_bytes(int format) {
+    switch (format) {
+    case LM_Q8_0: return 34;
+    case LM_Q4_0: return 18;
+    case LM_Q4_1: return 20;
+    default: return 0;
+    }
+}
+
+/// The portable loop: one block at a time, in the order the AVX2 loop sums.
+static void rows_portable(int format, const uint8_t *w, size_t row_bytes, const float *x, float *y,
+                          size_t r0, size_t r1, size_t columns) {
+    size_t blocks = columns / 32, block_bytes = lm_quantized_block_bytes(format);
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *row = w + r * row_bytes;
+        float total = 0;
+        for (size_t b = 0; b < blocks; b++) {
+            const uint8_t *block = row + b * block_bytes;
+            const float *xs = x + b * 32;
+            float d = half_to_float(load_half(block)), dot = 0, sum = 0;
+            switch (format) {
+            case LM_Q8_0:
+                for (int j = 0; j < 32; j++) dot += (float)(int8_t)block[2 + j] * xs[j];
+                total += d * dot;
+                break;
+            case LM_Q4_0:
+                for (int j = 0; j < 16; j++) {
+                    dot += (float)((block[2 + j] & 0x0F) - 8) * xs[j] + (float)((block[2 + j] >> 4) - 8) * xs[j + 16];
+                }
+                total += d * dot;
+                break;
+            case LM_Q4_1: {
+                float m = half_to_float(load_half(block + 2));
+                for (int j = 0; j < 16; j++) {
+                    dot += (float)(block[4 + j] & 0x0F) * xs[j] + (float)(block[4 + j] >> 4) * xs[j + 16];
+                    sum += xs[j] + xs[j + 16];
+                }
+                total += d * dot + m * sum;
+                break;
+            }
+            }
+        }
+        y[r] = total;
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+int lm_quantized_available(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    }
+    return cached;
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static inline float sum8(__m256 v) {
+    __m128 t = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+    t = _mm_add_ss(t, _mm_movehdup_ps(t));
+    return _mm_cvtss_f32(t);
+}
+
+/// 8 signed bytes → 8 floats.
+__attribute__((target("avx2,fma,f16c")))
+static inline __m256 bytes_to_floats(__m128i eight) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(eight)); }
+
+/// The 32 values of a block's q (as signed bytes; nibbles already split) times x, one vector.
+__attribute__((target("avx2,fma,f16c")))
+static inline __m256 dot32(__m256i q, const float *x) {
+    __m128i low = _mm256_castsi256_si128(q), high = _mm256_extracti128_si256(q, 1);
+    __m256 acc = _mm256_mul_ps(bytes_to_floats(low), _mm256_loadu_ps(x));
+    acc = _mm256_fmadd_ps(bytes_to_floats(_mm_srli_si128(low, 8)), _mm256_loadu_ps(x + 8), acc);
+    acc = _mm256_fmadd_ps(bytes_to_floats(high), _mm256_loadu_ps(x + 16), acc);
+    return _mm256_fmadd_ps(bytes_to_floats(_mm_srli_si128(high, 8)), _mm256_loadu_ps(x + 24), acc);
+}
+
+/// 16 bytes of nibbles → 32 bytes: the low halves (values 0…15), then the high halves (16…31).
+__attribute__((target("avx2,fma,f16c")))
+static inline __m256i split_nibbles(const uint8_t *p) {
+    __m128i packed = _mm_loadu_si128((const __m128i *)p), mask = _mm_set1_epi8(0x0F);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), mask), _mm_and_si128(packed, mask));
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static void rows_avx2(int format, const uint8_t *w, size_t row_bytes, const float *x, float *y,
+                      size_t r0, size_t r1, size_t columns) {
+    size_t blocks = columns / 32, block_bytes = lm_quantized_block_bytes(format);
+    const __m256i eight = _mm256_set1_epi8(8);
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *row = w + r * row_bytes;
+        __m256 acc = _mm256_setzero_ps(), minimums = _mm256_setzero_ps();
+        for (size_t b = 0; b < blocks; b++) {
+            const uint8_t *block = row + b * block_bytes;
+            const float *xs = x + b * 32;
+            __m256 d = _mm256_set1_ps(_cvtsh_ss(load_half(block)));
+            switch (format) {
+            case LM_Q8_0:
+                acc = _mm256_fmadd_ps(d, dot32(_mm256_loadu_si256((const __m256i *)(block + 2)), xs), acc);
+                break;
+            case LM_Q4_0:
+                acc = _mm256_fmadd_ps(d, dot32(_mm256_sub_epi8(split_nibbles(block + 2), eight), xs), acc);
+                break;
+            case LM_Q4_1: {
+                __m256 m = _mm256_set1_ps(_cvtsh_ss(load_half(block + 2)));
+                acc = _mm256_fmadd_ps(d, dot32(split_nibbles(block + 4), xs), acc);
+                __m256 sum = _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(xs), _mm256_loadu_ps(xs + 8)),
+                                           _mm256_add_ps(_mm256_loadu_ps(xs + 16), _mm256_loadu_ps(xs + 24)));
+                minimums = _mm256_fmadd_ps(m, sum, minimums);
+                break;
+            }
+            }
+        }
+        y[r] = sum8(_mm256_add_ps(acc, minimums));
+    }
+}
+
+void lm_quantized_rows(int format, const void *w, size_t row_bytes, const float *x, float *y,
+                       size_t row_start, size_t row_end, size_t columns) {
+    if (lm_quantized_available()) {
+        rows_avx2(format, (const uint8_t *)w, row_bytes, x, y, row_start, row_end, columns);
+    } else {
+        rows_portable(format, (const uint8_t *)w, row_bytes, x, y, row_start, row_end, columns);
+    }
+}
+
+#else
+int lm_quantized_available(void) { return 0; }
+void lm_quantized_rows(int format, const void *w, size_t row_bytes, const float *x, float *y,
+                       size_t row_start, size_t row_end, size_t columns) {
+    rows_portable(format, (const uint8_t *)w, row_bytes, x, y, row_start, row_end, columns);
+}
+#endif
+
+void lm_quantized_rows_portable(int format, const void *w, size_t row_bytes, const float *x, float *y,
+                                size_t row_start, size_t row_end, size_t columns) {
+    rows_portable(format, (const uint8_t *)w, row_bytes, x, y, row_start, row_end, columns);
+}
+
+void lm_quantized_dequantize_rows(int format, const void *w, size_t row_bytes, float *out, size_t ldo,
+                                  size_t row_start, size_t row_end, size_t columns) {
+    size_t blocks = columns / 32, block_bytes = lm_quantized_block_bytes(format);
+    for (size_t r = row_start; r < row_end; r++) {
+        const uint8_t *row = (const uint8_t *)w + r * row_bytes;
+        float *o = out + (r - row_start) * ldo;
+        for (size_t b = 0; b < blocks; b++) {
+            const uint8_t *block = row + b * block_bytes;
+            float d = half_to_float(load_half(block));
+            for (int j = 0; j < 32; j++) {
+                switch (format) {
+                case LM_Q8_0: o[b * 32 + j] = d * (float)(int8_t)block[2 + j]; break;
+                case LM_Q4_0: o[b * 32 + j] = d * (float)((j < 16 ? block[2 + j] & 0x0F : block[2 + j - 16] >> 4) - 8); break;
+                case LM_Q4_1: o[b * 32 + j] = d * (float)(j < 16 ? block[4 + j] & 0x0F : block[4 + j - 16] >> 4) + half_to_float(load_half(block + 2)); break;
+                }
+            }
+        }
+    }
+}

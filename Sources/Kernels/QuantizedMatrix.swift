@@ -1,0 +1,76 @@
+import CVectorKernels
+
+/// A weight matrix `[rows, columns]` kept in one of ggml's block formats (as a GGUF file stores
+/// it), multiplied without a Float32 copy: a matrix–vector product decodes each block in
+/// registers (AVX2+FMA+F16C, or a portable loop), so decode reads 4.5–8.5 bits per weight
+/// instead of 32. Several input rows (a prompt) are multiplied by decoding a tile of weight rows
+/// to Float32 and calling `cblas_sgemm`, so prompts stay on BLAS.
+///
+/// The blocks are not owned: `blocks` must stay valid (a memory-mapped file the caller keeps).
+/// Not for concurrent use: the tile scratch is the matrix's own.
+public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
+    /// The block formats implemented, with ggml's type numbers.
+    public enum Format: Int32, Sendable, CaseIterable {
+        case q8_0 = 8, q4_0 = 2, q4_1 = 3
+
+        /// Bytes per block of 32 values.
+        public var blockBytes: Int { lm_quantized_block_bytes(rawValue) }
+    }
+
+    public let format: Format
+    public let rows: Int
+    public let columns: Int
+    public let blocks: UnsafeRawPointer
+    /// Bytes of one row of blocks.
+    public let rowBytes: Int
+    /// Weight rows decoded per tile in the many-row path: [tileRows, columns].
+    private let tile: TensorBuffer
+    static let tileRows = 128
+
+    /// `blocks` holds `rows` rows of `columns / 32` blocks each; `columns` must be a multiple of 32.
+    public init(format: Format, rows: Int, columns: Int, blocks: UnsafeRawPointer) {
+        precondition(rows >= 1 && columns >= 32 && columns % 32 == 0, "QuantizedMatrix: [\(rows), \(columns)] needs whole blocks of 32 columns")
+        (self.format, self.rows, self.columns, self.blocks) = (format, rows, columns, blocks)
+        rowBytes = columns / 32 * format.blockBytes
+        tile = TensorBuffer(count: min(Self.tileRows, rows) * columns)
+    }
+
+    public var outFeatures: Int { rows }
+    public var inFeatures: Int { columns }
+    public var dense: MatrixView? { nil }
+
+    /// Bytes of all the blocks.
+    public var byteCount: Int { rows * rowBytes }
+
+    public func multiply(_ x: MatrixView, into y: MatrixView, accumulate: Bool) {
+        guard x.rows > 0 else { return }
+        if x.rows == 1 && !accumulate {
+            let xs = UnsafePointer(x.base), ys = y.base
+            let (format, blocks, rowBytes, columns) = (format.rawValue, blocks, rowBytes, columns)
+            Threading.parallelRanges(rows, costPerItem: columns) { range in
+                lm_quantized_rows(format, blocks, rowBytes, xs, ys, range.lowerBound, range.upperBound, columns)
+            }
+            return
+        }
+        // Tiles of weight rows decoded to Float32, each one GEMM into its columns of y.
+        var start = 0
+        while start < rows {
+            let count = min(Self.tileRows, rows - start)
+            let (format, blocks, rowBytes, columns, out) = (format.rawValue, blocks, rowBytes, columns, tile.pointer)
+            Threading.parallelRanges(count, costPerItem: 4 * columns) { range in
+                lm_quantized_dequantize_rows(format, blocks + (start + range.lowerBound) * rowBytes, rowBytes,
+                                             out + range.lowerBound * columns, columns, 0, range.count, columns)
+            }
+            sgemm(transposeA: false, transposeB: true, m: x.rows, n: count, k: columns,
+                  a: x.base, lda: x.rowStride, b: tile.pointer, ldb: columns,
+                  beta: accumulate ? 1 : 0, c: y.base + start, ldc: y.rowStride)
+            start += count
+        }
+    }
+
+    /// Row `row` decoded to Float32 into `out` (`columns` values): an embedding lookup.
+    public func decodeRow(_ row: Int, into out: UnsafeMutablePointer<Float>) {
+        precondition(row >= 0 && row < rows, "QuantizedMatrix.decodeRow: row \(row) outside 0..<\(rows)")
+        lm_quantized_dequantize_rows(format.rawValue, blocks + row * rowBytes, rowBytes, out, columns, 0, 1, columns)
+    }
+}
