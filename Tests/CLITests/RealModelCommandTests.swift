@@ -84,4 +84,35 @@ final class RealModelCommandTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(chat.status, 0, chat.error)
         XCTAssertTrue(chat.error.contains("decode"), chat.error)
     }
+
+    /// Bad input to the real-model commands: each a clear error naming what is wrong.
+    func testBadModelFilesAndTemplatesAreNamed() throws {
+        let fixture = try Fixtures.requireSharedData("hf-llama-tiny")
+        // A template that does not parse, and one that is missing.
+        try "{% for m in messages %}{{ m.content }}".write(toFile: directory + "/bad.jinja", atomically: true, encoding: .utf8)
+        let badTemplate = try LMProcess.run(["chat", "--model", fixture, "--chat-template", directory + "/bad.jinja"], input: "Hi\n")
+        XCTAssertNotEqual(badTemplate.status, 0)
+        XCTAssertTrue(badTemplate.error.contains("bad.jinja") && badTemplate.error.contains("endfor"), badTemplate.error)
+        let missing = try LMProcess.run(["chat", "--model", fixture, "--chat-template", directory + "/none.jinja"], input: "Hi\n")
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.error.contains("none.jinja"), missing.error)
+        // A truncated shard names its file.
+        let broken = directory + "/broken"
+        try FileManager.default.createDirectory(atPath: broken, withIntermediateDirectories: true)
+        for name in try FileManager.default.contentsOfDirectory(atPath: fixture) {
+            try FileManager.default.copyItem(atPath: fixture + "/" + name, toPath: broken + "/" + name)
+        }
+        let shard = broken + "/model-00002-of-00003.safetensors"
+        let data = try Data(contentsOf: URL(fileURLWithPath: shard))
+        try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: shard))
+        let truncated = try LMProcess.run(["generate", "--model", broken, "--prompt", "Hi"])
+        XCTAssertNotEqual(truncated.status, 0)
+        XCTAssertTrue(truncated.error.contains("model-00002-of-00003.safetensors"), truncated.error)
+        // A model directory with no chat template: the error says how to give one.
+        try FileManager.default.removeItem(atPath: broken + "/chat_template.jinja")
+        try data.write(to: URL(fileURLWithPath: shard))
+        let noTemplate = try LMProcess.run(["chat", "--model", broken], input: "Hi\n")
+        XCTAssertNotEqual(noTemplate.status, 0)
+        XCTAssertTrue(noTemplate.error.contains("--chat-template"), noTemplate.error)
+    }
 }
