@@ -11,13 +11,18 @@ enum QuantizedMatrixVectorCases {
 
     static func all() -> [BenchCase] {
         shapes.flatMap { shape in
-            QuantizedMatrix.Format.allCases.map { product(shape.name, format: $0, rows: shape.rows, columns: shape.columns) }
+            QuantizedMatrix.Format.allCases.flatMap { format in
+                [false, true].map { product(shape.name, format: format, rows: shape.rows, columns: shape.columns, eightBitActivations: $0) }
+            }
         }
     }
 
-    static func product(_ name: String, format: QuantizedMatrix.Format, rows: Int, columns: Int) -> BenchCase {
+    /// `eightBitActivations`: ggml's design (`qmatvec8/…`), checked to a looser bound since the
+    /// activations are rounded.
+    static func product(_ name: String, format: QuantizedMatrix.Format, rows: Int, columns: Int, eightBitActivations: Bool) -> BenchCase {
         let bytes = rows * columns / 32 * format.blockBytes
-        return BenchCase(name: "qmatvec/\(format)/\(name)", detail: "[\(rows), \(columns)] · [\(columns)], \(bytes / 1024) KiB", bytes: bytes) {
+        let group = eightBitActivations ? "qmatvec8" : "qmatvec"
+        return BenchCase(name: "\(group)/\(format)/\(name)", detail: "[\(rows), \(columns)] · [\(columns)], \(bytes / 1024) KiB", bytes: bytes) {
             var generator = SeededGenerator(seed: 70)
             let blocks = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: 64)
             for b in 0..<(bytes / format.blockBytes) {
@@ -28,12 +33,34 @@ enum QuantizedMatrixVectorCases {
             }
             let matrix = QuantizedMatrix(format: format, rows: rows, columns: columns, blocks: UnsafeRawPointer(blocks.baseAddress!))
             let x = TensorBuffer(columns, seed: 71), y = TensorBuffer(rows)
-            let run = { matrix.multiply(x.matrix(rows: 1, columns: columns), into: y.matrix(rows: 1, columns: rows), accumulate: false) }
+            if eightBitActivations && !matrix.multiplyQuantizingActivations(x.pointer, into: y.pointer) {
+                throw BenchFailure(description: "no AVX2+FMA+F16C on this CPU")
+            }
+            let run = eightBitActivations
+                ? { _ = matrix.multiplyQuantizingActivations(x.pointer, into: y.pointer) }
+                : { matrix.multiply(x.matrix(rows: 1, columns: columns), into: y.matrix(rows: 1, columns: rows), accumulate: false) }
             run()
             let w = TensorBuffer(count: rows * columns)
             for r in 0..<rows { matrix.decodeRow(r, into: w.pointer + r * columns) }
             let expected = Reference.linear(x.array.map(Double.init), weight: w.array.map(Double.init), rows: 1, inFeatures: columns, outFeatures: rows)
-            return Prepared(run: run, check: try check(y.array, expected, absolute: 1e-4, "\(name) \(format) product"))
+            // 8-bit activations: each x is off by at most half a step (max|x| of its block / 127), so
+            // row r is off by at most Σ_j (|w_rj| + |m|) · step_j / 2: the bound checked.
+            var tolerance = 1e-4
+            if eightBitActivations {
+                let xs = x.array
+                let steps = (0..<(columns / 32)).map { b in Double(xs[(b * 32)..<(b * 32 + 32)].map { abs($0) }.max()!) / 127 }
+                var largest = 0.0
+                for r in 0..<rows {
+                    var bound = 0.0
+                    for j in 0..<columns {
+                        let magnitude = Double(abs(w.storage[r * columns + j])) + 0.05
+                        bound += magnitude * steps[j / 32] / 2
+                    }
+                    largest = max(largest, bound)
+                }
+                tolerance += largest
+            }
+            return Prepared(run: run, check: try check(y.array, expected, absolute: tolerance, "\(name) \(format) product"))
         }
     }
 }

@@ -195,3 +195,75 @@ void lm_quantized_dequantize_rows(int format, const void *w, size_t row_bytes, f
         }
     }
 }
+
+// ---- The other design: activations quantized to 8 bits per block of 32, as ggml does, so each
+// block's dot product is integer multiply-adds (vpmaddubsw). Measured beside the Float32-activation
+// kernel above (bench qmatvec8/…); the results move by the activation rounding (≈ 1/254 of each
+// block's largest |x|).
+
+void lm_quantize_activations(const float *x, size_t columns, int8_t *qx, float *scales, float *sums) {
+    for (size_t b = 0; b < columns / 32; b++) {
+        const float *xs = x + b * 32;
+        float largest = 0, sum = 0;
+        for (int j = 0; j < 32; j++) {
+            float a = xs[j] < 0 ? -xs[j] : xs[j];
+            if (a > largest) largest = a;
+            sum += xs[j];
+        }
+        float d = largest / 127, inverse = d != 0 ? 1 / d : 0;
+        for (int j = 0; j < 32; j++) {
+            float v = xs[j] * inverse;
+            qx[b * 32 + j] = (int8_t)(v < 0 ? v - 0.5f : v + 0.5f);
+        }
+        scales[b] = d;
+        sums[b] = sum;
+    }
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+/// Σ unsigned bytes u × signed bytes s over 32 lanes, as 8 int32 sums converted to floats.
+__attribute__((target("avx2,fma,f16c")))
+static inline __m256 dot_u8_s8(__m256i u, __m256i s) {
+    __m256i pairs = _mm256_maddubs_epi16(u, s);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+
+__attribute__((target("avx2,fma,f16c")))
+void lm_quantized_rows_q8(int format, const void *w, size_t row_bytes, const int8_t *qx, const float *scales,
+                          const float *sums, float *y, size_t row_start, size_t row_end, size_t columns) {
+    size_t blocks = columns / 32, block_bytes = lm_quantized_block_bytes(format);
+    const __m256i eight = _mm256_set1_epi8(8);
+    for (size_t r = row_start; r < row_end; r++) {
+        const uint8_t *row = (const uint8_t *)w + r * row_bytes;
+        __m256 acc = _mm256_setzero_ps();
+        float minimums = 0;
+        for (size_t b = 0; b < blocks; b++) {
+            const uint8_t *block = row + b * block_bytes;
+            __m256i xq = _mm256_loadu_si256((const __m256i *)(qx + b * 32));
+            __m256 d = _mm256_set1_ps(_cvtsh_ss(load_half(block)) * scales[b]);
+            switch (format) {
+            case LM_Q8_0: {
+                __m256i wq = _mm256_loadu_si256((const __m256i *)(block + 2));
+                acc = _mm256_fmadd_ps(d, dot_u8_s8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq)), acc);
+                break;
+            }
+            case LM_Q4_0: {
+                __m256i wq = _mm256_sub_epi8(split_nibbles(block + 2), eight);
+                acc = _mm256_fmadd_ps(d, dot_u8_s8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq)), acc);
+                break;
+            }
+            case LM_Q4_1:
+                acc = _mm256_fmadd_ps(d, dot_u8_s8(split_nibbles(block + 4), xq), acc);
+                minimums += _cvtsh_ss(load_half(block + 2)) * sums[b];
+                break;
+            }
+        }
+        y[r] = sum8(acc) + minimums;
+    }
+}
+#else
+void lm_quantized_rows_q8(int format, const void *w, size_t row_bytes, const int8_t *qx, const float *scales,
+                          const float *sums, float *y, size_t row_start, size_t row_end, size_t columns) {
+    (void)format; (void)w; (void)row_bytes; (void)qx; (void)scales; (void)sums; (void)y; (void)row_start; (void)row_end; (void)columns;
+}
+#endif

@@ -59,4 +59,41 @@ final class QuantizedMatrixTests: XCTestCase {
             }
         }
     }
+
+    /// ggml's design: activations rounded to 8 bits per block, integer dot products. For Q8_0 and
+    /// Q4_0 the result is exactly the Float32 product with the rounded activations (integer sums
+    /// are exact); for every format it is within the rounding bound of the exact product.
+    func testEightBitActivationsAreTheProductOfTheRoundedActivations() throws {
+        try XCTSkipUnless(lm_quantized_available() == 1, "no AVX2+FMA+F16C: the 8-bit-activation kernel does not run here")
+        let (rows, columns) = (37, 576)
+        for format in QuantizedMatrix.Format.allCases {
+            let blocks = Self.randomBlocks(format, rows: rows, columns: columns, seed: 31)
+            try blocks.withUnsafeBytes { raw in
+                let matrix = QuantizedMatrix(format: format, rows: rows, columns: columns, blocks: raw.baseAddress!)
+                var generator = SeededGenerator(seed: 12)
+                let x = (0..<columns).map { _ in Float.random(in: -2...2, using: &generator) }
+                var y = [Float](repeating: 0, count: rows)
+                XCTAssertTrue(matrix.multiplyQuantizingActivations(x, into: &y))
+                var codes = [Int8](repeating: 0, count: columns), scales = [Float](repeating: 0, count: columns / 32), sums = scales
+                lm_quantize_activations(x, columns, &codes, &scales, &sums)
+                let rounded = (0..<columns).map { scales[$0 / 32] * Float(codes[$0]) }
+                for j in 0..<columns { XCTAssertLessThanOrEqual(abs(rounded[j] - x[j]), scales[j / 32] / 2 * 1.0001) }
+                var decoded = [Float](repeating: 0, count: rows * columns)
+                decoded.withUnsafeMutableBufferPointer { GGMLType(rawValue: UInt32(format.rawValue))!.dequantize(raw, into: $0) }
+                for r in 0..<rows {
+                    var exact = 0.0, withRounded = 0.0, bound = 0.0
+                    for j in 0..<columns {
+                        let w = Double(decoded[r * columns + j])
+                        exact += w * Double(x[j])
+                        withRounded += w * Double(rounded[j])
+                        bound += (abs(w) + 0.2) * Double(scales[j / 32]) / 2
+                    }
+                    XCTAssertLessThanOrEqual(abs(Double(y[r]) - exact), bound + 1e-4, "\(format) row \(r): within the rounding bound")
+                    if format != .q4_1 {
+                        XCTAssertEqual(Double(y[r]), withRounded, accuracy: 1e-4, "\(format) row \(r): the product of the rounded activations")
+                    }
+                }
+            }
+        }
+    }
 }

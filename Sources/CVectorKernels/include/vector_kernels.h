@@ -46,6 +46,15 @@ void lm_quantized_rows_portable(int format, const void *w, size_t row_bytes, con
 void lm_quantized_dequantize_rows(int format, const void *w, size_t row_bytes, float *out, size_t ldo,
                                   size_t row_start, size_t row_end, size_t columns);
 
+/// Each block of 32 values of `x` as int8 codes `qx` with a scale (`scales[b]`, x ≈ scale · q)
+/// and the block's exact sum (`sums[b]`): the activations of ``lm_quantized_rows_q8``.
+void lm_quantize_activations(const float *x, size_t columns, int8_t *qx, float *scales, float *sums);
+
+/// Rows `row_start..<row_end` of `y = W · x` with `x` quantized by lm_quantize_activations:
+/// integer dot products per block (ggml's design). Only when lm_quantized_available() is 1.
+void lm_quantized_rows_q8(int format, const void *w, size_t row_bytes, const int8_t *qx, const float *scales,
+                          const float *sums, float *y, size_t row_start, size_t row_end, size_t columns);
+
 /// A spin-wait hint to the CPU (x86 `pause`): lets the sibling hyper-thread run and saves power
 /// while a worker thread polls for its next task.
 static inline void lm_cpu_relax(void) {
