@@ -176,7 +176,7 @@ void lm_quantized_rows_portable(int format, const void *w, size_t row_bytes, con
     rows_portable(format, (const uint8_t *)w, row_bytes, x, y, row_start, row_end, columns);
 }
 
-void lm_quantized_dequantize_rows(int format, const void *w, size_t row_bytes, float *out, size_t ldo,
+static void dequantize_portable(int format, const void *w, size_t row_bytes, float *out, size_t ldo,
                                   size_t row_start, size_t row_end, size_t columns) {
     size_t blocks = columns / 32, block_bytes = lm_quantized_block_bytes(format);
     for (size_t r = row_start; r < row_end; r++) {
@@ -267,3 +267,46 @@ void lm_quantized_rows_q8(int format, const void *w, size_t row_bytes, const int
     (void)format; (void)w; (void)row_bytes; (void)qx; (void)scales; (void)sums; (void)y; (void)row_start; (void)row_end; (void)columns;
 }
 #endif
+
+#if defined(__x86_64__) || defined(__i386__)
+/// 32 signed bytes → 32 floats d·q + m (multiply, then add: rounded as ggml's scalar decoder), at out.
+__attribute__((target("avx2,fma,f16c")))
+static inline void store32(__m256i q, __m256 d, __m256 m, float *out) {
+    __m128i low = _mm256_castsi256_si128(q), high = _mm256_extracti128_si256(q, 1);
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_mul_ps(d, bytes_to_floats(low)), m));
+    _mm256_storeu_ps(out + 8, _mm256_add_ps(_mm256_mul_ps(d, bytes_to_floats(_mm_srli_si128(low, 8))), m));
+    _mm256_storeu_ps(out + 16, _mm256_add_ps(_mm256_mul_ps(d, bytes_to_floats(high)), m));
+    _mm256_storeu_ps(out + 24, _mm256_add_ps(_mm256_mul_ps(d, bytes_to_floats(_mm_srli_si128(high, 8))), m));
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static void dequantize_avx2(int format, const uint8_t *w, size_t row_bytes, float *out, size_t ldo,
+                            size_t r0, size_t r1, size_t columns) {
+    size_t blocks = columns / 32, block_bytes = lm_quantized_block_bytes(format);
+    const __m256i eight = _mm256_set1_epi8(8);
+    for (size_t r = r0; r < r1; r++) {
+        const uint8_t *row = w + r * row_bytes;
+        float *o = out + (r - r0) * ldo;
+        for (size_t b = 0; b < blocks; b++) {
+            const uint8_t *block = row + b * block_bytes;
+            __m256 d = _mm256_set1_ps(_cvtsh_ss(load_half(block)));
+            switch (format) {
+            case LM_Q8_0: store32(_mm256_loadu_si256((const __m256i *)(block + 2)), d, _mm256_setzero_ps(), o + b * 32); break;
+            case LM_Q4_0: store32(_mm256_sub_epi8(split_nibbles(block + 2), eight), d, _mm256_setzero_ps(), o + b * 32); break;
+            case LM_Q4_1: store32(split_nibbles(block + 4), d, _mm256_set1_ps(_cvtsh_ss(load_half(block + 2))), o + b * 32); break;
+            }
+        }
+    }
+}
+#endif
+
+void lm_quantized_dequantize_rows(int format, const void *w, size_t row_bytes, float *out, size_t ldo,
+                                  size_t row_start, size_t row_end, size_t columns) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (lm_quantized_available()) {
+        dequantize_avx2(format, (const uint8_t *)w, row_bytes, out, ldo, row_start, row_end, columns);
+        return;
+    }
+#endif
+    dequantize_portable(format, w, row_bytes, out, ldo, row_start, row_end, columns);
+}

@@ -7,7 +7,8 @@ import CVectorKernels
 /// to Float32 and calling `cblas_sgemm`, so prompts stay on BLAS.
 ///
 /// The blocks are not owned: `blocks` must stay valid (a memory-mapped file the caller keeps).
-/// Not for concurrent use: the tile scratch is the matrix's own.
+/// Not for concurrent use: the tiles are decoded into a ``Scratch`` that the matrices of one
+/// model share (they run one after another).
 public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
     /// The block formats implemented, with ggml's type numbers.
     public enum Format: Int32, Sendable, CaseIterable {
@@ -23,16 +24,28 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
     public let blocks: UnsafeRawPointer
     /// Bytes of one row of blocks.
     public let rowBytes: Int
-    /// Weight rows decoded per tile in the many-row path: [tileRows, columns].
-    private let tile: TensorBuffer
-    static let tileRows = 128
+    /// Where the many-row path decodes its tiles of weight rows: shared by a model's matrices.
+    public final class Scratch: @unchecked Sendable {
+        fileprivate var buffer = TensorBuffer(count: 0)
+        public init() {}
+        fileprivate func pointer(count: Int) -> UnsafeMutablePointer<Float> {
+            if buffer.count < count { buffer = TensorBuffer(count: count) }
+            return buffer.pointer
+        }
+    }
+    private let scratch: Scratch
+    /// One output row, for a matrix–vector product added to `y`.
+    private let rowScratch: TensorBuffer
+    /// Weight rows per tile: GEMMs this wide run near cblas_sgemm's full rate.
+    static let tileRows = 512
 
     /// `blocks` holds `rows` rows of `columns / 32` blocks each; `columns` must be a multiple of 32.
-    public init(format: Format, rows: Int, columns: Int, blocks: UnsafeRawPointer) {
+    public init(format: Format, rows: Int, columns: Int, blocks: UnsafeRawPointer, scratch: Scratch = Scratch()) {
         precondition(rows >= 1 && columns >= 32 && columns % 32 == 0, "QuantizedMatrix: [\(rows), \(columns)] needs whole blocks of 32 columns")
         (self.format, self.rows, self.columns, self.blocks) = (format, rows, columns, blocks)
         rowBytes = columns / 32 * format.blockBytes
-        tile = TensorBuffer(count: min(Self.tileRows, rows) * columns)
+        self.scratch = scratch
+        rowScratch = TensorBuffer(count: rows)
     }
 
     public var outFeatures: Int { rows }
@@ -44,25 +57,28 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
 
     public func multiply(_ x: MatrixView, into y: MatrixView, accumulate: Bool) {
         guard x.rows > 0 else { return }
-        if x.rows == 1 && !accumulate {
-            let xs = UnsafePointer(x.base), ys = y.base
+        if x.rows == 1 {
+            // Accumulating (a residual added in place) goes through a row of scratch.
+            let xs = UnsafePointer(x.base), ys = accumulate ? rowScratch.pointer : y.base
             let (format, blocks, rowBytes, columns) = (format.rawValue, blocks, rowBytes, columns)
             Threading.parallelRanges(rows, costPerItem: columns) { range in
                 lm_quantized_rows(format, blocks, rowBytes, xs, ys, range.lowerBound, range.upperBound, columns)
             }
+            if accumulate { for r in 0..<rows { y.base[r] += ys[r] } }
             return
         }
         // Tiles of weight rows decoded to Float32, each one GEMM into its columns of y.
+        let tile = scratch.pointer(count: min(Self.tileRows, rows) * columns)
         var start = 0
         while start < rows {
             let count = min(Self.tileRows, rows - start)
-            let (format, blocks, rowBytes, columns, out) = (format.rawValue, blocks, rowBytes, columns, tile.pointer)
+            let (format, blocks, rowBytes, columns, out) = (format.rawValue, blocks, rowBytes, columns, tile)
             Threading.parallelRanges(count, costPerItem: 4 * columns) { range in
                 lm_quantized_dequantize_rows(format, blocks + (start + range.lowerBound) * rowBytes, rowBytes,
                                              out + range.lowerBound * columns, columns, 0, range.count, columns)
             }
             sgemm(transposeA: false, transposeB: true, m: x.rows, n: count, k: columns,
-                  a: x.base, lda: x.rowStride, b: tile.pointer, ldb: columns,
+                  a: x.base, lda: x.rowStride, b: tile, ldb: columns,
                   beta: accumulate ? 1 : 0, c: y.base + start, ldc: y.rowStride)
             start += count
         }

@@ -31,4 +31,29 @@ final class GGUFCheckpointTests: XCTestCase {
         let tail = Array(expected[((ids.count - 1) * config.vocabSize)...])
         XCTAssertLessThan(zip(last, tail).map { abs($0 - $1) }.max()!, 1e-4)
     }
+
+    /// The same file with its Q8_0 tensors kept in their blocks (the embedding and the tied head,
+    /// and some projections, beside Float32 parts decoded from Q5_0, Q4_K and Q6_K: stacked q/k/v
+    /// and gate/up groups of mixed formats), through the batched path and the cached decode path.
+    func testTheQ4KMFixtureWithBlocksKeptGivesTheSameLogits() throws {
+        let directory = try Fixtures.requireSharedData("smollm2-q4km")
+        let file = try GGUFFile(path: directory + "/smollm2-2layer-q4_k_m.gguf")
+        let model = try GGUFCheckpoint.load(file: file, keepQuantized: true)
+        XCTAssertTrue(model.isQuantized)
+        XCTAssertNotNil(model.quantizedTensors["token_embeddings.weight"])
+        XCTAssertTrue(model.quantizedTensors["lm_head.weight"] === model.quantizedTensors["token_embeddings.weight"], "a tied head is the embedding's matrix")
+        let ids = try NPYFile(path: directory + "/ids.npy").integers().map { Int32($0) }
+        let expected = try NPYFile(path: directory + "/logits.npy").floats()
+        let logits = try model.forward(tokens: ids, batch: 1, length: ids.count)
+        let worst = zip(logits, expected).map { abs($0 - $1) }.max()!
+        print("GGUF Q4_K_M fixture, Q8_0 blocks kept: max |Δ| of the logits against transformers \(worst)")
+        XCTAssertLessThan(worst, 1e-4)
+        let session = InferenceSession(model: model)
+        var last = try session.append(Array(ids.dropLast()))
+        last = Array(try session.step(ids.last!))
+        XCTAssertLessThan(zip(last, expected[((ids.count - 1) * model.config.vocabSize)...]).map { abs($0 - $1) }.max()!, 1e-4, "decode step")
+        // Neither trains nor saves, and says why.
+        XCTAssertThrowsError(try TrainingSession(model: model, batch: 1, length: 4)) { XCTAssertTrue("\($0)".contains("quantized"), "\($0)") }
+        XCTAssertThrowsError(try Checkpoint.save(model, directory: NSTemporaryDirectory() + "/never")) { XCTAssertTrue("\($0)".contains("quantized"), "\($0)") }
+    }
 }

@@ -22,6 +22,33 @@ public struct BlockTensors {
     }
 }
 
+/// What a block's forward multiplies with: the matrices in any ``LinearWeight`` form (Float32
+/// views of a ``BlockTensors``, or block-quantized matrices kept as a GGUF file stores them).
+public struct BlockWeights {
+    /// [(H + 2·Hkv)·d, C]
+    public let qkv: any LinearWeight
+    /// [C, C]
+    public let output: any LinearWeight
+    /// [2·d_ff, C]
+    public let gateUp: any LinearWeight
+    /// [C, d_ff]
+    public let down: any LinearWeight
+    /// [C]
+    public let ln1: UnsafeMutableBufferPointer<Float>
+    /// [C]
+    public let ln2: UnsafeMutableBufferPointer<Float>
+
+    public init(qkv: any LinearWeight, output: any LinearWeight, gateUp: any LinearWeight, down: any LinearWeight,
+                ln1: UnsafeMutableBufferPointer<Float>, ln2: UnsafeMutableBufferPointer<Float>) {
+        (self.qkv, self.output, self.gateUp, self.down, self.ln1, self.ln2) = (qkv, output, gateUp, down, ln1, ln2)
+    }
+
+    /// The Float32 views of `tensors`.
+    public init(_ tensors: BlockTensors) {
+        self.init(qkv: tensors.qkv, output: tensors.output, gateUp: tensors.gateUp, down: tensors.down, ln1: tensors.ln1, ln2: tensors.ln2)
+    }
+}
+
 /// The model's tensors as views into one flat buffer laid out by ``ParameterLayout``, built the
 /// same way over the parameters and over the gradients (as llm.c points one struct at both).
 ///

@@ -15,6 +15,14 @@ public final class TransformerLM {
     let rope: RoPETable
     /// Named views into `parameters`.
     let weights: ModelTensors
+    /// What the forward multiplies with: `weights`' views, or block-quantized matrices in their
+    /// place (``init(config:parameters:quantized:keeping:)``).
+    let inference: InferenceWeights
+    /// Tensors kept in ggml blocks, by our name: their part of `parameters` is never written
+    /// (zero pages that take no memory) and the model cannot be trained or saved.
+    public let quantizedTensors: [String: QuantizedMatrix]
+    /// What the quantized matrices point into (a memory-mapped file), kept alive with the model.
+    private let storageOwner: AnyObject?
     private var activations: ForwardActivations?
 
     /// A model with the handout's random initialisation, reproducible from `seed`.
@@ -39,6 +47,43 @@ public final class TransformerLM {
         rope = RoPETable(headDim: config.headDim, maxPositions: config.contextLength, theta: config.ropeTheta,
                          frequencyFactors: config.ropeFrequencyFactors)
         weights = ModelTensors(layout: layout, config: config, buffer: parameters)
+        inference = InferenceWeights(weights)
+        quantizedTensors = [:]
+        storageOwner = nil
+    }
+
+    /// A model whose tensors named in `quantized` are block-quantized matrices (their entries
+    /// in `parameters` unused), the rest in `parameters`; `owner` keeps their blocks' memory alive.
+    public init(config: ModelConfig, parameters: TensorBuffer, quantized: [String: QuantizedMatrix], keeping owner: AnyObject) throws {
+        try config.validate()
+        self.config = config
+        let layout = ParameterLayout(config: config)
+        self.layout = layout
+        guard parameters.count == layout.totalCount else {
+            throw ModelError("parameters: \(parameters.count) values, the configuration needs \(layout.totalCount)")
+        }
+        for (name, matrix) in quantized {
+            guard let entry = layout.entry(name), entry.shape == [matrix.rows, matrix.columns] else {
+                throw ModelError("quantized tensor '\(name)' [\(matrix.rows), \(matrix.columns)] has no such place in the model")
+            }
+        }
+        self.parameters = parameters
+        rope = RoPETable(headDim: config.headDim, maxPositions: config.contextLength, theta: config.ropeTheta,
+                         frequencyFactors: config.ropeFrequencyFactors)
+        weights = ModelTensors(layout: layout, config: config, buffer: parameters)
+        inference = InferenceWeights(weights, config: config, quantized: quantized)
+        quantizedTensors = quantized
+        storageOwner = owner
+    }
+
+    /// Whether some weights are kept block-quantized (then the model runs, but neither trains
+    /// nor saves: its Float32 parameters are incomplete).
+    public var isQuantized: Bool { !quantizedTensors.isEmpty }
+
+    /// Stops unless every weight is Float32 in `parameters`, naming what needs it.
+    public func requireDense(for purpose: String) throws {
+        guard let name = quantizedTensors.keys.sorted().first else { return }
+        throw ModelError("\(purpose) needs the weights in Float32, but '\(name)' (and \(quantizedTensors.count - 1) more) are kept quantized; load the model dequantized")
     }
 
     /// The attention kernel of full forward passes and of ``TrainingSession``s made after it is
@@ -96,8 +141,8 @@ public final class TransformerLM {
         let dims = AttentionDims(batch: batch, queryLength: length, keyLength: start + length,
                                  heads: config.numHeads, kvHeads: config.numKVHeads, headDim: config.headDim)
         let rotary = RotaryPositions(table: rope, positions: saved.positions(batch: batch, length: length, start: start))
-        Embedding.forward(ids: tokens, table: weights.embedding, y: saved.residual(0, rows: n))
-        for (index, layer) in weights.layers.enumerated() {
+        inference.embed(tokens, into: saved.residual(0, rows: n))
+        for (index, layer) in inference.layers.enumerated() {
             TransformerBlock.forward(weights: layer, activations: saved.layer(index, dims: dims), dims: dims,
                                      rope: rotary, epsilon: config.normEps, cache: cache?.slot(layer: index))
         }
@@ -107,7 +152,7 @@ public final class TransformerLM {
         RMSNorm.forward(x: saved.residual(config.numLayers, rows: n).rows(logitRows), weight: weights.finalNorm,
                         y: norm, rstd: rstd, epsilon: config.normEps)
         let output = logits ?? saved.logits!.matrix(at: 0, rows: logitRows.count, columns: config.vocabSize)
-        Linear.forward(x: norm, weight: weights.head, y: output)
+        Linear.forward(x: norm, weight: inference.head, y: output)
     }
 
     /// Runs block `layer` alone: hidden: [batch, length, d_model] → output: [batch, length, d_model]
@@ -127,7 +172,7 @@ public final class TransformerLM {
         let saved = try activations(batch: batch, length: length), dims = attentionDims(batch: batch, length: length)
         let block = saved.layer(layer, dims: dims)
         _ = block.input.elements.update(fromContentsOf: hidden)
-        TransformerBlock.forward(weights: weights.layers[layer], activations: block, dims: dims,
+        TransformerBlock.forward(weights: inference.layers[layer], activations: block, dims: dims,
                                  rope: RotaryPositions(table: rope, positions: saved.positions(batch: batch, length: length, start: 0)),
                                  epsilon: config.normEps)
         _ = output.update(fromContentsOf: block.output.elements)

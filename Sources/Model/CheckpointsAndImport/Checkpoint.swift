@@ -76,6 +76,7 @@ public enum Checkpoint {
     /// needed. Each file is written to a temporary name and renamed, so an interrupted save never
     /// leaves a half-written checkpoint.
     public static func save(_ model: TransformerLM, directory: String) throws {
+        try model.requireDense(for: "saving a model")
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {

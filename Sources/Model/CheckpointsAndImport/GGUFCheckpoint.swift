@@ -90,8 +90,11 @@ public enum GGUFCheckpoint {
         try load(file: try Checkpoint.mapFileErrors { try GGUFFile(path: path) })
     }
 
-    /// Loads an opened GGUF file (its tokenizer can be read from the same `GGUFFile`).
-    public static func load(file: GGUFFile) throws -> TransformerLM {
+    /// Loads an opened GGUF file (its tokenizer can be read from the same `GGUFFile`). With
+    /// `keepQuantized`, tensors in Q8_0, Q4_0 or Q4_1 stay in their blocks in the mapped file
+    /// (``QuantizedMatrix``; a tied head is the embedding's matrix itself) and only the others are
+    /// decoded to Float32: the model then runs but cannot be trained or saved.
+    public static func load(file: GGUFFile, keepQuantized: Bool = false) throws -> TransformerLM {
         let path = file.path
         let config = try self.config(of: file)
         let layout = ParameterLayout(config: config)
@@ -106,6 +109,8 @@ public enum GGUFCheckpoint {
             placed[name] = tensor
         }
         let parameters = TensorBuffer(count: layout.totalCount)
+        var quantized: [String: QuantizedMatrix] = [:]
+        let scratch = QuantizedMatrix.Scratch()
         for entry in layout.entries {
             let values = parameters.slice(entry.offset, entry.count)
             guard let tensor = placed[entry.name] else {
@@ -113,12 +118,22 @@ public enum GGUFCheckpoint {
                 guard entry.name == "lm_head.weight", let embedding = layout.entry("token_embeddings.weight") else {
                     throw ModelError("\(path): tensor for '\(entry.name)' is missing")
                 }
-                _ = values.update(fromContentsOf: parameters.view(embedding.offset, embedding.count))
+                if let table = quantized[embedding.name] {
+                    quantized[entry.name] = table
+                } else {
+                    _ = values.update(fromContentsOf: parameters.view(embedding.offset, embedding.count))
+                }
+                continue
+            }
+            if keepQuantized, tensor.shape.count == 2, let format = QuantizedMatrix.Format(rawValue: Int32(tensor.type.rawValue)) {
+                quantized[entry.name] = QuantizedMatrix(format: format, rows: tensor.shape[0], columns: tensor.shape[1],
+                                                        blocks: file.blocks(of: tensor).baseAddress!, scratch: scratch)
                 continue
             }
             try dequantizeInParallel(file, tensor, into: values)
             try ModelError.requireFinite(values, tensor: tensor.name, path: path)
         }
-        return try TransformerLM(config: config, parameters: parameters)
+        guard !quantized.isEmpty else { return try TransformerLM(config: config, parameters: parameters) }
+        return try TransformerLM(config: config, parameters: parameters, quantized: quantized, keeping: file)
     }
 }

@@ -31,6 +31,7 @@ public final class TrainingSession {
 
     /// batch ≥ 1 and 1 ≤ length ≤ context_length.
     public init(model: TransformerLM, batch: Int, length: Int) throws {
+        try model.requireDense(for: "training")
         guard batch >= 1, length >= 1, length <= model.config.contextLength else {
             throw ModelError("training batch \(batch) × length \(length): both must be positive, length at most context_length \(model.config.contextLength)")
         }

@@ -1,0 +1,72 @@
+import Kernels
+
+/// The matrices the forward multiplies with: the Float32 views of ``ModelTensors``, or, for a
+/// model loaded with its blocks kept, ``QuantizedMatrix``es in their place (a fused q/k/v or
+/// gate/up group whose parts are stored apart is a ``StackedWeights``). The embedding lookup
+/// decodes one row of a quantized table; a tied head is the same matrix as the embedding.
+struct InferenceWeights {
+    let layers: [BlockWeights]
+    let head: any LinearWeight
+    private let embedding: MatrixView
+    private let quantizedEmbedding: QuantizedMatrix?
+
+    /// The Float32 weights as they are.
+    init(_ tensors: ModelTensors) {
+        layers = tensors.layers.map(BlockWeights.init)
+        head = tensors.head
+        embedding = tensors.embedding
+        quantizedEmbedding = nil
+    }
+
+    /// `quantized` replaces the tensors it names (our names). A head missing from it but whose
+    /// embedding is in it, with `lm_head.weight` absent from `quantized` and tied (the loader
+    /// passes the embedding under both names), is that same matrix.
+    init(_ tensors: ModelTensors, config: ModelConfig, quantized: [String: QuantizedMatrix]) {
+        func group(_ names: [String], dense: MatrixView) -> any LinearWeight {
+            guard names.contains(where: { quantized[$0] != nil }) else { return dense }
+            var start = 0
+            let parts: [any LinearWeight] = names.map { name in
+                let part: any LinearWeight
+                if let matrix = quantized[name] {
+                    part = matrix
+                } else {
+                    let rows = config.rows(of: name)
+                    part = dense.rows(start..<(start + rows))
+                }
+                start += part.outFeatures
+                return part
+            }
+            return parts.count == 1 ? parts[0] : StackedWeights(parts)
+        }
+        layers = tensors.layers.enumerated().map { index, block in
+            let prefix = "layers.\(index)."
+            return BlockWeights(
+                qkv: group(["attn.q_proj.weight", "attn.k_proj.weight", "attn.v_proj.weight"].map { prefix + $0 }, dense: block.qkv),
+                output: group([prefix + "attn.output_proj.weight"], dense: block.output),
+                gateUp: group([prefix + "ffn.w1.weight", prefix + "ffn.w3.weight"], dense: block.gateUp),
+                down: group([prefix + "ffn.w2.weight"], dense: block.down),
+                ln1: block.ln1, ln2: block.ln2)
+        }
+        head = quantized["lm_head.weight"] ?? tensors.head
+        embedding = tensors.embedding
+        quantizedEmbedding = quantized["token_embeddings.weight"]
+    }
+
+    /// The rows of `ids` into `y`: [ids.count, C].
+    func embed(_ ids: UnsafeBufferPointer<Int32>, into y: MatrixView) {
+        guard let table = quantizedEmbedding else { return Embedding.forward(ids: ids, table: embedding, y: y) }
+        for (row, id) in ids.enumerated() {
+            precondition(id >= 0 && Int(id) < table.rows, "embedding: id \(id) at position \(row) is outside 0..<\(table.rows)")
+            table.decodeRow(Int(id), into: y.pointer(row: row))
+        }
+    }
+}
+
+extension ModelConfig {
+    /// Rows of a projection matrix by its name's last part (q, k, v, w1, w3, …).
+    func rows(of name: String) -> Int {
+        if name.hasSuffix("q_proj.weight") || name.hasSuffix("output_proj.weight") || name.hasSuffix("w2.weight") { return dModel }
+        if name.hasSuffix("k_proj.weight") || name.hasSuffix("v_proj.weight") { return kvDim }
+        return dFF
+    }
+}
