@@ -228,35 +228,59 @@ static inline __m256 dot_u8_s8(__m256i u, __m256i s) {
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
 }
 
+/// One block's integer dot product of weights and 8-bit activations `xq`, as 8 float lanes
+/// (Q4_1's minimum term is added by the caller).
+__attribute__((target("avx2,fma,f16c")))
+static inline __m256 block_dot_q8(int format, const uint8_t *block, __m256i xq) {
+    switch (format) {
+    case LM_Q8_0: {
+        __m256i wq = _mm256_loadu_si256((const __m256i *)(block + 2));
+        return dot_u8_s8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
+    }
+    case LM_Q4_0: {
+        __m256i wq = _mm256_sub_epi8(split_nibbles(block + 2), _mm256_set1_epi8(8));
+        return dot_u8_s8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq));
+    }
+    default:
+        return dot_u8_s8(split_nibbles(block + 4), xq);
+    }
+}
+
+/// Two rows at a time: each block of activations is loaded once for both, and the two rows'
+/// accumulators are independent chains (one chain per row left the loop waiting on FMA latency).
 __attribute__((target("avx2,fma,f16c")))
 void lm_quantized_rows_q8(int format, const void *w, size_t row_bytes, const int8_t *qx, const float *scales,
                           const float *sums, float *y, size_t row_start, size_t row_end, size_t columns) {
     size_t blocks = columns / 32, block_bytes = lm_quantized_block_bytes(format);
-    const __m256i eight = _mm256_set1_epi8(8);
-    for (size_t r = row_start; r < row_end; r++) {
+    size_t r = row_start;
+    for (; r + 2 <= row_end; r += 2) {
+        const uint8_t *row0 = (const uint8_t *)w + r * row_bytes, *row1 = row0 + row_bytes;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        __m128 min0 = _mm_setzero_ps(), min1 = _mm_setzero_ps();
+        for (size_t b = 0; b < blocks; b++) {
+            const uint8_t *block0 = row0 + b * block_bytes, *block1 = row1 + b * block_bytes;
+            __m256i xq = _mm256_loadu_si256((const __m256i *)(qx + b * 32));
+            float scale = scales[b];
+            acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(load_half(block0)) * scale), block_dot_q8(format, block0, xq), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(load_half(block1)) * scale), block_dot_q8(format, block1, xq), acc1);
+            if (format == LM_Q4_1) {
+                __m128 sum = _mm_set_ss(sums[b]);
+                min0 = _mm_fmadd_ss(_mm_set_ss(_cvtsh_ss(load_half(block0 + 2))), sum, min0);
+                min1 = _mm_fmadd_ss(_mm_set_ss(_cvtsh_ss(load_half(block1 + 2))), sum, min1);
+            }
+        }
+        y[r] = sum8(acc0) + _mm_cvtss_f32(min0);
+        y[r + 1] = sum8(acc1) + _mm_cvtss_f32(min1);
+    }
+    for (; r < row_end; r++) {
         const uint8_t *row = (const uint8_t *)w + r * row_bytes;
         __m256 acc = _mm256_setzero_ps();
         float minimums = 0;
         for (size_t b = 0; b < blocks; b++) {
             const uint8_t *block = row + b * block_bytes;
             __m256i xq = _mm256_loadu_si256((const __m256i *)(qx + b * 32));
-            __m256 d = _mm256_set1_ps(_cvtsh_ss(load_half(block)) * scales[b]);
-            switch (format) {
-            case LM_Q8_0: {
-                __m256i wq = _mm256_loadu_si256((const __m256i *)(block + 2));
-                acc = _mm256_fmadd_ps(d, dot_u8_s8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq)), acc);
-                break;
-            }
-            case LM_Q4_0: {
-                __m256i wq = _mm256_sub_epi8(split_nibbles(block + 2), eight);
-                acc = _mm256_fmadd_ps(d, dot_u8_s8(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xq, wq)), acc);
-                break;
-            }
-            case LM_Q4_1:
-                acc = _mm256_fmadd_ps(d, dot_u8_s8(split_nibbles(block + 4), xq), acc);
-                minimums += _cvtsh_ss(load_half(block + 2)) * sums[b];
-                break;
-            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(load_half(block)) * scales[b]), block_dot_q8(format, block, xq), acc);
+            if (format == LM_Q4_1) minimums += _cvtsh_ss(load_half(block + 2)) * sums[b];
         }
         y[r] = sum8(acc) + minimums;
     }

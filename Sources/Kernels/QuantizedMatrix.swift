@@ -48,6 +48,10 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
         rowScratch = TensorBuffer(count: rows)
     }
 
+    /// Whether one-row products round the activations to 8 bits first
+    /// (``multiplyQuantizingActivations(_:into:)``: faster, not exact); false by default.
+    public var quantizesActivations = false
+
     public var outFeatures: Int { rows }
     public var inFeatures: Int { columns }
     public var dense: MatrixView? { nil }
@@ -61,8 +65,10 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
             // Accumulating (a residual added in place) goes through a row of scratch.
             let xs = UnsafePointer(x.base), ys = accumulate ? rowScratch.pointer : y.base
             let (format, blocks, rowBytes, columns) = (format.rawValue, blocks, rowBytes, columns)
-            Threading.parallelRanges(rows, costPerItem: columns) { range in
-                lm_quantized_rows(format, blocks, rowBytes, xs, ys, range.lowerBound, range.upperBound, columns)
+            if !(quantizesActivations && multiplyQuantizingActivations(xs, into: ys)) {
+                Threading.parallelRanges(rows, costPerItem: columns) { range in
+                    lm_quantized_rows(format, blocks, rowBytes, xs, ys, range.lowerBound, range.upperBound, columns)
+                }
             }
             if accumulate { for r in 0..<rows { y.base[r] += ys[r] } }
             return

@@ -29,6 +29,8 @@ struct ChatCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "Seed of the sampler.") var seed: UInt64 = 0
     @Flag(help: "Decode a GGUF file's Q8_0/Q4_0/Q4_1 weights to Float32 instead of keeping their blocks (slower decode, 4–7× the memory; the exact dequantized model).")
     var dequantize = false
+    @Flag(help: "Round activations to 8 bits in the quantized decode products, as llama.cpp does (faster; the logits move by the rounding).")
+    var eightBitActivations = false
     @Option(help: "Most tokens held (prompt and output; the KV cache is sized for them). Default: the model's context, at most 8,192.")
     var context: Int?
     @OptionGroup var running: ModelRunOptions
@@ -43,7 +45,7 @@ struct ChatCommand: ParsableCommand, ComputesWithBLAS {
     func run() throws {
         running.apply()
         let start = Date()
-        let pretrained = try PretrainedModel.load(model, chatTemplatePath: chatTemplate, keepQuantized: !dequantize)
+        let pretrained = try PretrainedModel.load(model, chatTemplatePath: chatTemplate, keepQuantized: !dequantize, eightBitActivations: eightBitActivations)
         let chat = try ChatSession(pretrained, system: system, context: context ?? min(pretrained.model.config.contextLength, 8192))
         let interactive = isatty(STDIN_FILENO) == 1
         if interactive {

@@ -27,6 +27,8 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
     @Flag(help: "Encode special tokens written in the prompt as their characters.") var literalSpecialTokens = false
     @Flag(help: "Decode a GGUF file's Q8_0/Q4_0/Q4_1 weights to Float32 instead of keeping their blocks (slower decode, 4–7× the memory; the exact dequantized model).")
     var dequantize = false
+    @Flag(help: "Round activations to 8 bits in the quantized decode products, as llama.cpp does (faster; the logits move by the rounding).")
+    var eightBitActivations = false
     @Option(help: "Most tokens held (prompt and output; the KV cache is sized for them). Default: the model's context, at most 8,192.")
     var context: Int?
     @OptionGroup var running: ModelRunOptions
@@ -41,7 +43,7 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
     func run() throws {
         running.apply()
         let loadStart = DispatchTime.now().uptimeNanoseconds
-        let pretrained = try PretrainedModel.load(model, keepQuantized: !dequantize)
+        let pretrained = try PretrainedModel.load(model, keepQuantized: !dequantize, eightBitActivations: eightBitActivations)
         let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart) * 1e-9
         let lm = pretrained.model
         guard let tokenizer = pretrained.tokenizer else {

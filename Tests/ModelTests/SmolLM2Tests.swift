@@ -69,4 +69,27 @@ final class SmolLM2Tests: XCTestCase {
         }
         XCTAssertEqual(greedy, try ids("plain_greedy24"))
     }
+
+    /// llama.cpp's design (activations rounded to 8 bits in the decode products): the logits
+    /// move, here by up to 2.9 (llama.cpp's own differ from transformers' by up to 0.65 on these
+    /// prompts: a gap not yet explained, which is why this is not the default), the greedy choice
+    /// at every position of the plain prompt does not. The bound only catches a broken kernel.
+    func testEightBitActivationsMoveTheLogitsButNotTheGreedyChoice() throws {
+        let fixture = try Fixtures.requireSharedData("smollm2")
+        let model = try GGUFCheckpoint.load(file: try GGUFFile(path: try Fixtures.requireSmolLM2()), keepQuantized: true, eightBitActivations: true)
+        let prompt = try NPYFile(path: fixture + "/plain_ids.npy").integers().map { Int32($0) }
+        let expected = try NPYFile(path: fixture + "/plain_logits.npy").floats()
+        let vocab = model.config.vocabSize
+        // One token at a time, so every position goes through the decode products.
+        let session = InferenceSession(model: model)
+        var worst: Float = 0
+        for (position, id) in prompt.enumerated() {
+            let logits = Array(try session.step(id))
+            let reference = Array(expected[(position * vocab)..<((position + 1) * vocab)])
+            worst = max(worst, zip(logits, reference).map { abs($0 - $1) }.max()!)
+            XCTAssertEqual(logits.indices.max { logits[$0] < logits[$1] }, reference.indices.max { reference[$0] < reference[$1] }, "argmax at \(position)")
+        }
+        print("SmolLM2 with 8-bit activations: max |Δ| of the logits against transformers \(worst) (llama.cpp: 0.65)")
+        XCTAssertLessThan(worst, 5)
+    }
 }

@@ -94,7 +94,11 @@ public enum GGUFCheckpoint {
     /// `keepQuantized`, tensors in Q8_0, Q4_0 or Q4_1 stay in their blocks in the mapped file
     /// (``QuantizedMatrix``; a tied head is the embedding's matrix itself) and only the others are
     /// decoded to Float32: the model then runs but cannot be trained or saved.
-    public static func load(file: GGUFFile, keepQuantized: Bool = false) throws -> TransformerLM {
+    ///
+    /// `eightBitActivations` makes their one-row products (decode) round the activations to 8
+    /// bits per block and use integer dot products, as llama.cpp does: faster, and the logits
+    /// move by that rounding.
+    public static func load(file: GGUFFile, keepQuantized: Bool = false, eightBitActivations: Bool = false) throws -> TransformerLM {
         let path = file.path
         let config = try self.config(of: file)
         let layout = ParameterLayout(config: config)
@@ -128,6 +132,7 @@ public enum GGUFCheckpoint {
             if keepQuantized, tensor.shape.count == 2, let format = QuantizedMatrix.Format(rawValue: Int32(tensor.type.rawValue)) {
                 quantized[entry.name] = QuantizedMatrix(format: format, rows: tensor.shape[0], columns: tensor.shape[1],
                                                         blocks: file.blocks(of: tensor).baseAddress!, scratch: scratch)
+                quantized[entry.name]!.quantizesActivations = eightBitActivations
                 continue
             }
             try dequantizeInParallel(file, tensor, into: values)

@@ -32,14 +32,15 @@ public struct PretrainedModel {
     /// not parse is an error naming its line. With `keepQuantized`, a GGUF file's Q8_0, Q4_0 and
     /// Q4_1 tensors stay in their blocks (``GGUFCheckpoint/load(file:keepQuantized:)``): faster
     /// decode, a quarter of the memory, no training or saving.
-    public static func load(_ path: String, chatTemplatePath: String? = nil, keepQuantized: Bool = false) throws -> PretrainedModel {
+    public static func load(_ path: String, chatTemplatePath: String? = nil, keepQuantized: Bool = false,
+                            eightBitActivations: Bool = false) throws -> PretrainedModel {
         var isDirectory: ObjCBool = false
         let exists = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
         guard exists else { throw ModelError("\(path): no such file or directory") }
         var loaded: PretrainedModel
         if !isDirectory.boolValue {
             guard path.hasSuffix(".gguf") else { throw ModelError("\(path): a model is a directory or a .gguf file") }
-            loaded = try gguf(path, keepQuantized: keepQuantized)
+            loaded = try gguf(path, keepQuantized: keepQuantized, eightBitActivations: eightBitActivations)
         } else if HuggingFaceCheckpoint.isHuggingFaceDirectory(path) {
             loaded = try directory(path, model: try HuggingFaceCheckpoint.load(directory: path))
         } else {
@@ -58,12 +59,12 @@ public struct PretrainedModel {
 
     private static func seconds(since start: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9 }
 
-    private static func gguf(_ path: String, keepQuantized: Bool) throws -> PretrainedModel {
+    private static func gguf(_ path: String, keepQuantized: Bool, eightBitActivations: Bool) throws -> PretrainedModel {
         var start = DispatchTime.now().uptimeNanoseconds
         let file = try Checkpoint.mapFileErrors { try GGUFFile(path: path) }
         let parsed = seconds(since: start)
         start = DispatchTime.now().uptimeNanoseconds
-        let model = try GGUFCheckpoint.load(file: file, keepQuantized: keepQuantized)
+        let model = try GGUFCheckpoint.load(file: file, keepQuantized: keepQuantized, eightBitActivations: eightBitActivations)
         let weights = seconds(since: start)
         start = DispatchTime.now().uptimeNanoseconds
         let tokenizer: (any TextTokenizer)? = file.metadata["tokenizer.ggml.model"] == nil ? nil : try GGUFTokenizer.load(file)
