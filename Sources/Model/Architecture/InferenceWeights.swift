@@ -1,8 +1,8 @@
 import Kernels
 
 /// The matrices the forward multiplies with: the Float32 views of ``ModelTensors``, or, for a
-/// model loaded with its blocks kept, ``QuantizedMatrix``es in their place (a fused q/k/v or
-/// gate/up group whose parts are stored apart is a ``StackedWeights``). The embedding lookup
+/// model loaded with its blocks kept, ``/Kernels/QuantizedMatrix``es in their place (a fused q/k/v or
+/// gate/up group whose parts are stored apart is a ``/Kernels/StackedWeights``). The embedding lookup
 /// decodes one row of a quantized table; a tied head is the same matrix as the embedding.
 struct InferenceWeights {
     let layers: [BlockWeights]
@@ -18,9 +18,8 @@ struct InferenceWeights {
         quantizedEmbedding = nil
     }
 
-    /// `quantized` replaces the tensors it names (our names). A head missing from it but whose
-    /// embedding is in it, with `lm_head.weight` absent from `quantized` and tied (the loader
-    /// passes the embedding under both names), is that same matrix.
+    /// `quantized` replaces the tensors it names (our names); a tied head is the embedding's
+    /// matrix, which the loader passes under both names.
     init(_ tensors: ModelTensors, config: ModelConfig, quantized: [String: QuantizedMatrix]) {
         func group(_ names: [String], dense: MatrixView) -> any LinearWeight {
             guard names.contains(where: { quantized[$0] != nil }) else { return dense }

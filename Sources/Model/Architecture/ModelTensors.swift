@@ -22,7 +22,7 @@ public struct BlockTensors {
     }
 }
 
-/// What a block's forward multiplies with: the matrices in any ``LinearWeight`` form (Float32
+/// What a block's forward multiplies with: the matrices in any ``/Kernels/LinearWeight`` form (Float32
 /// views of a ``BlockTensors``, or block-quantized matrices kept as a GGUF file stores them).
 public struct BlockWeights {
     /// [(H + 2·Hkv)·d, C]

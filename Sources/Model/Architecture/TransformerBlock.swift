@@ -9,11 +9,11 @@ public enum TransformerBlock {
     /// attention without rotary positions.
     public static func forward(weights w: BlockTensors, activations a: BlockActivations, dims: AttentionDims,
                                rope: RotaryPositions?, epsilon: Float, cache: KVCacheSlot? = nil) {
-        forward(weights: BlockWeights(w), activations: a, dims: dims, rope: rope, epsilon: epsilon, cache: cache)
+        forward(using: BlockWeights(w), activations: a, dims: dims, rope: rope, epsilon: epsilon, cache: cache)
     }
 
-    /// The same with weights in any ``LinearWeight`` form (block-quantized matrices for inference).
-    public static func forward(weights w: BlockWeights, activations a: BlockActivations, dims: AttentionDims,
+    /// The same with weights in any ``/Kernels/LinearWeight`` form (block-quantized matrices for inference).
+    public static func forward(using w: BlockWeights, activations a: BlockActivations, dims: AttentionDims,
                                rope: RotaryPositions?, epsilon: Float, cache: KVCacheSlot? = nil) {
         RMSNorm.forward(x: a.input, weight: w.ln1, y: a.norm1, rstd: a.rstd1, epsilon: epsilon)
         a.afterAttention.copy(from: a.input)

@@ -143,7 +143,7 @@ public final class TransformerLM {
         let rotary = RotaryPositions(table: rope, positions: saved.positions(batch: batch, length: length, start: start))
         inference.embed(tokens, into: saved.residual(0, rows: n))
         for (index, layer) in inference.layers.enumerated() {
-            TransformerBlock.forward(weights: layer, activations: saved.layer(index, dims: dims), dims: dims,
+            TransformerBlock.forward(using: layer, activations: saved.layer(index, dims: dims), dims: dims,
                                      rope: rotary, epsilon: config.normEps, cache: cache?.slot(layer: index))
         }
         cache?.length += length
@@ -172,7 +172,7 @@ public final class TransformerLM {
         let saved = try activations(batch: batch, length: length), dims = attentionDims(batch: batch, length: length)
         let block = saved.layer(layer, dims: dims)
         _ = block.input.elements.update(fromContentsOf: hidden)
-        TransformerBlock.forward(weights: inference.layers[layer], activations: block, dims: dims,
+        TransformerBlock.forward(using: inference.layers[layer], activations: block, dims: dims,
                                  rope: RotaryPositions(table: rope, positions: saved.positions(batch: batch, length: length, start: 0)),
                                  epsilon: config.normEps)
         _ = output.update(fromContentsOf: block.output.elements)

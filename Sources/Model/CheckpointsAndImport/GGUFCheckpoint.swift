@@ -92,7 +92,7 @@ public enum GGUFCheckpoint {
 
     /// Loads an opened GGUF file (its tokenizer can be read from the same `GGUFFile`). With
     /// `keepQuantized`, tensors in Q8_0, Q4_0 or Q4_1 stay in their blocks in the mapped file
-    /// (``QuantizedMatrix``; a tied head is the embedding's matrix itself) and only the others are
+    /// (``/Kernels/QuantizedMatrix``; a tied head is the embedding's matrix itself) and only the others are
     /// decoded to Float32: the model then runs but cannot be trained or saved.
     ///
     /// `eightBitActivations` makes their one-row products (decode) round the activations to 8
