@@ -5,6 +5,7 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include "avx2_sum.h"
 
 int lm_matvec_available(void) {
     static int cached = -1;
@@ -13,14 +14,6 @@ int lm_matvec_available(void) {
         cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     }
     return cached;
-}
-
-__attribute__((target("avx2,fma")))
-static inline float horizontal_sum(__m256 v) {
-    __m128 t = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
-    t = _mm_add_ss(t, _mm_movehdup_ps(t));
-    return _mm_cvtss_f32(t);
 }
 
 static inline void store(float *y, size_t r, float dot, float alpha, float beta) {
@@ -45,7 +38,7 @@ static void rows_streaming(const float *w, size_t ldw, const float *x, float *y,
             a3 = _mm256_fmadd_ps(_mm256_loadu_ps(row + j + 24), _mm256_loadu_ps(x + j + 24), a3);
         }
         for (; j + 8 <= n; j += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(row + j), _mm256_loadu_ps(x + j), a0);
-        float dot = horizontal_sum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+        float dot = lm_sum8(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
         for (; j < n; j++) dot += row[j] * x[j];
         store(y, r, dot, alpha, beta);
     }

@@ -82,6 +82,7 @@ static void rows_portable(int format, const uint8_t *w, size_t row_bytes, const 
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include "avx2_sum.h"
 
 int lm_quantized_available(void) {
     static int cached = -1;
@@ -90,14 +91,6 @@ int lm_quantized_available(void) {
         cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     }
     return cached;
-}
-
-__attribute__((target("avx2,fma,f16c")))
-static inline float sum8(__m256 v) {
-    __m128 t = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    t = _mm_add_ps(t, _mm_movehl_ps(t, t));
-    t = _mm_add_ss(t, _mm_movehdup_ps(t));
-    return _mm_cvtss_f32(t);
 }
 
 /// 8 signed bytes → 8 floats.
@@ -150,7 +143,7 @@ static void rows_avx2(int format, const uint8_t *w, size_t row_bytes, const floa
             }
             }
         }
-        y[r] = sum8(_mm256_add_ps(acc, minimums));
+        y[r] = lm_sum8(_mm256_add_ps(acc, minimums));
     }
 }
 
@@ -269,8 +262,8 @@ void lm_quantized_rows_q8(int format, const void *w, size_t row_bytes, const int
                 min1 = _mm_fmadd_ss(_mm_set_ss(_cvtsh_ss(load_half(block1 + 2))), sum, min1);
             }
         }
-        y[r] = sum8(acc0) + _mm_cvtss_f32(min0);
-        y[r + 1] = sum8(acc1) + _mm_cvtss_f32(min1);
+        y[r] = lm_sum8(acc0) + _mm_cvtss_f32(min0);
+        y[r + 1] = lm_sum8(acc1) + _mm_cvtss_f32(min1);
     }
     for (; r < row_end; r++) {
         const uint8_t *row = (const uint8_t *)w + r * row_bytes;
@@ -282,7 +275,7 @@ void lm_quantized_rows_q8(int format, const void *w, size_t row_bytes, const int
             acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(load_half(block)) * scales[b]), block_dot_q8(format, block, xq), acc);
             if (format == LM_Q4_1) minimums += _cvtsh_ss(load_half(block + 2)) * sums[b];
         }
-        y[r] = sum8(acc) + minimums;
+        y[r] = lm_sum8(acc) + minimums;
     }
 }
 #else

@@ -115,9 +115,7 @@ public enum PreTokenization: String, Sendable, CaseIterable {
         let byte = text[index]
         if byte < 0x80 {
             // ASCII punctuation (\p{P}) plus $ + < = > ^ ~ |: every printable non-alphanumeric but `.
-            let scalar = Unicode.Scalar(byte)
-            return byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "`") && !scalar.properties.isAlphabetic
-                && !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            return PreTokenizer.asciiClass[Int(byte)] == .other && byte > 0x20 && byte < 0x7F && byte != UInt8(ascii: "`")
         }
         let (value, _) = PreTokenizer.scalar(text, index)
         guard let scalar = Unicode.Scalar(value) else { return false }

@@ -27,16 +27,10 @@ struct ChatCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "Sampling temperature; 0 means greedy.") var temperature: Float = 0.7
     @Option(help: "Nucleus sampling mass in (0, 1].") var topP: Float = 0.9
     @Option(help: "Seed of the sampler.") var seed: UInt64 = 0
-    @Flag(help: "Decode a GGUF file's Q8_0/Q4_0/Q4_1 weights to Float32 instead of keeping their blocks (slower decode, 4–7× the memory; the exact dequantized model).")
-    var dequantize = false
-    @Flag(help: "Round activations to 8 bits in the quantized decode products, as llama.cpp does (faster; the logits move by the rounding).")
-    var eightBitActivations = false
-    @Option(help: "Most tokens held (prompt and output; the KV cache is sized for them). Default: the model's context, at most 8,192.")
-    var context: Int?
+    @OptionGroup var decoding: DecodeOptions
     @OptionGroup var running: ModelRunOptions
 
     func validate() throws {
-        if let context, context < 1 { throw ValidationError("--context must be at least 1, got \(context)") }
         do { try GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP).validate() } catch let error as ModelError {
             throw ValidationError("--\(error.message)")
         }
@@ -45,8 +39,8 @@ struct ChatCommand: ParsableCommand, ComputesWithBLAS {
     func run() throws {
         running.apply()
         let start = Date()
-        let pretrained = try PretrainedModel.load(model, chatTemplatePath: chatTemplate, keepQuantized: !dequantize, eightBitActivations: eightBitActivations)
-        let chat = try ChatSession(pretrained, system: system, context: context ?? min(pretrained.model.config.contextLength, 8192))
+        let pretrained = try decoding.load(model, chatTemplatePath: chatTemplate)
+        let chat = try ChatSession(pretrained, system: system, context: decoding.sessionContext(for: pretrained.model))
         let interactive = isatty(STDIN_FILENO) == 1
         if interactive {
             printError(String(format: "%@ loaded in %.2f s; Ctrl-C stops an answer, /reset starts again, /exit quits", model, Date().timeIntervalSince(start)))

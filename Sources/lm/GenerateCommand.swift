@@ -25,16 +25,10 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "Nucleus sampling mass in (0, 1]; 1 samples from the whole distribution.") var topP: Float = 1
     @Option(help: "Seed of the sampler: same seed, same text.") var seed: UInt64 = 0
     @Flag(help: "Encode special tokens written in the prompt as their characters.") var literalSpecialTokens = false
-    @Flag(help: "Decode a GGUF file's Q8_0/Q4_0/Q4_1 weights to Float32 instead of keeping their blocks (slower decode, 4–7× the memory; the exact dequantized model).")
-    var dequantize = false
-    @Flag(help: "Round activations to 8 bits in the quantized decode products, as llama.cpp does (faster; the logits move by the rounding).")
-    var eightBitActivations = false
-    @Option(help: "Most tokens held (prompt and output; the KV cache is sized for them). Default: the model's context, at most 8,192.")
-    var context: Int?
+    @OptionGroup var decoding: DecodeOptions
     @OptionGroup var running: ModelRunOptions
 
     func validate() throws {
-        if let context, context < 1 { throw ValidationError("--context must be at least 1, got \(context)") }
         do { try GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP).validate() } catch let error as ModelError {
             throw ValidationError("--\(error.message)")
         }
@@ -43,7 +37,7 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
     func run() throws {
         running.apply()
         let loadStart = DispatchTime.now().uptimeNanoseconds
-        let pretrained = try PretrainedModel.load(model, keepQuantized: !dequantize, eightBitActivations: eightBitActivations)
+        let pretrained = try decoding.load(model)
         let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart) * 1e-9
         let lm = pretrained.model
         guard let tokenizer = pretrained.tokenizer else {
@@ -61,7 +55,7 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
         let output = FileHandle.standardOutput
         output.write(Data(prompt.utf8))
         var failure: Error?
-        let report = try Generator(model: lm, context: context ?? min(lm.config.contextLength, 8192)).generate(prompt: ids, options: options) { id in
+        let report = try Generator(model: lm, context: decoding.sessionContext(for: lm)).generate(prompt: ids, options: options) { id in
             if stops.contains(id) { return true }
             do {
                 // A sampled id beyond the tokenizer's vocabulary (an untrained model) prints as U+FFFD.

@@ -8,6 +8,18 @@ import XCTest
 /// The real SmolLM2-135M-Instruct (GGUF Q4_1, fetched by `scripts/fetch-models.sh`) against
 /// transformers on the same dequantized weights (`../shared/data/smollm2`).
 final class SmolLM2Tests: XCTestCase {
+    /// `count` greedy ids after `prompt` through the KV cache (EOS not a stop).
+    static func greedy(_ count: Int, after prompt: [Int32], in session: InferenceSession) throws -> [Int32] {
+        var next = try session.append(prompt)
+        var ids: [Int32] = []
+        for _ in 0..<count {
+            let id = Int32(next.indices.max { next[$0] < next[$1] }!)
+            ids.append(id)
+            next = Array(try session.step(id))
+        }
+        return ids
+    }
+
     func testLogitsAndGreedyContinuationsEqualTransformers() throws {
         let fixture = try Fixtures.requireSharedData("smollm2")
         let model = try GGUFCheckpoint.load(path: try Fixtures.requireSmolLM2())
@@ -34,14 +46,7 @@ final class SmolLM2Tests: XCTestCase {
             Threading.count = threads
             // Greedy, EOS not a stop, through the KV cache.
             let session = InferenceSession(model: model)
-            var next = try session.append(prompt)
-            var greedy: [Int32] = []
-            for _ in 0..<24 {
-                let id = Int32(next.indices.max { next[$0] < next[$1] }!)
-                greedy.append(id)
-                next = Array(try session.step(id))
-            }
-            XCTAssertEqual(greedy, try ids(name + "_greedy24"), "\(name): greedy continuation")
+            XCTAssertEqual(try Self.greedy(24, after: prompt, in: session), try ids(name + "_greedy24"), "\(name): greedy continuation")
         }
     }
 
@@ -60,14 +65,7 @@ final class SmolLM2Tests: XCTestCase {
         print("SmolLM2 with blocks kept: max |Δ| of the logits against transformers \(worst)")
         XCTAssertLessThan(worst, 1e-3)
         let session = InferenceSession(model: model)
-        var next = try session.append(prompt)
-        var greedy: [Int32] = []
-        for _ in 0..<24 {
-            let id = Int32(next.indices.max { next[$0] < next[$1] }!)
-            greedy.append(id)
-            next = Array(try session.step(id))
-        }
-        XCTAssertEqual(greedy, try ids("plain_greedy24"))
+        XCTAssertEqual(try Self.greedy(24, after: prompt, in: session), try ids("plain_greedy24"))
     }
 
     /// llama.cpp's design (activations rounded to 8 bits in the decode products): the logits

@@ -10,16 +10,8 @@ struct InferenceWeights {
     private let embedding: MatrixView
     private let quantizedEmbedding: QuantizedMatrix?
 
-    /// The Float32 weights as they are.
-    init(_ tensors: ModelTensors) {
-        layers = tensors.layers.map(BlockWeights.init)
-        head = tensors.head
-        embedding = tensors.embedding
-        quantizedEmbedding = nil
-    }
-
-    /// `quantized` replaces the tensors it names (our names); a tied head is the embedding's
-    /// matrix, which the loader passes under both names.
+    /// The Float32 views of `tensors`, except where `quantized` names a tensor (our names); a
+    /// tied head is the embedding's matrix, which the loader passes under both names.
     init(_ tensors: ModelTensors, config: ModelConfig, quantized: [String: QuantizedMatrix]) {
         func group(_ names: [String], dense: MatrixView) -> any LinearWeight {
             guard names.contains(where: { quantized[$0] != nil }) else { return dense }

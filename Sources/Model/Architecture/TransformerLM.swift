@@ -35,26 +35,13 @@ public final class TransformerLM {
     }
 
     /// A model over existing parameters laid out by `ParameterLayout(config:)`.
-    public init(config: ModelConfig, parameters: TensorBuffer) throws {
-        try config.validate()
-        self.config = config
-        let layout = ParameterLayout(config: config)
-        self.layout = layout
-        guard parameters.count == layout.totalCount else {
-            throw ModelError("parameters: \(parameters.count) values, the configuration needs \(layout.totalCount)")
-        }
-        self.parameters = parameters
-        rope = RoPETable(headDim: config.headDim, maxPositions: config.contextLength, theta: config.ropeTheta,
-                         frequencyFactors: config.ropeFrequencyFactors)
-        weights = ModelTensors(layout: layout, config: config, buffer: parameters)
-        inference = InferenceWeights(weights)
-        quantizedTensors = [:]
-        storageOwner = nil
+    public convenience init(config: ModelConfig, parameters: TensorBuffer) throws {
+        try self.init(config: config, parameters: parameters, quantized: [:], keeping: nil)
     }
 
     /// A model whose tensors named in `quantized` are block-quantized matrices (their entries
     /// in `parameters` unused), the rest in `parameters`; `owner` keeps their blocks' memory alive.
-    public init(config: ModelConfig, parameters: TensorBuffer, quantized: [String: QuantizedMatrix], keeping owner: AnyObject) throws {
+    public init(config: ModelConfig, parameters: TensorBuffer, quantized: [String: QuantizedMatrix], keeping owner: AnyObject?) throws {
         try config.validate()
         self.config = config
         let layout = ParameterLayout(config: config)

@@ -25,7 +25,11 @@ public enum HuggingFaceCheckpoint {
 
     /// The model's hyperparameters from `config.json`; a field we do not implement is an error
     /// naming it.
-    public static func config(directory: String) throws -> ModelConfig {
+    public static func config(directory: String) throws -> ModelConfig { try read(directory).config }
+
+    /// The configuration and whether the head is the embedding (`tie_word_embeddings`, false
+    /// when absent as in transformers' `LlamaConfig`), from one reading of `config.json`.
+    static func read(_ directory: String) throws -> (config: ModelConfig, tiesHead: Bool) {
         let path = (directory as NSString).appendingPathComponent(configFile)
         let json = try configObject(directory)
         func field<T>(_ key: String, _ type: T.Type) throws -> T? {
@@ -89,13 +93,7 @@ public enum HuggingFaceCheckpoint {
                                                                                originalContext: try number("original_max_position_embeddings"))
                                  })
         do { try config.validate() } catch let error as ModelError { throw ModelError("\(path): \(error.message)") }
-        return config
-    }
-
-    /// Whether the head is the embedding (`tie_word_embeddings`, false when absent as in
-    /// transformers' `LlamaConfig`).
-    static func tiesHead(directory: String) throws -> Bool {
-        (try configObject(directory)["tie_word_embeddings"] as? Bool) ?? false
+        return (config, try field("tie_word_embeddings", Bool.self) ?? false)
     }
 
     /// Our tensor name for each of transformers' names; nil for names with no place here.
@@ -114,7 +112,7 @@ public enum HuggingFaceCheckpoint {
     /// Loads the directory: configuration, then every tensor checked and decoded, q/k rows
     /// permuted for interleaved RoPE.
     public static func load(directory: String) throws -> TransformerLM {
-        let config = try self.config(directory: directory)
+        let (config, tied) = try read(directory)
         let layout = ParameterLayout(config: config)
         let shards = try SafeTensorsShards(directory: directory)
         var placed: [String: (file: SafeTensorsFile, entry: TensorEntry)] = [:]
@@ -130,7 +128,6 @@ public enum HuggingFaceCheckpoint {
             guard entry.type.isFloatingPoint else { throw ModelError("\(file.path): tensor '\(entry.name)' is \(entry.type.rawValue), expected a floating-point dtype") }
             placed[name] = (file, entry)
         }
-        let tied = try tiesHead(directory: directory)
         let parameters = TensorBuffer(count: layout.totalCount)
         for wanted in layout.entries {
             let values = parameters.slice(wanted.offset, wanted.count)

@@ -91,7 +91,7 @@ public final class ChatSession {
         cached = Array(cached.prefix(reused))
 
         let prefillStart = DispatchTime.now().uptimeNanoseconds
-        var logits = try session.append(Array(prompt[reused...]))
+        let promptLogits = try session.append(Array(prompt[reused...]))
         cached = prompt
         let prefillSeconds = Double(DispatchTime.now().uptimeNanoseconds - prefillStart) * 1e-9
 
@@ -103,8 +103,8 @@ public final class ChatSession {
         var text = "", generated = 0
         var ending = GenerationReport.Ending.maxTokens
         let decodeStart = DispatchTime.now().uptimeNanoseconds
+        var next = promptLogits.withUnsafeBufferPointer { sampler.sample($0) }
         while generated < options.maxTokens {
-            let next = logits.withUnsafeBufferPointer { sampler.sample($0) }
             generated += 1
             if stops.contains(next) {
                 ending = .stopToken(next)
@@ -117,8 +117,10 @@ public final class ChatSession {
                 break
             }
             guard session.remaining > 0, generated < options.maxTokens else { break }
-            logits = Array(try session.step(next))
+            // The step's logits are a view of the session's buffer: sampled in place, not copied.
+            let logits = try session.step(next)
             cached.append(next)
+            next = sampler.sample(logits)
         }
         let rest = decoder.finish()
         text += rest

@@ -1,0 +1,25 @@
+import ArgumentParser
+import Model
+
+/// How `lm generate` and `lm chat` hold a model for decoding: its blocks kept or decoded, the
+/// activation precision of the quantized products, and how many tokens the session holds.
+struct DecodeOptions: ParsableArguments {
+    @Flag(help: "Decode a GGUF file's Q8_0/Q4_0/Q4_1 weights to Float32 instead of keeping their blocks (slower decode, 4–7× the memory; the exact dequantized model).")
+    var dequantize = false
+    @Flag(help: "Round activations to 8 bits in the quantized decode products, as llama.cpp does (faster; the logits move by the rounding).")
+    var eightBitActivations = false
+    @Option(help: "Most tokens held (prompt and output; the KV cache is sized for them). Default: the model's context, at most 8,192.")
+    var context: Int?
+
+    func validate() throws {
+        if let context, context < 1 { throw ValidationError("--context must be at least 1, got \(context)") }
+    }
+
+    /// The tokens a session for `model` holds.
+    func sessionContext(for model: TransformerLM) -> Int { context ?? min(model.config.contextLength, 8192) }
+
+    /// Loads `path` as these options ask.
+    func load(_ path: String, chatTemplatePath: String? = nil) throws -> PretrainedModel {
+        try PretrainedModel.load(path, chatTemplatePath: chatTemplatePath, keepQuantized: !dequantize, eightBitActivations: eightBitActivations)
+    }
+}
