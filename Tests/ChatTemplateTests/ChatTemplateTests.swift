@@ -1,4 +1,5 @@
 import ChatTemplate
+import Foundation
 import XCTest
 
 /// The chat templates of SmolLM2 (ChatML), Llama 2, Llama 3, Mistral, Zephyr and Gemma, and one
@@ -41,6 +42,33 @@ final class ChatTemplateTests: XCTestCase {
         for (source, message) in cases {
             XCTAssertThrowsError(try ChatTemplate(source).render([], addGenerationPrompt: false)) { error in
                 XCTAssertTrue("\(error)".contains(message), "\(source): \(error)")
+            }
+        }
+    }
+
+    /// 300 random conversations (random roles, contents of whitespace, quotes, braces, special
+    /// tokens, non-ASCII; with and without a system message and the generation prompt) over the
+    /// seven templates, rendered by jinja2 when `random_conversations.json` was made
+    /// (seed 2024): every prompt equal, every template exception raised here too.
+    func testRandomConversationsRenderAsJinja2Does() throws {
+        struct Case: Decodable {
+            struct Message: Decodable { let role: String, content: String }
+            let template: String, messages: [Message], add_generation_prompt: Bool, expected: String?, error: String?
+        }
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("random_conversations.json")
+        let cases = try JSONDecoder().decode([Case].self, from: Data(contentsOf: url))
+        XCTAssertEqual(cases.count, 300)
+        for (index, item) in cases.enumerated() {
+            let template = try ChatTemplate(ChatTemplateCases.templates[item.template]!)
+            let tokens = ChatTemplateCases.specialTokens[item.template]!
+            let messages = item.messages.map { ChatMessage(role: $0.role, content: $0.content) }
+            let render = { try template.render(messages, addGenerationPrompt: item.add_generation_prompt, bosToken: tokens.bos, eosToken: tokens.eos) }
+            if let expected = item.expected {
+                XCTAssertEqual(try render(), expected, "case \(index) (\(item.template))")
+            } else {
+                XCTAssertThrowsError(try render(), "case \(index) (\(item.template)) raises in jinja2") {
+                    XCTAssertTrue("\($0)".contains(item.error!), "case \(index): \($0)")
+                }
             }
         }
     }
