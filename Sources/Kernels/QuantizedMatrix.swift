@@ -10,12 +10,18 @@ import CVectorKernels
 /// Not for concurrent use: the tiles are decoded into a ``Scratch`` that the matrices of one
 /// model share (they run one after another).
 public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
-    /// The block formats implemented, with ggml's type numbers.
+    /// The block formats implemented, with ggml's type numbers: blocks of 32 values, and the
+    /// K-quants' super-blocks of 256.
     public enum Format: Int32, Sendable, CaseIterable {
-        case q8_0 = 8, q4_0 = 2, q4_1 = 3
+        case q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q4_K = 12, q5_K = 13, q6_K = 14
 
-        /// Bytes per block of 32 values.
+        /// Bytes per block.
         public var blockBytes: Int { lm_quantized_block_bytes(rawValue) }
+        /// Values per block: 32, or 256 for a K-quant.
+        public var blockValues: Int { lm_quantized_block_values(rawValue) }
+        /// Whether one-row products can round the activations to 8 bits
+        /// (``QuantizedMatrix/multiplyQuantizingActivations(_:into:)``): the 32-value formats.
+        public var takesEightBitActivations: Bool { lm_quantized_q8_available(rawValue) == 1 }
     }
 
     public let format: Format
@@ -39,11 +45,14 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
     /// Weight rows per tile: GEMMs this wide run near cblas_sgemm's full rate.
     static let tileRows = 512
 
-    /// `blocks` holds `rows` rows of `columns / 32` blocks each; `columns` must be a multiple of 32.
+    /// `blocks` holds `rows` rows of `columns / format.blockValues` blocks each; `columns` must
+    /// be a multiple of the block's values.
     public init(format: Format, rows: Int, columns: Int, blocks: UnsafeRawPointer, scratch: Scratch = Scratch()) {
-        precondition(rows >= 1 && columns >= 32 && columns % 32 == 0, "QuantizedMatrix: [\(rows), \(columns)] needs whole blocks of 32 columns")
+        let values = format.blockValues
+        precondition(rows >= 1 && columns >= values && columns % values == 0,
+                     "QuantizedMatrix: [\(rows), \(columns)] needs whole blocks of \(values) columns")
         (self.format, self.rows, self.columns, self.blocks) = (format, rows, columns, blocks)
-        rowBytes = columns / 32 * format.blockBytes
+        rowBytes = columns / values * format.blockBytes
         self.scratch = scratch
         rowScratch = TensorBuffer(count: rows)
     }
@@ -92,10 +101,11 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
 
     /// `y = W · x` for one row `x` ([columns]) quantized to 8 bits per block of 32 first, as
     /// ggml does: integer dot products, so faster, but the result moves by the rounding of `x`
-    /// (about 1/254 of each block's largest |x|). nil when this CPU lacks AVX2+FMA+F16C.
+    /// (about 1/254 of each block's largest |x|). False (nothing computed) when this CPU lacks
+    /// AVX2+FMA+F16C or the format is a K-quant (``Format/takesEightBitActivations``).
     /// The other design of the decode step, measured beside ``multiply(_:into:accumulate:)``.
     public func multiplyQuantizingActivations(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) -> Bool {
-        guard lm_quantized_available() == 1 else { return false }
+        guard format.takesEightBitActivations else { return false }
         activationCodes.withUnsafeMutableBufferPointer { codes in
             activationScales.withUnsafeMutableBufferPointer { scales in
                 activationSums.withUnsafeMutableBufferPointer { sums in

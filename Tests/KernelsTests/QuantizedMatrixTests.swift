@@ -7,24 +7,38 @@ import XCTest
 /// definitions) followed by a plain Double product, at awkward shapes: one row (the decode
 /// kernel, AVX2 and portable), several rows (tiles decoded for `cblas_sgemm`), a tile boundary.
 final class QuantizedMatrixTests: XCTestCase {
-    /// Random blocks: scales as halves in a realistic range, codes over their whole range.
+    /// Random blocks: every code byte random, the half-float scales (and minimums) in a
+    /// realistic range for the format.
     static func randomBlocks(_ format: QuantizedMatrix.Format, rows: Int, columns: Int, seed: UInt64) -> [UInt8] {
         var generator = SeededGenerator(seed: seed)
         var bytes: [UInt8] = []
-        func half(_ value: Float) { withUnsafeBytes(of: Float16(value).bitPattern.littleEndian) { bytes += $0 } }
-        for _ in 0..<(rows * columns / 32) {
-            half(Float.random(in: 0.001...0.05, using: &generator))
-            if format == .q4_1 { half(Float.random(in: -0.2...0.2, using: &generator)) }
-            let codes = format == .q8_0 ? 32 : 16
-            for _ in 0..<codes { bytes.append(UInt8.random(in: 0...255, using: &generator)) }
+        let blockBytes = format.blockBytes
+        for _ in 0..<(rows * columns / format.blockValues) {
+            var block = (0..<blockBytes).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            func half(at offset: Int, _ range: ClosedRange<Float>) {
+                let bits = Float16(Float.random(in: range, using: &generator)).bitPattern
+                (block[offset], block[offset + 1]) = (UInt8(bits & 0xFF), UInt8(bits >> 8))
+            }
+            switch format {
+            case .q4_0, .q5_0, .q8_0: half(at: 0, 0.001...0.05)
+            case .q4_1, .q5_1: half(at: 0, 0.001...0.05); half(at: 2, -0.2...0.2)
+            case .q4_K, .q5_K: half(at: 0, 0.0002...0.002); half(at: 2, 0.0002...0.002)  // × 6-bit scales
+            case .q6_K: half(at: 208, 0.0001...0.001)  // × signed 8-bit scales
+            }
+            bytes += block
         }
         return bytes
+    }
+
+    /// Awkward shapes for a format: one block, an odd row count, a SmolLM2 row, a tile boundary.
+    static func shapes(_ format: QuantizedMatrix.Format) -> [(rows: Int, columns: Int)] {
+        format.blockValues == 32 ? [(1, 32), (3, 96), (37, 576), (130, 64), (515, 64)] : [(1, 256), (3, 512), (37, 1536), (515, 256)]
     }
 
     func testProductsEqualDecodeThenMultiply() {
         for format in QuantizedMatrix.Format.allCases {
             let type = GGMLType(rawValue: UInt32(format.rawValue))!
-            for (rows, columns) in [(1, 32), (3, 96), (37, 576), (130, 64)] {
+            for (rows, columns) in Self.shapes(format) {
                 let blocks = Self.randomBlocks(format, rows: rows, columns: columns, seed: UInt64(rows * columns))
                 blocks.withUnsafeBytes { raw in
                     let matrix = QuantizedMatrix(format: format, rows: rows, columns: columns, blocks: raw.baseAddress!)
@@ -35,26 +49,37 @@ final class QuantizedMatrixTests: XCTestCase {
                         let xs = TensorBuffer((0..<(inputRows * columns)).map { _ in Float.random(in: -1...1, using: &generator) })
                         let ys = TensorBuffer(count: inputRows * rows)
                         matrix.multiply(xs.matrix(rows: inputRows, columns: columns), into: ys.matrix(rows: inputRows, columns: rows), accumulate: false)
-                        var worst = 0.0
+                        // Float32 sums of `columns` terms: well within 1e-5 of Σ|w·x|; one wrong
+                        // value in a row moves it by ~1/columns of that.
                         for i in 0..<inputRows {
                             for r in 0..<rows {
-                                var expected = 0.0
-                                for c in 0..<columns { expected += Double(decoded[r * columns + c]) * Double(xs.storage[i * columns + c]) }
-                                worst = max(worst, abs(expected - Double(ys.storage[i * rows + r])))
+                                var expected = 0.0, magnitude = 0.0
+                                for c in 0..<columns {
+                                    let term = Double(decoded[r * columns + c]) * Double(xs.storage[i * columns + c])
+                                    expected += term
+                                    magnitude += abs(term)
+                                }
+                                XCTAssertLessThan(abs(expected - Double(ys.storage[i * rows + r])), 1e-5 * magnitude + 1e-6,
+                                                  "\(format) [\(rows), \(columns)] × \(inputRows) rows, row \(r) of input \(i)")
                             }
                         }
-                        XCTAssertLessThan(worst, 1e-5 * Double(columns).squareRoot(), "\(format) [\(rows), \(columns)] × \(inputRows) rows")
                         if inputRows == 1 {
                             // The portable loop gives the same products.
                             var portable = [Float](repeating: 0, count: rows)
                             lm_quantized_rows_portable(format.rawValue, raw.baseAddress!, matrix.rowBytes, xs.pointer, &portable, 0, rows, columns)
-                            for r in 0..<rows { XCTAssertEqual(portable[r], ys.storage[r], accuracy: 1e-4, "\(format) portable row \(r)") }
+                            for r in 0..<rows {
+                                XCTAssertEqual(portable[r], ys.storage[r], accuracy: 1e-5 * max(1, abs(ys.storage[r])), "\(format) portable row \(r)")
+                            }
                         }
                     }
                     // One row decoded, as an embedding lookup reads it.
                     var row = [Float](repeating: 0, count: columns)
                     matrix.decodeRow(rows - 1, into: &row)
                     XCTAssertEqual(row, Array(decoded[((rows - 1) * columns)...]), "\(format) decodeRow")
+                    // The portable decoder rounds every value as the AVX2 one and TensorIO's do.
+                    var portableRows = [Float](repeating: 0, count: rows * columns)
+                    lm_quantized_dequantize_rows_portable(format.rawValue, raw.baseAddress!, matrix.rowBytes, &portableRows, columns, 0, rows, columns)
+                    XCTAssertEqual(portableRows, decoded, "\(format) portable decoding")
                 }
             }
         }
@@ -67,6 +92,15 @@ final class QuantizedMatrixTests: XCTestCase {
         try XCTSkipUnless(lm_quantized_available() == 1, "no AVX2+FMA+F16C: the 8-bit-activation kernel does not run here")
         let (rows, columns) = (37, 576)
         for format in QuantizedMatrix.Format.allCases {
+            guard format.takesEightBitActivations else {
+                let zeros = [UInt8](repeating: 0, count: format.blockBytes)
+                var y: [Float] = [0]
+                zeros.withUnsafeBytes { raw in
+                    let matrix = QuantizedMatrix(format: format, rows: 1, columns: 256, blocks: raw.baseAddress!)
+                    XCTAssertFalse(matrix.multiplyQuantizingActivations([Float](repeating: 0, count: 256), into: &y), "\(format): K-quants keep Float32 activations")
+                }
+                continue
+            }
             let blocks = Self.randomBlocks(format, rows: rows, columns: columns, seed: 31)
             try blocks.withUnsafeBytes { raw in
                 let matrix = QuantizedMatrix(format: format, rows: rows, columns: columns, blocks: raw.baseAddress!)
@@ -89,7 +123,7 @@ final class QuantizedMatrixTests: XCTestCase {
                         bound += (abs(w) + 0.2) * Double(scales[j / 32]) / 2
                     }
                     XCTAssertLessThanOrEqual(abs(Double(y[r]) - exact), bound + 1e-4, "\(format) row \(r): within the rounding bound")
-                    if format != .q4_1 {
+                    if format != .q4_1 && format != .q5_1 {
                         XCTAssertEqual(Double(y[r]), withRounded, accuracy: 1e-4, "\(format) row \(r): the product of the rounded activations")
                     }
                 }

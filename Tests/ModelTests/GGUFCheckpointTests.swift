@@ -42,6 +42,13 @@ final class GGUFCheckpointTests: XCTestCase {
         XCTAssertTrue(model.isQuantized)
         XCTAssertNotNil(model.quantizedTensors["token_embeddings.weight"])
         XCTAssertTrue(model.quantizedTensors["lm_head.weight"] === model.quantizedTensors["token_embeddings.weight"], "a tied head is the embedding's matrix")
+        // Every matrix of every type in the file stays in its blocks: Q8_0, Q5_0, Q4_K, Q6_K.
+        let kept = Dictionary(model.quantizedTensors.map { ($0.key, $0.value.format) }, uniquingKeysWith: { first, _ in first })
+        XCTAssertEqual(kept["layers.0.ffn.w2.weight"], .q4_K)
+        XCTAssertEqual(kept["layers.1.ffn.w2.weight"], .q6_K)
+        XCTAssertEqual(kept["layers.0.attn.q_proj.weight"], .q5_0)
+        XCTAssertEqual(kept["layers.1.attn.v_proj.weight"], .q8_0)
+        XCTAssertEqual(model.quantizedTensors.count, 1 + 1 + 2 * 7, "embedding, tied head, seven matrices a layer")
         let ids = try NPYFile(path: directory + "/ids.npy").integers().map { Int32($0) }
         let expected = try NPYFile(path: directory + "/logits.npy").floats()
         let logits = try model.forward(tokens: ids, batch: 1, length: ids.count)

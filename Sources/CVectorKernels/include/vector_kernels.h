@@ -24,17 +24,23 @@ void lm_matvec_rows(const float *w, size_t ldw, const float *x, float *y,
                     size_t row_start, size_t row_end, size_t columns,
                     float alpha, float beta);
 
-/// ggml block formats kept quantized (quantized_matvec.c): 32 values per block.
-enum { LM_Q8_0 = 8, LM_Q4_0 = 2, LM_Q4_1 = 3 };
+/// ggml block formats kept quantized (quantized_*.c), by ggml's type numbers: 32 values per
+/// block, 256 per super-block for the K-quants.
+enum { LM_Q4_0 = 2, LM_Q4_1 = 3, LM_Q5_0 = 6, LM_Q5_1 = 7, LM_Q8_0 = 8, LM_Q4_K = 12, LM_Q5_K = 13, LM_Q6_K = 14 };
 
-/// Bytes per block of `format` (34, 18, 20), 0 for an unknown format.
+/// Bytes per block of `format` (34 for Q8_0, 144 for Q4_K, …), 0 for an unknown format.
 size_t lm_quantized_block_bytes(int format);
+
+/// Values per block of `format`: 32, or 256 for a K-quant; 0 for an unknown format.
+size_t lm_quantized_block_values(int format);
 
 /// 1 when this CPU runs the AVX2+FMA+F16C quantized kernels, else 0 (the portable loop runs).
 int lm_quantized_available(void);
 
 /// Rows `row_start..<row_end` of `y = W · x` for `W` in `format` blocks, `row_bytes` per row,
-/// `columns` values per row (a multiple of 32). The AVX2 loop when available, else the portable one.
+/// `columns` values per row (a multiple of the block's values). The AVX2 loop when available,
+/// else the portable one. Equals decoding W to Float32 and multiplying, up to the order of the
+/// Float32 sums.
 void lm_quantized_rows(int format, const void *w, size_t row_bytes, const float *x, float *y,
                        size_t row_start, size_t row_end, size_t columns);
 
@@ -42,16 +48,24 @@ void lm_quantized_rows(int format, const void *w, size_t row_bytes, const float 
 void lm_quantized_rows_portable(int format, const void *w, size_t row_bytes, const float *x, float *y,
                                 size_t row_start, size_t row_end, size_t columns);
 
-/// Rows `row_start..<row_end` of `W` decoded to Float32 into `out` (row stride `ldo`).
+/// Rows `row_start..<row_end` of `W` decoded to Float32 into `out` (row stride `ldo`), each
+/// value rounded as ggml's scalar decoder rounds it.
 void lm_quantized_dequantize_rows(int format, const void *w, size_t row_bytes, float *out, size_t ldo,
                                   size_t row_start, size_t row_end, size_t columns);
+
+/// The same decoding by the portable loop, whatever the CPU.
+void lm_quantized_dequantize_rows_portable(int format, const void *w, size_t row_bytes, float *out, size_t ldo,
+                                           size_t row_start, size_t row_end, size_t columns);
 
 /// Each block of 32 values of `x` as int8 codes `qx` with a scale (`scales[b]`, x ≈ scale · q)
 /// and the block's exact sum (`sums[b]`): the activations of ``lm_quantized_rows_q8``.
 void lm_quantize_activations(const float *x, size_t columns, int8_t *qx, float *scales, float *sums);
 
+/// 1 when lm_quantized_rows_q8 takes `format` on this CPU (the 32-value formats, with AVX2).
+int lm_quantized_q8_available(int format);
+
 /// Rows `row_start..<row_end` of `y = W · x` with `x` quantized by lm_quantize_activations:
-/// integer dot products per block (ggml's design). Only when lm_quantized_available() is 1.
+/// integer dot products per block (ggml's design). Only when lm_quantized_q8_available(format).
 void lm_quantized_rows_q8(int format, const void *w, size_t row_bytes, const int8_t *qx, const float *scales,
                           const float *sums, float *y, size_t row_start, size_t row_end, size_t columns);
 

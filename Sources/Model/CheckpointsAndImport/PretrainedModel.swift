@@ -11,10 +11,10 @@ import Tokenizer
 /// | --- | --- | --- | --- |
 /// | `model.gguf` | ``GGUFCheckpoint`` | `tokenizer.ggml.*` (``/Tokenizer/GGUFTokenizer``) | `tokenizer.chat_template` |
 /// | Hugging Face directory | ``HuggingFaceCheckpoint`` | `tokenizer.json`, stops from `generation_config.json` | `tokenizer_config.json` or `chat_template.jinja` |
-/// | our model directory | ``Checkpoint`` | ``/Tokenizer/TokenizerDirectory``, stops from `generation_config.json` | `chat_template.jinja` if present |
+/// | our model directory | ``Checkpoint`` (`model.safetensors`), or ``GGUFCheckpoint`` when it holds `model.gguf` (quantized) | ``/Tokenizer/TokenizerDirectory``, stops from `generation_config.json` | `chat_template.jinja` if present |
 ///
-/// ``save(to:)`` writes a model directory of ours with all of it, so an imported model keeps its
-/// tokenizer rules, stop tokens and template.
+/// ``save(to:storage:)`` writes a model directory of ours with all of it, so an imported model
+/// keeps its tokenizer rules, stop tokens and template; its weights Float32 or block-quantized.
 public struct PretrainedModel {
     public let path: String
     public let model: TransformerLM
@@ -41,6 +41,10 @@ public struct PretrainedModel {
         if !isDirectory.boolValue {
             guard path.hasSuffix(".gguf") else { throw ModelError("\(path): a model is a directory or a .gguf file") }
             loaded = try gguf(path, keepQuantized: keepQuantized, eightBitActivations: eightBitActivations)
+        } else if FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(quantizedWeightsFile)) {
+            let weights = (path as NSString).appendingPathComponent(quantizedWeightsFile)
+            let file = try Checkpoint.mapFileErrors { try GGUFFile(path: weights) }
+            loaded = try directory(path, model: try GGUFCheckpoint.load(file: file, keepQuantized: keepQuantized, eightBitActivations: eightBitActivations))
         } else if HuggingFaceCheckpoint.isHuggingFaceDirectory(path) {
             loaded = try directory(path, model: try HuggingFaceCheckpoint.load(directory: path))
         } else {
@@ -119,12 +123,27 @@ public struct PretrainedModel {
                                bosText: tokenText("bos_token"), eosText: tokenText("eos_token"))
     }
 
-    /// Writes a model directory of ours: `config.json` and `model.safetensors` (Float32), the
+    /// The weights of a quantized model directory of ours: a GGUF file (``GGUFExport``).
+    public static let quantizedWeightsFile = "model.gguf"
+
+    /// Writes a model directory of ours: the weights (`config.json` and `model.safetensors` in
+    /// Float32, or `model.gguf` with the matrices block-quantized, `lm quantize`), the
     /// tokenizer (`tokenizer.json` with its rules, or `tokenizer.bin`), `generation_config.json`
     /// (stop ids), `tokenizer_config.json` (BOS and EOS texts) and `chat_template.jinja`; each
-    /// file written whole under a temporary name, then renamed.
-    public func save(to directory: String) throws {
-        try Checkpoint.save(model, directory: directory)
+    /// file written whole under a temporary name, then renamed. The other kind of weights file,
+    /// if the directory held one, is removed once the new one is complete.
+    public func save(to directory: String, storage: GGUFExport.Storage = .float32) throws {
+        let gguf = (directory as NSString).appendingPathComponent(Self.quantizedWeightsFile)
+        if storage == .float32 {
+            try Checkpoint.save(model, directory: directory)
+            try? FileManager.default.removeItem(atPath: gguf)
+        } else {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            try GGUFExport.write(self, storage: storage, to: gguf)
+            for stale in [Checkpoint.weightsFile, Checkpoint.configFile] {
+                try? FileManager.default.removeItem(atPath: (directory as NSString).appendingPathComponent(stale))
+            }
+        }
         func write(_ name: String, _ data: Data) throws {
             do { try AtomicFile.write(data, to: (directory as NSString).appendingPathComponent(name)) } catch { throw ModelError("\(error)") }
         }

@@ -1,0 +1,142 @@
+import Foundation
+import Kernels
+import TensorIO
+import Tokenizer
+
+/// Writes a model as a GGUF file of llama.cpp's `llama` architecture: the hyperparameters as
+/// `llama.*` keys, the weights under llama.cpp's names (Float32, or block-quantized), and a
+/// byte-level BPE tokenizer as a `gpt2` vocabulary (`tokenizer.ggml.*`, with its pre-tokenizer,
+/// BOS/EOS and chat template), so that llama.cpp runs a model trained or quantized here and
+/// ``GGUFCheckpoint`` reads it back.
+///
+/// q and k are written as they are: our RoPE rotates interleaved pairs, as llama.cpp's does
+/// for this architecture (its converter permutes Hugging Face's rows into the same order).
+public enum GGUFExport {
+    /// How the matrices are stored. Norm weights and RoPE factors stay Float32.
+    public enum Storage: Equatable, Sendable {
+        case float32
+        /// Every matrix in `format`, except the head (the embedding when tied), which gets Q8_0
+        /// when `format` has fewer bits: llama.cpp's own rule (it gives the head more bits, Q6_K,
+        /// falling back to Q8_0 for rows that are not multiples of 256; K-quants are not written here).
+        case quantized(QuantizedMatrix.Format)
+    }
+
+    /// `general.file_type` (llama.cpp's `llama_ftype`) for each storage.
+    static func fileType(_ storage: Storage) -> UInt32 {
+        switch storage {
+        case .float32: 0
+        case .quantized(let format):
+            switch format {
+            case .q4_0: 2
+            case .q4_1: 3
+            case .q8_0: 7
+            case .q5_0: 8
+            case .q5_1: 9
+            case .q4_K, .q5_K, .q6_K: 15
+            }
+        }
+    }
+
+    /// llama.cpp's name for each of ours (the inverse of ``GGUFCheckpoint``'s mapping).
+    static func ggufName(_ name: String) -> String {
+        let whole = ["token_embeddings.weight": "token_embd.weight", "ln_final.weight": "output_norm.weight", "lm_head.weight": "output.weight"]
+        if let mapped = whole[name] { return mapped }
+        let perLayer = ["attn.q_proj.weight": "attn_q.weight", "attn.k_proj.weight": "attn_k.weight", "attn.v_proj.weight": "attn_v.weight",
+                        "attn.output_proj.weight": "attn_output.weight", "ffn.w1.weight": "ffn_gate.weight", "ffn.w3.weight": "ffn_up.weight",
+                        "ffn.w2.weight": "ffn_down.weight", "ln1.weight": "attn_norm.weight", "ln2.weight": "ffn_norm.weight"]
+        let parts = name.split(separator: ".", maxSplits: 2)
+        precondition(parts.count == 3 && parts[0] == "layers", "GGUFExport: no GGUF name for '\(name)'")
+        return "blk.\(parts[1]).\(perLayer[String(parts[2])]!)"
+    }
+
+    /// Writes `pretrained` (its model must be dense: Float32 weights) to `path`, complete or not
+    /// at all. A head equal to the embedding is left out (llama.cpp ties it). The tokenizer must
+    /// be a byte-level BPE one (``/Tokenizer/Tokenizer``), or absent (then the file has no
+    /// vocabulary and llama.cpp cannot run it).
+    public static func write(_ pretrained: PretrainedModel, storage: Storage, to path: String, name: String? = nil) throws {
+        let model = pretrained.model
+        try model.requireDense(for: "exporting to GGUF")
+        let config = model.config
+        var writer = GGUFWriter()
+        writer.set("general.architecture", string: "llama")
+        writer.set("general.name", string: name ?? ((pretrained.path as NSString).lastPathComponent as String))
+        writer.set("general.file_type", u32: fileType(storage))
+        writer.set("general.alignment", u32: UInt32(GGUFWriter.alignment))
+        writer.set("llama.vocab_size", u32: UInt32(config.vocabSize))
+        writer.set("llama.context_length", u32: UInt32(config.contextLength))
+        writer.set("llama.embedding_length", u32: UInt32(config.dModel))
+        writer.set("llama.block_count", u32: UInt32(config.numLayers))
+        writer.set("llama.feed_forward_length", u32: UInt32(config.dFF))
+        writer.set("llama.attention.head_count", u32: UInt32(config.numHeads))
+        writer.set("llama.attention.head_count_kv", u32: UInt32(config.numKVHeads))
+        writer.set("llama.rope.dimension_count", u32: UInt32(config.headDim))
+        writer.set("llama.rope.freq_base", f32: Float(config.ropeTheta))
+        writer.set("llama.attention.layer_norm_rms_epsilon", f32: config.normEps)
+        try writeTokenizer(pretrained, into: &writer)
+
+        let tied = isHeadTied(model)
+        for entry in model.layout.entries where !(tied && entry.name == "lm_head.weight") {
+            let values = UnsafePointer(model.parameters.pointer + entry.offset)
+            let isHead = entry.name == (tied ? "token_embeddings.weight" : "lm_head.weight")
+            var type = GGMLType.f32
+            if entry.shape.count == 2, case .quantized(let format) = storage, entry.shape[1] % format.blockValues == 0 {
+                let chosen: QuantizedMatrix.Format = isHead && format != .q8_0 ? .q8_0 : format
+                type = GGMLType(rawValue: UInt32(chosen.rawValue))!
+                try writer.add(.init(name: ggufName(entry.name), shape: entry.shape, type: type,
+                                     bytes: chosen.encode(values, rows: entry.shape[0], columns: entry.shape[1])))
+                continue
+            }
+            let bytes = [UInt8](UnsafeRawBufferPointer(start: values, count: 4 * entry.count))
+            try writer.add(.init(name: ggufName(entry.name), shape: entry.shape, type: type, bytes: bytes))
+        }
+        if let factors = config.ropeFrequencyFactors {
+            let bytes = factors.flatMap { value in withUnsafeBytes(of: Float(value).bitPattern.littleEndian) { Array($0) } }
+            try writer.add(.init(name: GGUFCheckpoint.ropeFactorsTensor, shape: [factors.count], type: .f32, bytes: bytes))
+        }
+        do { try writer.write(to: path) } catch { throw ModelError("\(error)") }
+    }
+
+    /// Whether the head holds exactly the embedding's values (a tied model, or one imported from
+    /// a file that tied them).
+    static func isHeadTied(_ model: TransformerLM) -> Bool {
+        guard let head = model.tensor("lm_head.weight"), let embedding = model.tensor("token_embeddings.weight"), head.count == embedding.count else {
+            return false
+        }
+        return memcmp(head.baseAddress!, embedding.baseAddress!, 4 * head.count) == 0
+    }
+
+    /// The `tokenizer.ggml.*` keys of a byte-level BPE tokenizer, as ``/Tokenizer/GGUFTokenizer`` and llama.cpp read them.
+    static func writeTokenizer(_ pretrained: PretrainedModel, into writer: inout GGUFWriter) throws {
+        guard let wrapped = pretrained.tokenizer else { return }
+        guard let tokenizer = wrapped as? Tokenizer else {
+            throw ModelError("\(pretrained.path): GGUF export writes byte-level BPE vocabularies (gpt2); this model's tokenizer is \(type(of: wrapped))")
+        }
+        let specials = Dictionary(tokenizer.specialTokens.map { ($0.id, $0.text) }, uniquingKeysWith: { first, _ in first })
+        var texts: [String] = [], types: [Int32] = []
+        texts.reserveCapacity(tokenizer.vocabularySize)
+        for (id, bytes) in tokenizer.vocabulary.enumerated() {
+            if let text = specials[Int32(id)] {
+                texts.append(text)
+                types.append(3)  // control: matched whole in text
+            } else {
+                texts.append(ByteLevel.encode(bytes))
+                types.append(1)  // normal
+            }
+        }
+        let merges = tokenizer.merges.map { texts[Int($0.left)] + " " + texts[Int($0.right)] }
+        writer.set("tokenizer.ggml.model", string: "gpt2")
+        writer.set("tokenizer.ggml.pre", string: tokenizer.rules.preTokenization.rawValue)
+        writer.set("tokenizer.ggml.tokens", strings: texts)
+        writer.set("tokenizer.ggml.token_type", int32s: types)
+        writer.set("tokenizer.ggml.merges", strings: merges)
+        let rules = tokenizer.rules
+        if let bos = rules.promptPrefix.first ?? tokenizer.specialTokenID(pretrained.bosText) {
+            writer.set("tokenizer.ggml.bos_token_id", u32: UInt32(bos))
+        }
+        writer.set("tokenizer.ggml.add_bos_token", bool: !rules.promptPrefix.isEmpty)
+        if let eos = tokenizer.specialTokenID(pretrained.eosText) ?? tokenizer.stopTokens.sorted().first {
+            writer.set("tokenizer.ggml.eos_token_id", u32: UInt32(eos))
+        }
+        if let template = pretrained.chatTemplate { writer.set("tokenizer.chat_template", string: template.source) }
+    }
+}

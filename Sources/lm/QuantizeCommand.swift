@@ -1,0 +1,86 @@
+import ArgumentParser
+import Foundation
+import Kernels
+import Model
+
+/// The block formats `lm quantize` and `lm export gguf` write.
+enum BlockType: String, ExpressibleByArgument, CaseIterable {
+    case q8_0, q4_0, q4_1, q5_0, q5_1
+
+    var format: QuantizedMatrix.Format {
+        switch self {
+        case .q8_0: .q8_0
+        case .q4_0: .q4_0
+        case .q4_1: .q4_1
+        case .q5_0: .q5_0
+        case .q5_1: .q5_1
+        }
+    }
+}
+
+/// `lm quantize --model M --type q4_1 --output DIR`.
+struct QuantizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quantize",
+        abstract: "Write a model with its matrices in one of ggml's block formats (a model directory holding model.gguf).",
+        discussion: """
+        Every matrix is rounded block by block with ggml's reference rules; the head (the embedding \
+        when tied) gets Q8_0 under the 4- and 5-bit types, as llama.cpp gives it more bits; norm \
+        weights stay float32. The directory keeps the tokenizer, stop tokens and chat template, and \
+        every lm command that takes --model runs it with the blocks kept quantized.
+        """)
+
+    @Option(help: "The model to quantize: a model directory, a Hugging Face directory or a .gguf file (decoded first).") var model: String
+    @Option(help: "The block format: \(BlockType.allCases.map(\.rawValue).joined(separator: ", ")).") var type: BlockType
+    @Option(help: "The model directory to write.") var output: String
+    @Flag(help: "Replace a model already in --output.") var force = false
+
+    func run() throws {
+        for existing in [Checkpoint.weightsFile, PretrainedModel.quantizedWeightsFile] {
+            let path = (output as NSString).appendingPathComponent(existing)
+            if !force && FileManager.default.fileExists(atPath: path) {
+                throw ModelError("\(path) exists: lm quantize would replace that model; pass --force to do so")
+            }
+        }
+        let pretrained = try PretrainedModel.load(model)
+        try pretrained.save(to: output, storage: .quantized(type.format))
+        let weights = (output as NSString).appendingPathComponent(PretrainedModel.quantizedWeightsFile)
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: weights)[.size] as? Int) ?? 0
+        print(String(format: "wrote %@: %@ in %@, %.1f MB (float32: %.1f MB)", output, ImportCommand.describe(pretrained.model),
+                     type.rawValue.uppercased(), Double(bytes) / 1e6, Double(4 * pretrained.model.parameterCount) / 1e6))
+    }
+}
+
+/// `lm export gguf --model M --output FILE.gguf [--type q8_0]`.
+struct ExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "Write a model in another project's format.", subcommands: [GGUFExportCommand.self])
+}
+
+struct GGUFExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gguf",
+        abstract: "Write a model as a llama.cpp GGUF file (llama architecture; the tokenizer as a gpt2 byte-level BPE vocabulary).",
+        discussion: """
+        The file holds the hyperparameters, the weights (float32 unless --type is given), the \
+        tokenizer with its pre-tokenizer, BOS/EOS and chat template: llama.cpp's tools run it as \
+        they run a downloaded model, and every lm command reads it back.
+        """)
+
+    @Option(help: "The model: a model directory, a Hugging Face directory or a .gguf file.") var model: String
+    @Option(help: "The .gguf file to write.") var output: String
+    @Option(help: "Block format of the matrices (\(BlockType.allCases.map(\.rawValue).joined(separator: ", "))); float32 when absent.") var type: BlockType?
+    @Flag(help: "Replace --output if it exists.") var force = false
+
+    func run() throws {
+        guard output.hasSuffix(".gguf") else { throw ValidationError("--output must name a .gguf file, not '\(output)'") }
+        if !force && FileManager.default.fileExists(atPath: output) {
+            throw ModelError("\(output) exists: pass --force to replace it")
+        }
+        let pretrained = try PretrainedModel.load(model)
+        try GGUFExport.write(pretrained, storage: type.map { .quantized($0.format) } ?? .float32, to: output)
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
+        print(String(format: "wrote %@: %@, %@, %.1f MB", output, ImportCommand.describe(pretrained.model),
+                     type?.rawValue.uppercased() ?? "F32", Double(bytes) / 1e6))
+    }
+}
