@@ -11,8 +11,8 @@ enum QuantizedMatrixVectorCases {
 
     static func all() -> [BenchCase] {
         shapes.flatMap { shape in
-            QuantizedMatrix.Format.allCases.flatMap { format in
-                [false, true].map { product(shape.name, format: format, rows: shape.rows, columns: shape.columns, eightBitActivations: $0) }
+            QuantizedMatrix.Format.allCases.filter { shape.columns % $0.blockValues == 0 }.flatMap { format in
+                [false, true].filter { !$0 || format.takesEightBitActivations }.map { product(shape.name, format: format, rows: shape.rows, columns: shape.columns, eightBitActivations: $0) }
             }
         }
     }
@@ -20,7 +20,7 @@ enum QuantizedMatrixVectorCases {
     /// `eightBitActivations`: ggml's design (`qmatvec8/…`), checked to a looser bound since the
     /// activations are rounded.
     static func product(_ name: String, format: QuantizedMatrix.Format, rows: Int, columns: Int, eightBitActivations: Bool) -> BenchCase {
-        let bytes = rows * columns / 32 * format.blockBytes
+        let bytes = rows * columns / format.blockValues * format.blockBytes
         let group = eightBitActivations ? "qmatvec8" : "qmatvec"
         return BenchCase(name: "\(group)/\(format)/\(name)", detail: "[\(rows), \(columns)] · [\(columns)], \(bytes / 1024) KiB", bytes: bytes) {
             var generator = SeededGenerator(seed: 70)
@@ -28,8 +28,17 @@ enum QuantizedMatrixVectorCases {
             for b in 0..<(bytes / format.blockBytes) {
                 let block = blocks.baseAddress! + b * format.blockBytes
                 for i in 0..<format.blockBytes { block.storeBytes(of: UInt8.random(in: 0...255, using: &generator), toByteOffset: i, as: UInt8.self) }
-                block.storeBytes(of: Float16(0.01).bitPattern, as: UInt16.self)  // a finite scale
-                if format == .q4_1 { block.storeBytes(of: Float16(-0.05).bitPattern, toByteOffset: 2, as: UInt16.self) }
+                // Finite scales (and minimums) where the format keeps them.
+                switch format {
+                case .q6_K: block.storeBytes(of: Float16(0.0005).bitPattern, toByteOffset: 208, as: UInt16.self)
+                case .q4_K, .q5_K:
+                    block.storeBytes(of: Float16(0.0005).bitPattern, as: UInt16.self)
+                    block.storeBytes(of: Float16(0.0005).bitPattern, toByteOffset: 2, as: UInt16.self)
+                case .q4_1, .q5_1:
+                    block.storeBytes(of: Float16(0.01).bitPattern, as: UInt16.self)
+                    block.storeBytes(of: Float16(-0.05).bitPattern, toByteOffset: 2, as: UInt16.self)
+                case .q4_0, .q5_0, .q8_0: block.storeBytes(of: Float16(0.01).bitPattern, as: UInt16.self)
+                }
             }
             let matrix = QuantizedMatrix(format: format, rows: rows, columns: columns, blocks: UnsafeRawPointer(blocks.baseAddress!))
             let x = TensorBuffer(columns, seed: 71), y = TensorBuffer(rows)
@@ -45,7 +54,8 @@ enum QuantizedMatrixVectorCases {
             let expected = Reference.linear(x.array.map(Double.init), weight: w.array.map(Double.init), rows: 1, inFeatures: columns, outFeatures: rows)
             // 8-bit activations: each x is off by at most half a step (max|x| of its block / 127), so
             // row r is off by at most Σ_j (|w_rj| + |m|) · step_j / 2: the bound checked.
-            var tolerance = 1e-4
+            // Float32 sums: relative to the largest output (K-quant values reach a few units).
+            var tolerance = 1e-5 * max(1, expected.map(abs).max() ?? 0)
             if eightBitActivations {
                 let xs = x.array
                 let steps = (0..<(columns / 32)).map { b in Double(xs[(b * 32)..<(b * 32 + 32)].map { abs($0) }.max()!) / 127 }

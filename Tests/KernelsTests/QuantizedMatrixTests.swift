@@ -131,3 +131,61 @@ final class QuantizedMatrixTests: XCTestCase {
         }
     }
 }
+
+/// The quantizer (`lm quantize`, `lm export gguf`) against ggml's reference rules.
+final class BlockEncodingTests: XCTestCase {
+    /// Byte for byte what gguf-py writes from the same Float32 values (its port of ggml's
+    /// `quantize_row_*_ref`), on rows with zeros, constants, outliers and one sign only.
+    func testBlocksEqualGGMLReferenceQuantizer() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("ggml_reference_blocks.json")
+        let fixture = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        let (rows, columns) = (fixture["rows"] as! Int, fixture["columns"] as! Int)
+        let values = (fixture["values"] as! [String]).map { Float($0)! }
+        XCTAssertEqual(values.count, rows * columns)
+        for format in QuantizedMatrix.Format.allCases where format.isWritable {
+            let expected = try XCTUnwrap(fixture["\(format)"] as? String, "fixture has \(format)")
+            let bytes = values.withUnsafeBufferPointer { format.encode($0.baseAddress!, rows: rows, columns: columns) }
+            let hex = bytes.map { String(format: "%02x", $0) }.joined()
+            XCTAssertEqual(hex.count, expected.count, "\(format) size")
+            if hex != expected {
+                let first = zip(hex, expected).enumerated().first { $0.element.0 != $0.element.1 }!.offset / 2
+                XCTFail("\(format): first differing byte \(first) (block \(first / format.blockBytes), byte \(first % format.blockBytes) of it)")
+            }
+        }
+    }
+
+    /// Each value decodes to within half a quantization step of where it started (the step
+    /// being the block's scale; a whole one on the short side of the signed formats), and the
+    /// decoder reads what the encoder wrote, at awkward shapes.
+    func testEncodedBlocksDecodeWithinHalfAStep() {
+        var generator = SeededGenerator(seed: 77)
+        for format in QuantizedMatrix.Format.allCases where format.isWritable {
+            let type = GGMLType(rawValue: UInt32(format.rawValue))!
+            for (rows, columns) in [(1, 32), (7, 96), (33, 576)] {
+                let values = (0..<(rows * columns)).map { _ in Float.random(in: -1...1, using: &generator) * Float.random(in: 0.01...3, using: &generator) }
+                let bytes = values.withUnsafeBufferPointer { format.encode($0.baseAddress!, rows: rows, columns: columns) }
+                XCTAssertEqual(bytes.count, rows * columns / 32 * format.blockBytes)
+                var decoded = [Float](repeating: 0, count: values.count)
+                bytes.withUnsafeBytes { raw in decoded.withUnsafeMutableBufferPointer { type.dequantize(raw, into: $0) } }
+                for block in 0..<(values.count / 32) {
+                    let slice = values[(block * 32)..<(block * 32 + 32)]
+                    let (low, high) = (slice.min()!, slice.max()!), largest = slice.map(abs).max()!
+                    let step: Float = switch format {
+                    case .q8_0: largest / 127
+                    case .q4_0: largest / 8
+                    case .q5_0: largest / 16
+                    case .q4_1: (high - low) / 15
+                    default: (high - low) / 31
+                    }
+                    // Q4_0/Q5_0 give the largest magnitude the most negative code (−8·d), so on the
+                    // other side the top code is one step short of it: a whole step there.
+                    let allowed = step * (format == .q4_0 || format == .q5_0 ? 1 : 0.5)
+                    for j in (block * 32)..<(block * 32 + 32) {
+                        // Plus the half-float rounding of the scale (and minimum) times the code.
+                        XCTAssertLessThanOrEqual(abs(decoded[j] - values[j]), allowed + largest * 2e-3 + 1e-6, "\(format) [\(rows), \(columns)] value \(j)")
+                    }
+                }
+            }
+        }
+    }
+}

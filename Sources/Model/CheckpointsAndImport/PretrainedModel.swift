@@ -169,3 +169,12 @@ public struct PretrainedModel {
         do { return try ChatTemplate(source) } catch { throw ModelError("\(path): \(error)") }
     }
 }
+
+extension PretrainedModel {
+    /// A model with what runs it, from memory rather than files (`path` names it in messages):
+    /// for writing one out with ``save(to:storage:)`` or ``GGUFExport``.
+    public init(model: TransformerLM, tokenizer: (any TextTokenizer)? = nil, chatTemplate: ChatTemplate? = nil,
+                bosText: String = "", eosText: String = "", path: String = "model") {
+        self.init(path: path, model: model, tokenizer: tokenizer, chatTemplate: chatTemplate, bosText: bosText, eosText: eosText)
+    }
+}
