@@ -36,7 +36,7 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(help: "Replace a model already in --output.") var force = false
 
     func run() throws {
-        for existing in [Checkpoint.weightsFile, PretrainedModel.quantizedWeightsFile] {
+        for existing in [Checkpoint.weightsFile, Checkpoint.quantizedWeightsFile] {
             let path = (output as NSString).appendingPathComponent(existing)
             if !force && FileManager.default.fileExists(atPath: path) {
                 throw ModelError("\(path) exists: lm quantize would replace that model; pass --force to do so")
@@ -44,7 +44,7 @@ struct QuantizeCommand: ParsableCommand {
         }
         let pretrained = try PretrainedModel.load(model)
         try pretrained.save(to: output, storage: .quantized(type.format))
-        let weights = (output as NSString).appendingPathComponent(PretrainedModel.quantizedWeightsFile)
+        let weights = (output as NSString).appendingPathComponent(Checkpoint.quantizedWeightsFile)
         let bytes = (try? FileManager.default.attributesOfItem(atPath: weights)[.size] as? Int) ?? 0
         print(String(format: "wrote %@: %@ in %@, %.1f MB (float32: %.1f MB)", output, ImportCommand.describe(pretrained.model),
                      type.rawValue.uppercased(), Double(bytes) / 1e6, Double(4 * pretrained.model.parameterCount) / 1e6))

@@ -79,7 +79,7 @@ final class GGUFExportTests: TemporaryDirectoryTestCase {
         // Back to Float32 in the same directory: the GGUF weights make way.
         let output = directory + "/q8_0"
         try original.save(to: output)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: output + "/" + PretrainedModel.quantizedWeightsFile))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: output + "/" + Checkpoint.quantizedWeightsFile))
         XCTAssertEqual(try PretrainedModel.load(output).model.forward(tokens: ids, batch: 1, length: ids.count), exact)
     }
 

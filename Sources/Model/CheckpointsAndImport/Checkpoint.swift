@@ -9,6 +9,9 @@ import Tokenizer
 public enum Checkpoint {
     public static let configFile = "config.json"
     public static let weightsFile = "model.safetensors"
+    /// The weights of a quantized model directory of ours (`lm quantize`): a GGUF file holding
+    /// the configuration too (``GGUFExport``), in place of `config.json` and `model.safetensors`.
+    public static let quantizedWeightsFile = "model.gguf"
 
     /// Loads `directory/config.json` and `directory/model.safetensors`. F32, F16 and BF16 (and
     /// F64) tensors are decoded straight from the memory-mapped file into the parameter buffer.
@@ -18,7 +21,8 @@ public enum Checkpoint {
         return try load(weights: (directory as NSString).appendingPathComponent(weightsFile), config: config)
     }
 
-    /// A model from `path`: a model directory of ours (``load(directory:)``), a llama.cpp
+    /// A model from `path`: a model directory of ours (``load(directory:)``, or its
+    /// `model.gguf` when quantized, decoded to Float32), a llama.cpp
     /// `.gguf` file (``GGUFCheckpoint/load(path:)``, dequantized) or a Hugging Face directory
     /// (``HuggingFaceCheckpoint/load(directory:)``).
     public static func load(modelAt path: String) throws -> TransformerLM {
@@ -26,6 +30,8 @@ public enum Checkpoint {
         if path.hasSuffix(".gguf"), FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
             return try GGUFCheckpoint.load(path: path)
         }
+        let quantized = (path as NSString).appendingPathComponent(quantizedWeightsFile)
+        if FileManager.default.fileExists(atPath: quantized) { return try GGUFCheckpoint.load(path: quantized) }
         if HuggingFaceCheckpoint.isHuggingFaceDirectory(path) { return try HuggingFaceCheckpoint.load(directory: path) }
         return try load(directory: path)
     }

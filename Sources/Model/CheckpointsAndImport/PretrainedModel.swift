@@ -41,8 +41,8 @@ public struct PretrainedModel {
         if !isDirectory.boolValue {
             guard path.hasSuffix(".gguf") else { throw ModelError("\(path): a model is a directory or a .gguf file") }
             loaded = try gguf(path, keepQuantized: keepQuantized, eightBitActivations: eightBitActivations)
-        } else if FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(quantizedWeightsFile)) {
-            let weights = (path as NSString).appendingPathComponent(quantizedWeightsFile)
+        } else if FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(Checkpoint.quantizedWeightsFile)) {
+            let weights = (path as NSString).appendingPathComponent(Checkpoint.quantizedWeightsFile)
             let file = try Checkpoint.mapFileErrors { try GGUFFile(path: weights) }
             loaded = try directory(path, model: try GGUFCheckpoint.load(file: file, keepQuantized: keepQuantized, eightBitActivations: eightBitActivations))
         } else if HuggingFaceCheckpoint.isHuggingFaceDirectory(path) {
@@ -123,9 +123,6 @@ public struct PretrainedModel {
                                bosText: tokenText("bos_token"), eosText: tokenText("eos_token"))
     }
 
-    /// The weights of a quantized model directory of ours: a GGUF file (``GGUFExport``).
-    public static let quantizedWeightsFile = "model.gguf"
-
     /// Writes a model directory of ours: the weights (`config.json` and `model.safetensors` in
     /// Float32, or `model.gguf` with the matrices block-quantized, `lm quantize`), the
     /// tokenizer (`tokenizer.json` with its rules, or `tokenizer.bin`), `generation_config.json`
@@ -133,7 +130,7 @@ public struct PretrainedModel {
     /// file written whole under a temporary name, then renamed. The other kind of weights file,
     /// if the directory held one, is removed once the new one is complete.
     public func save(to directory: String, storage: GGUFExport.Storage = .float32) throws {
-        let gguf = (directory as NSString).appendingPathComponent(Self.quantizedWeightsFile)
+        let gguf = (directory as NSString).appendingPathComponent(Checkpoint.quantizedWeightsFile)
         if storage == .float32 {
             try Checkpoint.save(model, directory: directory)
             try? FileManager.default.removeItem(atPath: gguf)
