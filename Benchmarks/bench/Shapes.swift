@@ -14,9 +14,8 @@ struct BenchShape {
 
     init() {}
 
-    /// The shape of a model configuration (no grouped-query heads).
+    /// The shape of a model configuration.
     init(_ config: ModelConfig) {
-        precondition(config.numKVHeads == config.numHeads, "BenchShape: grouped-query configs are not modelled")
         name = "custom"
         vocab = config.vocabSize
         context = config.contextLength
@@ -25,6 +24,7 @@ struct BenchShape {
         heads = config.numHeads
         dFF = config.dFF
         theta = config.ropeTheta
+        groupedKVHeads = config.numKVHeads == config.numHeads ? nil : config.numKVHeads
     }
 
     /// A one-off shape for small attention checks: `heads` heads of size `dModel / heads`.
@@ -35,8 +35,10 @@ struct BenchShape {
     }
 
     var headDim: Int { dModel / heads }
-    /// Every head has its own keys and values here (no grouped-query sharing).
-    var kvHeads: Int { heads }
+    /// Key/value heads when fewer than the query heads (grouped-query attention, as SmolLM2's).
+    var groupedKVHeads: Int?
+    /// Key/value heads: the query heads' own unless grouped.
+    var kvHeads: Int { groupedKVHeads ?? heads }
     var qkvWidth: Int { (heads + 2 * kvHeads) * headDim }
 
     func attentionDims(batch: Int) -> AttentionDims {

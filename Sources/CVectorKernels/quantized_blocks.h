@@ -154,15 +154,17 @@ static inline void lm_decode_block_portable(int format, const uint8_t *b, float 
 #include "avx2_sum.h"
 
 #define LM_AVX2 __attribute__((target("avx2,fma,f16c")))
+/// For the loops specialised per format: each call site passes a constant format.
+#define LM_INLINE inline __attribute__((always_inline))
 
 /// 16 bytes of nibbles → 32 bytes: the low halves (values 0…15), then the high halves (16…31).
-LM_AVX2 static inline __m256i lm_split_nibbles(const uint8_t *p) {
+LM_AVX2 LM_INLINE static __m256i lm_split_nibbles(const uint8_t *p) {
     __m128i packed = _mm_loadu_si128((const __m128i *)p), mask = _mm_set1_epi8(0x0F);
     return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(packed, 4), mask), _mm_and_si128(packed, mask));
 }
 
 /// A little-endian word of 32 bits → 32 bytes, byte j 0x10 where bit j is set, else 0.
-LM_AVX2 static inline __m256i lm_fifth_bits(const uint8_t *p) {
+LM_AVX2 LM_INLINE static __m256i lm_fifth_bits(const uint8_t *p) {
     uint32_t word;
     memcpy(&word, p, 4);
     // Byte j of the result takes byte j / 8 of the word, then keeps its bit j % 8.
@@ -175,7 +177,7 @@ LM_AVX2 static inline __m256i lm_fifth_bits(const uint8_t *p) {
 
 /// The 32 codes of a block of a 32-value format as bytes: signed values for Q8_0/Q4_0/Q5_0
 /// (q − 8, q − 16), the unsigned q for Q4_1/Q5_1 (whose minimum the caller adds).
-LM_AVX2 static inline __m256i lm_block_codes(int format, const uint8_t *b) {
+LM_AVX2 LM_INLINE static __m256i lm_block_codes(int format, const uint8_t *b) {
     switch (format) {
     case LM_Q8_0: return _mm256_loadu_si256((const __m256i *)(b + 2));
     case LM_Q4_0: return _mm256_sub_epi8(lm_split_nibbles(b + 2), _mm256_set1_epi8(8));
@@ -189,7 +191,7 @@ LM_AVX2 static inline __m256i lm_block_codes(int format, const uint8_t *b) {
 static inline int lm_has_minimum(int format) { return format == LM_Q4_1 || format == LM_Q5_1; }
 
 /// 8 signed bytes → 8 floats.
-LM_AVX2 static inline __m256 lm_bytes_to_floats(__m128i eight) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(eight)); }
+LM_AVX2 LM_INLINE static __m256 lm_bytes_to_floats(__m128i eight) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(eight)); }
 
 /// A super-block of Q4_K, Q5_K or Q6_K decoded to 256 floats at y, each rounded as
 /// lm_decode_block_portable rounds it (the multiplications in the same order, no fused add).

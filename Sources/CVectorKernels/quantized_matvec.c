@@ -78,7 +78,7 @@ int lm_quantized_available(void) {
 /// Q8_0/Q4_0/Q5_0, the unsigned q for Q4_1/Q5_1. Q8_0 and the 4-bit formats widen straight from
 /// memory (one vpmovsxbd/vpmovzxbd per 8 values), which takes fewer shuffles than splitting
 /// the nibbles into 32 bytes first.
-LM_AVX2 static inline void block_floats(int format, const uint8_t *b, __m256 out[4]) {
+LM_AVX2 LM_INLINE static void block_floats(int format, const uint8_t *b, __m256 out[4]) {
     switch (format) {
     case LM_Q8_0:
         for (int k = 0; k < 4; k++) out[k] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b + 2 + 8 * k))));
@@ -107,7 +107,7 @@ LM_AVX2 static inline void block_floats(int format, const uint8_t *b, __m256 out
 }
 
 /// Σ codes · x over one block of 32, as 8 lanes.
-LM_AVX2 static inline __m256 block_dot(const __m256 codes[4], const __m256 xs[4]) {
+LM_AVX2 LM_INLINE static __m256 block_dot(const __m256 codes[4], const __m256 xs[4]) {
     __m256 acc = _mm256_mul_ps(codes[0], xs[0]);
     acc = _mm256_fmadd_ps(codes[1], xs[1], acc);
     acc = _mm256_fmadd_ps(codes[2], xs[2], acc);
@@ -117,8 +117,8 @@ LM_AVX2 static inline __m256 block_dot(const __m256 codes[4], const __m256 xs[4]
 /// 32-value formats, two rows at a time: each block of x is loaded once for both, and the two
 /// rows' sums are independent chains. The minimum term m·Σx of Q4_1/Q5_1 uses the block's Σx as
 /// 8 lanes, summed once for both rows.
-LM_AVX2 static void rows_avx2(int format, const uint8_t *w, size_t row_bytes, const float *x, float *y,
-                              size_t r0, size_t r1, size_t columns) {
+LM_AVX2 LM_INLINE static void rows_avx2_body(int format, const uint8_t *w, size_t row_bytes, const float *x, float *y,
+                                             size_t r0, size_t r1, size_t columns) {
     size_t blocks = columns / 32, block_bytes = lm_quantized_block_bytes(format);
     int minimum = lm_has_minimum(format);
     size_t r = r0;
@@ -159,6 +159,18 @@ LM_AVX2 static void rows_avx2(int format, const uint8_t *w, size_t row_bytes, co
             }
         }
         y[r] = lm_sum8(_mm256_add_ps(acc, minimums));
+    }
+}
+
+/// One copy of the loop per format, so the block decoding has no branch on the format.
+LM_AVX2 static void rows_avx2(int format, const uint8_t *w, size_t row_bytes, const float *x, float *y,
+                              size_t r0, size_t r1, size_t columns) {
+    switch (format) {
+    case LM_Q8_0: rows_avx2_body(LM_Q8_0, w, row_bytes, x, y, r0, r1, columns); break;
+    case LM_Q4_0: rows_avx2_body(LM_Q4_0, w, row_bytes, x, y, r0, r1, columns); break;
+    case LM_Q4_1: rows_avx2_body(LM_Q4_1, w, row_bytes, x, y, r0, r1, columns); break;
+    case LM_Q5_0: rows_avx2_body(LM_Q5_0, w, row_bytes, x, y, r0, r1, columns); break;
+    case LM_Q5_1: rows_avx2_body(LM_Q5_1, w, row_bytes, x, y, r0, r1, columns); break;
     }
 }
 

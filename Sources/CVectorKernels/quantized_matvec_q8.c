@@ -29,7 +29,7 @@ int lm_quantized_q8_available(int format) {
 }
 
 /// Σ unsigned bytes u × signed bytes s over 32 lanes, as 8 int32 sums converted to floats.
-LM_AVX2 static inline __m256 dot_u8_s8(__m256i u, __m256i s) {
+LM_AVX2 LM_INLINE static __m256 dot_u8_s8(__m256i u, __m256i s) {
     __m256i pairs = _mm256_maddubs_epi16(u, s);
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
 }
@@ -37,7 +37,7 @@ LM_AVX2 static inline __m256 dot_u8_s8(__m256i u, __m256i s) {
 /// One block's integer dot product of weights and 8-bit activations `xq`, as 8 float lanes.
 /// Signed codes go through vpmaddubsw's unsigned operand by moving their signs onto x; the
 /// minimum term of Q4_1/Q5_1 is added by the caller.
-LM_AVX2 static inline __m256 block_dot_q8(int format, const uint8_t *block, __m256i xq) {
+LM_AVX2 LM_INLINE static __m256 block_dot_q8(int format, const uint8_t *block, __m256i xq) {
     __m256i codes = lm_block_codes(format, block);
     if (lm_has_minimum(format)) return dot_u8_s8(codes, xq);
     return dot_u8_s8(_mm256_sign_epi8(codes, codes), _mm256_sign_epi8(xq, codes));
@@ -45,8 +45,9 @@ LM_AVX2 static inline __m256 block_dot_q8(int format, const uint8_t *block, __m2
 
 /// Two rows at a time: each block of activations is loaded once for both, and the two rows'
 /// accumulators are independent chains (one chain per row left the loop waiting on FMA latency).
-LM_AVX2 void lm_quantized_rows_q8(int format, const void *w, size_t row_bytes, const int8_t *qx, const float *scales,
-                                  const float *sums, float *y, size_t row_start, size_t row_end, size_t columns) {
+/// Inlined once per format (below), so the block decoding has no branch on the format.
+LM_AVX2 LM_INLINE static void rows_q8(int format, const void *w, size_t row_bytes, const int8_t *qx, const float *scales,
+                                      const float *sums, float *y, size_t row_start, size_t row_end, size_t columns) {
     size_t blocks = columns / 32, block_bytes = lm_quantized_block_bytes(format);
     int minimum = lm_has_minimum(format);
     size_t r = row_start;
@@ -79,6 +80,17 @@ LM_AVX2 void lm_quantized_rows_q8(int format, const void *w, size_t row_bytes, c
             if (minimum) minimums += _cvtsh_ss(lm_load_half(block + 2)) * sums[b];
         }
         y[r] = lm_sum8(acc) + minimums;
+    }
+}
+
+LM_AVX2 void lm_quantized_rows_q8(int format, const void *w, size_t row_bytes, const int8_t *qx, const float *scales,
+                                  const float *sums, float *y, size_t row_start, size_t row_end, size_t columns) {
+    switch (format) {
+    case LM_Q8_0: rows_q8(LM_Q8_0, w, row_bytes, qx, scales, sums, y, row_start, row_end, columns); break;
+    case LM_Q4_0: rows_q8(LM_Q4_0, w, row_bytes, qx, scales, sums, y, row_start, row_end, columns); break;
+    case LM_Q4_1: rows_q8(LM_Q4_1, w, row_bytes, qx, scales, sums, y, row_start, row_end, columns); break;
+    case LM_Q5_0: rows_q8(LM_Q5_0, w, row_bytes, qx, scales, sums, y, row_start, row_end, columns); break;
+    case LM_Q5_1: rows_q8(LM_Q5_1, w, row_bytes, qx, scales, sums, y, row_start, row_end, columns); break;
     }
 }
 #else
