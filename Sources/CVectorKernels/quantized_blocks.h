@@ -156,6 +156,10 @@ static inline void lm_decode_block_portable(int format, const uint8_t *b, float 
 #define LM_AVX2 __attribute__((target("avx2,fma,f16c")))
 /// For the loops specialised per format: each call site passes a constant format.
 #define LM_INLINE inline __attribute__((always_inline))
+/// How far ahead (in rows) the decode loops prefetch the blocks they will read.
+#ifndef LM_PREFETCH_ROWS
+#define LM_PREFETCH_ROWS 4
+#endif
 
 /// 16 bytes of nibbles → 32 bytes: the low halves (values 0…15), then the high halves (16…31).
 LM_AVX2 LM_INLINE static __m256i lm_split_nibbles(const uint8_t *p) {

@@ -130,6 +130,8 @@ LM_AVX2 LM_INLINE static void rows_avx2_body(int format, const uint8_t *w, size_
             const float *xs = x + 32 * b;
             __m256 xv[4] = {_mm256_loadu_ps(xs), _mm256_loadu_ps(xs + 8), _mm256_loadu_ps(xs + 16), _mm256_loadu_ps(xs + 24)};
             __m256 codes0[4], codes1[4];
+            _mm_prefetch((const char *)(block0 + LM_PREFETCH_ROWS * row_bytes), _MM_HINT_T0);
+            _mm_prefetch((const char *)(block1 + LM_PREFETCH_ROWS * row_bytes), _MM_HINT_T0);
             block_floats(format, block0, codes0);
             block_floats(format, block1, codes1);
             acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(lm_load_half(block0))), block_dot(codes0, xv), acc0);
@@ -184,6 +186,8 @@ LM_AVX2 static void rows_super_avx2(int format, const uint8_t *w, size_t row_byt
         const uint8_t *row = w + r * row_bytes;
         __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
         for (size_t b = 0; b < blocks; b++) {
+            const char *ahead = (const char *)(row + b * block_bytes + LM_PREFETCH_ROWS * row_bytes);
+            for (size_t line = 0; line < block_bytes; line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
             lm_decode_super_block_avx2(format, row + b * block_bytes, decoded);
             const float *xs = x + 256 * b;
             for (int j = 0; j < 256; j += 32) {

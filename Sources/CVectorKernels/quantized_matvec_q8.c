@@ -59,6 +59,8 @@ LM_AVX2 LM_INLINE static void rows_q8(int format, const void *w, size_t row_byte
             const uint8_t *block0 = row0 + b * block_bytes, *block1 = row1 + b * block_bytes;
             __m256i xq = _mm256_loadu_si256((const __m256i *)(qx + b * 32));
             float scale = scales[b];
+            _mm_prefetch((const char *)(block0 + LM_PREFETCH_ROWS * row_bytes), _MM_HINT_T0);
+            _mm_prefetch((const char *)(block1 + LM_PREFETCH_ROWS * row_bytes), _MM_HINT_T0);
             acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(lm_load_half(block0)) * scale), block_dot_q8(format, block0, xq), acc0);
             acc1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(lm_load_half(block1)) * scale), block_dot_q8(format, block1, xq), acc1);
             if (minimum) {
