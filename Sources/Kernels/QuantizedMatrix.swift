@@ -73,12 +73,8 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
         if x.rows == 1 {
             // Accumulating (a residual added in place) goes through a row of scratch.
             let xs = UnsafePointer(x.base), ys = accumulate ? rowScratch.pointer : y.base
-            let (format, blocks, rowBytes, columns) = (format.rawValue, blocks, rowBytes, columns)
-            if !(quantizesActivations && multiplyQuantizingActivations(xs, into: ys)) {
-                Threading.parallelRanges(rows, costPerItem: columns) { range in
-                    lm_quantized_rows(format, blocks, rowBytes, xs, ys, range.lowerBound, range.upperBound, columns)
-                }
-            }
+            prepareRowProducts(xs)
+            Threading.parallelRanges(rows, costPerItem: columns) { range in rowProducts(xs, into: ys, rows: range) }
             if accumulate { for r in 0..<rows { y.base[r] += ys[r] } }
             return
         }
@@ -99,6 +95,44 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
         }
     }
 
+    /// Readies the one-row products of `x` ([columns]) by ``rowProducts(_:into:rows:)``: with
+    /// ``quantizesActivations``, rounds `x` to 8 bits once for all of them.
+    public func prepareRowProducts(_ x: UnsafePointer<Float>) {
+        guard quantizesActivations && format.takesEightBitActivations else { return }
+        activations.quantize(x)
+    }
+
+    /// `y[r] = W[r] · x` for the rows `rows`, on the calling thread (callers split the rows
+    /// across threads: one dispatch can cover several matrices, ``StackedWeights``). `x` must
+    /// have been given to ``prepareRowProducts(_:)`` first.
+    public func rowProducts(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
+        if quantizesActivations && format.takesEightBitActivations {
+            lm_quantized_rows_q8(format.rawValue, blocks, rowBytes, activations.codes, activations.scales, activations.sums,
+                                 y, rows.lowerBound, rows.upperBound, columns)
+        } else {
+            lm_quantized_rows(format.rawValue, blocks, rowBytes, x, y, rows.lowerBound, rows.upperBound, columns)
+        }
+    }
+
+    /// The 8-bit codes of the last `x` prepared, with their per-block scales and exact sums.
+    private final class EightBitActivations {
+        let codes: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>, sums: UnsafeMutablePointer<Float>
+        let columns: Int
+        init(columns: Int) {
+            self.columns = columns
+            codes = .allocate(capacity: columns)
+            scales = .allocate(capacity: columns / 32)
+            sums = .allocate(capacity: columns / 32)
+        }
+        func quantize(_ x: UnsafePointer<Float>) { lm_quantize_activations(x, columns, codes, scales, sums) }
+        deinit {
+            codes.deallocate()
+            scales.deallocate()
+            sums.deallocate()
+        }
+    }
+    private lazy var activations = EightBitActivations(columns: columns)
+
     /// `y = W · x` for one row `x` ([columns]) quantized to 8 bits per block of 32 first, as
     /// ggml does: integer dot products, so faster, but the result moves by the rounding of `x`
     /// (about 1/254 of each block's largest |x|). False (nothing computed) when this CPU lacks
@@ -106,24 +140,13 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
     /// The other design of the decode step, measured beside ``multiply(_:into:accumulate:)``.
     public func multiplyQuantizingActivations(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) -> Bool {
         guard format.takesEightBitActivations else { return false }
-        activationCodes.withUnsafeMutableBufferPointer { codes in
-            activationScales.withUnsafeMutableBufferPointer { scales in
-                activationSums.withUnsafeMutableBufferPointer { sums in
-                    lm_quantize_activations(x, columns, codes.baseAddress!, scales.baseAddress!, sums.baseAddress!)
-                    let (format, blocks, rowBytes, columns) = (format.rawValue, blocks, rowBytes, columns)
-                    let (c, sc, su) = (UnsafePointer(codes.baseAddress!), UnsafePointer(scales.baseAddress!), UnsafePointer(sums.baseAddress!))
-                    Threading.parallelRanges(rows, costPerItem: columns / 2) { range in
-                        lm_quantized_rows_q8(format, blocks, rowBytes, c, sc, su, y, range.lowerBound, range.upperBound, columns)
-                    }
-                }
-            }
+        activations.quantize(x)
+        let (format, blocks, rowBytes, columns, codes) = (format.rawValue, blocks, rowBytes, columns, activations)
+        Threading.parallelRanges(rows, costPerItem: columns / 2) { range in
+            lm_quantized_rows_q8(format, blocks, rowBytes, codes.codes, codes.scales, codes.sums, y, range.lowerBound, range.upperBound, columns)
         }
         return true
     }
-
-    private lazy var activationCodes = [Int8](repeating: 0, count: columns)
-    private lazy var activationScales = [Float](repeating: 0, count: columns / 32)
-    private lazy var activationSums = [Float](repeating: 0, count: columns / 32)
 
     /// Row `row` decoded to Float32 into `out` (`columns` values): an embedding lookup.
     public func decodeRow(_ row: Int, into out: UnsafeMutablePointer<Float>) {

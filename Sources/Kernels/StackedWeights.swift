@@ -14,12 +14,35 @@ public struct StackedWeights: LinearWeight {
         self.parts = parts
         outFeatures = parts.reduce(0) { $0 + $1.outFeatures }
         inFeatures = parts[0].inFeatures
+        var start = 0, blocks: [(matrix: QuantizedMatrix, start: Int)] = []
+        for part in parts {
+            if let matrix = part as? QuantizedMatrix { blocks.append((matrix, start)) }
+            start += part.outFeatures
+        }
+        quantizedParts = blocks.count == parts.count ? blocks : nil
     }
+
+    /// The parts with the first row of each, when every part is block-quantized.
+    private let quantizedParts: [(matrix: QuantizedMatrix, start: Int)]?
 
     /// nil: the parts are not one Float32 block (training needs a dense model).
     public var dense: MatrixView? { nil }
 
     public func multiply(_ x: MatrixView, into y: MatrixView, accumulate: Bool) {
+        if x.rows == 1 && !accumulate, let blocks = quantizedParts {
+            // A decode step: one dispatch over the rows of all the parts (a thread's range may
+            // span two), instead of one per part: the threads meet once, not once a part.
+            let xs = UnsafePointer(x.base), ys = y.base
+            for part in blocks { part.matrix.prepareRowProducts(xs) }
+            Threading.parallelRanges(outFeatures, costPerItem: inFeatures) { range in
+                for part in blocks {
+                    let first = max(range.lowerBound, part.start), end = min(range.upperBound, part.start + part.matrix.rows)
+                    guard first < end else { continue }
+                    part.matrix.rowProducts(xs, into: ys + part.start, rows: (first - part.start)..<(end - part.start))
+                }
+            }
+            return
+        }
         var start = 0
         for part in parts {
             part.multiply(x, into: y.columns(start..<(start + part.outFeatures)), accumulate: accumulate)

@@ -85,6 +85,42 @@ final class QuantizedMatrixTests: XCTestCase {
         }
     }
 
+    /// A decode step over stacked parts of mixed formats (one dispatch across all their rows,
+    /// ranges spanning two parts) equals each part multiplied alone, with either activation design.
+    func testStackedPartsInOneDispatchEqualEachPartAlone() {
+        let columns = 512
+        let formats: [QuantizedMatrix.Format] = [.q5_0, .q4_1, .q8_0, .q6_K]
+        let sizes = [37, 3, 130, 21]
+        let storage = zip(formats, sizes).enumerated().map { i, part in Self.randomBlocks(part.0, rows: part.1, columns: columns, seed: UInt64(40 + i)) }
+        var generator = SeededGenerator(seed: 41)
+        let x = TensorBuffer((0..<columns).map { _ in Float.random(in: -1...1, using: &generator) })
+        let pointers = storage.map { bytes in
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 64)
+            raw.copyMemory(from: bytes, byteCount: bytes.count)
+            return raw
+        }
+        defer { pointers.forEach { $0.deallocate() } }
+        for eightBit in [false, true] {
+            let matrices = (0..<formats.count).map { QuantizedMatrix(format: formats[$0], rows: sizes[$0], columns: columns, blocks: pointers[$0]) }
+            matrices.forEach { $0.quantizesActivations = eightBit }
+            let stacked = StackedWeights(matrices)
+            for threads in [1, 2, 3] {
+                let saved = Threading.count
+                Threading.count = threads
+                defer { Threading.count = saved }
+                let together = TensorBuffer(count: stacked.outFeatures)
+                stacked.multiply(x.matrix(rows: 1, columns: columns), into: together.matrix(rows: 1, columns: stacked.outFeatures), accumulate: false)
+                var start = 0
+                for matrix in matrices {
+                    let alone = TensorBuffer(count: matrix.rows)
+                    matrix.multiply(x.matrix(rows: 1, columns: columns), into: alone.matrix(rows: 1, columns: matrix.rows), accumulate: false)
+                    XCTAssertEqual(Array(together.storage[start..<(start + matrix.rows)]), alone.array, "\(matrix.format), 8-bit \(eightBit), \(threads) threads")
+                    start += matrix.rows
+                }
+            }
+        }
+    }
+
     /// ggml's design: activations rounded to 8 bits per block, integer dot products. For Q8_0 and
     /// Q4_0 the result is exactly the Float32 product with the rounded activations (integer sums
     /// are exact); for every format it is within the rounding bound of the exact product.
