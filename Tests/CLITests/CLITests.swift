@@ -33,6 +33,46 @@ final class CLITests: TemporaryDirectoryTestCase {
         XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: model + "/model.safetensors")), weights)
     }
 
+    /// `lm quantize` and `lm export gguf`: what they write runs in `lm logits` near the Float32
+    /// model's logits; bad options and existing outputs are refused with nothing written.
+    func testQuantizeAndExportWriteModelsTheOtherCommandsRun() throws {
+        let config = directory + "/config.json", model = directory + "/model", ids = directory + "/ids.npy"
+        let text = #"{"vocab_size": 40, "context_length": 16, "d_model": 32, "num_layers": 1, "num_heads": 2, "d_ff": 64, "rope_theta": 10000}"#
+        try Data(text.utf8).write(to: URL(fileURLWithPath: config))
+        XCTAssertEqual(try lm(["init", "--config", config, "--output", model]).status, 0)
+        try NPYWriter.write([Int32]([1, 5, 9, 3, 3, 7, 2, 0, 39, 11]), shape: [10], to: ids)
+        func logits(_ source: String) throws -> [Float] {
+            let run = try lm(["logits", "--model", source, "--tokens", ids, "--output", directory + "/logits.npy"])
+            XCTAssertEqual(run.status, 0, run.error)
+            return try NPYFile(path: directory + "/logits.npy").floats()
+        }
+        let exact = try logits(model)
+        let quantized = try lm(["quantize", "--model", model, "--type", "q8_0", "--output", directory + "/q8"])
+        XCTAssertEqual(quantized.status, 0, quantized.error)
+        XCTAssertTrue(quantized.output.contains("Q8_0"), quantized.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: directory + "/q8/model.gguf"))
+        let exported = try lm(["export", "gguf", "--model", model, "--output", directory + "/model.gguf", "--type", "q4_1"])
+        XCTAssertEqual(exported.status, 0, exported.error)
+        // The logits move by the rounding, within a fraction of their spread (8 bits: little).
+        let spread = exact.map(abs).max()!
+        for (source, fraction) in [(directory + "/q8", Float(0.02)), (directory + "/model.gguf", 0.25)] {
+            let moved = zip(try logits(source), exact).map { abs($0 - $1) }.max()!
+            XCTAssertGreaterThan(moved, 0, source)
+            XCTAssertLessThan(moved, spread * fraction, "\(source): moved \(moved) of \(spread)")
+        }
+        let again = try lm(["quantize", "--model", model, "--type", "q4_0", "--output", directory + "/q8"])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.error.contains("--force"), again.error)
+        let badType = try lm(["quantize", "--model", model, "--type", "q3_k", "--output", directory + "/never"])
+        XCTAssertNotEqual(badType.status, 0)
+        XCTAssertTrue(badType.error.contains("q3_k"), badType.error)
+        let notGGUF = try lm(["export", "gguf", "--model", model, "--output", directory + "/model.bin"])
+        XCTAssertNotEqual(notGGUF.status, 0)
+        XCTAssertTrue(notGGUF.error.contains(".gguf"), notGGUF.error)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/never"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/model.bin"))
+    }
+
     #if !MPI
     /// Under mpirun, a build without MPI would have every rank train alone into one directory.
     func testTrainingUnderAnMPILauncherWithoutMPIIsRefused() throws {
