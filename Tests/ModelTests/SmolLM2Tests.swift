@@ -69,9 +69,10 @@ final class SmolLM2Tests: XCTestCase {
     }
 
     /// llama.cpp's design (activations rounded to 8 bits in the decode products): the logits
-    /// move, here by up to 2.9 (llama.cpp's own differ from transformers' by up to 0.65 on these
-    /// prompts: a gap not yet explained, which is why this is not the default), the greedy choice
-    /// at every position of the plain prompt does not. The bound only catches a broken kernel.
+    /// move, here by up to 2.9 over the plain prompt's 12 positions (llama.cpp 0.3.36's own differ
+    /// from transformers' by up to 1.36 on the same positions: a factor of two not yet explained,
+    /// one reason this is not the default), the greedy choice at every position does not. The
+    /// bound only catches a broken kernel.
     func testEightBitActivationsMoveTheLogitsButNotTheGreedyChoice() throws {
         let fixture = try Fixtures.requireSharedData("smollm2")
         let model = try GGUFCheckpoint.load(file: try GGUFFile(path: try Fixtures.requireSmolLM2()), keepQuantized: true, eightBitActivations: true)
@@ -87,7 +88,7 @@ final class SmolLM2Tests: XCTestCase {
             worst = max(worst, zip(logits, reference).map { abs($0 - $1) }.max()!)
             XCTAssertEqual(logits.indices.max { logits[$0] < logits[$1] }, reference.indices.max { reference[$0] < reference[$1] }, "argmax at \(position)")
         }
-        print("SmolLM2 with 8-bit activations: max |Δ| of the logits against transformers \(worst) (llama.cpp: 0.65)")
+        print("SmolLM2 with 8-bit activations: max |Δ| of the logits against transformers \(worst) (llama.cpp 0.3.36: 1.36 on these positions)")
         XCTAssertLessThan(worst, 5)
     }
 }
