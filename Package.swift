@@ -90,10 +90,12 @@ let package = Package(
         ),
         .testTarget(
             name: "KernelsTests",
-            dependencies: ["Kernels", "ReferenceKernels", "TensorIO", "TestSupport", "Verification"]
+            dependencies: ["Kernels", "ReferenceKernels", "TensorIO", "TestSupport", "Verification"],
+            exclude: ["ggml_reference_blocks.json"]  // read from the source tree (#filePath)
         ),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "Kernels", "TestSupport"]),
-        .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate", "TestSupport"]),
+        .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate", "TestSupport"],
+                    exclude: ["random_conversations.json"]),  // read from the source tree (#filePath)
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Kernels", "TensorIO", "TestSupport"]),
         // The command-line tool run as a user runs it (the `lm` executable beside the tests).
         .testTarget(name: "CLITests", dependencies: ["lm", "Kernels", "TensorIO", "TestSupport"]),

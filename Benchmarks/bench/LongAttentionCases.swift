@@ -72,3 +72,47 @@ enum LongAttentionCases {
         }
     }
 }
+
+/// The decode step's attention: one query row per head over a KV cache of `T` positions, at
+/// SmolLM2's heads (9 query heads over 3 KV heads of 64), the standard kernel and the
+/// memory-efficient one; MB/s counts the cache bytes read (keys and values).
+enum DecodeAttentionCases {
+    static let lengths = [256, 1024, 4096, 8192]
+
+    static func all(quick: Bool) -> [BenchCase] {
+        lengths.filter { !quick || $0 <= 1024 }.flatMap { t in [false, true].map { attention(length: t, flash: $0) } }
+    }
+
+    static func attention(length t: Int, flash: Bool) -> BenchCase {
+        let dims = AttentionDims(batch: 1, queryLength: 1, keyLength: t, heads: 9, kvHeads: 3, headDim: 64)
+        let cacheBytes = 2 * t * 3 * 64 * 4
+        return BenchCase(name: "attention_decode/\(flash ? "flash" : "standard")/T\(t)",
+                         detail: "1 query, H9 over 3 KV heads, d64, cache \(t)", bytes: cacheBytes) {
+            let memory = BenchMemory()
+            let q = memory.matrix(rows: 1, columns: 9 * 64, seed: 80), out = memory.matrix(rows: 1, columns: 9 * 64)
+            let keys = memory.matrix(rows: t, columns: 3 * 64, seed: 81), values = memory.matrix(rows: t, columns: 3 * 64, seed: 82)
+            let probs = memory.matrix(rows: 9, columns: t)
+            let logSumExp = memory.vector(9), workspace = memory.vector(FlashAttention.workspaceCount())
+            let run = memory.timed {
+                if flash {
+                    FlashAttention.forward(q: q, k: keys, v: values, out: out, logSumExp: logSumExp, workspace: workspace, dims: dims, queryOffset: t - 1)
+                } else {
+                    ScaledDotProductAttention.forward(q: q, k: keys, v: values, out: out, probs: probs, dims: dims, mask: .causal(queryOffset: t - 1))
+                }
+            }
+            run()
+            // Against the naive reference on the same inputs.
+            let (qs, ks, vs) = (q.array.map(Double.init), keys.array.map(Double.init), values.array.map(Double.init))
+            var expected = [Double](repeating: 0, count: 9 * 64)
+            for h in 0..<9 {
+                let g = h / 3
+                var scores = (0..<t).map { j in (0..<64).reduce(0.0) { $0 + qs[h * 64 + $1] * ks[j * 192 + g * 64 + $1] } / 8 }
+                let top = scores.max()!
+                scores = scores.map { Foundation.exp($0 - top) }
+                let total = scores.reduce(0, +)
+                for c in 0..<64 { expected[h * 64 + c] = (0..<t).reduce(0.0) { $0 + scores[$1] * vs[$1 * 192 + g * 64 + c] } / total }
+            }
+            return Prepared(run: run, check: try check(out.array, expected, absolute: 1e-5, relative: 1e-4, "decode attention vs naive"))
+        }
+    }
+}

@@ -78,13 +78,17 @@ enum ModelCases {
 
     /// A prompt filling the whole context in one cached pass (`lm generate`'s prefill): GEMMs,
     /// so its speed is compared with raw sgemm on the same shapes.
-    static func prefill(_ name: String, _ config: ModelConfig) -> BenchCase {
-        let shape = BenchShape(config)
-        let t = config.contextLength
-        return BenchCase(name: name, detail: "d\(config.dModel) L\(config.numLayers) V\(config.vocabSize), \(t)-token prompt",
+    /// `length` tokens (default: the whole context) of `model` (default: a random one of
+    /// `config`); `detail` names what is run when it is not a random model.
+    static func prefill(_ name: String, _ config: ModelConfig, length: Int? = nil, detail: String? = nil, tolerance: Double = 1e-4,
+                        model makeModel: (() throws -> TransformerLM)? = nil) -> BenchCase {
+        var shape = BenchShape(config)
+        let t = length ?? config.contextLength
+        shape.context = t
+        return BenchCase(name: name, detail: "\(detail ?? "d\(config.dModel) L\(config.numLayers) V\(config.vocabSize)"), \(t)-token prompt",
                          gemms: blockGemms(shape, batch: 1) * config.numLayers + shape.linearGemm(rows: 1, inFeatures: config.dModel, outFeatures: config.vocabSize),
                          tokens: t) {
-            let model = try TransformerLM(config: config, seed: 4)
+            let model = try makeModel?() ?? TransformerLM(config: config, seed: 4)
             let session = InferenceSession(model: model, maxChunk: t)
             var generator = SeededGenerator(seed: 42)
             let prompt = (0..<t).map { _ in Int32.random(in: 0..<Int32(config.vocabSize), using: &generator) }
@@ -96,7 +100,7 @@ enum ModelCases {
             let full = try model.forward(tokens: prompt, batch: 1, length: t)
             session.reset()
             let last = try session.append(prompt)
-            let checked = try check(last, full.suffix(config.vocabSize).map(Double.init), absolute: 1e-4, relative: 1e-4, "prefill vs full forward, last logits")
+            let checked = try check(last, full.suffix(config.vocabSize).map(Double.init), absolute: tolerance, relative: tolerance, "prefill vs full forward, last logits")
             return Prepared(run: run, check: checked)
         }
     }

@@ -89,26 +89,7 @@ enum QuantizedModelCases {
     }
 
     static func prefill(_ name: String, source: String, length: Int) -> BenchCase {
-        var shape = BenchShape(smolLM2)
-        shape.context = length
-        let gemms = ModelCases.blockGemms(shape, batch: 1) * smolLM2.numLayers
-            + shape.linearGemm(rows: 1, inFeatures: smolLM2.dModel, outFeatures: smolLM2.vocabSize)
-        return BenchCase(name: name, detail: "SmolLM2 shape, \(source == "smollm2-file" ? "the real file" : "Q4_1 + Q8_0 head"), \(length)-token prompt",
-                         gemms: gemms, tokens: length) {
-            let model = try model(source, eightBit: false)
-            let session = InferenceSession(model: model, maxChunk: length, context: 512)
-            var generator = SeededGenerator(seed: 43)
-            let prompt = (0..<length).map { _ in Int32.random(in: 0..<Int32(smolLM2.vocabSize), using: &generator) }
-            let run = {
-                session.reset()
-                _ = try! session.append(prompt)
-            }
-            run()
-            let full = try model.forward(tokens: prompt, batch: 1, length: length)
-            session.reset()
-            let last = try session.append(prompt)
-            let checked = try check(last, full.suffix(smolLM2.vocabSize).map(Double.init), absolute: 1e-3, relative: 1e-3, "prefill vs full forward, last logits")
-            return Prepared(run: run, check: checked)
-        }
+        ModelCases.prefill(name, smolLM2, length: length, detail: "SmolLM2 shape, \(source == "smollm2-file" ? "the real file" : "Q4_1 + Q8_0 head")",
+                           tolerance: 1e-3) { try model(source, eightBit: false) }
     }
 }

@@ -198,16 +198,6 @@ LM_AVX2 static void rows_super_avx2(int format, const uint8_t *w, size_t row_byt
     }
 }
 
-void lm_quantized_rows(int format, const void *w, size_t row_bytes, const float *x, float *y,
-                       size_t row_start, size_t row_end, size_t columns) {
-    if (!lm_quantized_available()) {
-        rows_portable(format, (const uint8_t *)w, row_bytes, x, y, row_start, row_end, columns);
-    } else if (lm_is_super_block(format)) {
-        rows_super_avx2(format, (const uint8_t *)w, row_bytes, x, y, row_start, row_end, columns);
-    } else {
-        rows_avx2(format, (const uint8_t *)w, row_bytes, x, y, row_start, row_end, columns);
-    }
-}
 
 /// Rows decoded to floats d·q + m (multiply, then add: rounded as ggml's scalar decoder).
 LM_AVX2 static void dequantize_avx2(int format, const uint8_t *w, size_t row_bytes, float *out, size_t ldo,
@@ -231,25 +221,33 @@ LM_AVX2 static void dequantize_avx2(int format, const uint8_t *w, size_t row_byt
     }
 }
 
-void lm_quantized_dequantize_rows(int format, const void *w, size_t row_bytes, float *out, size_t ldo,
-                                  size_t row_start, size_t row_end, size_t columns) {
-    if (lm_quantized_available()) {
-        dequantize_avx2(format, (const uint8_t *)w, row_bytes, out, ldo, row_start, row_end, columns);
-    } else {
-        dequantize_portable(format, (const uint8_t *)w, row_bytes, out, ldo, row_start, row_end, columns);
-    }
-}
-
 #else
 int lm_quantized_available(void) { return 0; }
+#endif
 
+// The entry points: the AVX2 loops when this CPU has them, else the portable ones.
 void lm_quantized_rows(int format, const void *w, size_t row_bytes, const float *x, float *y,
                        size_t row_start, size_t row_end, size_t columns) {
-    rows_portable(format, (const uint8_t *)w, row_bytes, x, y, row_start, row_end, columns);
+#if defined(__x86_64__) || defined(__i386__)
+    if (lm_quantized_available()) {
+        if (lm_is_super_block(format)) {
+            rows_super_avx2(format, (const uint8_t *)w, row_bytes, x, y, row_start, row_end, columns);
+        } else {
+            rows_avx2(format, (const uint8_t *)w, row_bytes, x, y, row_start, row_end, columns);
+        }
+        return;
+    }
+#endif
+    lm_quantized_rows_portable(format, w, row_bytes, x, y, row_start, row_end, columns);
 }
 
 void lm_quantized_dequantize_rows(int format, const void *w, size_t row_bytes, float *out, size_t ldo,
                                   size_t row_start, size_t row_end, size_t columns) {
-    dequantize_portable(format, (const uint8_t *)w, row_bytes, out, ldo, row_start, row_end, columns);
-}
+#if defined(__x86_64__) || defined(__i386__)
+    if (lm_quantized_available()) {
+        dequantize_avx2(format, (const uint8_t *)w, row_bytes, out, ldo, row_start, row_end, columns);
+        return;
+    }
 #endif
+    lm_quantized_dequantize_rows_portable(format, w, row_bytes, out, ldo, row_start, row_end, columns);
+}

@@ -1,3 +1,4 @@
+import CVectorKernels
 import Foundation
 
 /// Sizes of one attention call. Grouped-query attention when `kvHeads < heads`: query head `h`
@@ -120,6 +121,11 @@ public enum ScaledDotProductAttention {
         let group = dims.heads / dims.kvHeads
         let pairs = dims.batch * dims.heads
         let probsBase = probs.baseAddress!
+        if tq == 1, lm_decode_attention_available(d) == 1, mask.seesEveryKey(ofOneQueryOver: tk) {
+            decodeStep(q: q, queryLayout: queryLayout, k: k, v: v, keyLayout: keyLayout, out: out, outputLayout: outputLayout,
+                       probs: probsBase, dims: dims, alpha: alpha)
+            return
+        }
         func attend(_ pair: Int) {
             let (b, h) = pair.quotientAndRemainder(dividingBy: dims.heads)
             let kvHead = h / group
@@ -143,6 +149,30 @@ public enum ScaledDotProductAttention {
             }
         } else {
             for pair in 0..<pairs { attend(pair) }
+        }
+    }
+
+    /// A decode step (one query row per head, every cached key visible): per key/value head,
+    /// the scores of all its query heads in one pass over the keys, their softmax, then the
+    /// values in one pass (``/CVectorKernels`` `lm_attention_scores`, `lm_attention_values`),
+    /// so grouped-query attention reads K and V once per step instead of once per query head.
+    /// Threads take (batch, key/value head) pairs.
+    static func decodeStep(
+        q: UnsafePointer<Float>, queryLayout: HeadLayout, k: UnsafePointer<Float>, v: UnsafePointer<Float>, keyLayout: HeadLayout,
+        out: UnsafeMutablePointer<Float>, outputLayout: HeadLayout, probs: UnsafeMutablePointer<Float>, dims: AttentionDims, alpha: Float
+    ) {
+        let (tk, d, group) = (dims.keyLength, dims.headDim, dims.heads / dims.kvHeads)
+        Threading.parallelRanges(dims.batch * dims.kvHeads, costPerItem: 4 * group * tk * d) { range in
+            for pair in range {
+                let (b, kvHead) = pair.quotientAndRemainder(dividingBy: dims.kvHeads)
+                let firstHead = kvHead * group
+                let scores = probs + (b * dims.heads + firstHead) * tk
+                lm_attention_scores(q + b * queryLayout.batchStride + firstHead * d, group, d,
+                                    k + b * keyLayout.batchStride + kvHead * d, keyLayout.rowStride, tk, alpha, scores, tk)
+                for head in 0..<group { Softmax.softmaxRow(scores + head * tk, scores + head * tk, count: tk, visible: tk) }
+                lm_attention_values(scores, tk, group, tk, v + b * keyLayout.batchStride + kvHead * d, keyLayout.rowStride, d,
+                                    out + b * outputLayout.batchStride + firstHead * d, d)
+            }
         }
     }
 

@@ -9,6 +9,15 @@ public enum AttentionMask {
     case causal(queryOffset: Int)
     /// allowed: [queries, keys]; `true` means the query may attend to that key.
     case allowed(UnsafeBufferPointer<Bool>)
+
+    /// Whether a single query row over `keys` keys sees all of them (a decode step's mask).
+    func seesEveryKey(ofOneQueryOver keys: Int) -> Bool {
+        switch self {
+        case .none: true
+        case .causal(let offset): offset + 1 >= keys
+        case .allowed: false
+        }
+    }
 }
 
 /// Numerically stable softmax over the last dimension. Masked entries get exactly zero weight;

@@ -67,6 +67,19 @@ final class AttentionTests: XCTestCase {
         XCTAssertEqual(Array(out[(2 * 16)..<(3 * 16)]), [Float](repeating: 0, count: 16))
     }
 
+    /// A decode step (one query over every cached key: the grouped kernels of
+    /// `decode_attention.c`) at awkward cache lengths around its blocks of 8 and 32 keys, head
+    /// sizes from 8 to 128, groups of 1 to 8 query heads, strided operands; and the GEMM path
+    /// where those kernels do not apply (a head size not a multiple of 8, one too wide).
+    func testDecodeStepOverTheCache() {
+        for (tk, heads, kvHeads, d) in [(1, 1, 1, 8), (7, 3, 1, 64), (8, 9, 3, 64), (9, 4, 2, 16), (33, 8, 1, 128), (300, 9, 3, 64),
+                                        (65, 2, 2, 72), (17, 2, 1, 12), (20, 2, 2, 136)] {
+            let dims = AttentionDims(batch: 2, queryLength: 1, keyLength: tk, heads: heads, kvHeads: kvHeads, headDim: d)
+            checkAgainstReference(dims: dims, mask: nil, causalOffset: tk - 1, seed: UInt64(tk * 7 + d), margin: 3)
+            checkAgainstReference(dims: dims, mask: nil, causalOffset: nil, seed: UInt64(tk * 5 + d))
+        }
+    }
+
     func testGroupedQueryAttention() {
         for (heads, kvHeads) in [(4, 2), (8, 1), (6, 3)] {
             checkAgainstReference(dims: AttentionDims(batch: 2, queryLength: 9, keyLength: 9, heads: heads, kvHeads: kvHeads, headDim: 8),

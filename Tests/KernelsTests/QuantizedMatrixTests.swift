@@ -138,7 +138,7 @@ final class QuantizedMatrixTests: XCTestCase {
                 continue
             }
             let blocks = Self.randomBlocks(format, rows: rows, columns: columns, seed: 31)
-            try blocks.withUnsafeBytes { raw in
+            blocks.withUnsafeBytes { raw in
                 let matrix = QuantizedMatrix(format: format, rows: rows, columns: columns, blocks: raw.baseAddress!)
                 var generator = SeededGenerator(seed: 12)
                 let x = (0..<columns).map { _ in Float.random(in: -2...2, using: &generator) }

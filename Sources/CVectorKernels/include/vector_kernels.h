@@ -69,6 +69,21 @@ int lm_quantized_q8_available(int format);
 void lm_quantized_rows_q8(int format, const void *w, size_t row_bytes, const int8_t *qx, const float *scales,
                           const float *sums, float *y, size_t row_start, size_t row_end, size_t columns);
 
+/// 1 when this CPU runs the decode attention kernels below for heads of `head_dim` (AVX2+FMA;
+/// a multiple of 8, at most 128), else 0.
+int lm_decode_attention_available(size_t head_dim);
+
+/// `scores[g · scores_stride + t] = alpha · q_g · k_t` for the `group` query heads sharing one
+/// key/value head (`q_g` at `q + g · head_dim`) and keys `t < keys` (row stride `k_stride`):
+/// each key row is read once for the whole group (decode_attention.c).
+void lm_attention_scores(const float *q, size_t group, size_t head_dim, const float *k, size_t k_stride, size_t keys,
+                         float alpha, float *scores, size_t scores_stride);
+
+/// `out_g = Σ_t p[g · p_stride + t] · v_t` over `keys` value rows (row stride `v_stride`), for
+/// the group's heads (`out_g` at `out + g · out_stride`): each value row read once for the group.
+void lm_attention_values(const float *p, size_t p_stride, size_t group, size_t keys, const float *v, size_t v_stride,
+                         size_t head_dim, float *out, size_t out_stride);
+
 /// A spin-wait hint to the CPU (x86 `pause`): lets the sibling hyper-thread run and saves power
 /// while a worker thread polls for its next task.
 static inline void lm_cpu_relax(void) {
