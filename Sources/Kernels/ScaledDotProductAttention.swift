@@ -154,7 +154,7 @@ public enum ScaledDotProductAttention {
 
     /// A decode step (one query row per head, every cached key visible): per key/value head,
     /// the scores of all its query heads in one pass over the keys, their softmax, then the
-    /// values in one pass (``/CVectorKernels`` `lm_attention_scores`, `lm_attention_values`),
+    /// values in one pass (`lm_attention_scores` and `lm_attention_values` in CVectorKernels),
     /// so grouped-query attention reads K and V once per step instead of once per query head.
     /// Threads take (batch, key/value head) pairs.
     static func decodeStep(
