@@ -4,7 +4,7 @@ import Model
 /// How `lm generate` and `lm chat` hold a model for decoding: its blocks kept or decoded, the
 /// activation precision of the quantized products, and how many tokens the session holds.
 struct DecodeOptions: ParsableArguments {
-    @Flag(help: "Decode a GGUF file's Q8_0/Q4_0/Q4_1 weights to Float32 instead of keeping their blocks (slower decode, 4–7× the memory; the exact dequantized model).")
+    @Flag(help: "Decode a GGUF file's (or a quantized model directory's) block-quantized weights to Float32 instead of keeping their blocks (slower decode, 4–7× the memory; the exact dequantized model).")
     var dequantize = false
     @Flag(help: "Round activations to 8 bits in the quantized decode products, as llama.cpp does (faster; the logits move by the rounding).")
     var eightBitActivations = false

@@ -91,7 +91,7 @@ public enum GGUFCheckpoint {
     }
 
     /// Loads an opened GGUF file (its tokenizer can be read from the same `GGUFFile`). With
-    /// `keepQuantized`, tensors in Q8_0, Q4_0 or Q4_1 stay in their blocks in the mapped file
+    /// `keepQuantized`, matrices in any ``/Kernels/QuantizedMatrix/Format`` (Q8_0 … Q6_K) stay in their blocks in the mapped file
     /// (``/Kernels/QuantizedMatrix``; a tied head is the embedding's matrix itself) and only the others are
     /// decoded to Float32: the model then runs but cannot be trained or saved.
     ///

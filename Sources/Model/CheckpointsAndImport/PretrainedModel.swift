@@ -29,8 +29,8 @@ public struct PretrainedModel {
     public var loadSeconds: (files: Double, weights: Double, tokenizer: Double) = (0, 0, 0)
 
     /// Loads `path`; `chatTemplatePath` replaces the files' own template. A template that does
-    /// not parse is an error naming its line. With `keepQuantized`, a GGUF file's Q8_0, Q4_0 and
-    /// Q4_1 tensors stay in their blocks (``GGUFCheckpoint/load(file:keepQuantized:eightBitActivations:)``): faster
+    /// not parse is an error naming its line. With `keepQuantized`, the block-quantized tensors of
+    /// a GGUF file (or a quantized model directory's `model.gguf`) stay in their blocks (``GGUFCheckpoint/load(file:keepQuantized:eightBitActivations:)``): faster
     /// decode, a quarter of the memory, no training or saving.
     public static func load(_ path: String, chatTemplatePath: String? = nil, keepQuantized: Bool = false,
                             eightBitActivations: Bool = false) throws -> PretrainedModel {
