@@ -43,6 +43,13 @@ final class GGUFExportTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(read.vocabulary, source.vocabulary)
         XCTAssertEqual(read.merges.map { [$0.left, $0.right, $0.result] }, source.merges.map { [$0.left, $0.right, $0.result] })
         XCTAssertEqual(try read.decode(ids), Self.sample)
+        // And on random text: the read-back tokenizer (llama.cpp's rules for `gpt-2`) encodes as ours.
+        var generator = SeededGenerator(seed: 2026)
+        let pieces = ["Once", " upon", " a", " time", " model", "Hello", ",", ".", "!", " ", "  ", "\n", "1", "23", "é", "日本", "<|endoftext|>", "x", "'s", " world"]
+        for _ in 0..<400 {
+            let text = (0..<Int.random(in: 1...12, using: &generator)).map { _ in pieces.randomElement(using: &generator)! }.joined()
+            XCTAssertEqual(read.encode(text), source.encode(text), "'\(text)'")
+        }
         XCTAssertEqual(loaded.chatTemplate?.source, original.chatTemplate?.source)
         XCTAssertEqual(loaded.eosText, "<|endoftext|>")
         XCTAssertTrue(read.stopTokens.contains(source.specialTokenID("<|endoftext|>")!))
