@@ -107,11 +107,16 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
     /// have been given to ``prepareRowProducts(_:)`` first.
     public func rowProducts(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
         if quantizesActivations && format.takesEightBitActivations {
-            lm_quantized_rows_q8(format.rawValue, blocks, rowBytes, activations.codes, activations.scales, activations.sums,
-                                 y, rows.lowerBound, rows.upperBound, columns)
+            eightBitRowProducts(into: y, rows: rows)
         } else {
             lm_quantized_rows(format.rawValue, blocks, rowBytes, x, y, rows.lowerBound, rows.upperBound, columns)
         }
+    }
+
+    /// Rows `rows` of the product with the activations last quantized into ``activations``.
+    private func eightBitRowProducts(into y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
+        lm_quantized_rows_q8(format.rawValue, blocks, rowBytes, activations.codes, activations.scales, activations.sums,
+                             y, rows.lowerBound, rows.upperBound, columns)
     }
 
     /// The 8-bit codes of the last `x` prepared, with their per-block scales and exact sums.
@@ -141,10 +146,7 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
     public func multiplyQuantizingActivations(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) -> Bool {
         guard format.takesEightBitActivations else { return false }
         activations.quantize(x)
-        let (format, blocks, rowBytes, columns, codes) = (format.rawValue, blocks, rowBytes, columns, activations)
-        Threading.parallelRanges(rows, costPerItem: columns / 2) { range in
-            lm_quantized_rows_q8(format, blocks, rowBytes, codes.codes, codes.scales, codes.sums, y, range.lowerBound, range.upperBound, columns)
-        }
+        Threading.parallelRanges(rows, costPerItem: columns / 2) { range in eightBitRowProducts(into: y, rows: range) }
         return true
     }
 

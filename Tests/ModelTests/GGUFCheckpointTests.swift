@@ -18,12 +18,7 @@ final class GGUFCheckpointTests: XCTestCase {
         XCTAssertEqual(config.normEps, 1e-5)
         // The head is tied: a copy of the embedding.
         XCTAssertEqual(Array(model.tensor("lm_head.weight")!.prefix(1000)), Array(model.tensor("token_embeddings.weight")!.prefix(1000)))
-        let ids = try NPYFile(path: directory + "/ids.npy").integers().map { Int32($0) }
-        let expected = try NPYFile(path: directory + "/logits.npy").floats()
-        let logits = try model.forward(tokens: ids, batch: 1, length: ids.count)
-        XCTAssertEqual(logits.count, expected.count)
-        let worst = zip(logits, expected).map { abs($0 - $1) }.max()!
-        print("GGUF Q4_K_M fixture: max |Δ| of the logits against transformers \(worst)")
+        let (ids, expected, worst) = try ModelFactory.logitGap(model, ids: directory + "/ids.npy", logits: directory + "/logits.npy", label: "GGUF Q4_K_M fixture")
         XCTAssertLessThan(worst, 1e-4, "max |Δ| against transformers: \(worst)")
         // And the cached path gives the same last-position logits.
         let session = InferenceSession(model: model, maxChunk: 5)
@@ -49,11 +44,8 @@ final class GGUFCheckpointTests: XCTestCase {
         XCTAssertEqual(kept["layers.0.attn.q_proj.weight"], .q5_0)
         XCTAssertEqual(kept["layers.1.attn.v_proj.weight"], .q8_0)
         XCTAssertEqual(model.quantizedTensors.count, 1 + 1 + 2 * 7, "embedding, tied head, seven matrices a layer")
-        let ids = try NPYFile(path: directory + "/ids.npy").integers().map { Int32($0) }
-        let expected = try NPYFile(path: directory + "/logits.npy").floats()
-        let logits = try model.forward(tokens: ids, batch: 1, length: ids.count)
-        let worst = zip(logits, expected).map { abs($0 - $1) }.max()!
-        print("GGUF Q4_K_M fixture, Q8_0 blocks kept: max |Δ| of the logits against transformers \(worst)")
+        let (ids, expected, worst) = try ModelFactory.logitGap(model, ids: directory + "/ids.npy", logits: directory + "/logits.npy",
+                                                              label: "GGUF Q4_K_M fixture, blocks kept")
         XCTAssertLessThan(worst, 1e-4)
         let session = InferenceSession(model: model)
         var last = try session.append(Array(ids.dropLast()))

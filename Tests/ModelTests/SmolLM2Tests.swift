@@ -58,11 +58,8 @@ final class SmolLM2Tests: XCTestCase {
         let model = try GGUFCheckpoint.load(file: try GGUFFile(path: try Fixtures.requireSmolLM2()), keepQuantized: true)
         XCTAssertEqual(model.quantizedTensors.count, 30 * 7 + 2, "every projection, the embedding and the tied head")
         func ids(_ name: String) throws -> [Int32] { try NPYFile(path: fixture + "/\(name).npy").integers().map { Int32($0) } }
-        let prompt = try ids("plain_ids")
-        let expected = try NPYFile(path: fixture + "/plain_logits.npy").floats()
-        let logits = try model.forward(tokens: prompt, batch: 1, length: prompt.count)
-        let worst = zip(logits, expected).map { abs($0 - $1) }.max()!
-        print("SmolLM2 with blocks kept: max |Δ| of the logits against transformers \(worst)")
+        let (prompt, _, worst) = try ModelFactory.logitGap(model, ids: fixture + "/plain_ids.npy", logits: fixture + "/plain_logits.npy",
+                                                          label: "SmolLM2 with blocks kept")
         XCTAssertLessThan(worst, 1e-3)
         let session = InferenceSession(model: model)
         XCTAssertEqual(try Self.greedy(24, after: prompt, in: session), try ids("plain_greedy24"))

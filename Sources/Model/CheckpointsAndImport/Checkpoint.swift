@@ -13,6 +13,12 @@ public enum Checkpoint {
     /// the configuration too (``GGUFExport``), in place of `config.json` and `model.safetensors`.
     public static let quantizedWeightsFile = "model.gguf"
 
+    /// `directory`'s `model.gguf` when it is a quantized model directory of ours, else nil.
+    public static func quantizedWeights(in directory: String) -> String? {
+        let path = (directory as NSString).appendingPathComponent(quantizedWeightsFile)
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+
     /// Loads `directory/config.json` and `directory/model.safetensors`. F32, F16 and BF16 (and
     /// F64) tensors are decoded straight from the memory-mapped file into the parameter buffer.
     /// Errors name the file and the tensor: missing, unexpected, wrong shape, wrong dtype.
@@ -30,8 +36,7 @@ public enum Checkpoint {
         if path.hasSuffix(".gguf"), FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
             return try GGUFCheckpoint.load(path: path)
         }
-        let quantized = (path as NSString).appendingPathComponent(quantizedWeightsFile)
-        if FileManager.default.fileExists(atPath: quantized) { return try GGUFCheckpoint.load(path: quantized) }
+        if let quantized = quantizedWeights(in: path) { return try GGUFCheckpoint.load(path: quantized) }
         if HuggingFaceCheckpoint.isHuggingFaceDirectory(path) { return try HuggingFaceCheckpoint.load(directory: path) }
         return try load(directory: path)
     }

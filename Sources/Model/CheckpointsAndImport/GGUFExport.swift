@@ -32,7 +32,7 @@ public enum GGUFExport {
             case .q8_0: 7
             case .q5_0: 8
             case .q5_1: 9
-            case .q4_K, .q5_K, .q6_K: 15
+            case .q4_K, .q5_K, .q6_K: preconditionFailure("unreachable: K-quants are not written")
             }
         }
     }
@@ -56,6 +56,9 @@ public enum GGUFExport {
     public static func write(_ pretrained: PretrainedModel, storage: Storage, to path: String, name: String? = nil) throws {
         let model = pretrained.model
         try model.requireDense(for: "exporting to GGUF")
+        if case .quantized(let format) = storage, !format.isWritable {
+            throw ModelError("GGUF export writes Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 blocks; \(format) is read here, not written")
+        }
         let config = model.config
         var writer = GGUFWriter()
         writer.set("general.architecture", string: "llama")

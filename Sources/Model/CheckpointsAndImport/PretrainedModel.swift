@@ -41,8 +41,7 @@ public struct PretrainedModel {
         if !isDirectory.boolValue {
             guard path.hasSuffix(".gguf") else { throw ModelError("\(path): a model is a directory or a .gguf file") }
             loaded = try gguf(path, keepQuantized: keepQuantized, eightBitActivations: eightBitActivations)
-        } else if FileManager.default.fileExists(atPath: (path as NSString).appendingPathComponent(Checkpoint.quantizedWeightsFile)) {
-            let weights = (path as NSString).appendingPathComponent(Checkpoint.quantizedWeightsFile)
+        } else if let weights = Checkpoint.quantizedWeights(in: path) {
             let file = try Checkpoint.mapFileErrors { try GGUFFile(path: weights) }
             loaded = try directory(path, model: try GGUFCheckpoint.load(file: file, keepQuantized: keepQuantized, eightBitActivations: eightBitActivations))
         } else if HuggingFaceCheckpoint.isHuggingFaceDirectory(path) {
