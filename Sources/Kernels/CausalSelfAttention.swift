@@ -29,6 +29,25 @@ public enum CausalSelfAttention {
         y: MatrixView, qkv: MatrixView, saved: AttentionMemory, context: MatrixView,
         dims: AttentionDims, accumulate: Bool = false, cache: KVCacheSlot? = nil
     ) {
+        forward(x: x, qkvWeight: qkvWeight, outputWeight: outputWeight, rope: rope, y: y, qkv: qkv, saved: saved,
+                context: context, dims: dims, accumulate: accumulate, cache: cache.map { .sequence($0) })
+    }
+
+    /// The same, with the rows' cache given as ``KVCacheRows``: one sequence, or one row for
+    /// each of several sequences (a batched decode step: `dims.batch` rows, `dims.queryLength`
+    /// 1, `dims.keyLength` at least every stream's length, `saved` the probabilities whose
+    /// `[B·H, keyLength]` hold the scores).
+    public static func forward(
+        x: MatrixView, qkvWeight: some LinearWeight, outputWeight: some LinearWeight, rope: RotaryPositions?,
+        y: MatrixView, qkv: MatrixView, saved: AttentionMemory, context: MatrixView,
+        dims: AttentionDims, accumulate: Bool = false, cache rows: KVCacheRows?
+    ) {
+        if case .streams(let slots) = rows {
+            return forwardStreams(x: x, qkvWeight: qkvWeight, outputWeight: outputWeight, rope: rope, y: y, qkv: qkv,
+                                  saved: saved, context: context, dims: dims, accumulate: accumulate, slots: slots)
+        }
+        var cache: KVCacheSlot?
+        if case .sequence(let slot) = rows { cache = slot }
         let kernel = "CausalSelfAttention.forward"
         let offset = cache?.start ?? 0
         requireMatch(offset + dims.queryLength, dims.keyLength, kernel,
@@ -60,6 +79,35 @@ public enum CausalSelfAttention {
             FlashAttention.forward(q: q, k: keys, v: values, out: context, logSumExp: logSumExp, workspace: workspace,
                                    dims: dims, queryOffset: offset)
         }
+        Linear.forward(x: context, weight: outputWeight, y: y, accumulate: accumulate)
+    }
+
+    /// A batched decode step: row `i` of `x` is the next position of sequence `i`, whose keys
+    /// and values go into `slots[i]` at its `start`; each query attends over its own cache.
+    private static func forwardStreams(
+        x: MatrixView, qkvWeight: some LinearWeight, outputWeight: some LinearWeight, rope: RotaryPositions?,
+        y: MatrixView, qkv: MatrixView, saved: AttentionMemory, context: MatrixView,
+        dims: AttentionDims, accumulate: Bool, slots: [KVCacheSlot]
+    ) {
+        let kernel = "CausalSelfAttention.forward(streams)"
+        precondition(dims.queryLength == 1 && dims.batch == slots.count, "\(kernel): \(slots.count) streams need batch \(slots.count) of one row, got \(dims.batch) × \(dims.queryLength)")
+        guard case .probabilities(let scores) = saved else { preconditionFailure("\(kernel): a decode step keeps scores, not log-sum-exps") }
+        requireShape(scores, dims.batch * dims.heads, dims.keyLength, kernel, "scores")
+        let (q, k, v) = split(qkv, dims)
+        Linear.forward(x: x, weight: qkvWeight, y: qkv)
+        if let rope {
+            RoPE.apply(to: q, rope)
+            RoPE.apply(to: k, rope)
+        }
+        for (row, slot) in slots.enumerated() {
+            precondition(slot.start < slot.capacity && slot.start < dims.keyLength, "\(kernel): stream \(row) at position \(slot.start) overflows its cache of \(slot.capacity)")
+            slot.keys.rows(slot.start..<(slot.start + 1)).copy(from: k.rows(row..<(row + 1)))
+            slot.values.rows(slot.start..<(slot.start + 1)).copy(from: v.rows(row..<(row + 1)))
+        }
+        ScaledDotProductAttention.decodeStreams(q: q, keys: slots.map { $0.keys.rows(0..<($0.start + 1)) },
+                                                values: slots.map { $0.values.rows(0..<($0.start + 1)) }, out: context,
+                                                scores: scores.base, maxKeys: dims.keyLength,
+                                                heads: dims.heads, kvHeads: dims.kvHeads, headDim: dims.headDim)
         Linear.forward(x: context, weight: outputWeight, y: y, accumulate: accumulate)
     }
 
@@ -126,6 +174,15 @@ public enum AttentionMemory {
 public enum AttentionKernel: String, Sendable, CaseIterable {
     case standard
     case memoryEfficient = "memory-efficient"
+}
+
+/// Where the rows of a cached forward belong.
+public enum KVCacheRows {
+    /// One sequence: the rows are its positions `slot.start…`, in order.
+    case sequence(KVCacheSlot)
+    /// One row for each sequence (a batched decode step): row `i` is position `slots[i].start`
+    /// of sequence `i`.
+    case streams([KVCacheSlot])
 }
 
 /// One layer's key/value cache for ``CausalSelfAttention/forward(x:qkvWeight:outputWeight:rope:y:qkv:saved:context:dims:accumulate:cache:)``:

@@ -23,7 +23,7 @@ public struct StackedWeights: LinearWeight {
     }
 
     /// The parts with the first row of each, when every part is block-quantized.
-    private let quantizedParts: [(matrix: QuantizedMatrix, start: Int)]?
+    let quantizedParts: [(matrix: QuantizedMatrix, start: Int)]?
 
     /// nil: the parts are not one Float32 block (training needs a dense model).
     public var dense: MatrixView? { nil }

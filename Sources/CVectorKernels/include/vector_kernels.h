@@ -57,6 +57,16 @@ void lm_quantized_dequantize_rows(int format, const void *w, size_t row_bytes, f
 void lm_quantized_dequantize_rows_portable(int format, const void *w, size_t row_bytes, float *out, size_t ldo,
                                            size_t row_start, size_t row_end, size_t columns);
 
+/// Most activation rows ``lm_quantized_rows_batched`` takes in one call.
+enum { LM_BATCH_MAX = 64 };
+
+/// Rows `row_start..<row_end` of `Y = X · Wᵀ` for `batch` (1…LM_BATCH_MAX) activation rows, row
+/// `b` of X at `x + b · ldx` and of Y at `y + b · ldy` (added to Y with `accumulate`): a batched
+/// decode step. Each weight row is decoded once for all the activation rows. Batch-invariant:
+/// `y_b[r]` is the same bits whatever the other rows, the batch size, the row range split.
+void lm_quantized_rows_batched(int format, const void *w, size_t row_bytes, const float *x, size_t ldx, size_t batch,
+                               float *y, size_t ldy, size_t row_start, size_t row_end, size_t columns, int accumulate);
+
 /// Each block of 32 values of `x` as int8 codes `qx` with a scale (`scales[b]`, x ≈ scale · q)
 /// and the block's exact sum (`sums[b]`): the activations of ``lm_quantized_rows_q8``.
 void lm_quantize_activations(const float *x, size_t columns, int8_t *qx, float *scales, float *sums);

@@ -129,6 +129,12 @@ final class ForwardActivations {
         return UnsafeBufferPointer(rebasing: positions[0..<(batch * length)])
     }
 
+    /// The next position of each stream, for a batched decode step.
+    func positions(of streams: [KVCache]) -> UnsafeBufferPointer<Int> {
+        for (row, stream) in streams.enumerated() { positions[row] = stream.length }
+        return UnsafeBufferPointer(rebasing: positions[0..<streams.count])
+    }
+
     private func attentionMemory(_ slot: Int, dims: AttentionDims) -> AttentionMemory {
         let rows = dims.batch * dims.heads * dims.queryLength
         if kernel == .standard || (mode == .inference && dims.batch * dims.queryLength == 1) {

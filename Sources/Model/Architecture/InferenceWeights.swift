@@ -43,6 +43,21 @@ struct InferenceWeights {
         quantizedEmbedding = quantized["token_embeddings.weight"]
     }
 
+    private init(layers: [BlockWeights], head: any LinearWeight, embedding: MatrixView, quantizedEmbedding: QuantizedMatrix?) {
+        (self.layers, self.head, self.embedding, self.quantizedEmbedding) = (layers, head, embedding, quantizedEmbedding)
+    }
+
+    /// The same matrices multiplied batch-invariantly (``/Kernels/BatchInvariantWeight``): what a
+    /// batched decode step multiplies with, so that each stream's rows are computed alone.
+    func batchInvariant() -> InferenceWeights {
+        InferenceWeights(
+            layers: layers.map {
+                BlockWeights(qkv: BatchInvariantWeight($0.qkv), output: BatchInvariantWeight($0.output),
+                             gateUp: BatchInvariantWeight($0.gateUp), down: BatchInvariantWeight($0.down), ln1: $0.ln1, ln2: $0.ln2)
+            },
+            head: BatchInvariantWeight(head), embedding: embedding, quantizedEmbedding: quantizedEmbedding)
+    }
+
     /// The rows of `ids` into `y`: [ids.count, C].
     func embed(_ ids: UnsafeBufferPointer<Int32>, into y: MatrixView) {
         guard let table = quantizedEmbedding else { return Embedding.forward(ids: ids, table: embedding, y: y) }

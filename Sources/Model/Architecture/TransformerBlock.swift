@@ -9,12 +9,13 @@ public enum TransformerBlock {
     /// attention without rotary positions.
     public static func forward(weights w: BlockTensors, activations a: BlockActivations, dims: AttentionDims,
                                rope: RotaryPositions?, epsilon: Float, cache: KVCacheSlot? = nil) {
-        forward(using: BlockWeights(w), activations: a, dims: dims, rope: rope, epsilon: epsilon, cache: cache)
+        forward(using: BlockWeights(w), activations: a, dims: dims, rope: rope, epsilon: epsilon, cache: cache.map { .sequence($0) })
     }
 
-    /// The same with weights in any ``/Kernels/LinearWeight`` form (block-quantized matrices for inference).
+    /// The same with weights in any ``/Kernels/LinearWeight`` form (block-quantized matrices for
+    /// inference), and the cache of one sequence or of one row per sequence (a batched decode step).
     public static func forward(using w: BlockWeights, activations a: BlockActivations, dims: AttentionDims,
-                               rope: RotaryPositions?, epsilon: Float, cache: KVCacheSlot? = nil) {
+                               rope: RotaryPositions?, epsilon: Float, cache: KVCacheRows? = nil) {
         RMSNorm.forward(x: a.input, weight: w.ln1, y: a.norm1, rstd: a.rstd1, epsilon: epsilon)
         a.afterAttention.copy(from: a.input)
         CausalSelfAttention.forward(x: a.norm1, qkvWeight: w.qkv, outputWeight: w.output, rope: rope, y: a.afterAttention,

@@ -121,26 +121,37 @@ public final class TransformerLM {
     /// ``backward(tokens:batch:saved:workspace:gradients:)`` reads) or one layer's worth reused
     /// (inference). With `cache` (batch 1) the rows are positions `cache.length…`: their keys and
     /// values are appended to the cache, attention reads every cached position, and the cache
-    /// advances. Only the rows whose logits are wanted go through the final norm and the head.
+    /// advances. With `streams` (a batched decode step: `batch` = `streams.count`, one token
+    /// each) token `i` is the next position of the sequence cached in `streams[i]`, and the
+    /// weights multiply batch-invariantly, so each stream's logits are the bits it would get
+    /// alone. Only the rows whose logits are wanted go through the final norm and the head.
     func forward(tokens: UnsafeBufferPointer<Int32>, batch: Int, into saved: ForwardActivations, cache: KVCache? = nil,
-                 logitRows: Range<Int>, logits: MatrixView? = nil) {
+                 streams: [KVCache] = [], logitRows: Range<Int>, logits: MatrixView? = nil) {
         let (n, length, start) = (tokens.count, tokens.count / batch, cache?.length ?? 0)
-        let dims = AttentionDims(batch: batch, queryLength: length, keyLength: start + length,
+        let weights = streams.isEmpty ? inference : streamWeights
+        let dims = AttentionDims(batch: batch, queryLength: length, keyLength: streams.isEmpty ? start + length : saved.keyCapacity,
                                  heads: config.numHeads, kvHeads: config.numKVHeads, headDim: config.headDim)
-        let rotary = RotaryPositions(table: rope, positions: saved.positions(batch: batch, length: length, start: start))
-        inference.embed(tokens, into: saved.residual(0, rows: n))
-        for (index, layer) in inference.layers.enumerated() {
+        let positions = streams.isEmpty ? saved.positions(batch: batch, length: length, start: start) : saved.positions(of: streams)
+        let rotary = RotaryPositions(table: rope, positions: positions)
+        weights.embed(tokens, into: saved.residual(0, rows: n))
+        for (index, layer) in weights.layers.enumerated() {
+            let rows: KVCacheRows? = streams.isEmpty
+                ? cache.map { .sequence($0.slot(layer: index)) } : .streams(streams.map { $0.slot(layer: index) })
             TransformerBlock.forward(using: layer, activations: saved.layer(index, dims: dims), dims: dims,
-                                     rope: rotary, epsilon: config.normEps, cache: cache?.slot(layer: index))
+                                     rope: rotary, epsilon: config.normEps, cache: rows)
         }
         cache?.length += length
+        for stream in streams { stream.length += 1 }
         guard !logitRows.isEmpty else { return }
         let (norm, rstd) = saved.finalNorm(rows: logitRows.count)
-        RMSNorm.forward(x: saved.residual(config.numLayers, rows: n).rows(logitRows), weight: weights.finalNorm,
+        RMSNorm.forward(x: saved.residual(config.numLayers, rows: n).rows(logitRows), weight: self.weights.finalNorm,
                         y: norm, rstd: rstd, epsilon: config.normEps)
         let output = logits ?? saved.logits!.matrix(at: 0, rows: logitRows.count, columns: config.vocabSize)
-        Linear.forward(x: norm, weight: inference.head, y: output)
+        Linear.forward(x: norm, weight: weights.head, y: output)
     }
+
+    /// The weights of a batched decode step (``/Kernels/BatchInvariantWeight``), made when first used.
+    private lazy var streamWeights = inference.batchInvariant()
 
     /// Runs block `layer` alone: hidden: [batch, length, d_model] → output: [batch, length, d_model]
     /// (positions 0..<length). For inspecting and timing one block.
