@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "DataParallel", targets: ["DataParallel"]),
         .executable(name: "lm", targets: ["lm"]),
         .executable(name: "bench", targets: ["bench"]),
+        .executable(name: "lm-serve", targets: ["lm-serve"]),
     ],
     // `swift build --traits MPI` (or a dependent package enabling the trait) adds data-parallel
     // training over Open MPI; the default build needs no MPI.
@@ -27,6 +28,9 @@ let package = Package(
         // `swift package generate-documentation` (the guide in Sources/Model/Model.docc); a
         // command plugin, not linked into anything.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
+        // The HTTP server of `lm-serve` only (`lm` and the library targets do not build it).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
     ],
     targets: [
         // CBLAS from the system's OpenBLAS (Debian: libopenblas-dev, liblapacke-dev).
@@ -72,6 +76,17 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // The OpenAI-compatible server with continuous batching, and its page (Resources/index.html).
+        .executableTarget(
+            name: "lm-serve",
+            dependencies: [
+                "Model", "Kernels", "Tokenizer", "ChatTemplate",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            resources: [.copy("Resources/index.html")]
+        ),
         // What tests and the bench both check with: closeness, the reference model on a model's weights.
         .target(name: "Verification", dependencies: ["Model", "ReferenceKernels"]),
         .executableTarget(
@@ -100,6 +115,8 @@ let package = Package(
         // The command-line tool run as a user runs it (the `lm` executable beside the tests).
         .testTarget(name: "CLITests", dependencies: ["lm", "Kernels", "TensorIO", "TestSupport"]),
         // `mpirun -np 2 lm train` against one process: only with the MPI trait (skips visibly without).
+        // `lm-serve` run as a user runs it, answered over HTTP.
+        .testTarget(name: "ServerTests", dependencies: ["lm-serve", "TestSupport"]),
         .testTarget(name: "MPITests", dependencies: ["lm", "TensorIO", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Drawing", "Kernels", "ReferenceKernels", "TensorIO", "Tokenizer", "TestSupport", "Verification"]),
     ],

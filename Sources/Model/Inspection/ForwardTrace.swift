@@ -38,6 +38,8 @@ public struct ForwardTrace: Sendable {
     public let attention: [[[Float]]]
     /// The distribution over the next token after the last position: softmax of its logits.
     public let nextTokenProbabilities: [Float]
+    /// The last position's logits, `[vocab]` (a page recomputes the distribution at any temperature).
+    public let nextTokenLogits: [Float]
 }
 
 extension TransformerLM {
@@ -69,14 +71,16 @@ extension TransformerLM {
         }
         let logits = saved.logits!.matrix(rows: t, columns: v)
         stages += [stage("ln_final", saved.finalNorm(rows: t).output), stage("logits", logits)]
-        var last = logits.row(t - 1).array
+        let lastLogits = logits.row(t - 1).array
+        var last = lastLogits
         let top = last.max() ?? 0
         var total: Float = 0
         for i in last.indices {
             last[i] = (last[i] - top).exponential
             total += last[i]
         }
-        return ForwardTrace(tokens: tokens, stages: stages, attention: attention, nextTokenProbabilities: last.map { $0 / total })
+        return ForwardTrace(tokens: tokens, stages: stages, attention: attention, nextTokenProbabilities: last.map { $0 / total },
+                            nextTokenLogits: lastLogits)
     }
 }
 

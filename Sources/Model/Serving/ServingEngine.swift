@@ -1,0 +1,317 @@
+import Foundation
+import Kernels
+import Tokenizer
+
+/// Serves many generation requests at once with one model: continuous batching over a
+/// ``BatchDecoder``'s slots. Requests wait in a bounded queue; each takes a free slot, has its
+/// prompt prefilled a chunk at a time between decode steps, then decodes in the same step as
+/// every other active request, and leaves (freeing its slot) when it ends, is cancelled or fails.
+///
+/// The model runs on one thread of the engine's own (its kernels spread over the worker pool);
+/// callers on any thread submit requests and receive ``Event``s on that thread, so a handler
+/// must hand them on without blocking (an `AsyncStream` continuation, say).
+///
+/// Because a step multiplies each stream's row on its own, a request's text for a given seed is
+/// the same however many others share its steps.
+public final class ServingEngine: @unchecked Sendable {
+    /// What to generate.
+    public struct Request: Sendable {
+        public var prompt: [Int32]
+        /// `maxTokens`, `temperature` (0 greedy), `topP`, `seed`; `stopTokens` are added to the
+        /// tokenizer's own.
+        public var options: GenerationOptions
+        /// Generation ends before any of these appear in the text.
+        public var stopStrings: [String]
+
+        public init(prompt: [Int32], options: GenerationOptions, stopStrings: [String] = []) {
+            (self.prompt, self.options, self.stopStrings) = (prompt, options, stopStrings)
+        }
+    }
+
+    public enum FinishReason: String, Sendable {
+        /// A stop token or stop string.
+        case stop
+        /// `maxTokens` generated, or the slot's context is full.
+        case length
+        /// ``Ticket/cancel()`` (a client that went away).
+        case cancelled
+    }
+
+    public enum Event: Sendable {
+        /// Text to show, in order.
+        case text(String)
+        /// The last event of a request that ran.
+        case finished(FinishReason, promptTokens: Int, completionTokens: Int)
+        /// The last event of a request that could not run (the message says why).
+        case failed(String)
+    }
+
+    /// A submitted request's handle.
+    public final class Ticket: @unchecked Sendable {
+        private let lock = NSLock()
+        private var isCancelled = false
+        fileprivate weak var engine: ServingEngine?
+
+        /// Ends the request at the next step (its slot is freed); no more text is sent.
+        public func cancel() {
+            lock.withLock { isCancelled = true }
+            engine?.wake()
+        }
+
+        var cancelled: Bool { lock.withLock { isCancelled } }
+    }
+
+    /// Thrown by ``submit(_:onEvent:)`` when the queue is full.
+    public struct QueueFull: Error, CustomStringConvertible {
+        public let limit: Int
+        public var description: String { "the server is busy: \(limit) requests are already waiting" }
+    }
+
+    public let pretrained: PretrainedModel
+    public let decoder: BatchDecoder
+    public let queueLimit: Int
+    private let tokenizer: any TextTokenizer
+
+    /// Guards everything below; `signal` wakes the engine thread.
+    private let signal = NSCondition()
+    private var waiting: [Pending] = []
+    private var jobs: [() -> Void] = []
+    private var activeCount = 0
+    private var stopping = false
+    private var thread: Thread?
+
+    private struct Pending {
+        let request: Request
+        let ticket: Ticket
+        let onEvent: @Sendable (Event) -> Void
+    }
+
+    /// `slots` streams decode at once, each holding up to `context` tokens (default: the model's);
+    /// at most `queueLimit` requests wait for a slot. Throws when the model has no tokenizer or
+    /// the caches do not fit in memory.
+    public init(_ pretrained: PretrainedModel, slots: Int, context: Int? = nil, queueLimit: Int = 64) throws {
+        guard let tokenizer = pretrained.tokenizer else { throw ModelError("\(pretrained.path): no tokenizer; serving needs one") }
+        guard queueLimit >= 0 else { throw ModelError("the queue limit must be zero or more, got \(queueLimit)") }
+        self.pretrained = pretrained
+        self.tokenizer = tokenizer
+        self.queueLimit = queueLimit
+        decoder = try BatchDecoder(model: pretrained.model, slots: slots, context: context)
+        let thread = Thread { [unowned self] in self.run() }
+        thread.name = "lm-serve engine"
+        thread.stackSize = 8 << 20
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Requests decoding and requests waiting for a slot.
+    public var load: (active: Int, queued: Int) {
+        signal.lock()
+        defer { signal.unlock() }
+        return (activeCount, waiting.count)
+    }
+
+    /// Queues `request`; `onEvent` receives its text and then exactly one `.finished` or
+    /// `.failed`. Throws ``QueueFull`` when `queueLimit` requests already wait, or a
+    /// ``ModelError`` for a request that can never run (a prompt that does not fit).
+    @discardableResult
+    public func submit(_ request: Request, onEvent: @escaping @Sendable (Event) -> Void) throws -> Ticket {
+        try request.options.validate()
+        guard !request.prompt.isEmpty else { throw ModelError("the prompt has no tokens") }
+        guard request.prompt.count < decoder.context else {
+            throw ModelError("the prompt is \(request.prompt.count) tokens; the context holds \(decoder.context) (prompt and answer together)")
+        }
+        if let bad = pretrained.model.config.firstInvalidToken(in: request.prompt) {
+            throw ModelError("prompt id \(bad.id) at index \(bad.index) is outside the vocabulary")
+        }
+        let ticket = Ticket()
+        ticket.engine = self
+        signal.lock()
+        defer { signal.unlock() }
+        guard !stopping else { throw ModelError("the server is shutting down") }
+        // Requests that a free slot will take at once do not count against the queue.
+        guard waiting.count < queueLimit + max(0, decoder.slotCount - activeCount) else {
+            throw QueueFull(limit: queueLimit)
+        }
+        waiting.append(Pending(request: request, ticket: ticket, onEvent: onEvent))
+        signal.signal()
+        return ticket
+    }
+
+    /// Runs `body` on the engine's thread between steps (the model is not for concurrent use):
+    /// inspection of a prompt, say.
+    public func perform<T: Sendable>(_ body: @escaping @Sendable (PretrainedModel) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            signal.lock()
+            defer { signal.unlock() }
+            guard !stopping else { return continuation.resume(throwing: ModelError("the server is shutting down")) }
+            let pretrained = self.pretrained
+            jobs.append { continuation.resume(with: Result { try body(pretrained) }) }
+            signal.signal()
+        }
+    }
+
+    /// Cancels every queued and active request and stops the engine's thread once they have
+    /// been told (each gets `.finished(.cancelled, …)`); returns when it has stopped.
+    public func shutdown() {
+        signal.lock()
+        stopping = true
+        signal.signal()
+        signal.unlock()
+        while thread?.isFinished == false { usleep(1_000) }
+    }
+
+    fileprivate func wake() {
+        signal.lock()
+        signal.signal()
+        signal.unlock()
+    }
+
+    // MARK: The engine's thread
+
+    /// A request in a slot.
+    private final class Stream {
+        let pending: Pending
+        let slot: Int
+        var prefilled = 0
+        var generated = 0
+        var next: Int32 = 0
+        var sampler: any Sampler
+        var text: IncrementalDecoder
+        var filter: StopStringFilter
+        let stops: Set<Int32>
+
+        init(_ pending: Pending, slot: Int, tokenizer: any TextTokenizer) throws {
+            self.pending = pending
+            self.slot = slot
+            let options = pending.request.options
+            sampler = options.temperature == 0
+                ? GreedySampler() : try NucleusSampler(temperature: options.temperature, topP: options.topP, seed: options.seed)
+            text = IncrementalDecoder(tokenizer: tokenizer)
+            text.follow(pending.request.prompt.last!)
+            filter = StopStringFilter(stops: pending.request.stopStrings)
+            stops = options.stopTokens.union(tokenizer.stopTokens)
+        }
+
+        var prompt: [Int32] { pending.request.prompt }
+        var isPrefilling: Bool { prefilled < prompt.count }
+
+        func finish(_ reason: FinishReason) {
+            pending.onEvent(.finished(reason, promptTokens: prompt.count, completionTokens: generated))
+        }
+    }
+
+    private func run() {
+        var streams: [Stream] = []
+        var freeSlots = Array((0..<decoder.slotCount).reversed())
+        while true {
+            // Take new requests into free slots, and the jobs, or sleep until there is work.
+            signal.lock()
+            while waiting.isEmpty && jobs.isEmpty && streams.isEmpty && !stopping { signal.wait() }
+            let quitting = stopping
+            var admitted: [Pending] = []
+            while !freeSlots.isEmpty && !waiting.isEmpty && !quitting { admitted.append(waiting.removeFirst()) }
+            let cancelledWaiting = quitting ? waiting : []
+            if quitting { waiting.removeAll() }
+            let work = jobs
+            jobs.removeAll()
+            activeCount = streams.count + admitted.count
+            signal.unlock()
+
+            for job in work { job() }
+            if quitting {
+                for pending in cancelledWaiting { pending.onEvent(.finished(.cancelled, promptTokens: pending.request.prompt.count, completionTokens: 0)) }
+                for stream in streams { stream.finish(.cancelled) }
+                return
+            }
+            for pending in admitted {
+                let slot = freeSlots.removeLast()
+                do {
+                    decoder.reset(slot: slot)
+                    streams.append(try Stream(pending, slot: slot, tokenizer: tokenizer))
+                } catch {
+                    freeSlots.append(slot)
+                    pending.onEvent(.failed("\(error)"))
+                }
+            }
+            // Cancelled streams leave before any more work is done for them.
+            streams.removeAll { stream in
+                guard stream.pending.ticket.cancelled else { return false }
+                stream.finish(.cancelled)
+                freeSlots.append(stream.slot)
+                return true
+            }
+            // One prompt chunk (the oldest prefilling stream's), then one step for every stream
+            // that is decoding: a long prompt delays the others by one chunk per step, never more.
+            var ended: [Stream] = []
+            if let stream = streams.first(where: \.isPrefilling) {
+                let chunk = Array(stream.prompt[stream.prefilled..<min(stream.prompt.count, stream.prefilled + decoder.maxChunk)])
+                do {
+                    let logits = try decoder.prefill(slot: stream.slot, tokens: chunk)
+                    stream.prefilled += chunk.count
+                    if !stream.isPrefilling, try !logits.withUnsafeBufferPointer({ try accept($0, for: stream) }) { ended.append(stream) }
+                } catch {
+                    stream.pending.onEvent(.failed("\(error)"))
+                    ended.append(stream)
+                }
+            }
+            let decoding = streams.filter { stream in !stream.isPrefilling && stream.generated > 0 && !ended.contains { $0 === stream } }
+            if !decoding.isEmpty {
+                do {
+                    let logits = try decoder.step(decoding.map { (slot: $0.slot, token: $0.next) })
+                    let vocab = pretrained.model.config.vocabSize
+                    for (row, stream) in decoding.enumerated() {
+                        let rowLogits = UnsafeBufferPointer(rebasing: logits[(row * vocab)..<((row + 1) * vocab)])
+                        do {
+                            if try !accept(rowLogits, for: stream) { ended.append(stream) }
+                        } catch {
+                            stream.pending.onEvent(.failed("\(error)"))
+                            ended.append(stream)
+                        }
+                    }
+                } catch {
+                    for stream in decoding {
+                        stream.pending.onEvent(.failed("\(error)"))
+                        ended.append(stream)
+                    }
+                }
+            }
+            for stream in ended { freeSlots.append(stream.slot) }
+            streams.removeAll { stream in ended.contains { $0 === stream } }
+        }
+    }
+
+    /// Samples `stream`'s next token from `logits` and sends its text; false when the stream has
+    /// ended (its last event sent).
+    private func accept(_ logits: UnsafeBufferPointer<Float>, for stream: Stream) throws -> Bool {
+        if let bad = logits.firstIndex(where: { !$0.isFinite }) {
+            throw ModelError("logit \(bad) is \(logits[bad]) at token \(stream.generated + 1); the model's weights or inputs produce non-finite values")
+        }
+        let token = stream.sampler.sample(logits)
+        if stream.stops.contains(token) {
+            flush(stream)
+            stream.finish(.stop)
+            return false
+        }
+        stream.generated += 1
+        stream.next = token
+        let (text, stopped) = stream.filter.append(try stream.text.append(token))
+        if !text.isEmpty { stream.pending.onEvent(.text(text)) }
+        if stopped {
+            stream.finish(.stop)
+            return false
+        }
+        if stream.generated >= stream.pending.request.options.maxTokens || decoder.remaining(in: stream.slot) == 0 {
+            flush(stream)
+            stream.finish(.length)
+            return false
+        }
+        return true
+    }
+
+    /// Sends what the text decoder and the stop-string filter still hold.
+    private func flush(_ stream: Stream) {
+        let (text, _) = stream.filter.append(stream.text.finish())
+        let rest = text + stream.filter.finish()
+        if !rest.isEmpty { stream.pending.onEvent(.text(rest)) }
+    }
+}

@@ -1,0 +1,140 @@
+import ChatTemplate
+import Foundation
+import Model
+
+/// A `/v1/chat/completions` or `/v1/completions` body, checked field by field: every problem is
+/// a 400 naming the field, and fields we do not implement are refused rather than ignored (a
+/// client asking for `logprobs` should not silently get none).
+struct CompletionRequest {
+    enum Input {
+        case chat([ChatMessage])
+        case text(String)
+    }
+
+    var input: Input
+    var maxTokens: Int?
+    var temperature: Float = 1
+    var topP: Float = 1
+    var seed: UInt64?
+    var stop: [String] = []
+    var stream = false
+    var includeUsage = false
+
+    /// The fields read (some only at the value that changes nothing, such as `n` 1), besides
+    /// `messages` or `prompt`; `user` is accepted and ignored.
+    private static let known: Set<String> = ["user", "model", "stream_options", "max_tokens", "max_completion_tokens",
+                                               "temperature", "top_p", "seed", "stop", "stream", "n",
+                                               "presence_penalty", "frequency_penalty", "logprobs", "echo", "suffix"]
+
+    /// Reads `body` (a JSON object) for `chat` or plain completions; `served` is the model id.
+    init(json body: [String: JSONValue], chat: Bool, served: String) throws {
+        if let model = body["model"] {
+            guard let name = model.string else { throw APIError.invalid("'model' must be a string", param: "model") }
+            guard name == served else {
+                throw APIError(status: .notFound, message: "the model '\(name)' does not exist; this server serves '\(served)'",
+                               param: "model", code: "model_not_found")
+            }
+        }
+        let inputField = chat ? "messages" : "prompt"
+        for key in body.keys.sorted() where key != inputField && !Self.known.contains(key) {
+            throw APIError.invalid("unknown or unsupported field '\(key)'", param: key)
+        }
+        if chat {
+            guard let list = body["messages"]?.array, !list.isEmpty else {
+                throw APIError.invalid("'messages' must be a non-empty array of {role, content}", param: "messages")
+            }
+            input = .chat(try list.enumerated().map { try Self.message($1, index: $0) })
+        } else {
+            switch body["prompt"] {
+            case .string(let text)?: input = .text(text)
+            case .array(let texts)? where texts.count == 1 && texts[0].string != nil: input = .text(texts[0].string!)
+            case nil: throw APIError.invalid("'prompt' is required", param: "prompt")
+            default: throw APIError.invalid("'prompt' must be a string (or an array of exactly one string)", param: "prompt")
+            }
+        }
+        for key in ["max_tokens", "max_completion_tokens"] {
+            guard let value = body[key] else { continue }
+            guard let count = value.integer, count >= 1, count <= 1 << 30 else {
+                throw APIError.invalid("'\(key)' must be an integer of at least 1, got \(value.shortText)", param: key)
+            }
+            maxTokens = count
+        }
+        if let value = body["temperature"] {
+            guard let number = value.number, number >= 0, number <= 2 else {
+                throw APIError.invalid("'temperature' must be a number in [0, 2], got \(value.shortText)", param: "temperature")
+            }
+            temperature = Float(number)
+        }
+        if let value = body["top_p"] {
+            guard let number = value.number, number > 0, number <= 1 else {
+                throw APIError.invalid("'top_p' must be a number in (0, 1], got \(value.shortText)", param: "top_p")
+            }
+            topP = Float(number)
+        }
+        if let value = body["seed"] {
+            guard let number = value.integer else { throw APIError.invalid("'seed' must be an integer, got \(value.shortText)", param: "seed") }
+            seed = UInt64(bitPattern: Int64(number))
+        }
+        switch body["stop"] {
+        case nil, .null?: break
+        case .string(let one)?: stop = [one]
+        case .array(let many)? where many.count <= 4 && many.allSatisfy({ $0.string != nil }): stop = many.map { $0.string! }
+        default: throw APIError.invalid("'stop' must be a string or an array of up to 4 strings", param: "stop")
+        }
+        if let value = body["stream"] {
+            guard let flag = value.bool else { throw APIError.invalid("'stream' must be true or false", param: "stream") }
+            stream = flag
+        }
+        if let value = body["stream_options"], !value.isNull {
+            guard let options = value.object, options.keys.allSatisfy({ $0 == "include_usage" }) else {
+                throw APIError.invalid("'stream_options' takes only {\"include_usage\": bool}", param: "stream_options")
+            }
+            if let usage = options["include_usage"] {
+                guard let flag = usage.bool else { throw APIError.invalid("'stream_options.include_usage' must be true or false", param: "stream_options") }
+                includeUsage = flag
+            }
+        }
+        if let value = body["n"], !value.isNull {
+            guard value.integer == 1 else { throw APIError.invalid("'n' must be 1: one choice per request", param: "n") }
+        }
+        for key in ["presence_penalty", "frequency_penalty"] {
+            if let value = body[key], !value.isNull, value.number != 0 {
+                throw APIError.invalid("'\(key)' is not supported (only 0)", param: key)
+            }
+        }
+        for key in ["logprobs", "echo"] {
+            if let value = body[key], !value.isNull, value.bool != false {
+                throw APIError.invalid("'\(key)' is not supported", param: key)
+            }
+        }
+        if let value = body["suffix"], !value.isNull {
+            throw APIError.invalid("'suffix' is not supported", param: "suffix")
+        }
+    }
+
+    private static func message(_ value: JSONValue, index: Int) throws -> ChatMessage {
+        let param = "messages[\(index)]"
+        guard let object = value.object, let role = object["role"]?.string else {
+            throw APIError.invalid("\(param) must be an object with a string 'role'", param: param)
+        }
+        guard ["system", "user", "assistant", "developer"].contains(role) else {
+            throw APIError.invalid("\(param).role '\(role)' is not one of system, user, assistant", param: param)
+        }
+        switch object["content"] {
+        case .string(let text)?:
+            return ChatMessage(role: role == "developer" ? "system" : role, content: text)
+        case .array(let parts)?:
+            // The array form: only text parts.
+            var text = ""
+            for (number, part) in parts.enumerated() {
+                guard let part = part.object, part["type"]?.string == "text", let piece = part["text"]?.string else {
+                    throw APIError.invalid("\(param).content[\(number)] must be {\"type\": \"text\", \"text\": …}: only text is supported", param: param)
+                }
+                text += piece
+            }
+            return ChatMessage(role: role == "developer" ? "system" : role, content: text)
+        default:
+            throw APIError.invalid("\(param).content must be a string or an array of text parts", param: param)
+        }
+    }
+}

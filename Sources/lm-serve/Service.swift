@@ -1,0 +1,83 @@
+import ChatTemplate
+import Foundation
+import Hummingbird
+import Model
+import Tokenizer
+
+/// The routes: OpenAI's completions, models and health, the inspection endpoint and the page,
+/// over one ``ServingEngine``.
+struct OpenAIServer: Sendable {
+    let engine: ServingEngine
+    /// The name clients use in `model`.
+    let modelID: String
+    /// Largest request body, in bytes.
+    let maxBody: Int
+    /// The page at `/`, or why it could not be read.
+    let page: Result<Data, APIError>
+
+    func routes(_ router: Router<BasicRequestContext>) {
+        router.get("/") { _, _ in try page.get().htmlResponse }
+        router.get("/health") { _, _ in
+            let load = engine.load
+            return JSONResponse.make(["status": "ok", "model": modelID, "slots": engine.decoder.slotCount,
+                                      "active": load.active, "queued": load.queued])
+        }
+        router.get("/v1/models") { _, _ in
+            JSONResponse.make(["object": "list", "data": [["id": modelID, "object": "model", "created": 0, "owned_by": "swiftlm"]]])
+        }
+        router.post("/v1/chat/completions") { request, _ in try await complete(request, chat: true) }
+        router.post("/v1/completions") { request, _ in try await complete(request, chat: false) }
+        router.post("/v1/inspect") { request, _ in try await inspect(request) }
+    }
+
+    /// The body as a JSON object: 413 over the limit, 400 for invalid UTF-8 or JSON.
+    func jsonObject(_ request: Request) async throws -> [String: JSONValue] {
+        let buffer: ByteBuffer
+        do { buffer = try await request.body.collect(upTo: maxBody) } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw APIError(status: .contentTooLarge, message: "the request body is over the limit of \(maxBody) bytes")
+        }
+        let bytes = Data(buffer.readableBytesView)
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            throw APIError.invalid("the request body is not valid UTF-8")
+        }
+        let value: JSONValue
+        do { value = try JSONDecoder().decode(JSONValue.self, from: bytes) } catch {
+            throw APIError.invalid("the request body is not valid JSON (\(Self.reason(error)))")
+        }
+        guard let object = value.object else { throw APIError.invalid("the request body must be a JSON object") }
+        return object
+    }
+
+    private static func reason(_ error: Error) -> String {
+        if case DecodingError.dataCorrupted(let context) = error {
+            return (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String ?? context.debugDescription
+        }
+        return "\(error)"
+    }
+
+    /// The prompt's ids: the conversation through the chat template (with the generation
+    /// prompt), or the text as a plain prompt.
+    func promptIDs(_ input: CompletionRequest.Input) throws -> [Int32] {
+        let pretrained = engine.pretrained
+        guard let tokenizer = pretrained.tokenizer else { throw APIError(status: .internalServerError, message: "the model has no tokenizer") }
+        switch input {
+        case .text(let text):
+            return tokenizer.encodePrompt(text)
+        case .chat(let messages):
+            guard let template = pretrained.chatTemplate else {
+                throw APIError.invalid("the model has no chat template; use /v1/completions with a prompt", param: "messages")
+            }
+            let text: String
+            do { text = try template.render(messages, addGenerationPrompt: true, bosToken: pretrained.bosText, eosToken: pretrained.eosText) } catch {
+                throw APIError.invalid("the chat template cannot render these messages: \(error)", param: "messages")
+            }
+            return tokenizer.encodeChat(text, bos: pretrained.bosText, eos: pretrained.eosText)
+        }
+    }
+}
+
+extension Data {
+    var htmlResponse: Response {
+        Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: self)))
+    }
+}

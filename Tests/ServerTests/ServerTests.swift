@@ -1,0 +1,2 @@
+import XCTest
+final class ServerTests: XCTestCase { func testPlaceholder() {} }
