@@ -116,7 +116,7 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["lm", "Kernels", "TensorIO", "TestSupport"]),
         // `mpirun -np 2 lm train` against one process: only with the MPI trait (skips visibly without).
         // `lm-serve` run as a user runs it, answered over HTTP.
-        .testTarget(name: "ServerTests", dependencies: ["lm-serve", "TestSupport"]),
+        .testTarget(name: "ServerTests", dependencies: ["lm-serve", "Model", "Kernels", "Tokenizer", "ChatTemplate", "TestSupport"]),
         .testTarget(name: "MPITests", dependencies: ["lm", "TensorIO", "TestSupport"]),
         .testTarget(name: "ModelTests", dependencies: ["Model", "Drawing", "Kernels", "ReferenceKernels", "TensorIO", "Tokenizer", "TestSupport", "Verification"]),
     ],

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the system packages this project needs: OpenBLAS with its CBLAS header,
 # LAPACKE and pkg-config to build, bible-kjv for the benchmark corpus; with --mpi also Open MPI
-# (libopenmpi-dev, openmpi-bin) for data-parallel training (`swift build --traits MPI`).
+# (libopenmpi-dev, openmpi-bin) for data-parallel training (`swift build --traits MPI`); with
+# --browser also Chromium and its WebDriver (chromium, chromium-driver) and python3-venv, for the
+# server's end-to-end tests (scripts/server-e2e.sh).
 # Idempotent: does nothing when everything is already present.
 set -euo pipefail
 
@@ -10,7 +12,8 @@ packages=(libopenblas-dev liblapacke-dev pkg-config bible-kjv)
 for argument in "$@"; do
   case "$argument" in
     --mpi) packages+=(libopenmpi-dev openmpi-bin) ;;
-    *) echo "setup: unknown option '$argument' (the only option is --mpi: also install Open MPI)" >&2; exit 2 ;;
+    --browser) packages+=(chromium chromium-driver) ;;
+    *) echo "setup: unknown option '$argument' (the options are --mpi: also install Open MPI, --browser: also Chromium and chromium-driver)" >&2; exit 2 ;;
   esac
 done
 missing=()

@@ -200,8 +200,9 @@ LM_AVX2 static void rows_super_avx2(int format, const uint8_t *w, size_t row_byt
 
 
 /// Rows decoded to floats d·q + m (multiply, then add: rounded as ggml's scalar decoder).
-LM_AVX2 static void dequantize_avx2(int format, const uint8_t *w, size_t row_bytes, float *out, size_t ldo,
-                                    size_t r0, size_t r1, size_t columns) {
+/// Inlined once per format by dequantize_avx2, so no block pays for the format's switch.
+LM_AVX2 LM_INLINE static void dequantize_body(int format, const uint8_t *w, size_t row_bytes, float *out, size_t ldo,
+                                             size_t r0, size_t r1, size_t columns) {
     size_t values = lm_quantized_block_values(format), block_bytes = lm_quantized_block_bytes(format);
     for (size_t r = r0; r < r1; r++) {
         const uint8_t *row = w + r * row_bytes;
@@ -218,6 +219,18 @@ LM_AVX2 static void dequantize_avx2(int format, const uint8_t *w, size_t row_byt
             block_floats(format, block, codes);
             for (int k = 0; k < 4; k++) _mm256_storeu_ps(o + 32 * b + 8 * k, _mm256_add_ps(_mm256_mul_ps(d, codes[k]), m));
         }
+    }
+}
+
+LM_AVX2 static void dequantize_avx2(int format, const uint8_t *w, size_t row_bytes, float *out, size_t ldo,
+                                    size_t r0, size_t r1, size_t columns) {
+    switch (format) {
+    case LM_Q8_0: dequantize_body(LM_Q8_0, w, row_bytes, out, ldo, r0, r1, columns); break;
+    case LM_Q4_0: dequantize_body(LM_Q4_0, w, row_bytes, out, ldo, r0, r1, columns); break;
+    case LM_Q4_1: dequantize_body(LM_Q4_1, w, row_bytes, out, ldo, r0, r1, columns); break;
+    case LM_Q5_0: dequantize_body(LM_Q5_0, w, row_bytes, out, ldo, r0, r1, columns); break;
+    case LM_Q5_1: dequantize_body(LM_Q5_1, w, row_bytes, out, ldo, r0, r1, columns); break;
+    default: dequantize_body(format, w, row_bytes, out, ldo, r0, r1, columns); break;
     }
 }
 

@@ -12,7 +12,6 @@ struct APIError: Error, CustomStringConvertible {
         switch status.code {
         case 401: "authentication_error"
         case 404: "not_found_error"
-        case 413: "request_too_large"
         case 429: "rate_limit_error"
         case 500...: "server_error"
         default: "invalid_request_error"

@@ -42,7 +42,10 @@ extension OpenAIServer {
             return ["id": Int(id), "text": String(decoding: bytes, as: UTF8.self)]
         }
         let t = ids.count
-        let attention = trace.attention[layer].map { head in (0..<t).map { row in Array(head[(row * t)..<((row + 1) * t)]) } }
+        // Four decimals are more than a heat map shows, and a quarter of the JSON.
+        let attention = trace.attention[layer].map { head in
+            (0..<t).map { row in head[(row * t)..<((row + 1) * t)].map { Double(($0 * 10_000).rounded()) / 10_000 } }
+        }
         let logits = trace.nextTokenLogits
         let top = logits.indices.sorted { logits[$0] > logits[$1] }.prefix(100).map { id -> [String: Any] in
             let bytes = (try? tokenizer.pieceBytes(Int32(id), after: ids.last)) ?? []

@@ -1,6 +1,7 @@
 import ChatTemplate
 import Foundation
 import Hummingbird
+import NIOCore
 import Model
 import Tokenizer
 
@@ -33,7 +34,7 @@ struct OpenAIServer: Sendable {
     /// The body as a JSON object: 413 over the limit, 400 for invalid UTF-8 or JSON.
     func jsonObject(_ request: Request) async throws -> [String: JSONValue] {
         let buffer: ByteBuffer
-        do { buffer = try await request.body.collect(upTo: maxBody) } catch let error as HTTPError where error.status == .contentTooLarge {
+        do { buffer = try await request.body.collect(upTo: maxBody) } catch is NIOTooManyBytesError {
             throw APIError(status: .contentTooLarge, message: "the request body is over the limit of \(maxBody) bytes")
         }
         let bytes = Data(buffer.readableBytesView)

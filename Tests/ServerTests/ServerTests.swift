@@ -1,2 +1,276 @@
+import ChatTemplate
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import Kernels
+import Model
+import TestSupport
+import Tokenizer
 import XCTest
-final class ServerTests: XCTestCase { func testPlaceholder() {} }
+
+/// `lm-serve` run as a user runs it, on a small model the test makes (no download), answered over
+/// HTTP: the OpenAI shapes, streaming, batching that does not change answers, every kind of bad
+/// request, a client that goes away, and SIGTERM.
+final class ServerTests: TemporaryDirectoryTestCase {
+    /// A random model with a trained BPE tokenizer and a chat template, saved as a model directory.
+    func makeModelDirectory() throws -> String {
+        let text = String(repeating: "Once upon a time there was a model. Hello, world! 123 ", count: 40)
+        let tokenizer = try Array(text.utf8).withUnsafeBufferPointer {
+            try BPETrainer.train(bytes: $0, options: BPETrainingOptions(vocabSize: 300, specialTokens: ["<|endoftext|>"]))
+        }
+        let config = ModelConfig(vocabSize: tokenizer.vocabularySize, contextLength: 96, dModel: 64, numLayers: 2,
+                                 numHeads: 4, dFF: 96, ropeTheta: 10_000, numKVHeads: 2)
+        let template = try ChatTemplate("{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}")
+        let pretrained = PretrainedModel(model: try TransformerLM(config: config, seed: 5), tokenizer: tokenizer, chatTemplate: template,
+                                         bosText: "<|endoftext|>", eosText: "<|endoftext|>", path: "random")
+        let path = directory + "/tiny"
+        try pretrained.save(to: path, storage: .quantized(.q8_0))
+        return path
+    }
+
+    /// A running server and where it listens.
+    final class Server {
+        let process: Process
+        let port: Int
+        let errors: Pipe
+        init(process: Process, port: Int, errors: Pipe) { (self.process, self.port, self.errors) = (process, port, errors) }
+        var base: String { "http://127.0.0.1:\(port)" }
+    }
+
+    func start(_ model: String, _ extra: [String] = []) throws -> Server {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try builtExecutable("lm-serve"))
+        process.arguments = ["--model", model, "--port", "0", "--threads", "2"] + extra
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // The listening line says which port was taken.
+        var seen = ""
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let data = errors.fileHandleForReading.availableData
+            if data.isEmpty { break }
+            seen += String(decoding: data, as: UTF8.self)
+            if let range = seen.range(of: #"listening on http://127\.0\.0\.1:(\d+)"#, options: .regularExpression) {
+                let port = Int(seen[range].split(separator: ":").last!)!
+                return Server(process: process, port: port, errors: errors)
+            }
+        }
+        process.terminate()
+        XCTFail("lm-serve did not start: \(seen)")
+        throw XCTSkip("no server")
+    }
+
+    /// One request: status and body.
+    func call(_ server: Server, _ method: String = "POST", _ path: String, body: Data? = nil,
+              headers: [String: String] = [:]) throws -> (status: Int, body: Data) {
+        var request = URLRequest(url: URL(string: server.base + path)!)
+        request.httpMethod = method
+        request.httpBody = body
+        request.timeoutInterval = 120
+        if body != nil { request.setValue("application/json", forHTTPHeaderField: "Content-Type") }
+        for (key, value) in headers { request.setValue(value, forHTTPHeaderField: key) }
+        let done = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: (Int, Data)?
+        nonisolated(unsafe) var failure: Error?
+        URLSession.shared.dataTask(with: request) { data, response, error in
+            if let error { failure = error } else { result = ((response as! HTTPURLResponse).statusCode, data ?? Data()) }
+            done.signal()
+        }.resume()
+        done.wait()
+        if let failure { throw failure }
+        return result!
+    }
+
+    func post(_ server: Server, _ path: String, _ object: [String: Any], headers: [String: String] = [:]) throws -> (status: Int, json: [String: Any]) {
+        let (status, body) = try call(server, "POST", path, body: try JSONSerialization.data(withJSONObject: object), headers: headers)
+        return (status, (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? ["raw": String(decoding: body, as: UTF8.self)])
+    }
+
+    func content(_ json: [String: Any]) -> String? {
+        let choice = (json["choices"] as? [[String: Any]])?.first
+        return (choice?["message"] as? [String: Any])?["content"] as? String ?? choice?["text"] as? String
+    }
+
+    func finishReason(_ json: [String: Any]) -> String? { (json["choices"] as? [[String: Any]])?.first?["finish_reason"] as? String }
+
+    /// The streamed events' JSON objects, and whether the stream ended with `[DONE]`.
+    func events(_ body: Data) -> (objects: [[String: Any]], done: Bool) {
+        var objects: [[String: Any]] = [], done = false
+        for line in String(decoding: body, as: UTF8.self).components(separatedBy: "\n\n") where line.hasPrefix("data: ") {
+            let payload = line.dropFirst(6)
+            if payload == "[DONE]" { done = true; continue }
+            if let object = try? JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any] { objects.append(object) }
+        }
+        return (objects, done)
+    }
+
+    func stop(_ server: Server) -> Int32 {
+        server.process.terminate()  // SIGTERM
+        server.process.waitUntilExit()
+        return server.process.terminationStatus
+    }
+
+    func testCompletionsStreamingBatchingAndShutdown() throws {
+        let model = try makeModelDirectory()
+        let server = try start(model, ["--parallel", "3", "--queue", "16", "--api-key", "sesame"])
+        let key = ["Authorization": "Bearer sesame"]
+        defer { if server.process.isRunning { server.process.terminate() } }
+
+        let (healthStatus, health) = try call(server, "GET", "/health")
+        XCTAssertEqual(healthStatus, 200)
+        XCTAssertEqual((try JSONSerialization.jsonObject(with: health) as? [String: Any])?["slots"] as? Int, 3)
+        let models = try call(server, "GET", "/v1/models", headers: key)
+        XCTAssertTrue(String(decoding: models.body, as: UTF8.self).contains("\"tiny\""), "the directory's name is the model id")
+
+        // A plain chat completion, and the same request streamed: the same text, OpenAI's shapes.
+        let chat: [String: Any] = ["model": "tiny", "messages": [["role": "user", "content": "Hello, world!"]], "temperature": 0, "max_tokens": 12]
+        let (status, whole) = try post(server, "/v1/chat/completions", chat, headers: key)
+        XCTAssertEqual(status, 200, "\(whole)")
+        XCTAssertEqual(whole["object"] as? String, "chat.completion")
+        let text = try XCTUnwrap(content(whole))
+        let usage = try XCTUnwrap(whole["usage"] as? [String: Int])
+        XCTAssertEqual(usage["total_tokens"], usage["prompt_tokens"]! + usage["completion_tokens"]!)
+        XCTAssertEqual(finishReason(whole) == "length", usage["completion_tokens"] == 12, "\(whole)")
+        var streamed = chat
+        streamed["stream"] = true
+        streamed["stream_options"] = ["include_usage": true]
+        let raw = try call(server, "POST", "/v1/chat/completions", body: try JSONSerialization.data(withJSONObject: streamed), headers: key)
+        let (chunks, done) = events(raw.body)
+        XCTAssertTrue(done, "the stream ends with [DONE]")
+        XCTAssertEqual(chunks.first.flatMap { ($0["choices"] as? [[String: Any]])?.first?["delta"] as? [String: String] }, ["role": "assistant", "content": ""])
+        let pieces = chunks.compactMap { (($0["choices"] as? [[String: Any]])?.first?["delta"] as? [String: Any])?["content"] as? String }
+        XCTAssertEqual(pieces.joined(), text, "streamed = whole")
+        XCTAssertEqual((chunks.last?["usage"] as? [String: Int]) ?? [:], usage)
+
+        // Eight requests at once on three slots (some wait, then join running batches): each
+        // answer equals the same request made alone, sampled ones included (their seed).
+        let requests: [[String: Any]] = (0..<8).map { index in
+            ["prompt": "Once upon a time \(index)", "max_tokens": 6 + 3 * index, "temperature": index % 2 == 0 ? 0 : 0.9,
+             "top_p": 0.95, "seed": index]
+        }
+        let alone = try requests.map { try XCTUnwrap(content(try post(server, "/v1/completions", $0, headers: key).json)) }
+        let together = UnsafeMutableBufferPointer<String>.allocate(capacity: requests.count)
+        together.initialize(repeating: "")
+        defer { together.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: requests.count) { index in
+            together[index] = (try? self.post(server, "/v1/completions", requests[index], headers: key)).flatMap { self.content($0.json) } ?? "(failed)"
+        }
+        XCTAssertEqual(Array(together), alone, "answers in a batch = answers alone")
+
+        // Stop strings: the answer ends before the stop string, which never shows.
+        let long = try XCTUnwrap(content(try post(server, "/v1/completions", ["prompt": "Hello", "max_tokens": 30, "temperature": 0], headers: key).json))
+        if long.count > 6 {
+            let stop = String(long.dropFirst(long.count / 2).prefix(2))
+            let cut = try post(server, "/v1/completions", ["prompt": "Hello", "max_tokens": 30, "temperature": 0, "stop": stop], headers: key).json
+            XCTAssertEqual(content(cut), String(long[..<long.range(of: stop)!.lowerBound]), "cut before '\(stop)'")
+            XCTAssertEqual(finishReason(cut), "stop")
+        }
+
+        // Bad requests: each a clear error in OpenAI's shape, and the server still serves.
+        func expectError(_ body: Data, _ status: Int, _ needle: String, path: String = "/v1/completions", headers: [String: String]? = nil) throws {
+            let (code, reply) = try call(server, "POST", path, body: body, headers: headers ?? key)
+            let error = (try? JSONSerialization.jsonObject(with: reply) as? [String: Any])?["error"] as? [String: Any]
+            XCTAssertEqual(code, status, "\(needle): \(String(decoding: reply, as: UTF8.self))")
+            XCTAssertTrue((error?["message"] as? String ?? "").contains(needle), "\(needle) in \(String(decoding: reply, as: UTF8.self))")
+        }
+        func json(_ object: [String: Any]) throws -> Data { try JSONSerialization.data(withJSONObject: object) }
+        try expectError(Data("{\"prompt\": ".utf8), 400, "not valid JSON")
+        try expectError(Data([0x7B, 0x22, 0xFF, 0xFE, 0x22, 0x3A, 0x31, 0x7D]), 400, "UTF-8")
+        try expectError(try json(["prompt": "x", "max_tokens": -3]), 400, "max_tokens")
+        try expectError(try json(["prompt": "x", "max_tokens": "ten"]), 400, "max_tokens")
+        try expectError(try json(["prompt": "x", "max_tokens": 1_000_000]), 400, "exceed the context")
+        try expectError(try json(["prompt": "x", "n": 2]), 400, "'n'")
+        try expectError(try json(["prompt": "x", "frobnicate": true]), 400, "frobnicate")
+        try expectError(try json(["prompt": String(repeating: "Once upon a time ", count: 200)]), 400, "the context holds")
+        try expectError(try json(["prompt": "x", "model": "gpt-9"]), 404, "gpt-9")
+        try expectError(try json(["messages": [["role": "wizard", "content": "x"]]]), 400, "messages[0]", path: "/v1/chat/completions")
+        try expectError(Data(repeating: 0x20, count: (1 << 20) + 10), 413, "limit")
+        try expectError(try json(["prompt": "x"]), 401, "API key", headers: [:])
+        try expectError(try json(["prompt": "x"]), 401, "not valid", headers: ["Authorization": "Bearer open"])
+        XCTAssertEqual(try call(server, "GET", "/v1/nope", headers: key).status, 404)
+        XCTAssertEqual(try post(server, "/v1/completions", ["prompt": "Hello", "max_tokens": 2], headers: key).status, 200, "still serving")
+
+        // A client that goes away mid-stream frees its slot at once.
+        let socket = try RawClient(port: server.port)
+        try socket.send("POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sesame\r\nContent-Type: application/json\r\nContent-Length: LEN\r\n\r\n",
+                        body: #"{"prompt":"Once","max_tokens":80,"stream":true,"temperature":0.5}"#)
+        XCTAssertTrue(try socket.read().contains("data: "), "the stream started")
+        socket.close()
+        var active = -1
+        for _ in 0..<100 {
+            let health = try JSONSerialization.jsonObject(with: try call(server, "GET", "/health").body) as? [String: Any]
+            active = health?["active"] as? Int ?? -1
+            if active == 0 { break }
+            usleep(50_000)
+        }
+        XCTAssertEqual(active, 0, "the slot is free again")
+
+        // The inspection endpoint: tokens, logits of the vocabulary, one layer's attention rows.
+        let (inspectStatus, inspected) = try post(server, "/v1/inspect", ["prompt": "Hello, world!", "layer": 1], headers: key)
+        XCTAssertEqual(inspectStatus, 200, "\(inspected)")
+        let tokens = try XCTUnwrap(inspected["tokens"] as? [[String: Any]])
+        let attention = try XCTUnwrap(inspected["attention"] as? [[[Double]]])
+        XCTAssertEqual(attention.count, 4)
+        XCTAssertEqual(attention[0].count, tokens.count)
+        for row in attention[3] { XCTAssertEqual(row.reduce(0, +), 1, accuracy: 1e-3) }  // rounded to 4 decimals
+        let logits = try XCTUnwrap(Data(base64Encoded: inspected["logits"] as? String ?? ""))
+        XCTAssertEqual(logits.count, 4 * (inspected["vocab_size"] as? Int ?? 0))
+        XCTAssertEqual((inspected["top"] as? [Any])?.count, 100)
+        XCTAssertEqual(try call(server, "GET", "/").status, 200, "the page")
+
+        XCTAssertEqual(stop(server), 0, "SIGTERM: exit 0")
+    }
+
+    /// SIGTERM while a long answer streams: the stream ends and the server exits 0.
+    func testSigtermDuringAStream() throws {
+        let server = try start(try makeModelDirectory())
+        let socket = try RawClient(port: server.port)
+        try socket.send("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: LEN\r\n\r\n",
+                        body: #"{"prompt":"Once","max_tokens":90,"stream":true}"#)
+        XCTAssertTrue(try socket.read().contains("data: "))
+        server.process.terminate()
+        server.process.waitUntilExit()
+        XCTAssertEqual(server.process.terminationStatus, 0)
+        socket.close()
+    }
+}
+
+/// A blocking TCP client, for a request the test abandons half-way (URLSession would not let go).
+final class RawClient {
+    private let descriptor: Int32
+
+    init(port: Int) throws {
+        descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else { throw XCTSkip("cannot connect to 127.0.0.1:\(port)") }
+    }
+
+    /// Sends `head` with LEN replaced by the body's length, then the body.
+    func send(_ head: String, body: String) throws {
+        let message = head.replacingOccurrences(of: "LEN", with: "\(body.utf8.count)") + body
+        _ = message.withCString { Glibc.send(descriptor, $0, strlen($0), 0) }
+    }
+
+    /// What arrives within a few seconds, at least one read.
+    func read() throws -> String {
+        var buffer = [UInt8](repeating: 0, count: 65536), text = ""
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline && !text.contains("data: ") {
+            let count = recv(descriptor, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            text += String(decoding: buffer[0..<count], as: UTF8.self)
+        }
+        return text
+    }
+
+    func close() { Glibc.close(descriptor) }
+}

@@ -54,6 +54,9 @@ public final class BatchDecoder {
     /// Forgets `slot`'s sequence.
     public func reset(slot: Int) { caches[slot].reset() }
 
+    /// Forgets `slot`'s positions from `position` on (a prompt prefilled once, decoded again).
+    public func rewind(slot: Int, to position: Int) { caches[slot].truncate(to: position) }
+
     /// Appends `tokens` to `slot`'s sequence and returns the logits after the last, `[vocab]`.
     /// Throws (the slot unchanged) on an id outside the vocabulary or tokens that do not fit.
     public func prefill(slot: Int, tokens: [Int32]) throws -> [Float] {

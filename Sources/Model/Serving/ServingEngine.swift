@@ -208,8 +208,8 @@ public final class ServingEngine: @unchecked Sendable {
             signal.lock()
             while waiting.isEmpty && jobs.isEmpty && streams.isEmpty && !stopping { signal.wait() }
             let quitting = stopping
-            var admitted: [Pending] = []
-            while !freeSlots.isEmpty && !waiting.isEmpty && !quitting { admitted.append(waiting.removeFirst()) }
+            let admitted = quitting ? [] : Array(waiting.prefix(freeSlots.count))
+            waiting.removeFirst(admitted.count)
             let cancelledWaiting = quitting ? waiting : []
             if quitting { waiting.removeAll() }
             let work = jobs
@@ -277,6 +277,9 @@ public final class ServingEngine: @unchecked Sendable {
             }
             for stream in ended { freeSlots.append(stream.slot) }
             streams.removeAll { stream in ended.contains { $0 === stream } }
+            signal.lock()
+            activeCount = streams.count
+            signal.unlock()
         }
     }
 

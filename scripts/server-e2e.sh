@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# End-to-end checks of `lm-serve` with real clients, on the real SmolLM2-135M-Instruct: the
+# `openai` Python package (test_openai.py: every endpoint, streaming, stop strings, seeds, bad
+# requests, a client that disconnects), a load of 200 requests from 16 clients whose answers must
+# equal the same requests made alone (load_test.py), and the web page driven in headless Chromium
+# (check_page.py: chat, the inside view, a screenshot). Then SIGTERM, which must exit 0.
+#
+# Installs what it needs, idempotently: Chromium and chromium-driver (scripts/setup.sh --browser),
+# and openai + selenium from PyPI into a virtual environment under .build/ (git-ignored).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh --browser
+scripts/fetch-models.sh
+model=models/SmolLM2-135M-Instruct.Q4_1.gguf
+venv=.build/server-e2e-venv
+if ! "$venv/bin/python" -c "import openai, selenium" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check openai selenium
+fi
+swift build -c release --product lm-serve
+out=$(mktemp -d)
+trap 'kill $server 2>/dev/null || true; rm -rf "$out"' EXIT
+
+key="e2e-$RANDOM$RANDOM"
+.build/release/lm-serve --model "$model" --port 0 --api-key "$key" --parallel 8 --context 4096 2> "$out/server.log" &
+server=$!
+for _ in $(seq 1 600); do
+  grep -q "listening on" "$out/server.log" && break
+  kill -0 $server 2>/dev/null || { cat "$out/server.log" >&2; exit 1; }
+  sleep 0.1
+done
+url=$(grep -o 'http://127.0.0.1:[0-9]*' "$out/server.log" | head -1)
+id=$(sed -n 's/.*(model \([^,]*\),.*/\1/p' "$out/server.log" | head -1)
+echo "server-e2e: $url, model $id" >&2
+
+"$venv/bin/python" scripts/server-e2e/test_openai.py --base-url "$url" --api-key "$key" --model "$id"
+"$venv/bin/python" scripts/server-e2e/load_test.py --base-url "$url" --api-key "$key" --model "$id"
+"$venv/bin/python" scripts/server-e2e/check_page.py "$url" --api-key "$key" --out "${LM_E2E_SCREENSHOTS:-$out}"
+
+kill -TERM $server
+status=0
+wait $server || status=$?
+trap 'rm -rf "$out"' EXIT
+if [ "$status" -ne 0 ]; then
+  echo "server-e2e: lm-serve exited $status after SIGTERM (expected 0)" >&2
+  cat "$out/server.log" >&2
+  exit 1
+fi
+echo "server-e2e: lm-serve stopped cleanly on SIGTERM" >&2
