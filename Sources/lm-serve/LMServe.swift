@@ -49,6 +49,9 @@ struct LMServe: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // OpenBLAS's settings are read at load: restart once with ours, as `lm` does (its idle
+        // workers would otherwise spin for 0.1 s after each prompt's GEMMs, beside our threads).
+        BLASCore.restartWithRecommendedSettingsIfNeeded()
         if let threads { Threading.count = threads }
         let pretrained = try PretrainedModel.load(model, chatTemplatePath: chatTemplate, keepQuantized: !dequantize)
         let held = context ?? min(pretrained.model.config.contextLength, 2048)

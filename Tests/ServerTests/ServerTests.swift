@@ -155,8 +155,10 @@ final class ServerTests: TemporaryDirectoryTestCase {
         let together = UnsafeMutableBufferPointer<String>.allocate(capacity: requests.count)
         together.initialize(repeating: "")
         defer { together.deallocate() }
+        nonisolated(unsafe) let shared = (test: self, server: server, requests: requests, answers: together)
         DispatchQueue.concurrentPerform(iterations: requests.count) { index in
-            together[index] = (try? self.post(server, "/v1/completions", requests[index], headers: key)).flatMap { self.content($0.json) } ?? "(failed)"
+            let (test, server, requests, answers) = shared
+            answers[index] = (try? test.post(server, "/v1/completions", requests[index], headers: key)).flatMap { test.content($0.json) } ?? "(failed)"
         }
         XCTAssertEqual(Array(together), alone, "answers in a batch = answers alone")
 
