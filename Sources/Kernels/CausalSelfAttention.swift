@@ -21,26 +21,17 @@ public enum CausalSelfAttention {
     /// `rope` rotates Q and K at each row's absolute position; without it attention has no
     /// positional signal of its own (a model that adds positions elsewhere). Without a cache,
     /// `dims.queryLength` must equal `dims.keyLength` (self-attention over the rows given). With
-    /// `cache` (batch 1), the rows' keys and values are written into the cache at `cache.start…`
-    /// and the queries attend over every cached position up to their own: `dims.keyLength` must
-    /// be `cache.start + dims.queryLength`.
+    /// `cache` ``KVCacheRows/sequence(_:)`` (batch 1), the rows' keys and values are written into
+    /// the cache at `slot.start…` and the queries attend over every cached position up to their
+    /// own: `dims.keyLength` must be `slot.start + dims.queryLength`. With
+    /// ``KVCacheRows/streams(_:)`` (a batched decode step: `dims.batch` rows of one query each,
+    /// `dims.keyLength` at least every stream's length), row `i`'s key and value go into
+    /// `slots[i]` and its query attends over that cache alone; `saved`'s probabilities
+    /// `[B·H, keyLength]` hold the scores.
     public static func forward(
         x: MatrixView, qkvWeight: some LinearWeight, outputWeight: some LinearWeight, rope: RotaryPositions?,
         y: MatrixView, qkv: MatrixView, saved: AttentionMemory, context: MatrixView,
-        dims: AttentionDims, accumulate: Bool = false, cache: KVCacheSlot? = nil
-    ) {
-        forward(x: x, qkvWeight: qkvWeight, outputWeight: outputWeight, rope: rope, y: y, qkv: qkv, saved: saved,
-                context: context, dims: dims, accumulate: accumulate, cache: cache.map { .sequence($0) })
-    }
-
-    /// The same, with the rows' cache given as ``KVCacheRows``: one sequence, or one row for
-    /// each of several sequences (a batched decode step: `dims.batch` rows, `dims.queryLength`
-    /// 1, `dims.keyLength` at least every stream's length, `saved` the probabilities whose
-    /// `[B·H, keyLength]` hold the scores).
-    public static func forward(
-        x: MatrixView, qkvWeight: some LinearWeight, outputWeight: some LinearWeight, rope: RotaryPositions?,
-        y: MatrixView, qkv: MatrixView, saved: AttentionMemory, context: MatrixView,
-        dims: AttentionDims, accumulate: Bool = false, cache rows: KVCacheRows?
+        dims: AttentionDims, accumulate: Bool = false, cache rows: KVCacheRows? = nil
     ) {
         if case .streams(let slots) = rows {
             return forwardStreams(x: x, qkvWeight: qkvWeight, outputWeight: outputWeight, rope: rope, y: y, qkv: qkv,

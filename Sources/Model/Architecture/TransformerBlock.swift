@@ -9,7 +9,7 @@ public enum TransformerBlock {
     /// attention without rotary positions.
     public static func forward(weights w: BlockTensors, activations a: BlockActivations, dims: AttentionDims,
                                rope: RotaryPositions?, epsilon: Float, cache: KVCacheSlot? = nil) {
-        forward(using: BlockWeights(w), activations: a, dims: dims, rope: rope, epsilon: epsilon, cache: cache.map { .sequence($0) })
+        forward(using: BlockWeights(w), activations: a, dims: dims, rope: rope, epsilon: epsilon, cache: cache.map { KVCacheRows.sequence($0) })
     }
 
     /// The same with weights in any ``/Kernels/LinearWeight`` form (block-quantized matrices for
