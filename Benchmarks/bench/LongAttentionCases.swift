@@ -3,16 +3,22 @@ import Kernels
 
 /// Causal attention at long contexts, the standard kernel (which keeps `[B, H, T, T]`
 /// probabilities) beside the memory-efficient one (which keeps `[B, H, T]` log-sum-exps):
-/// forward, and forward + backward, at d_model 512 with 16 heads, batch 1. Both are compared
-/// with raw sgemm on the standard kernel's causal GEMM shapes (the least GEMM work the math
-/// needs; the memory-efficient backward recomputes the scores on top of that). The detail
-/// column gives the memory each keeps for backward plus its workspace.
+/// forward, and forward + backward, at d_model 512 as 16 heads of 32 and as 8 heads of 64,
+/// batch 1. Both are compared with raw sgemm on the standard kernel's causal GEMM shapes (the
+/// least GEMM work the math needs; the memory-efficient backward recomputes the scores on top of
+/// that). The detail column gives the memory each keeps for backward plus its workspace. The
+/// standard kernel stops at 4,096 tokens (at 8,192 its probabilities and scratch take 8 GiB).
 enum LongAttentionCases {
-    static let lengths = [256, 1024, 2048, 4096]
+    static let lengths = [256, 1024, 2048, 4096, 8192]
+    static let headDims = [32, 64]
 
     static func all(quick: Bool) -> [BenchCase] {
         lengths.filter { !quick || $0 <= 1024 }.flatMap { t in
-            [false, true].flatMap { backward in [false, true].map { flash in attention(length: t, flash: flash, backward: backward) } }
+            headDims.flatMap { d in
+                [false, true].flatMap { backward in
+                    [false, true].filter { flash in flash || t <= 4096 }.map { flash in attention(length: t, headDim: d, flash: flash, backward: backward) }
+                }
+            }
         }
     }
 
@@ -20,16 +26,17 @@ enum LongAttentionCases {
         floats * 4 >= 1 << 20 ? String(format: "%.0f MiB", Double(floats * 4) / 1_048_576) : String(format: "%.0f KiB", Double(floats * 4) / 1024)
     }
 
-    static func attention(length t: Int, flash: Bool, backward: Bool) -> BenchCase {
-        let shape = BenchShape(context: t, heads: 16, dModel: 512)
+    static func attention(length t: Int, headDim d: Int, flash: Bool, backward: Bool) -> BenchCase {
+        let heads = 512 / d
+        let shape = BenchShape(context: t, heads: heads, dModel: 512)
         let dims = shape.attentionDims(batch: 1), c = shape.dModel, width = shape.qkvWidth
-        let kept = flash ? 16 * t : 16 * t * t
-        let work = flash ? FlashAttention.workspaceCount() : (backward ? 16 * t * t : 0)
+        let kept = flash ? heads * t : heads * t * t
+        let work = flash ? FlashAttention.workspaceCount(keyLength: t, headDim: d) : (backward ? heads * t * t : 0)
         var gemms = shape.attentionGemms(batch: 1)
         if backward { gemms = gemms + shape.attentionBackwardGemms(batch: 1) }
         return BenchCase(
-            name: "attention_long/\(flash ? "flash" : "standard")/\(backward ? "fwd+bwd" : "fwd")/T\(t)",
-            detail: "H16 d32 T\(t): keeps \(mebibytes(kept)) + \(mebibytes(work)) work", gemms: gemms, tokens: t
+            name: "attention_long/\(flash ? "flash" : "standard")/\(backward ? "fwd+bwd" : "fwd")/d\(d)/T\(t)",
+            detail: "H\(heads) d\(d) T\(t): keeps \(mebibytes(kept)) + \(mebibytes(work)) work", gemms: gemms, tokens: t
         ) {
             let memory = BenchMemory()
             let qkv = memory.matrix(rows: t, columns: width, seed: 70), out = memory.matrix(rows: t, columns: c)
@@ -47,7 +54,7 @@ enum LongAttentionCases {
                 }
             } else {
                 // The probabilities [H·T, T]; the backward's scratch is as large (none for the forward alone).
-                let probs = memory.matrix(rows: 16 * t, columns: t), scratch = memory.matrix(rows: backward ? 16 * t : 0, columns: t)
+                let probs = memory.matrix(rows: heads * t, columns: t), scratch = memory.matrix(rows: backward ? heads * t : 0, columns: t)
                 run = memory.timed {
                     ScaledDotProductAttention.forward(q: q, k: k, v: v, out: out, probs: probs, dims: dims, mask: .causal(queryOffset: 0))
                     if backward {
@@ -57,17 +64,21 @@ enum LongAttentionCases {
                 }
             }
             run()
-            // The other kernel on the same inputs: outputs agree.
+            // Another implementation on the same inputs: the outputs agree. The standard kernel
+            // for the memory-efficient one up to 4,096 tokens, its GEMM tiles beyond.
             let reference = BenchMemory(), other = reference.matrix(rows: t, columns: c)
-            if flash {
-                ScaledDotProductAttention.forward(q: q, k: k, v: v, out: other, probs: reference.matrix(rows: 16 * t, columns: t),
+            if flash && t <= 4096 {
+                ScaledDotProductAttention.forward(q: q, k: k, v: v, out: other, probs: reference.matrix(rows: heads * t, columns: t),
                                                   dims: dims, mask: .causal(queryOffset: 0))
             } else {
-                FlashAttention.forward(q: q, k: k, v: v, out: other, logSumExp: reference.vector(16 * t),
-                                       workspace: reference.vector(FlashAttention.workspaceCount()), dims: dims)
+                let handKernels = FlashAttention.usesHandKernels
+                FlashAttention.usesHandKernels = !flash
+                FlashAttention.forward(q: q, k: k, v: v, out: other, logSumExp: reference.vector(heads * t),
+                                       workspace: reference.vector(FlashAttention.workspaceCount(keyLength: t, headDim: d)), dims: dims)
+                FlashAttention.usesHandKernels = handKernels
             }
             let otherOutput = withExtendedLifetime(reference) { other.array }
-            let checked = try check(out.array, otherOutput.map(Double.init), absolute: 1e-5, relative: 1e-4, "output vs the other kernel")
+            let checked = try check(out.array, otherOutput.map(Double.init), absolute: 1e-5, relative: 1e-4, "output vs another kernel")
             return Prepared(run: run, check: checked)
         }
     }
@@ -92,7 +103,7 @@ enum DecodeAttentionCases {
             let q = memory.matrix(rows: 1, columns: 9 * 64, seed: 80), out = memory.matrix(rows: 1, columns: 9 * 64)
             let keys = memory.matrix(rows: t, columns: 3 * 64, seed: 81), values = memory.matrix(rows: t, columns: 3 * 64, seed: 82)
             let probs = memory.matrix(rows: 9, columns: t)
-            let logSumExp = memory.vector(9), workspace = memory.vector(FlashAttention.workspaceCount())
+            let logSumExp = memory.vector(9), workspace = memory.vector(FlashAttention.workspaceCount(keyLength: t, headDim: 64))
             let run = memory.timed {
                 if flash {
                     FlashAttention.forward(q: q, k: keys, v: values, out: out, logSumExp: logSumExp, workspace: workspace, dims: dims, queryOffset: t - 1)

@@ -156,7 +156,7 @@ public enum AttentionMemory {
     /// ``ScaledDotProductAttention``: the probabilities `[B·H·Tq, Tk]`.
     case probabilities(MatrixView)
     /// ``FlashAttention``: the log-sum-exps `[B·H·Tq]` and a workspace of
-    /// ``FlashAttention/workspaceCount(threads:)`` floats.
+    /// ``FlashAttention/workspaceCount(keyLength:headDim:threads:)`` floats.
     case logSumExp(UnsafeMutableBufferPointer<Float>, workspace: UnsafeMutableBufferPointer<Float>)
 }
 

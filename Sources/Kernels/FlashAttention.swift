@@ -1,35 +1,69 @@
+import CVectorKernels
 import Foundation
+import Synchronization
 
 /// Causal attention that never forms the `[Tq, Tk]` probability matrix (FlashAttention-2's
-/// scheme, on our GEMMs): queries in blocks of ``queryBlock`` rows meet keys in blocks of
-/// ``keyBlock``; each tile's `Q·Kᵀ` and `P·V` is one `cblas_sgemm`, and an online softmax keeps a
-/// running maximum `m` and sum `l` per row, rescaling the partial output as the maximum grows.
-/// The forward saves only each row's log-sum-exp `L = m + log l`; the backward recomputes every
-/// tile's probabilities `P = exp(scale · Q·Kᵀ − L)` from Q, K and L.
+/// scheme): queries in blocks meet keys in tiles, and an online softmax keeps a running maximum
+/// `m` and sum `l` per row, rescaling the partial output as the maximum grows. The forward saves
+/// only each row's log-sum-exp `L = m + log l`; the backward recomputes every tile's
+/// probabilities `P = exp(scale · Q·Kᵀ − L)` from Q, K and L.
+///
+/// Two implementations of the tile loop:
+/// - **Hand-vectorised** (AVX2+FMA, head sizes a multiple of 16 up to 256, chosen at run time):
+///   `CVectorKernels/flash_attention.c`. A block of 96 query rows is held transposed, so the
+///   vector lanes are query rows and the whole online softmax runs across lanes, fused with the
+///   products; each head's keys and values are packed once per thread. Why not `cblas_sgemm` per
+///   tile: with an inner dimension of 32–64, OpenBLAS spends as long packing and scaling as
+///   multiplying (the README's "Long contexts" has the profile).
+/// - **On `cblas_sgemm`** everywhere else: queries in blocks of ``queryBlock`` rows, keys in
+///   blocks of ``keyBlock``, each tile's `Q·Kᵀ` and `P·V` one GEMM.
 ///
 /// Memory: the standard kernel (``ScaledDotProductAttention``) keeps `B·H·Tq·Tk` probabilities
 /// per layer for backward and as much scratch again; this one keeps `B·H·Tq` floats, plus a
-/// workspace of a few tiles per thread (``workspaceCount(threads:)``).
+/// workspace per thread of a few tiles and one head's packed keys, values and their gradients
+/// (``workspaceCount(keyLength:headDim:threads:)``): O(T).
 ///
 /// Same conventions as the standard kernel: operands as (column) views, grouped-query heads,
 /// causal queries at `queryOffset…` over keys `0..<Tk` (a KV cache's prefill), gradients
 /// accumulated (`beta = 1`).
 public enum FlashAttention {
-    /// Query rows per tile.
+    /// Query rows per tile of the GEMM path.
     public static let queryBlock = 128
-    /// Keys per tile.
+    /// Keys per tile of the GEMM path.
     public static let keyBlock = 256
 
-    /// Floats of workspace one thread needs: the backward's score and gradient tiles and a
-    /// per-row vector (the forward uses less).
-    public static func workspacePerThread() -> Int { 2 * queryBlock * keyBlock + 2 * queryBlock }
+    private static let handKernelsEnabled = Atomic<Bool>(true)
 
-    /// Workspace for a call on `threads` threads (default: ``Threading/count``).
-    public static func workspaceCount(threads: Int = Threading.count) -> Int { max(1, threads) * workspacePerThread() }
+    /// Whether heads the hand-vectorised tiles take (see the type's notes) run on them; when
+    /// false, every call runs the GEMM path (tests compare the two). On by default.
+    public static var usesHandKernels: Bool {
+        get { handKernelsEnabled.load(ordering: .relaxed) }
+        set { handKernelsEnabled.store(newValue, ordering: .relaxed) }
+    }
+
+    /// Whether a call with heads of `headDim` runs the hand-vectorised tiles on this CPU.
+    public static func runsHandKernels(headDim: Int) -> Bool {
+        usesHandKernels && lm_flash_attention_available(headDim) == 1
+    }
+
+    /// Floats of workspace one thread needs for `keyLength` keys in heads of `headDim`: the
+    /// GEMM path's score and gradient tiles, or the hand-vectorised path's tiles plus one head's
+    /// packed K, V, dK and dV (`4 · keyLength · headDim`), whichever is larger.
+    public static func workspacePerThread(keyLength: Int, headDim: Int) -> Int {
+        let gemmTiles = 2 * queryBlock * keyBlock + 2 * queryBlock
+        guard lm_flash_attention_available(headDim) == 1 else { return gemmTiles }
+        return max(gemmTiles, lm_flash_attention_workspace() + 4 * keyLength * headDim)
+    }
+
+    /// Workspace for a call over `keyLength` keys in heads of `headDim` on `threads` threads
+    /// (default: ``Threading/count``).
+    public static func workspaceCount(keyLength: Int, headDim: Int, threads: Int = Threading.count) -> Int {
+        max(1, threads) * workspacePerThread(keyLength: keyLength, headDim: headDim)
+    }
 
     /// q: [B·Tq, H·d]; k, v: [B·Tk, Hkv·d] → out: [B·Tq, H·d]; saves logSumExp: [B·H·Tq] for
-    /// backward; workspace: ``workspaceCount(threads:)`` floats. Query row `t` sees keys
-    /// `0...queryOffset + t`. `scale` defaults to 1/√d.
+    /// backward; workspace: ``workspaceCount(keyLength:headDim:threads:)`` floats. Query row `t`
+    /// sees keys `0...queryOffset + t`. `scale` defaults to 1/√d.
     public static func forward(
         q: MatrixView, k: MatrixView, v: MatrixView, out: MatrixView,
         logSumExp: UnsafeMutableBufferPointer<Float>, workspace: UnsafeMutableBufferPointer<Float>,
@@ -91,6 +125,10 @@ public enum FlashAttention {
     ) {
         let call = Call(dims: dims, queryOffset: queryOffset, scale: scale, workspace: workspace, logSumExp: logSumExp.count,
                         layouts: (queryLayout, keyLayout, outputLayout), "FlashAttention.forward")
+        if runsHandKernels(headDim: dims.headDim) {
+            return call.forwardByHand(q: q, queryLayout: queryLayout, k: k, v: v, keyLayout: keyLayout,
+                                      out: out, outputLayout: outputLayout, logSumExp: logSumExp.baseAddress!)
+        }
         let lse = logSumExp.baseAddress!
         // One task per (batch, head) pair; each writes only its own output columns and rows of L.
         call.run(items: dims.batch * dims.heads) { pair, tile in
@@ -155,6 +193,11 @@ public enum FlashAttention {
     ) {
         let call = Call(dims: dims, queryOffset: queryOffset, scale: scale, workspace: workspace, logSumExp: logSumExp.count,
                         layouts: (queryLayout, keyLayout, outputLayout), "FlashAttention.backward")
+        if runsHandKernels(headDim: dims.headDim) {
+            return call.backwardByHand(q: q, queryLayout: queryLayout, k: k, v: v, keyLayout: keyLayout,
+                                       out: out, dOut: dOut, outputLayout: outputLayout, logSumExp: logSumExp.baseAddress!,
+                                       dQ: dQ, dK: dK, dV: dV)
+        }
         let lse = logSumExp.baseAddress!
         let group = dims.heads / dims.kvHeads
         call.run(items: dims.batch * dims.kvHeads) { index, tile in
@@ -225,7 +268,7 @@ public enum FlashAttention {
     }
 
     /// What both passes share: the checks, the causal geometry and the split over threads.
-    private struct Call {
+    struct Call {
         let dims: AttentionDims
         let queryOffset: Int
         let alpha: Float
@@ -240,8 +283,9 @@ public enum FlashAttention {
             layouts.output.require(heads: dims.heads, headDim: dims.headDim, rows: dims.queryLength, batch: dims.batch, kernel, "out")
             precondition(queryOffset >= 0 && queryOffset + dims.queryLength <= dims.keyLength,
                          "\(kernel): causal queries at \(queryOffset)..<\(queryOffset + dims.queryLength) need \(queryOffset + dims.queryLength) keys, have \(dims.keyLength)")
-            precondition(workspace.count >= workspacePerThread(),
-                         "\(kernel): workspace of \(workspace.count) floats, needs \(workspacePerThread()) per thread")
+            let perThread = workspacePerThread(keyLength: dims.keyLength, headDim: dims.headDim)
+            precondition(workspace.count >= perThread,
+                         "\(kernel): workspace of \(workspace.count) floats, needs \(perThread) per thread for \(dims.keyLength) keys of head size \(dims.headDim)")
             self.dims = dims
             self.queryOffset = queryOffset
             self.alpha = scale ?? 1 / Float(dims.headDim).squareRoot()
@@ -255,19 +299,24 @@ public enum FlashAttention {
         func seenInTile(queryRow: Int, key: Int, keys: Int) -> Int { min(keys, max(0, queryOffset + queryRow + 1 - key)) }
 
         /// Runs `body(item, tile)` for every item, spread over as many threads as the
-        /// workspace has tiles for, each thread on its own tile, with single-threaded GEMMs.
+        /// workspace has room for, each thread on its own part of it, with single-threaded GEMMs.
         func run(items: Int, _ body: (Int, UnsafeMutablePointer<Float>) -> Void) {
-            let perThread = workspacePerThread()
+            runTasks(items: items) { task, tasks, tile in
+                let chunk = (items + tasks - 1) / tasks
+                for item in (task * chunk)..<min(items, (task + 1) * chunk) { body(item, tile) }
+            }
+        }
+
+        /// Runs `body(task, tasks, tile)` once per thread (`tasks` of them, at most `items`),
+        /// each on its own part of the workspace, with single-threaded GEMMs.
+        func runTasks(items: Int, _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+            let perThread = workspacePerThread(keyLength: dims.keyLength, headDim: dims.headDim)
             let tasks = max(1, min(items, Threading.count, workspace.count / perThread))
             let base = workspace.baseAddress!
-            let chunk = (items + tasks - 1) / tasks
             let cost = dims.queryLength * (queryOffset + dims.queryLength) * dims.headDim * 4
             Threading.withSingleThreadedBLAS {
-                Threading.parallelRanges(tasks, costPerItem: cost * chunk) { range in
-                    for task in range {
-                        let tile = base + task * perThread
-                        for item in (task * chunk)..<min(items, (task + 1) * chunk) { body(item, tile) }
-                    }
+                Threading.parallelRanges(tasks, costPerItem: cost * ((items + tasks - 1) / tasks)) { range in
+                    for task in range { body(task, tasks, base + task * perThread) }
                 }
             }
         }

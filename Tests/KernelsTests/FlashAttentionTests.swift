@@ -19,7 +19,7 @@ final class FlashAttentionTests: XCTestCase {
         let operands = Run.AttentionOperands(q: q, k: k, v: v, dims: dims, margin: margin)
         let out = Matrix(rows: queryRows, columns: qWidth, repeating: .nan, margin: margin)
         let logSumExp = unwritten(dims.batch * dims.heads * dims.queryLength)
-        let workspace = unwritten(FlashAttention.workspaceCount(threads: threads))  // whatever it held must not matter
+        let workspace = unwritten(FlashAttention.workspaceCount(keyLength: dims.keyLength, headDim: dims.headDim, threads: threads))  // whatever it held must not matter
         let dQ = Matrix(rows: queryRows, columns: qWidth, repeating: 0, margin: margin)
         let dK = Matrix(rows: keyRows, columns: kvWidth, repeating: 0, margin: margin)
         let dV = Matrix(rows: keyRows, columns: kvWidth, repeating: 0, margin: margin)

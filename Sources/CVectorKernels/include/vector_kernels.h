@@ -94,6 +94,43 @@ void lm_attention_scores(const float *q, size_t group, size_t head_dim, const fl
 void lm_attention_values(const float *p, size_t p_stride, size_t group, size_t keys, const float *v, size_t v_stride,
                          size_t head_dim, float *out, size_t out_stride);
 
+/// The tiles of the long-context attention kernels (flash_attention.c): query rows per block,
+/// keys per tile, and the largest head size they take.
+enum { LM_FLASH_QUERY_BLOCK = 96, LM_FLASH_KEY_BLOCK = 128, LM_FLASH_MAX_HEAD = 256 };
+
+/// 1 when this CPU runs the flash attention blocks below for heads of `head_dim` (AVX2+FMA; a
+/// multiple of 16, at most LM_FLASH_MAX_HEAD), else 0: callers then use the cblas_sgemm tiles.
+int lm_flash_attention_available(size_t head_dim);
+
+/// Floats of `work` one call of either block function needs.
+size_t lm_flash_attention_workspace(void);
+
+/// Rows `0 ..< rows` of `x` (row stride `ldx`, `d` values each, d a multiple of 8) copied to
+/// `packed` (row stride `d`): the blocks read one head's keys and values contiguous, which keeps
+/// a tile in L1 whatever the stride of the rows they come from (a QKV projection's is often a
+/// large power of two).
+void lm_flash_pack_rows(const float *x, size_t ldx, size_t rows, size_t d, float *packed);
+
+/// `y[r · ldy + c] += packed[r · d + c]` for rows `0 ..< rows`: packed gradients back.
+void lm_flash_add_rows(const float *packed, size_t rows, size_t d, float *y, size_t ldy);
+
+/// Causal attention of one head for one block of `rows` (≤ LM_FLASH_QUERY_BLOCK) query rows:
+/// query row r (at `q + r · ldq`, `d` values) sees key/value rows `0 ..< seen + r` of the
+/// head's packed keys and values (`k`/`v + j · d`). Writes `out` rows (stride `ldo`) and
+/// `lse[r]`, the natural log-sum-exp of row r's scaled scores. `scale` multiplies the scores
+/// (1/√d for attention).
+void lm_flash_forward_block(const float *q, size_t ldq, const float *k, const float *v,
+                            float *out, size_t ldo, float *lse, size_t rows, size_t d, size_t seen,
+                            float scale, float *work);
+
+/// The gradients of lm_flash_forward_block for the same block: from the forward's `out`, `lse`
+/// and the output gradient `dout` (stride `ldo`), adds into `dq` (stride `ldq`) and into the
+/// packed `dk`, `dv` (stride `d`, rows `0 ..< seen + rows − 1`). P is recomputed from q, k and lse.
+void lm_flash_backward_block(const float *q, size_t ldq, const float *k, const float *v,
+                             const float *out, const float *dout, size_t ldo, const float *lse,
+                             float *dq, float *dk, float *dv, size_t rows, size_t d, size_t seen,
+                             float scale, float *work);
+
 /// A spin-wait hint to the CPU (x86 `pause`): lets the sibling hyper-thread run and saves power
 /// while a worker thread polls for its next task.
 static inline void lm_cpu_relax(void) {

@@ -5,12 +5,16 @@ import Synchronization
 /// Which attention kernel a model runs: one forced, or chosen by the rule below.
 ///
 /// The rule (``kernel(config:batch:length:training:)``): the memory-efficient kernel
-/// (`FlashAttention` in `Kernels`) when the sequence is at least ``longContext`` tokens, or when the
-/// standard kernel's probabilities would take more than a quarter of the machine's memory
-/// (training keeps them for every layer, plus one layer of scratch; inference one layer);
-/// the standard kernel otherwise. Why 2,048: below it the standard kernel's backward reads P where
-/// the tiled one recomputes it; above it the `[B, H, T, T]` tensors leave the caches (the
-/// measurements are the README's "Long contexts" and the bench's `attention_long/` cases).
+/// (`FlashAttention` in `Kernels`) whenever it runs on its hand-vectorised tiles (head sizes a
+/// multiple of 16 on an AVX2 CPU), which are faster than the standard kernel at every length the
+/// bench measures, from 256 tokens up (the README's "Long contexts" and the bench's
+/// `attention_long/` cases). Otherwise it is on its GEMM tiles, and the rule is the one those
+/// were measured for: the memory-efficient kernel when the sequence is at least
+/// ``longContext`` tokens, or when the standard kernel's probabilities would take more than a
+/// quarter of the machine's memory (training keeps them for every layer, plus one layer of
+/// scratch; inference one layer); the standard kernel otherwise. Why 2,048 there: below it the
+/// standard kernel's backward reads P where the GEMM tiles recompute it; above it the
+/// `[B, H, T, T]` tensors leave the caches.
 public enum AttentionChoice: Sendable, Equatable, CustomStringConvertible {
     case automatic
     case forced(AttentionKernel)
@@ -25,7 +29,7 @@ public enum AttentionChoice: Sendable, Equatable, CustomStringConvertible {
         set { processDefault.withLock { $0 = newValue } }
     }
 
-    /// Sequences this long or longer get the memory-efficient kernel.
+    /// Sequences this long or longer get the memory-efficient kernel even on its GEMM tiles.
     public static let longContext = 2048
 
     /// `LM_ATTENTION` (`standard`, `memory-efficient` or `automatic`), or automatic when unset.
@@ -51,7 +55,7 @@ public enum AttentionChoice: Sendable, Equatable, CustomStringConvertible {
     /// The kernel for a pass over `[batch, length]` tokens.
     public func kernel(config: ModelConfig, batch: Int, length: Int, training: Bool) -> AttentionKernel {
         if case .forced(let kernel) = self { return kernel }
-        if length >= Self.longContext { return .memoryEfficient }
+        if FlashAttention.runsHandKernels(headDim: config.headDim) || length >= Self.longContext { return .memoryEfficient }
         let layers = training ? config.numLayers + 1 : 1
         let bytes = Double(batch) * Double(config.numHeads) * Double(length) * Double(length) * Double(layers) * 4
         return bytes > Double(SizeLimits.physicalMemory) / 4 ? .memoryEfficient : .standard

@@ -60,7 +60,8 @@ final class ForwardActivations {
         let attention = kernel == .standard ? h * n * Double(keys) : h * (n + Double(keys))
         let perLayer = n * (4 * c + 2 + Double(config.qkvWidth) + 3 * f) + attention
         let logits = mode == .training ? n * Double(config.vocabSize) : 0
-        return 4 * (layers * perLayer + (layers + 1) * n * c + n * (c + 1) + logits) + 8 * n
+        let workspace = kernel == .standard ? 0 : Double(FlashAttention.workspaceCount(keyLength: keys, headDim: config.headDim))
+        return 4 * (layers * perLayer + (layers + 1) * n * c + n * (c + 1) + logits + workspace) + 8 * n
     }
 
     init(config: ModelConfig, rows: Int, keys: Int, mode: Mode, kernel: AttentionKernel) {
@@ -83,7 +84,7 @@ final class ForwardActivations {
         qkv = TensorBuffer(count: layerSlots * n * config.qkvWidth)
         probabilities = TensorBuffer(count: layerSlots * probabilitiesPerLayer)
         logSumExp = TensorBuffer(count: layerSlots * logSumExpPerLayer)
-        attentionWorkspace = TensorBuffer(count: kernel == .standard ? 0 : FlashAttention.workspaceCount())
+        attentionWorkspace = TensorBuffer(count: kernel == .standard ? 0 : FlashAttention.workspaceCount(keyLength: keys, headDim: config.headDim))
         context = TensorBuffer(count: layerSlots * n * c)
         gateUp = TensorBuffer(count: layerSlots * n * 2 * f)
         gated = TensorBuffer(count: layerSlots * n * f)
