@@ -8,6 +8,8 @@ import Kernels
 /// least GEMM work the math needs; the memory-efficient backward recomputes the scores on top of
 /// that). The detail column gives the memory each keeps for backward plus its workspace. The
 /// standard kernel stops at 4,096 tokens (at 8,192 its probabilities and scratch take 8 GiB).
+/// `flash-gemm` is the memory-efficient kernel on its cblas_sgemm tiles (the fallback for other
+/// head sizes and CPUs), beside its hand-vectorised tiles (`flash`).
 enum LongAttentionCases {
     static let lengths = [256, 1024, 2048, 4096, 8192]
     static let headDims = [32, 64]
@@ -16,7 +18,10 @@ enum LongAttentionCases {
         lengths.filter { !quick || $0 <= 1024 }.flatMap { t in
             headDims.flatMap { d in
                 [false, true].flatMap { backward in
-                    [false, true].filter { flash in flash || t <= 4096 }.map { flash in attention(length: t, headDim: d, flash: flash, backward: backward) }
+                    var cases = [attention(length: t, headDim: d, flash: true, backward: backward)]
+                    if t <= 4096 { cases.insert(attention(length: t, headDim: d, flash: false, backward: backward), at: 0) }
+                    if t == 1024 || t == 4096 { cases.append(attention(length: t, headDim: d, flash: true, backward: backward, gemmTiles: true)) }
+                    return cases
                 }
             }
         }
@@ -26,7 +31,7 @@ enum LongAttentionCases {
         floats * 4 >= 1 << 20 ? String(format: "%.0f MiB", Double(floats * 4) / 1_048_576) : String(format: "%.0f KiB", Double(floats * 4) / 1024)
     }
 
-    static func attention(length t: Int, headDim d: Int, flash: Bool, backward: Bool) -> BenchCase {
+    static func attention(length t: Int, headDim d: Int, flash: Bool, backward: Bool, gemmTiles: Bool = false) -> BenchCase {
         let heads = 512 / d
         let shape = BenchShape(context: t, heads: heads, dModel: 512)
         let dims = shape.attentionDims(batch: 1), c = shape.dModel, width = shape.qkvWidth
@@ -35,7 +40,7 @@ enum LongAttentionCases {
         var gemms = shape.attentionGemms(batch: 1)
         if backward { gemms = gemms + shape.attentionBackwardGemms(batch: 1) }
         return BenchCase(
-            name: "attention_long/\(flash ? "flash" : "standard")/\(backward ? "fwd+bwd" : "fwd")/d\(d)/T\(t)",
+            name: "attention_long/\(flash ? (gemmTiles ? "flash-gemm" : "flash") : "standard")/\(backward ? "fwd+bwd" : "fwd")/d\(d)/T\(t)",
             detail: "H\(heads) d\(d) T\(t): keeps \(mebibytes(kept)) + \(mebibytes(work)) work", gemms: gemms, tokens: t
         ) {
             let memory = BenchMemory()
@@ -46,6 +51,8 @@ enum LongAttentionCases {
             if flash {
                 let logSumExp = memory.vector(kept), workspace = memory.vector(work)
                 run = memory.timed {
+                    if gemmTiles { FlashAttention.usesHandKernels = false }
+                    defer { FlashAttention.usesHandKernels = true }
                     FlashAttention.forward(q: q, k: k, v: v, out: out, logSumExp: logSumExp, workspace: workspace, dims: dims)
                     if backward {
                         FlashAttention.backward(q: q, k: k, v: v, out: out, dOut: dOut, logSumExp: logSumExp,

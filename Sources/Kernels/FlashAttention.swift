@@ -10,7 +10,7 @@ import Synchronization
 ///
 /// Two implementations of the tile loop:
 /// - **Hand-vectorised** (AVX2+FMA, head sizes a multiple of 16 up to 256, chosen at run time):
-///   `CVectorKernels/flash_attention.c`. A block of 96 query rows is held transposed, so the
+///   `CVectorKernels/flash_attention.c`. A block of 192 query rows is held transposed, so the
 ///   vector lanes are query rows and the whole online softmax runs across lanes, fused with the
 ///   products; each head's keys and values are packed once per thread. Why not `cblas_sgemm` per
 ///   tile: with an inner dimension of 32–64, OpenBLAS spends as long packing and scaling as

@@ -96,7 +96,7 @@ void lm_attention_values(const float *p, size_t p_stride, size_t group, size_t k
 
 /// The tiles of the long-context attention kernels (flash_attention.c): query rows per block,
 /// keys per tile, and the largest head size they take.
-enum { LM_FLASH_QUERY_BLOCK = 96, LM_FLASH_KEY_BLOCK = 128, LM_FLASH_MAX_HEAD = 256 };
+enum { LM_FLASH_QUERY_BLOCK = 192, LM_FLASH_KEY_BLOCK = 128, LM_FLASH_MAX_HEAD = 256 };
 
 /// 1 when this CPU runs the flash attention blocks below for heads of `head_dim` (AVX2+FMA; a
 /// multiple of 16, at most LM_FLASH_MAX_HEAD), else 0: callers then use the cblas_sgemm tiles.
