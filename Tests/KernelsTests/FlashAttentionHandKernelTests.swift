@@ -51,21 +51,8 @@ final class FlashAttentionHandKernelTests: XCTestCase {
             let q = rng.uniform(tq * 2 * headDim), k = rng.uniform(tk * headDim), v = rng.uniform(tk * headDim)
             let dOut = rng.uniform(tq * 2 * headDim)
             let hand = FlashAttentionTests.run(q: q, k: k, v: v, dOut: dOut, dims: dims)
-            let (qd, kd, vd, od) = (widened(q), widened(k), widened(v), widened(dOut))
-            func loss(_ q: [Double], _ k: [Double], _ v: [Double]) -> Double {
-                zip(Run.referenceAttention(q, k, v, dims: dims, causal: true), od).map(*).reduce(0, +)
-            }
-            for (name, ours, input) in [("dQ", hand.dQ, qd), ("dK", hand.dK, kd), ("dV", hand.dV, vd)] {
-                for _ in 0..<16 {
-                    let index = Int.random(in: input.indices, using: &rng)
-                    var plus = input, minus = input
-                    plus[index] += 1e-6
-                    minus[index] -= 1e-6
-                    let f = { (x: [Double]) -> Double in name == "dQ" ? loss(x, kd, vd) : name == "dK" ? loss(qd, x, vd) : loss(qd, kd, x) }
-                    let numeric = (f(plus) - f(minus)) / 2e-6
-                    XCTAssertEqual(Double(ours[index]), numeric, accuracy: 1e-5 + 1e-4 * abs(numeric), "\(name)[\(index)] d\(headDim) Tq \(tq) Tk \(tk)")
-                }
-            }
+            FlashAttentionTests.assertGradientsMatchFiniteDifferences(hand, q: q, k: k, v: v, dOut: dOut, dims: dims, samples: 16,
+                                                                      rng: &rng, "d\(headDim) Tq \(tq) Tk \(tk)")
         }
     }
 

@@ -73,22 +73,30 @@ final class FlashAttentionTests: XCTestCase {
             let q = rng.uniform(batch * tq * 32), k = rng.uniform(batch * tk * 16), v = rng.uniform(batch * tk * 16)
             let dOut = rng.uniform(batch * tq * 32)
             let flash = Self.run(q: q, k: k, v: v, dOut: dOut, dims: dims)
-            let (qd, kd, vd, od) = (widened(q), widened(k), widened(v), widened(dOut))
-            func loss(_ q: [Double], _ k: [Double], _ v: [Double]) -> Double {
-                zip(Run.referenceAttention(q, k, v, dims: dims, causal: true), od).map(*).reduce(0, +)
-            }
-            let samples = tq > 10 ? 12 : Int.max
-            for (name, ours, input) in [("dQ", flash.dQ, qd), ("dK", flash.dK, kd), ("dV", flash.dV, vd)] {
-                var indices = Array(input.indices)
-                if indices.count > samples { indices = (0..<samples).map { _ in Int.random(in: input.indices, using: &rng) } }
-                for index in indices {
-                    var plus = input, minus = input
-                    plus[index] += 1e-6
-                    minus[index] -= 1e-6
-                    let f = { (x: [Double]) -> Double in name == "dQ" ? loss(x, kd, vd) : name == "dK" ? loss(qd, x, vd) : loss(qd, kd, x) }
-                    let numeric = (f(plus) - f(minus)) / 2e-6
-                    XCTAssertEqual(Double(ours[index]), numeric, accuracy: 1e-5 + 1e-4 * abs(numeric), "\(name)[\(index)] Tq \(tq) Tk \(tk)")
-                }
+            Self.assertGradientsMatchFiniteDifferences(flash, q: q, k: k, v: v, dOut: dOut, dims: dims,
+                                                       samples: tq > 10 ? 12 : nil, rng: &rng, "Tq \(tq) Tk \(tk)")
+        }
+    }
+
+    /// dQ, dK and dV of `result` against central finite differences of the Double reference's
+    /// loss Σ out ⊙ dOut: every coordinate, or `samples` random ones of each.
+    static func assertGradientsMatchFiniteDifferences(_ result: Result, q: [Float], k: [Float], v: [Float], dOut: [Float],
+                                                      dims: AttentionDims, samples: Int?, rng: inout SeededGenerator,
+                                                      _ label: String) {
+        let (qd, kd, vd, od) = (widened(q), widened(k), widened(v), widened(dOut))
+        func loss(_ q: [Double], _ k: [Double], _ v: [Double]) -> Double {
+            zip(Run.referenceAttention(q, k, v, dims: dims, causal: true), od).map(*).reduce(0, +)
+        }
+        for (name, ours, input) in [("dQ", result.dQ, qd), ("dK", result.dK, kd), ("dV", result.dV, vd)] {
+            var indices = Array(input.indices)
+            if let samples, indices.count > samples { indices = (0..<samples).map { _ in Int.random(in: input.indices, using: &rng) } }
+            for index in indices {
+                var plus = input, minus = input
+                plus[index] += 1e-6
+                minus[index] -= 1e-6
+                let f = { (x: [Double]) -> Double in name == "dQ" ? loss(x, kd, vd) : name == "dK" ? loss(qd, x, vd) : loss(qd, kd, x) }
+                let numeric = (f(plus) - f(minus)) / 2e-6
+                XCTAssertEqual(Double(ours[index]), numeric, accuracy: 1e-5 + 1e-4 * abs(numeric), "\(name)[\(index)] \(label)")
             }
         }
     }
