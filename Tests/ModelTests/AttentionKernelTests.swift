@@ -56,15 +56,15 @@ final class AttentionKernelTests: XCTestCase {
         assertClose(cached, widened(full), absolute: 1e-5, relative: 1e-4, "chunked prefill + steps vs full forward")
     }
 
-    /// Heads the hand-vectorised tiles take get the memory-efficient kernel at every length; the
-    /// others only for long sequences or when the probabilities would not fit.
+    /// Heads the hand-vectorised tiles take get the memory-efficient kernel from 1,024 tokens; the
+    /// others from 2,048, or when the probabilities would not fit.
     func testRulePicksTheMemoryEfficientKernelWhereItIsFaster() throws {
         let automatic = AttentionChoice.automatic
         let tiled = ModelConfig(vocabSize: 100, contextLength: 8192, dModel: 128, numLayers: 2, numHeads: 4, dFF: 96, ropeTheta: 10_000)
-        let expected: AttentionKernel = FlashAttention.runsHandKernels(headDim: 32) ? .memoryEfficient : .standard
-        XCTAssertEqual(automatic.kernel(config: tiled, batch: 8, length: 256, training: true), expected)
-        XCTAssertEqual(automatic.kernel(config: tiled, batch: 1, length: 1, training: false), expected)
-        XCTAssertEqual(automatic.kernel(config: tiled, batch: 1, length: 8192, training: false), .memoryEfficient)
+        let from = FlashAttention.runsHandKernels(headDim: 32) ? AttentionChoice.handTiledContext : AttentionChoice.longContext
+        XCTAssertEqual(automatic.kernel(config: tiled, batch: 8, length: 256, training: true), .standard)
+        XCTAssertEqual(automatic.kernel(config: tiled, batch: 1, length: from - 1, training: false), .standard)
+        XCTAssertEqual(automatic.kernel(config: tiled, batch: 1, length: from, training: true), .memoryEfficient)
         // Head size 8: no hand-vectorised tiles, so the GEMM tiles' rule.
         let config = ModelConfig(vocabSize: 100, contextLength: 8192, dModel: 32, numLayers: 2, numHeads: 4, dFF: 96, ropeTheta: 10_000)
         XCTAssertEqual(automatic.kernel(config: config, batch: 8, length: 256, training: true), .standard)

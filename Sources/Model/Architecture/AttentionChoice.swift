@@ -5,16 +5,16 @@ import Synchronization
 /// Which attention kernel a model runs: one forced, or chosen by the rule below.
 ///
 /// The rule (``kernel(config:batch:length:training:)``): the memory-efficient kernel
-/// (`FlashAttention` in `Kernels`) whenever it runs on its hand-vectorised tiles (head sizes a
-/// multiple of 16 on an AVX2 CPU), which are faster than the standard kernel at every length the
-/// bench measures, from 256 tokens up (the README's "Long contexts" and the bench's
-/// `attention_long/` cases). Otherwise it is on its GEMM tiles, and the rule is the one those
-/// were measured for: the memory-efficient kernel when the sequence is at least
-/// ``longContext`` tokens, or when the standard kernel's probabilities would take more than a
-/// quarter of the machine's memory (training keeps them for every layer, plus one layer of
-/// scratch; inference one layer); the standard kernel otherwise. Why 2,048 there: below it the
-/// standard kernel's backward reads P where the GEMM tiles recompute it; above it the
-/// `[B, H, T, T]` tensors leave the caches.
+/// (`FlashAttention` in `Kernels`) from ``handTiledContext`` tokens on when it runs on its
+/// hand-vectorised tiles (head sizes a multiple of 16 on an AVX2 CPU), where they beat the
+/// standard kernel in the bench's `attention_long/` cases (below that the two are within noise of
+/// each other, and the standard kernel keeps its place in training at 256 tokens); from
+/// ``longContext`` tokens on when it runs on its GEMM tiles (below that the standard kernel's
+/// backward reads P where the GEMM tiles recompute it; above it the `[B, H, T, T]` tensors leave
+/// the caches); and whenever the standard kernel's probabilities would take more than a quarter
+/// of the machine's memory (training keeps them for every layer, plus one layer of scratch;
+/// inference one layer). The standard kernel otherwise. The measurements are the README's "Long
+/// contexts".
 public enum AttentionChoice: Sendable, Equatable, CustomStringConvertible {
     case automatic
     case forced(AttentionKernel)
@@ -31,6 +31,10 @@ public enum AttentionChoice: Sendable, Equatable, CustomStringConvertible {
 
     /// Sequences this long or longer get the memory-efficient kernel even on its GEMM tiles.
     public static let longContext = 2048
+
+    /// Sequences this long or longer get the memory-efficient kernel when it runs on its
+    /// hand-vectorised tiles.
+    public static let handTiledContext = 1024
 
     /// `LM_ATTENTION` (`standard`, `memory-efficient` or `automatic`), or automatic when unset.
     public static func fromEnvironment() throws -> AttentionChoice {
@@ -55,7 +59,8 @@ public enum AttentionChoice: Sendable, Equatable, CustomStringConvertible {
     /// The kernel for a pass over `[batch, length]` tokens.
     public func kernel(config: ModelConfig, batch: Int, length: Int, training: Bool) -> AttentionKernel {
         if case .forced(let kernel) = self { return kernel }
-        if FlashAttention.runsHandKernels(headDim: config.headDim) || length >= Self.longContext { return .memoryEfficient }
+        let from = FlashAttention.runsHandKernels(headDim: config.headDim) ? Self.handTiledContext : Self.longContext
+        if length >= from { return .memoryEfficient }
         let layers = training ? config.numLayers + 1 : 1
         let bytes = Double(batch) * Double(config.numHeads) * Double(length) * Double(length) * Double(layers) * 4
         return bytes > Double(SizeLimits.physicalMemory) / 4 ? .memoryEfficient : .standard
