@@ -10,7 +10,7 @@ extension ScaledDotProductAttention {
     /// floats per sequence, `[S, H, maxKeys]`.
     public static func decodeStreams(q: MatrixView, keys: [MatrixView], values: [MatrixView], out: MatrixView,
                                      scores: UnsafeMutablePointer<Float>, maxKeys: Int,
-                                     heads: Int, kvHeads: Int, headDim d: Int) {
+                                     heads: Int, kvHeads: Int, headDim d: Int, scale: Float? = nil) {
         let kernel = "ScaledDotProductAttention.decodeStreams"
         let streams = q.rows
         precondition(keys.count == streams && values.count == streams, "\(kernel): \(streams) queries, \(keys.count) key and \(values.count) value caches")
@@ -20,7 +20,7 @@ extension ScaledDotProductAttention {
             precondition(keys[s].rows >= 1 && keys[s].rows <= maxKeys && keys[s].columns >= kvHeads * d, "\(kernel): stream \(s) keys \(keys[s].shape)")
             requireShape(values[s], like: keys[s], kernel, "values[\(s)]")
         }
-        let group = heads / kvHeads, alpha = 1 / Float(d).squareRoot()
+        let group = heads / kvHeads, alpha = scale ?? 1 / Float(d).squareRoot()
         let fused = lm_decode_attention_available(d) == 1
         let work = keys.reduce(0) { $0 + $1.rows } / max(streams, 1)
         Threading.withSingleThreadedBLAS {

@@ -106,6 +106,24 @@ public struct MatrixView {
         for r in 0..<rows { pointer(row: r).update(from: source.pointer(row: r), count: columns) }
     }
 
+    /// Sets this view to `a + b`, element by element (all three of one shape; any may be the same view).
+    public func sum(_ a: MatrixView, _ b: MatrixView) {
+        requireShape(a, rows, columns, "MatrixView.sum", "a")
+        requireShape(b, rows, columns, "MatrixView.sum", "b")
+        for r in 0..<rows {
+            let (out, x, y) = (pointer(row: r), a.pointer(row: r), b.pointer(row: r))
+            for i in 0..<columns { out[i] = x[i] + y[i] }
+        }
+    }
+
+    /// Multiplies every element by `factor`, in place.
+    public func scale(by factor: Float) {
+        for r in 0..<rows {
+            let values = pointer(row: r)
+            for i in 0..<columns { values[i] *= factor }
+        }
+    }
+
     /// The elements row by row, as an array (a copy).
     public var array: [Float] {
         var values: [Float] = []

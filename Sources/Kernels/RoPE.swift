@@ -7,6 +7,8 @@ import Foundation
 /// accuracy.
 public struct RoPETable: Sendable {
     public let headDim: Int
+    /// Which dimensions of a head rotate together.
+    public let style: RoPEStyle
     public let maxPositions: Int
     public let theta: Double
     /// [maxPositions, headDim / 2]
@@ -16,11 +18,12 @@ public struct RoPETable: Sendable {
 
     /// headDim must be even and positive; maxPositions ≥ 1; theta > 0; `frequencyFactors`, when
     /// given, one positive divisor per pair.
-    public init(headDim: Int, maxPositions: Int, theta: Double, frequencyFactors: [Double]? = nil) {
+    public init(headDim: Int, maxPositions: Int, theta: Double, frequencyFactors: [Double]? = nil, style: RoPEStyle = .interleaved) {
         precondition(headDim > 0 && headDim % 2 == 0, "RoPETable: head size \(headDim) must be even and positive")
         precondition(maxPositions >= 1, "RoPETable: maxPositions \(maxPositions) must be at least 1")
         precondition(theta > 0 && theta.isFinite, "RoPETable: theta \(theta) must be positive")
         self.headDim = headDim
+        self.style = style
         self.maxPositions = maxPositions
         self.theta = theta
         let pairs = headDim / 2
@@ -52,8 +55,17 @@ public struct RotaryPositions {
     }
 }
 
-/// Rotary position embedding on interleaved pairs `(x[2i], x[2i+1])`:
-/// `(x0·cos − x1·sin, x0·sin + x1·cos)` at angle `position / theta^(2i/d)`.
+/// Which two dimensions of a head rotate together as pair `i` (the same angles either way).
+public enum RoPEStyle: String, Codable, Sendable, CaseIterable {
+    /// `(x[2i], x[2i+1])`: the CS336 handout's, and llama.cpp's for Llama (its converter permutes
+    /// the q and k rows into this order).
+    case interleaved
+    /// `(x[i], x[i + d/2])`: transformers' `rotate_half`, llama.cpp's NeoX style (Qwen, Gemma).
+    case halves
+}
+
+/// Rotary position embedding on pairs `(x0, x1)` of each head (interleaved or halves, the
+/// table's ``RoPEStyle``): `(x0·cos − x1·sin, x0·sin + x1·cos)` at angle `position / theta^(2i/d)`.
 public enum RoPE {
     /// Rotates in place every head of x: [rows, heads · headDim] (a column view of a fused
     /// `[B·T, qkvWidth]` buffer is rotated where it lies), row `r` at `rope.positions[r]`.
@@ -82,6 +94,8 @@ public enum RoPE {
                      "\(kernel): x has \(x.columns) columns, not a whole number of heads of \(table.headDim)")
         let heads = x.columns / table.headDim
         let pairs = table.headDim / 2
+        // Pair i is (first + i·step, first + i·step + partner): (2i, 2i+1) or (i, i + d/2).
+        let (step, partner) = table.style == .interleaved ? (2, 1) : (1, pairs)
         for row in 0..<rows {
             let position = positions[row]
             precondition(position >= 0 && position < table.maxPositions,
@@ -96,10 +110,11 @@ public enum RoPE {
                         for head in 0..<heads {
                             let v = x.pointer(row: row) + head * table.headDim
                             for i in 0..<pairs {
-                                let x0 = v[2 * i], x1 = v[2 * i + 1]
+                                let a = step * i, b = a + partner
+                                let x0 = v[a], x1 = v[b]
                                 let sine = sign * s[i]
-                                v[2 * i] = x0 * c[i] - x1 * sine
-                                v[2 * i + 1] = x0 * sine + x1 * c[i]
+                                v[a] = x0 * c[i] - x1 * sine
+                                v[b] = x0 * sine + x1 * c[i]
                             }
                         }
                     }

@@ -113,9 +113,12 @@ public enum ScaledDotProductAttention {
         if case .allowed(let allowed) = mask {
             requireShape(allowed, [tq, tk], "ScaledDotProductAttention.forward", "mask")
         }
-        if case .causal(let offset) = mask {
+        if let offset = mask.causalOffset {
             precondition(offset >= 0 && offset + tq <= tk,
                          "ScaledDotProductAttention.forward: causal queries at \(offset)..<\(offset + tq) need \(offset + tq) keys, have \(tk)")
+        }
+        if case .slidingWindow(_, let window) = mask {
+            precondition(window >= 1, "ScaledDotProductAttention.forward: sliding window \(window) must be positive")
         }
         let alpha = scale ?? 1 / Float(d).squareRoot()
         let group = dims.heads / dims.kvHeads
@@ -183,14 +186,12 @@ public enum ScaledDotProductAttention {
         out: UnsafeMutablePointer<Float>, outStride: Int,
         probs: UnsafeMutablePointer<Float>, queries tq: Int, keys tk: Int, headDim d: Int, alpha: Float, mask: AttentionMask
     ) {
-        let blockRows: Int
-        if case .causal = mask { blockRows = causalBlockRows } else { blockRows = tq }
+        let blockRows = mask.causalOffset == nil ? tq : causalBlockRows
         var first = 0
         while first < tq {
             let rows = min(blockRows, tq - first)
             // Keys any row of this block can see; softmax zeroes the rest of each probs row.
-            let keys: Int
-            if case .causal(let offset) = mask { keys = offset + first + rows } else { keys = tk }
+            let keys = mask.causalOffset.map { $0 + first + rows } ?? tk
             let pBlock = probs + first * tk
             sgemm(transposeA: false, transposeB: true, m: rows, n: keys, k: d, alpha: alpha,
                   a: q + first * queryStride, lda: queryStride, b: k, ldb: keyStride, c: pBlock, ldc: tk)
@@ -201,6 +202,12 @@ public enum ScaledDotProductAttention {
                     Softmax.softmaxRow(row, row, count: tk, visible: tk)
                 case .causal(let offset):
                     Softmax.softmaxRow(row, row, count: tk, visible: offset + first + r + 1)
+                case .slidingWindow:
+                    // Keys before the window get exactly 0, as the causal tail does.
+                    let visible = mask.visibleKeys(row: first + r, keys: tk)
+                    row.update(repeating: 0, count: visible.lowerBound)
+                    Softmax.softmaxRow(row + visible.lowerBound, row + visible.lowerBound, count: tk - visible.lowerBound,
+                                       visible: visible.count)
                 case .allowed(let allowed):
                     Softmax.softmaxRow(row, row, count: tk, allowed: allowed.baseAddress! + (first + r) * tk)
                 }
@@ -268,12 +275,11 @@ public enum ScaledDotProductAttention {
         queryLayout.require(heads: dims.heads, headDim: d, rows: tq, batch: dims.batch, kernel, "q")
         keyLayout.require(heads: dims.kvHeads, headDim: d, rows: tk, batch: dims.batch, kernel, "k/v")
         outputLayout.require(heads: dims.heads, headDim: d, rows: tq, batch: dims.batch, kernel, "dOut")
-        let causalOffset: Int?
-        if case .causal(let offset) = mask {
+        // A sliding window's hidden keys have probability 0, so their gradients vanish in the
+        // product below: the block loop only needs the causal bound.
+        let causalOffset = mask.causalOffset
+        if let offset = causalOffset {
             precondition(offset >= 0 && offset + tq <= tk, "\(kernel): causal queries at \(offset)..<\(offset + tq) need \(offset + tq) keys, have \(tk)")
-            causalOffset = offset
-        } else {
-            causalOffset = nil
         }
         let alpha = scale ?? 1 / Float(d).squareRoot()
         let group = dims.heads / dims.kvHeads

@@ -7,6 +7,9 @@ public enum AttentionMask {
     /// Causal: query row `r` (absolute position `queryOffset + r`) sees keys `0...queryOffset + r`.
     /// `queryOffset` is the number of cached positions before the first query (0 without a cache).
     case causal(queryOffset: Int)
+    /// Causal within a window (Gemma's and Mistral's sliding layers): query row `r` at absolute
+    /// position `p = queryOffset + r` sees keys `max(0, p − window + 1)...p`.
+    case slidingWindow(queryOffset: Int, window: Int)
     /// allowed: [queries, keys]; `true` means the query may attend to that key.
     case allowed(UnsafeBufferPointer<Bool>)
 
@@ -15,7 +18,27 @@ public enum AttentionMask {
         switch self {
         case .none: true
         case .causal(let offset): offset + 1 >= keys
+        case .slidingWindow(let offset, let window): offset + 1 >= keys && keys <= window
         case .allowed: false
+        }
+    }
+
+    /// The position of the first query row for the masks that hide later keys (causal, sliding):
+    /// row `r` sees no key past `offset + r`. nil for the others.
+    var causalOffset: Int? {
+        switch self {
+        case .causal(let offset), .slidingWindow(let offset, _): offset
+        case .none, .allowed: nil
+        }
+    }
+
+    /// The keys row `row` may see, for the masks that state a range (every key without a mask).
+    func visibleKeys(row: Int, keys: Int) -> Range<Int> {
+        switch self {
+        case .none, .allowed: 0..<keys
+        case .causal(let offset): 0..<min(keys, offset + row + 1)
+        case .slidingWindow(let offset, let window):
+            max(0, offset + row + 1 - window)..<min(keys, offset + row + 1)
         }
     }
 }

@@ -1,4 +1,5 @@
-/// The SwiGLU feed-forward network `w2 · (silu(w1 · x) ⊙ (w3 · x))`.
+/// The gated feed-forward network `w2 · (act(w1 · x) ⊙ (w3 · x))`: SwiGLU with `act = silu`
+/// (the default), GeGLU with ``GatedActivation/geluTanh``.
 ///
 /// `w1` and `w3` are packed into one `[2·hidden, dim]` weight so both come from a single GEMM.
 public enum SwiGLU {
@@ -11,19 +12,19 @@ public enum SwiGLU {
 
     /// x: [rows, dim], gateUpWeight: [2·hidden, dim], downWeight: [dim, hidden] → y: [rows, dim]
     /// (added to `y` with `accumulate`); saves gateUp: [rows, 2·hidden] (w1·x | w3·x per row) and
-    /// gated: [rows, hidden] = silu(w1·x) ⊙ w3·x for backward.
+    /// gated: [rows, hidden] = act(w1·x) ⊙ w3·x for backward.
     public static func forward(
         x: MatrixView, gateUpWeight: some LinearWeight, downWeight: some LinearWeight, y: MatrixView,
-        gateUp: MatrixView, gated: MatrixView, accumulate: Bool = false
+        gateUp: MatrixView, gated: MatrixView, accumulate: Bool = false, activation: GatedActivation = .silu
     ) {
         requireShape(gateUp, x.rows, gateUpWeight.outFeatures, "SwiGLU.forward", "gateUp")
         Linear.forward(x: x, weight: gateUpWeight, y: gateUp)
-        gate(gateUp: gateUp, gated: gated)
+        gate(gateUp: gateUp, gated: gated, activation: activation)
         Linear.forward(x: gated, weight: downWeight, y: y, accumulate: accumulate)
     }
 
-    /// gateUp: [rows, 2·hidden] → gated: [rows, hidden] = silu(first half) ⊙ second half.
-    public static func gate(gateUp: MatrixView, gated: MatrixView) {
+    /// gateUp: [rows, 2·hidden] → gated: [rows, hidden] = act(first half) ⊙ second half.
+    public static func gate(gateUp: MatrixView, gated: MatrixView, activation: GatedActivation = .silu) {
         let (rows, hidden) = (gated.rows, gated.columns)
         requireShape(gateUp, rows, 2 * hidden, "SwiGLU.gate", "gateUp")
         guard rows > 0 else { return }
@@ -32,11 +33,10 @@ public enum SwiGLU {
                 let a = gateUp.pointer(row: row), b = a + hidden, out = gated.pointer(row: row)
                 var i = 0
                 while i + 16 <= hidden {
-                    let gate = VectorMath.load(a + i)
-                    VectorMath.store(gate * VectorMath.sigmoid(gate) * VectorMath.load(b + i), out + i)
+                    VectorMath.store(activation.lanes(VectorMath.load(a + i)) * VectorMath.load(b + i), out + i)
                     i += 16
                 }
-                while i < hidden { out[i] = a[i] * VectorMath.sigmoid(a[i]) * b[i]; i += 1 }
+                while i < hidden { out[i] = activation.value(a[i]) * b[i]; i += 1 }
             }
         }
     }
@@ -47,12 +47,12 @@ public enum SwiGLU {
     /// by the forward; dGated: [rows, hidden] and dGateUp: [rows, 2·hidden] workspaces. Accumulates
     /// into dx: [rows, dim], dGateUpWeight: [2·hidden, dim] (w1 over w3) and dDownWeight: [dim, hidden].
     ///
-    /// With a = w1·x, b = w3·x and g = silu(a) ⊙ b: dG = dy·W2, da = dG ⊙ b ⊙ silu'(a),
-    /// db = dG ⊙ silu(a), then the fused linear's backward for [da | db].
+    /// With a = w1·x, b = w3·x and g = act(a) ⊙ b: dG = dy·W2, da = dG ⊙ b ⊙ act'(a),
+    /// db = dG ⊙ act(a), then the fused linear's backward for [da | db].
     public static func backward(
         dy: MatrixView, x: MatrixView, gateUpWeight: some LinearWeight, downWeight: some LinearWeight,
         gateUp: MatrixView, gated: MatrixView, dGated: MatrixView, dGateUp: MatrixView,
-        dx: MatrixView, dGateUpWeight: MatrixView, dDownWeight: MatrixView
+        dx: MatrixView, dGateUpWeight: MatrixView, dDownWeight: MatrixView, activation: GatedActivation = .silu
     ) {
         let (rows, hidden) = (gated.rows, gated.columns)
         requireShape(gateUp, rows, 2 * hidden, "SwiGLU.backward", "gateUp")
@@ -66,9 +66,9 @@ public enum SwiGLU {
                 let a = gateUp.pointer(row: row), b = a + hidden, g = dGated.pointer(row: row)
                 let da = dGateUp.pointer(row: row), db = da + hidden
                 for i in 0..<hidden {
-                    let (silu, derivative) = SiLU.valueAndDerivative(a[i])
+                    let (value, derivative) = activation.valueAndDerivative(a[i])
                     da[i] = g[i] * b[i] * derivative
-                    db[i] = g[i] * silu
+                    db[i] = g[i] * value
                 }
             }
         }

@@ -59,6 +59,8 @@ public enum AttentionChoice: Sendable, Equatable, CustomStringConvertible {
     /// The kernel for a pass over `[batch, length]` tokens.
     public func kernel(config: ModelConfig, batch: Int, length: Int, training: Bool) -> AttentionKernel {
         if case .forced(let kernel) = self { return kernel }
+        // The memory-efficient kernel has no sliding window: windowed models keep the standard one.
+        if config.architecture.slidingWindow != nil { return .standard }
         let from = FlashAttention.runsHandKernels(headDim: config.headDim) ? Self.handTiledContext : Self.longContext
         if length >= from { return .memoryEfficient }
         let layers = training ? config.numLayers + 1 : 1

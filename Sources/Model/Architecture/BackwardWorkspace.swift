@@ -7,8 +7,12 @@ final class BackwardWorkspace {
     let dResidual: MatrixView
     /// ∂L/∂(a norm's output) [B·T, C].
     let dNorm: MatrixView
-    /// ∂L/∂(attention output before its projection) [B·T, C].
+    /// ∂L/∂(attention output before its projection) [B·T, H·d].
     let dContext: MatrixView
+    /// ∂L/∂(a post-normed branch before its norm) [B·T, C] (empty without post-norms).
+    let dBranch: MatrixView
+    /// ∂L/∂(q | k before QK-norm) [B·T, (H + Hkv)·d], nil without QK-norm.
+    let dQKRaw: MatrixView?
     /// ∂L/∂(fused q | k | v) [B·T, qkvWidth].
     let dQKV: MatrixView
     /// The standard attention kernel's ∂L/∂scores [B·H·T, T] (empty for the memory-efficient
@@ -30,7 +34,9 @@ final class BackwardWorkspace {
         }
         dResidual = matrix(n, config.dModel)
         dNorm = matrix(n, config.dModel)
-        dContext = matrix(n, config.dModel)
+        dContext = matrix(n, config.attentionWidth)
+        dBranch = matrix(config.architecture.postNorms ? n : 0, config.dModel)
+        dQKRaw = config.architecture.qkNorm ? matrix(n, (config.numHeads + config.numKVHeads) * config.headDim) : nil
         dQKV = matrix(n, config.qkvWidth)
         scratch = kernel == .standard ? matrix(batch * config.numHeads * length, length) : matrix(0, length)
         dGated = matrix(n, config.dFF)

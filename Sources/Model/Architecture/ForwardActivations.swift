@@ -17,13 +17,29 @@ public struct BlockActivations {
     public let qkv: MatrixView, attention: AttentionMemory, context: MatrixView
     /// SwiGLU gate/up projections [B·T, 2·d_ff] and gated hidden [B·T, d_ff].
     public let gateUp: MatrixView, gated: MatrixView
+    /// QK-norm's memory, when the architecture has it.
+    public let qkNorm: QKNormMemory?
+    /// The post-norms' memory (attention branch, feed-forward branch), when the architecture has them.
+    public let postAttention: PostNormMemory?, postFeedForward: PostNormMemory?
 
     public init(input: MatrixView, output: MatrixView, afterAttention: MatrixView,
                 norm1: MatrixView, rstd1: UnsafeMutableBufferPointer<Float>, norm2: MatrixView, rstd2: UnsafeMutableBufferPointer<Float>,
-                qkv: MatrixView, attention: AttentionMemory, context: MatrixView, gateUp: MatrixView, gated: MatrixView) {
+                qkv: MatrixView, attention: AttentionMemory, context: MatrixView, gateUp: MatrixView, gated: MatrixView,
+                qkNorm: QKNormMemory? = nil, postAttention: PostNormMemory? = nil, postFeedForward: PostNormMemory? = nil) {
         (self.input, self.output, self.afterAttention) = (input, output, afterAttention)
         (self.norm1, self.rstd1, self.norm2, self.rstd2) = (norm1, rstd1, norm2, rstd2)
         (self.qkv, self.attention, self.context, self.gateUp, self.gated) = (qkv, attention, context, gateUp, gated)
+        (self.qkNorm, self.postAttention, self.postFeedForward) = (qkNorm, postAttention, postFeedForward)
+    }
+}
+
+/// A branch normed before it joins the residual stream: its output [B·T, C] before the norm,
+/// after it, and the norm's 1/rms [B·T].
+public struct PostNormMemory {
+    public let raw: MatrixView, normed: MatrixView, rstd: UnsafeMutableBufferPointer<Float>
+
+    public init(raw: MatrixView, normed: MatrixView, rstd: UnsafeMutableBufferPointer<Float>) {
+        (self.raw, self.normed, self.rstd) = (raw, normed, rstd)
     }
 }
 
@@ -49,6 +65,11 @@ final class ForwardActivations {
     private let norm1: TensorBuffer, rstd1: TensorBuffer, norm2: TensorBuffer, rstd2: TensorBuffer
     private let qkv: TensorBuffer, probabilities: TensorBuffer, logSumExp: TensorBuffer, attentionWorkspace: TensorBuffer
     private let context: TensorBuffer, gateUp: TensorBuffer, gated: TensorBuffer
+    /// QK-norm: the pre-norm q | k (training only) and the rstd of every head's rows.
+    private let qkRaw: TensorBuffer, qkRstd: TensorBuffer
+    /// Post-norms: each branch before and after its norm, and the norm's rstd ([2] per slot:
+    /// attention, feed-forward).
+    private let branchRaw: TensorBuffer, branchNormed: TensorBuffer, branchRstd: TensorBuffer
     private let normFinal: TensorBuffer, rstdFinal: TensorBuffer
     private let positions: UnsafeMutableBufferPointer<Int>
     private let (layerSlots, residualSlots, probabilitiesPerLayer, logSumExpPerLayer): (Int, Int, Int, Int)
@@ -58,7 +79,10 @@ final class ForwardActivations {
         let (n, c, f, h) = (Double(rows), Double(config.dModel), Double(config.dFF), Double(config.numHeads))
         let layers = mode == .training ? Double(config.numLayers) : 1
         let attention = kernel == .standard ? h * n * Double(keys) : h * (n + Double(keys))
-        let perLayer = n * (4 * c + 2 + Double(config.qkvWidth) + 3 * f) + attention
+        let qkHeads = config.architecture.qkNorm ? Double(config.numHeads + config.numKVHeads) : 0
+        let qkNorm = qkHeads * n * (1 + (mode == .training ? Double(config.headDim) : 0))
+        let postNorms = config.architecture.postNorms ? 2 * n * (2 * c + 1) : 0
+        let perLayer = n * (3 * c + Double(config.attentionWidth) + 2 + Double(config.qkvWidth) + 3 * f) + attention + qkNorm + postNorms
         let logits = mode == .training ? n * Double(config.vocabSize) : 0
         let workspace = kernel == .standard ? 0 : Double(FlashAttention.workspaceCount(keyLength: keys, headDim: config.headDim))
         return 4 * (layers * perLayer + (layers + 1) * n * c + n * (c + 1) + logits + workspace) + 8 * n
@@ -85,7 +109,15 @@ final class ForwardActivations {
         probabilities = TensorBuffer(count: layerSlots * probabilitiesPerLayer)
         logSumExp = TensorBuffer(count: layerSlots * logSumExpPerLayer)
         attentionWorkspace = TensorBuffer(count: kernel == .standard ? 0 : FlashAttention.workspaceCount(keyLength: keys, headDim: config.headDim))
-        context = TensorBuffer(count: layerSlots * n * c)
+        context = TensorBuffer(count: layerSlots * n * config.attentionWidth)
+        let qkHeads = config.architecture.qkNorm ? config.numHeads + config.numKVHeads : 0
+        qkRaw = TensorBuffer(count: mode == .training ? layerSlots * n * qkHeads * config.headDim : 0)
+        qkRstd = TensorBuffer(count: layerSlots * n * qkHeads)
+        let branches = config.architecture.postNorms ? 2 : 0
+        branchRaw = TensorBuffer(count: layerSlots * branches * n * c)
+        // In inference a branch is normed in place.
+        branchNormed = mode == .training ? TensorBuffer(count: layerSlots * branches * n * c) : branchRaw
+        branchRstd = TensorBuffer(count: layerSlots * branches * n)
         gateUp = TensorBuffer(count: layerSlots * n * 2 * f)
         gated = TensorBuffer(count: layerSlots * n * f)
         normFinal = TensorBuffer(count: n * c)
@@ -111,12 +143,24 @@ final class ForwardActivations {
         func rows(_ buffer: TensorBuffer, _ columns: Int) -> MatrixView {
             buffer.matrix(at: slot * rowCapacity * columns, rows: n, columns: columns)
         }
+        let architecture = config.architecture, qkHeads = config.numHeads + config.numKVHeads
+        let qkNorm = architecture.qkNorm
+            ? QKNormMemory(raw: mode == .training ? rows(qkRaw, qkHeads * config.headDim) : nil,
+                           rstd: qkRstd.slice(slot * rowCapacity * qkHeads, n * qkHeads)) : nil
+        /// Branch `branch` (0: attention, 1: feed-forward) of the post-norms.
+        func postNorm(_ branch: Int) -> PostNormMemory? {
+            guard architecture.postNorms else { return nil }
+            let offset = (2 * slot + branch) * rowCapacity
+            return PostNormMemory(raw: branchRaw.matrix(at: offset * c, rows: n, columns: c),
+                                  normed: branchNormed.matrix(at: offset * c, rows: n, columns: c), rstd: branchRstd.slice(offset, n))
+        }
         return BlockActivations(
             input: residual(index, rows: n), output: residual(index + 1, rows: n), afterAttention: rows(afterAttention, c),
             norm1: rows(norm1, c), rstd1: rstd1.slice(slot * rowCapacity, n),
             norm2: rows(norm2, c), rstd2: rstd2.slice(slot * rowCapacity, n),
             qkv: rows(qkv, config.qkvWidth), attention: attentionMemory(slot, dims: dims),
-            context: rows(context, c), gateUp: rows(gateUp, 2 * f), gated: rows(gated, f))
+            context: rows(context, config.attentionWidth), gateUp: rows(gateUp, 2 * f), gated: rows(gated, f),
+            qkNorm: qkNorm, postAttention: postNorm(0), postFeedForward: postNorm(1))
     }
 
     /// The final norm's output [rows, C] and its 1/rms [rows].

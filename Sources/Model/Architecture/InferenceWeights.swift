@@ -36,9 +36,10 @@ struct InferenceWeights {
                 output: group([prefix + "attn.output_proj.weight"], dense: block.output),
                 gateUp: group([prefix + "ffn.w1.weight", prefix + "ffn.w3.weight"], dense: block.gateUp),
                 down: group([prefix + "ffn.w2.weight"], dense: block.down),
-                ln1: block.ln1, ln2: block.ln2)
+                ln1: block.ln1, ln2: block.ln2, extras: block.extras)
         }
-        head = quantized["lm_head.weight"] ?? tensors.head
+        // A tied head is the embedding's matrix, quantized or not.
+        head = quantized[config.architecture.tiedEmbeddings ? "token_embeddings.weight" : "lm_head.weight"] ?? tensors.head
         embedding = tensors.embedding
         quantizedEmbedding = quantized["token_embeddings.weight"]
     }
@@ -53,7 +54,8 @@ struct InferenceWeights {
         InferenceWeights(
             layers: layers.map {
                 BlockWeights(qkv: BatchInvariantWeight($0.qkv), output: BatchInvariantWeight($0.output),
-                             gateUp: BatchInvariantWeight($0.gateUp), down: BatchInvariantWeight($0.down), ln1: $0.ln1, ln2: $0.ln2)
+                             gateUp: BatchInvariantWeight($0.gateUp), down: BatchInvariantWeight($0.down), ln1: $0.ln1, ln2: $0.ln2,
+                             extras: $0.extras)
             },
             head: BatchInvariantWeight(head), embedding: embedding, quantizedEmbedding: quantizedEmbedding)
     }
@@ -71,7 +73,8 @@ struct InferenceWeights {
 extension ModelConfig {
     /// Rows of a projection matrix by its name's last part (q, k, v, w1, w3, …).
     func rows(of name: String) -> Int {
-        if name.hasSuffix("q_proj.weight") || name.hasSuffix("output_proj.weight") || name.hasSuffix("w2.weight") { return dModel }
+        if name.hasSuffix("q_proj.weight") { return attentionWidth }
+        if name.hasSuffix("output_proj.weight") || name.hasSuffix("w2.weight") { return dModel }
         if name.hasSuffix("k_proj.weight") || name.hasSuffix("v_proj.weight") { return kvDim }
         return dFF
     }

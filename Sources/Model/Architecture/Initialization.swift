@@ -2,7 +2,7 @@ import Foundation
 import Kernels
 
 /// The handout's initialisation: linear weights from a normal with σ² = 2 / (d_in + d_out)
-/// truncated at ±3σ, embeddings from N(0, 1) truncated at ±3, RMSNorm gains 1.
+/// truncated at ±3σ, embeddings from N(0, 1) truncated at ±3, RMSNorm gains 1, biases 0.
 enum Initialization {
     static func fill(_ parameters: TensorBuffer, layout: ParameterLayout, seed: UInt64) {
         var generator = SeededGenerator(seed: seed)
@@ -11,6 +11,8 @@ enum Initialization {
             switch entry.role {
             case .gain:
                 target.update(repeating: 1)
+            case .bias:
+                target.update(repeating: 0)
             case .embedding:
                 for i in target.indices { target[i] = Float(truncatedNormal(sigma: 1, using: &generator)) }
             case .matrix:

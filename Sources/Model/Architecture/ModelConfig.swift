@@ -12,7 +12,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var dModel: Int
     /// Number of Transformer blocks.
     public var numLayers: Int
-    /// Query heads per attention layer; head size is `dModel / numHeads`.
+    /// Query heads per attention layer; head size is ``headDim``.
     public var numHeads: Int
     /// Hidden width of the SwiGLU feed-forward network.
     public var dFF: Int
@@ -26,6 +26,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// frequency scaling (``llama3FrequencyFactors(headDim:theta:factor:lowFrequencyFactor:highFrequencyFactor:originalContext:)``),
     /// or a GGUF file's `rope_freqs.weight`.
     public var ropeFrequencyFactors: [Double]?
+    /// How the layers differ from the seed's Llama block (head size, QK-norm, biases, post-norms,
+    /// gated GELU, sliding windows, …): ``Architecture/llama`` unless a family states otherwise.
+    public var architecture: Architecture
 
     enum CodingKeys: String, CodingKey {
         case vocabSize = "vocab_size", contextLength = "context_length", dModel = "d_model"
@@ -34,7 +37,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     }
 
     public init(vocabSize: Int, contextLength: Int, dModel: Int, numLayers: Int, numHeads: Int,
-                dFF: Int, ropeTheta: Double, numKVHeads: Int? = nil, normEps: Float = 1e-5, ropeFrequencyFactors: [Double]? = nil) {
+                dFF: Int, ropeTheta: Double, numKVHeads: Int? = nil, normEps: Float = 1e-5, ropeFrequencyFactors: [Double]? = nil,
+                architecture: Architecture = .llama) {
         self.vocabSize = vocabSize
         self.contextLength = contextLength
         self.dModel = dModel
@@ -45,6 +49,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         self.numKVHeads = numKVHeads ?? numHeads
         self.normEps = normEps
         self.ropeFrequencyFactors = ropeFrequencyFactors
+        self.architecture = architecture
     }
 
     public init(from decoder: Decoder) throws {
@@ -59,7 +64,25 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             ropeTheta: try c.decode(Double.self, forKey: .ropeTheta),
             numKVHeads: try c.decodeIfPresent(Int.self, forKey: .numKVHeads),
             normEps: try c.decodeIfPresent(Float.self, forKey: .normEps) ?? 1e-5,
-            ropeFrequencyFactors: try c.decodeIfPresent([Double].self, forKey: .ropeFrequencyFactors))
+            ropeFrequencyFactors: try c.decodeIfPresent([Double].self, forKey: .ropeFrequencyFactors),
+            architecture: try Architecture(from: decoder))
+    }
+
+    /// The CS336 keys, then the architecture's keys that differ from Llama's (a Llama config
+    /// is written exactly as before).
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(vocabSize, forKey: .vocabSize)
+        try c.encode(contextLength, forKey: .contextLength)
+        try c.encode(dModel, forKey: .dModel)
+        try c.encode(numLayers, forKey: .numLayers)
+        try c.encode(numHeads, forKey: .numHeads)
+        try c.encode(dFF, forKey: .dFF)
+        try c.encode(ropeTheta, forKey: .ropeTheta)
+        try c.encode(numKVHeads, forKey: .numKVHeads)
+        try c.encode(normEps, forKey: .normEps)
+        try c.encodeIfPresent(ropeFrequencyFactors, forKey: .ropeFrequencyFactors)
+        try architecture.encode(to: encoder)
     }
 
     /// Rejects configurations no model can be built from, naming the fields concerned.
@@ -72,15 +95,18 @@ public struct ModelConfig: Codable, Equatable, Sendable {
             throw ModelError("config: \(key) must be positive, got \(value)")
         }
         guard vocabSize <= Int(Int32.max) else { throw ModelError("config: vocab_size \(vocabSize) does not fit token ids (Int32)") }
-        guard dModel % numHeads == 0 else {
-            throw ModelError("config: d_model \(dModel) is not divisible by num_heads \(numHeads)")
+        if architecture.headDim == nil {
+            guard dModel % numHeads == 0 else {
+                throw ModelError("config: d_model \(dModel) is not divisible by num_heads \(numHeads) (and no head_dim is stated)")
+            }
         }
         guard numHeads % numKVHeads == 0 else {
             throw ModelError("config: num_heads \(numHeads) is not a multiple of num_kv_heads \(numKVHeads)")
         }
-        guard headDim % 2 == 0 else {
-            throw ModelError("config: head size d_model / num_heads = \(headDim) must be even for RoPE")
+        guard headDim > 0, headDim % 2 == 0 else {
+            throw ModelError("config: head size \(headDim) must be even and positive for RoPE")
         }
+        try architecture.validate(layers: numLayers, headDim: headDim)
         guard ropeTheta.isFinite && ropeTheta > 0 else { throw ModelError("config: rope_theta must be positive, got \(ropeTheta)") }
         guard normEps.isFinite && normEps > 0 else { throw ModelError("config: norm_eps must be positive, got \(normEps)") }
         if let factors = ropeFrequencyFactors {
@@ -96,10 +122,12 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     /// Number of parameters, overflow-checked: nil when it does not fit in an `Int`.
     public var checkedParameterCount: Int? {
-        let (c, f, v, kv) = (dModel, dFF, vocabSize, numKVHeads * (dModel / max(numHeads, 1)))
-        let perLayer = SizeLimits.sum([SizeLimits.product([2, c, c]), SizeLimits.product([2, kv, c]), SizeLimits.product([3, c, f]),
-                                       SizeLimits.product([2, c])])
-        return SizeLimits.sum([SizeLimits.product([2, v, c]), perLayer.flatMap { SizeLimits.product([numLayers, $0]) }, c])
+        let (c, f, v) = (dModel, dFF, vocabSize)
+        guard let kv = SizeLimits.product([numKVHeads, headDim]), let q = SizeLimits.product([numHeads, headDim]) else { return nil }
+        let perLayer = SizeLimits.sum([SizeLimits.product([2, q, c]), SizeLimits.product([2, kv, c]), SizeLimits.product([3, c, f]),
+                                       SizeLimits.product([4, c]), SizeLimits.product([2, q + 2 * kv])])
+        return SizeLimits.sum([SizeLimits.product([architecture.tiedEmbeddings ? 1 : 2, v, c]),
+                               perLayer.flatMap { SizeLimits.product([numLayers, $0]) }, c])
     }
 
     /// Sizes this machine can hold: the parameters (four bytes each) and the RoPE tables fit in
@@ -171,11 +199,14 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         }
     }
 
-    /// Size of one attention head.
-    public var headDim: Int { dModel / numHeads }
+    /// Size of one attention head: the architecture's stated size, else `dModel / numHeads`.
+    public var headDim: Int { architecture.headDim ?? dModel / max(numHeads, 1) }
     /// Width of the key/value projections.
     public var kvDim: Int { numKVHeads * headDim }
-    /// Width of the fused query/key/value projection: `dModel + 2 · kvDim`.
+    /// Width of the queries and of the attention output before its projection: `numHeads · headDim`
+    /// (`dModel` unless the head size is stated otherwise).
+    public var attentionWidth: Int { numHeads * headDim }
+    /// Width of the fused query/key/value projection: `attentionWidth + 2 · kvDim`.
     public var qkvWidth: Int { (numHeads + 2 * numKVHeads) * headDim }
 
     /// The first id outside `0..<vocabSize`, with its index, or nil when every id is a token:

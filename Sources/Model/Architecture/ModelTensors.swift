@@ -15,10 +15,33 @@ public struct BlockTensors {
     public let ln1: UnsafeMutableBufferPointer<Float>
     /// [C]
     public let ln2: UnsafeMutableBufferPointer<Float>
+    /// What the ``Architecture`` adds (nil where it does not).
+    public let extras: BlockExtras
 
     public init(qkv: MatrixView, output: MatrixView, gateUp: MatrixView, down: MatrixView,
-                ln1: UnsafeMutableBufferPointer<Float>, ln2: UnsafeMutableBufferPointer<Float>) {
+                ln1: UnsafeMutableBufferPointer<Float>, ln2: UnsafeMutableBufferPointer<Float>, extras: BlockExtras = BlockExtras()) {
         (self.qkv, self.output, self.gateUp, self.down, self.ln1, self.ln2) = (qkv, output, gateUp, down, ln1, ln2)
+        self.extras = extras
+    }
+}
+
+/// The vectors an ``Architecture`` adds to a block beyond Llama's (each nil when the family has
+/// none): parameters, or their gradients, in the same views.
+public struct BlockExtras {
+    /// Fused q | k | v biases [qkvWidth] (Qwen 2).
+    public var qkvBias: UnsafeMutableBufferPointer<Float>?
+    /// QK-norm gains [d] each.
+    public var queryNorm: UnsafeMutableBufferPointer<Float>?
+    public var keyNorm: UnsafeMutableBufferPointer<Float>?
+    /// Post-norm gains [C]: on the attention output and on the feed-forward output.
+    public var postAttentionNorm: UnsafeMutableBufferPointer<Float>?
+    public var postFeedForwardNorm: UnsafeMutableBufferPointer<Float>?
+
+    public init(qkvBias: UnsafeMutableBufferPointer<Float>? = nil, queryNorm: UnsafeMutableBufferPointer<Float>? = nil,
+                keyNorm: UnsafeMutableBufferPointer<Float>? = nil, postAttentionNorm: UnsafeMutableBufferPointer<Float>? = nil,
+                postFeedForwardNorm: UnsafeMutableBufferPointer<Float>? = nil) {
+        (self.qkvBias, self.queryNorm, self.keyNorm) = (qkvBias, queryNorm, keyNorm)
+        (self.postAttentionNorm, self.postFeedForwardNorm) = (postAttentionNorm, postFeedForwardNorm)
     }
 }
 
@@ -37,15 +60,19 @@ public struct BlockWeights {
     public let ln1: UnsafeMutableBufferPointer<Float>
     /// [C]
     public let ln2: UnsafeMutableBufferPointer<Float>
+    /// Biases, QK-norm and post-norm gains, where the architecture has them.
+    public let extras: BlockExtras
 
     public init(qkv: any LinearWeight, output: any LinearWeight, gateUp: any LinearWeight, down: any LinearWeight,
-                ln1: UnsafeMutableBufferPointer<Float>, ln2: UnsafeMutableBufferPointer<Float>) {
+                ln1: UnsafeMutableBufferPointer<Float>, ln2: UnsafeMutableBufferPointer<Float>, extras: BlockExtras = BlockExtras()) {
         (self.qkv, self.output, self.gateUp, self.down, self.ln1, self.ln2) = (qkv, output, gateUp, down, ln1, ln2)
+        self.extras = extras
     }
 
     /// The Float32 views of `tensors`.
     public init(_ tensors: BlockTensors) {
-        self.init(qkv: tensors.qkv, output: tensors.output, gateUp: tensors.gateUp, down: tensors.down, ln1: tensors.ln1, ln2: tensors.ln2)
+        self.init(qkv: tensors.qkv, output: tensors.output, gateUp: tensors.gateUp, down: tensors.down, ln1: tensors.ln1, ln2: tensors.ln2,
+                  extras: tensors.extras)
     }
 }
 
@@ -61,7 +88,8 @@ struct ModelTensors {
     let layers: [BlockTensors]
     /// [C]
     let finalNorm: UnsafeMutableBufferPointer<Float>
-    /// [vocab, C]
+    /// [vocab, C]: the embedding itself when the architecture ties them (so both uses'
+    /// gradients add into one tensor).
     let head: MatrixView
 
     init(layout: ParameterLayout, config: ModelConfig, buffer: TensorBuffer) {
@@ -77,6 +105,10 @@ struct ModelTensors {
             let columns = entry.shape[1]
             return buffer.matrix(at: entry.offset, rows: rows ?? entry.shape[0], columns: columns)
         }
+        /// The vector starting at tensor `name`, `count` long (a fused group), when the layout has it.
+        func optionalVector(_ name: String, count: Int? = nil) -> UnsafeMutableBufferPointer<Float>? {
+            layout.entry(name).map { buffer.slice($0.offset, count ?? $0.count) }
+        }
         embedding = matrix("token_embeddings.weight")
         layers = (0..<config.numLayers).map { layer in
             let prefix = "layers.\(layer)."
@@ -86,9 +118,14 @@ struct ModelTensors {
                 output: matrix(prefix + "attn.output_proj.weight"),
                 gateUp: matrix(prefix + "ffn.w1.weight", rows: 2 * config.dFF),
                 down: matrix(prefix + "ffn.w2.weight"),
-                ln1: vector(prefix + "ln1.weight"), ln2: vector(prefix + "ln2.weight"))
+                ln1: vector(prefix + "ln1.weight"), ln2: vector(prefix + "ln2.weight"),
+                extras: BlockExtras(
+                    qkvBias: optionalVector(prefix + "attn.q_proj.bias", count: config.qkvWidth),
+                    queryNorm: optionalVector(prefix + "attn.q_norm.weight"), keyNorm: optionalVector(prefix + "attn.k_norm.weight"),
+                    postAttentionNorm: optionalVector(prefix + "post_attn_norm.weight"),
+                    postFeedForwardNorm: optionalVector(prefix + "post_ffn_norm.weight")))
         }
         finalNorm = vector("ln_final.weight")
-        head = matrix("lm_head.weight")
+        head = config.architecture.tiedEmbeddings ? embedding : matrix("lm_head.weight")
     }
 }

@@ -9,7 +9,8 @@ extension TransformerLM {
                   gradients: ModelTensors) {
         let (n, length) = (tokens.count, tokens.count / batch)
         let dims = attentionDims(batch: batch, length: length)
-        let rotary = RotaryPositions(table: rope, positions: saved.positions(batch: batch, length: length, start: 0))
+        let positions = saved.positions(batch: batch, length: length, start: 0)
+        let rotary = ropeTables.map { RotaryPositions(table: $0, positions: positions) }
         let (normFinal, rstdFinal) = saved.finalNorm(rows: n)
         // logits = normFinal · headᵀ
         workspace.dNorm.fill(0)
@@ -21,8 +22,11 @@ extension TransformerLM {
                          rstd: rstdFinal, dx: workspace.dResidual, dWeight: gradients.finalNorm)
         for layer in stride(from: config.numLayers - 1, through: 0, by: -1) {
             TransformerBlock.backward(weights: weights.layers[layer], gradients: gradients.layers[layer],
-                                      saved: saved.layer(layer, dims: dims), workspace: workspace, dims: dims, rope: rotary)
+                                      saved: saved.layer(layer, dims: dims), workspace: workspace, dims: dims,
+                                      rope: rotary[ropeOfLayer[layer]], settings: layerSettings[layer])
         }
+        // The embedding's rows were scaled on their way in (Gemma).
+        if let scale = config.architecture.embeddingScale { workspace.dResidual.scale(by: scale) }
         Embedding.backward(ids: tokens, dy: workspace.dResidual, dTable: gradients.embedding)
     }
 }

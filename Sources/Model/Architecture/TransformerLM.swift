@@ -12,7 +12,12 @@ public final class TransformerLM {
     public let layout: ParameterLayout
     /// Every weight, at the offsets of ``layout``.
     public let parameters: TensorBuffer
-    let rope: RoPETable
+    /// The rotary tables of the layers: one, or a global and a local one (Gemma 3's bases).
+    let ropeTables: [RoPETable]
+    /// Index into `ropeTables` of each layer's table.
+    let ropeOfLayer: [Int]
+    /// Each layer's norm epsilon, gate, window and attention scale.
+    let layerSettings: [BlockSettings]
     /// Named views into `parameters`.
     let weights: ModelTensors
     /// What the forward multiplies with: `weights`' views, or block-quantized matrices in their
@@ -55,8 +60,20 @@ public final class TransformerLM {
             }
         }
         self.parameters = parameters
-        rope = RoPETable(headDim: config.headDim, maxPositions: config.contextLength, theta: config.ropeTheta,
-                         frequencyFactors: config.ropeFrequencyFactors)
+        let architecture = config.architecture
+        var globalFactors = config.ropeFrequencyFactors
+        if let scale = architecture.globalRopeScale {
+            globalFactors = (globalFactors ?? Array(repeating: 1, count: config.headDim / 2)).map { $0 * scale }
+        }
+        var tables = [RoPETable(headDim: config.headDim, maxPositions: config.contextLength, theta: config.ropeTheta,
+                                frequencyFactors: globalFactors, style: architecture.ropeStyle)]
+        let slides = (0..<config.numLayers).map { architecture.slides(layer: $0) }
+        if slides.contains(true), let local = architecture.localRopeTheta, local != config.ropeTheta || globalFactors != nil {
+            tables.append(RoPETable(headDim: config.headDim, maxPositions: config.contextLength, theta: local, style: architecture.ropeStyle))
+        }
+        ropeTables = tables
+        ropeOfLayer = slides.map { $0 && tables.count > 1 ? 1 : 0 }
+        layerSettings = (0..<config.numLayers).map { BlockSettings(config: config, layer: $0) }
         weights = ModelTensors(layout: layout, config: config, buffer: parameters)
         inference = InferenceWeights(weights, config: config, quantized: quantized)
         quantizedTensors = quantized
@@ -132,13 +149,14 @@ public final class TransformerLM {
         let dims = AttentionDims(batch: batch, queryLength: length, keyLength: streams.isEmpty ? start + length : saved.keyCapacity,
                                  heads: config.numHeads, kvHeads: config.numKVHeads, headDim: config.headDim)
         let positions = streams.isEmpty ? saved.positions(batch: batch, length: length, start: start) : saved.positions(of: streams)
-        let rotary = RotaryPositions(table: rope, positions: positions)
+        let rotary = ropeTables.map { RotaryPositions(table: $0, positions: positions) }
         weights.embed(tokens, into: saved.residual(0, rows: n))
+        if let scale = config.architecture.embeddingScale { saved.residual(0, rows: n).scale(by: scale) }
         for (index, layer) in weights.layers.enumerated() {
             let rows: KVCacheRows? = streams.isEmpty
                 ? cache.map { .sequence($0.slot(layer: index)) } : .streams(streams.map { $0.slot(layer: index) })
             TransformerBlock.forward(using: layer, activations: saved.layer(index, dims: dims), dims: dims,
-                                     rope: rotary, epsilon: config.normEps, cache: rows)
+                                     rope: rotary[ropeOfLayer[index]], settings: layerSettings[index], cache: rows)
         }
         cache?.length += length
         for stream in streams { stream.length += 1 }
@@ -148,6 +166,7 @@ public final class TransformerLM {
                         y: norm, rstd: rstd, epsilon: config.normEps)
         let output = logits ?? saved.logits!.matrix(at: 0, rows: logitRows.count, columns: config.vocabSize)
         Linear.forward(x: norm, weight: weights.head, y: output)
+        if let cap = config.architecture.finalLogitSoftcap { Softcap.forward(output, cap: cap) }
     }
 
     /// The weights of a batched decode step (``/Kernels/BatchInvariantWeight``), made when first used.
@@ -171,8 +190,8 @@ public final class TransformerLM {
         let block = saved.layer(layer, dims: dims)
         _ = block.input.elements.update(fromContentsOf: hidden)
         TransformerBlock.forward(using: inference.layers[layer], activations: block, dims: dims,
-                                 rope: RotaryPositions(table: rope, positions: saved.positions(batch: batch, length: length, start: 0)),
-                                 epsilon: config.normEps)
+                                 rope: RotaryPositions(table: ropeTables[ropeOfLayer[layer]], positions: saved.positions(batch: batch, length: length, start: 0)),
+                                 settings: layerSettings[layer])
         _ = output.update(fromContentsOf: block.output.elements)
     }
 
@@ -185,6 +204,9 @@ public final class TransformerLM {
     /// before allocating, when they would not fit in memory.
     private func activations(batch: Int, length: Int) throws -> ForwardActivations {
         let kernel = attention.kernel(config: config, batch: batch, length: length, training: false)
+        if kernel == .memoryEfficient, config.architecture.slidingWindow != nil {
+            throw ModelError("attention: the memory-efficient kernel has no sliding window (layers of \(config.architecture.family) slide); use the standard kernel")
+        }
         if let existing = activations, existing.rowCapacity == batch * length, existing.keyCapacity == length,
            existing.kernel == kernel { return existing }
         activations = nil  // release the old buffers before allocating new ones

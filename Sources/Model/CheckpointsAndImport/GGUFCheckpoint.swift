@@ -2,15 +2,18 @@ import Kernels
 import Synchronization
 import TensorIO
 
-/// A GGUF file of llama.cpp's `llama` architecture (SmolLM2, TinyLlama, Llama 2 and 3 without
-/// RoPE scaling, Mistral) as a ``TransformerLM``: the hyperparameters from the `llama.*` keys,
-/// every tensor dequantized to Float32 into our layout under our names.
+/// A GGUF file of one of llama.cpp's architectures this engine runs (``ModelFamily/all``:
+/// `llama` — SmolLM2, TinyLlama, Llama 2 and 3, Mistral —, `qwen2`, `qwen3`, `gemma3`) as a
+/// ``TransformerLM``: the hyperparameters from the `<architecture>.*` keys (read by the
+/// family), every tensor dequantized to Float32 into our layout under our names, or kept in its
+/// blocks.
 ///
-/// llama.cpp's converter stores the q and k rows permuted for RoPE on interleaved pairs, which
-/// is what our kernel rotates, so they are read as they are. A file without `output.weight` has
-/// its head tied to the embedding: the head is a copy of it. Anything this engine does not
-/// implement (another architecture, RoPE scaling, a tensor it has no place for) is refused with
-/// the key or tensor named.
+/// llama.cpp's converter stores Llama's q and k rows permuted for RoPE on interleaved pairs,
+/// which the `llama` architecture rotates; the other families rotate halves, as the file holds
+/// them. A Llama file without `output.weight` has its head tied to the embedding as a copy; the
+/// other families' tied heads are the embedding itself. Anything this engine does not implement
+/// (another architecture, a RoPE scaling, a tensor it has no place for) is refused with the key
+/// or tensor named.
 public enum GGUFCheckpoint {
     /// Decodes `tensor` into `values` with every thread, a range of rows each (the blocks of a
     /// row never straddle two ranges).
@@ -37,51 +40,28 @@ public enum GGUFCheckpoint {
         if let mapped = whole[name] { return mapped }
         let parts = name.split(separator: ".", maxSplits: 2)
         guard parts.count == 3, parts[0] == "blk", let layer = Int(parts[1]) else { return nil }
-        let perLayer = ["attn_q.weight": "attn.q_proj.weight", "attn_k.weight": "attn.k_proj.weight", "attn_v.weight": "attn.v_proj.weight",
-                        "attn_output.weight": "attn.output_proj.weight", "ffn_gate.weight": "ffn.w1.weight", "ffn_up.weight": "ffn.w3.weight",
-                        "ffn_down.weight": "ffn.w2.weight", "attn_norm.weight": "ln1.weight", "ffn_norm.weight": "ln2.weight"]
-        return perLayer[String(parts[2])].map { "layers.\(layer).\($0)" }
+        return layerNames[String(parts[2])].map { "layers.\(layer).\($0)" }
     }
 
-    /// The model's hyperparameters from the file's `llama.*` keys.
+    /// llama.cpp's per-layer names (after `blk.N.`), ours for each; the same in every family.
+    static let layerNames = [
+        "attn_q.weight": "attn.q_proj.weight", "attn_k.weight": "attn.k_proj.weight", "attn_v.weight": "attn.v_proj.weight",
+        "attn_output.weight": "attn.output_proj.weight", "ffn_gate.weight": "ffn.w1.weight", "ffn_up.weight": "ffn.w3.weight",
+        "ffn_down.weight": "ffn.w2.weight", "attn_norm.weight": "ln1.weight", "ffn_norm.weight": "ln2.weight",
+        "attn_q.bias": "attn.q_proj.bias", "attn_k.bias": "attn.k_proj.bias", "attn_v.bias": "attn.v_proj.bias",
+        "attn_q_norm.weight": "attn.q_norm.weight", "attn_k_norm.weight": "attn.k_norm.weight",
+        "post_attention_norm.weight": "post_attn_norm.weight", "post_ffw_norm.weight": "post_ffn_norm.weight",
+    ]
+
+    /// The model's hyperparameters from the file's `<architecture>.*` keys, read by its family.
     public static func config(of file: GGUFFile) throws -> ModelConfig {
-        func value(_ key: String) -> GGUFValue? { file.metadata[key] }
-        func integer(_ key: String) throws -> Int {
-            guard let value = value(key) else { throw ModelError("\(file.path): metadata key '\(key)' is missing") }
-            guard let number = value.int else { throw ModelError("\(file.path): metadata key '\(key)' is \(value), not an integer") }
-            return number
+        let name = file.metadata["general.architecture"]?.string ?? "(none)"
+        guard let family = ModelFamily.named(name) else {
+            throw ModelError("\(file.path): general.architecture is '\(name)'; this engine runs the \(ModelFamily.namesForMessages) architectures")
         }
-        let architecture = value("general.architecture")?.string ?? "(none)"
-        guard architecture == "llama" else {
-            throw ModelError("\(file.path): general.architecture is '\(architecture)'; this engine runs the 'llama' architecture")
-        }
-        if let scaling = value("llama.rope.scaling.type")?.string, scaling != "none" {
-            throw ModelError("\(file.path): metadata key 'llama.rope.scaling.type' is '\(scaling)'; RoPE scaling is not implemented")
-        }
-        let dModel = try integer("llama.embedding_length"), heads = try integer("llama.attention.head_count")
-        let kvHeads = value("llama.attention.head_count_kv") == nil ? heads : try integer("llama.attention.head_count_kv")
         guard let embedding = file.tensor("token_embd.weight") else { throw ModelError("\(file.path): tensor 'token_embd.weight' is missing") }
-        let vocab = value("llama.vocab_size") == nil ? embedding.shape[0] : try integer("llama.vocab_size")
-        let epsilon = value("llama.attention.layer_norm_rms_epsilon")?.double ?? 1e-5
-        let theta = value("llama.rope.freq_base")?.double ?? 10_000
-        // Llama 3.1/3.2's frequency scaling: llama.cpp's converter stores the divisors as a tensor.
-        var factors: [Double]?
-        if let tensor = file.tensor(Self.ropeFactorsTensor) {
-            guard tensor.dimensions.count == 1, tensor.elementCount <= 1 << 16 else {
-                throw ModelError("\(file.path): tensor '\(Self.ropeFactorsTensor)' has shape \(tensor.shape), expected one divisor per RoPE pair")
-            }
-            factors = try Checkpoint.mapFileErrors { try file.floats(tensor.name) }.map(Double.init)
-        }
-        let config = ModelConfig(vocabSize: vocab, contextLength: try integer("llama.context_length"), dModel: dModel,
-                                 numLayers: try integer("llama.block_count"), numHeads: heads, dFF: try integer("llama.feed_forward_length"),
-                                 ropeTheta: theta, numKVHeads: kvHeads, normEps: Float(epsilon), ropeFrequencyFactors: factors)
+        let config = try family.ggufConfig(ConfigFields(gguf: file, architecture: name), file, embedding.shape[0], file.tensor("output.weight") == nil)
         do { try config.validate() } catch let error as ModelError { throw ModelError("\(file.path): \(error.message)") }
-        if value("llama.rope.dimension_count") != nil {
-            let rotated = try integer("llama.rope.dimension_count")
-            guard rotated == config.headDim else {
-                throw ModelError("\(file.path): llama.rope.dimension_count is \(rotated) but heads are \(config.headDim) wide; partial RoPE is not implemented")
-            }
-        }
         return config
     }
 
@@ -105,7 +85,7 @@ public enum GGUFCheckpoint {
         var placed: [String: GGUFTensorInfo] = [:]
         for tensor in file.tensors where tensor.name != Self.ropeFactorsTensor {
             guard let name = ourName(tensor.name), let entry = layout.entry(name) else {
-                throw ModelError("\(path): tensor '\(tensor.name)' has no place in a llama model of this configuration")
+                throw ModelError("\(path): tensor '\(tensor.name)' has no place in a \(config.architecture.family) model of this configuration")
             }
             guard tensor.shape == entry.shape else {
                 throw ModelError("\(path): tensor '\(tensor.name)' has shape \(tensor.shape), the configuration needs \(entry.shape)")

@@ -115,7 +115,7 @@ public final class AdamW {
                 guard entry.offset < segment.upperBound else { break }
                 let part = entry.range.clamped(to: segment)
                 guard !part.isEmpty else { continue }
-                let decay = entry.role != .gain || options.decayGains ? learningRate * options.weightDecay : 0
+                let decay = entry.role == .bias ? 0 : entry.role != .gain || options.decayGains ? learningRate * options.weightDecay : 0
                 let start = part.lowerBound
                 let m = firstMoment.pointer + packed + (start - segment.lowerBound)
                 let v = secondMoment.pointer + packed + (start - segment.lowerBound)

@@ -32,6 +32,9 @@ public final class TrainingSession {
     /// batch ≥ 1 and 1 ≤ length ≤ context_length.
     public init(model: TransformerLM, batch: Int, length: Int) throws {
         try model.requireDense(for: "training")
+        if model.config.architecture.finalLogitSoftcap != nil {
+            throw ModelError("training: final_logit_softcap has no backward here; only inference runs capped logits")
+        }
         guard batch >= 1, length >= 1, length <= model.config.contextLength else {
             throw ModelError("training batch \(batch) × length \(length): both must be positive, length at most context_length \(model.config.contextLength)")
         }
@@ -41,6 +44,9 @@ public final class TrainingSession {
         gradients = TensorBuffer(count: model.layout.totalCount)
         gradientTensors = ModelTensors(layout: model.layout, config: model.config, buffer: gradients)
         attentionKernel = model.attention.kernel(config: model.config, batch: batch, length: length, training: true)
+        if attentionKernel == .memoryEfficient, model.config.architecture.slidingWindow != nil {
+            throw ModelError("training: the memory-efficient kernel has no sliding window (layers of \(model.config.architecture.family) slide); use the standard kernel")
+        }
         // Everything this session keeps, counted before any of it is allocated: the activations,
         // the backward's workspace (as much again, bounded) and the gradients.
         let activationBytes = ForwardActivations.bytes(config: model.config, rows: batch * length, keys: length, mode: .training, kernel: attentionKernel)
