@@ -31,10 +31,17 @@ extension Reference {
         return y
     }
 
+    /// Elementwise GELU, tanh approximation: ½x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+    public static func geluTanh<T: ReferenceFloat>(_ x: [T]) -> [T] {
+        let inner = T(0.7978845608028654)  // √(2/π)
+        return x.map { T(0.5) * $0 * (1 + T.tanh(inner * ($0 + T(0.044715) * $0 * $0 * $0))) }
+    }
+
     /// x: [rows, dim], gate/up weights w1, w3: [hidden, dim], down weight w2: [dim, hidden]
-    /// → [rows, dim], w2 · (silu(w1 · x) ⊙ w3 · x).
-    public static func swiglu<T: ReferenceFloat>(_ x: [T], w1: [T], w2: [T], w3: [T], rows: Int, dim: Int, hidden: Int) -> [T] {
-        let a = silu(linear(x, weight: w1, rows: rows, inFeatures: dim, outFeatures: hidden))
+    /// → [rows, dim], w2 · (act(w1 · x) ⊙ w3 · x) with act silu (SwiGLU) or, with `gelu`, GELU-tanh (GeGLU).
+    public static func swiglu<T: ReferenceFloat>(_ x: [T], w1: [T], w2: [T], w3: [T], rows: Int, dim: Int, hidden: Int, gelu: Bool = false) -> [T] {
+        let gate = linear(x, weight: w1, rows: rows, inFeatures: dim, outFeatures: hidden)
+        let a = gelu ? geluTanh(gate) : silu(gate)
         let b = linear(x, weight: w3, rows: rows, inFeatures: dim, outFeatures: hidden)
         let gated = zip(a, b).map { $0 * $1 }
         return linear(gated, weight: w2, rows: rows, inFeatures: hidden, outFeatures: dim)

@@ -7,8 +7,42 @@ import ReferenceKernels
 public enum ReferenceModel {
     /// The reference's shape description of `config`.
     public static func shape(_ config: ModelConfig) -> ReferenceShape {
-        ReferenceShape(dim: config.dModel, heads: config.numHeads, kvHeads: config.numKVHeads, hidden: config.dFF,
-                       theta: config.ropeTheta, epsilon: Double(config.normEps))
+        var shape = ReferenceShape(dim: config.dModel, heads: config.numHeads, kvHeads: config.numKVHeads, hidden: config.dFF,
+                                   theta: config.ropeTheta, epsilon: Double(config.normEps))
+        let architecture = config.architecture
+        shape.headDim = architecture.headDim
+        shape.ropeHalves = architecture.ropeStyle == .halves
+        shape.geluTanh = architecture.activation == .geluTanh
+        shape.embeddingScale = architecture.embeddingScale.map(Double.init)
+        shape.attentionScale = architecture.attentionScale.map(Double.init)
+        shape.finalSoftcap = architecture.finalLogitSoftcap.map(Double.init)
+        if !architecture.isLlama {
+            shape.layers = (0..<config.numLayers).map { layer in
+                let slides = architecture.slides(layer: layer)
+                return ReferenceLayer(window: architecture.window(layer: layer),
+                                      theta: slides ? architecture.localRopeTheta ?? config.ropeTheta : config.ropeTheta,
+                                      ropeScale: slides ? 1 : architecture.globalRopeScale ?? 1)
+            }
+        }
+        return shape
+    }
+
+    /// The reference's weights of block `layer`, each tensor given by `tensor(name)`.
+    static func blockWeights(layer: Int, config: ModelConfig, _ tensor: (String) -> [Double]) -> ReferenceBlockWeights<Double> {
+        func w(_ suffix: String) -> [Double] { tensor("layers.\(layer).\(suffix)") }
+        var block = ReferenceBlockWeights(wq: w("attn.q_proj.weight"), wk: w("attn.k_proj.weight"), wv: w("attn.v_proj.weight"),
+                                          wo: w("attn.output_proj.weight"), w1: w("ffn.w1.weight"), w2: w("ffn.w2.weight"),
+                                          w3: w("ffn.w3.weight"), ln1: w("ln1.weight"), ln2: w("ln2.weight"))
+        let architecture = config.architecture
+        if architecture.qkvBias { block.qkvBias = (w("attn.q_proj.bias"), w("attn.k_proj.bias"), w("attn.v_proj.bias")) }
+        if architecture.qkNorm { (block.queryNorm, block.keyNorm) = (w("attn.q_norm.weight"), w("attn.k_norm.weight")) }
+        if architecture.postNorms { (block.postAttentionNorm, block.postFeedForwardNorm) = (w("post_attn_norm.weight"), w("post_ffn_norm.weight")) }
+        return block
+    }
+
+    /// The head's tensor name: the embedding when tied.
+    static func headName(_ config: ModelConfig) -> String {
+        config.architecture.tiedEmbeddings ? "token_embeddings.weight" : "lm_head.weight"
     }
 
     /// A tensor of `model` widened to Double.
@@ -19,16 +53,14 @@ public enum ReferenceModel {
 
     /// Layer `layer`'s weights in Double.
     public static func blockWeights(_ model: TransformerLM, layer: Int) -> ReferenceBlockWeights<Double> {
-        func w(_ suffix: String) -> [Double] { tensor(model, "layers.\(layer).\(suffix)") }
-        return ReferenceBlockWeights(wq: w("attn.q_proj.weight"), wk: w("attn.k_proj.weight"), wv: w("attn.v_proj.weight"),
-                                     wo: w("attn.output_proj.weight"), w1: w("ffn.w1.weight"), w2: w("ffn.w2.weight"),
-                                     w3: w("ffn.w3.weight"), ln1: w("ln1.weight"), ln2: w("ln2.weight"))
+        blockWeights(layer: layer, config: model.config) { tensor(model, $0) }
     }
 
     /// hidden: [length, dModel] → layer `layer`'s output [length, dModel], batch 1.
     public static func block(_ model: TransformerLM, layer: Int, hidden: [Float], length: Int) -> [Double] {
-        Reference.transformerBlock(hidden.map(Double.init), blockWeights(model, layer: layer), batch: 1, length: length,
-                                   shape: shape(model.config))
+        let shape = shape(model.config)
+        return Reference.transformerBlock(hidden.map(Double.init), blockWeights(model, layer: layer), batch: 1, length: length,
+                                          shape: shape, layer: shape.layers.isEmpty ? nil : shape.layers[layer])
     }
 
     /// tokens: [batch, length] → logits [batch, length, vocab].
@@ -37,7 +69,7 @@ public enum ReferenceModel {
         return Reference.transformerLM(
             tokens: tokens.map(Int.init), embedding: tensor(model, "token_embeddings.weight"),
             blocks: (0..<config.numLayers).map { blockWeights(model, layer: $0) },
-            finalNorm: tensor(model, "ln_final.weight"), head: tensor(model, "lm_head.weight"),
+            finalNorm: tensor(model, "ln_final.weight"), head: tensor(model, headName(config)),
             batch: batch, length: length, vocab: config.vocabSize, shape: shape(config))
     }
 }
@@ -52,15 +84,10 @@ extension ReferenceModel {
             guard let entry = layout.entry(name) else { preconditionFailure("ReferenceModel: no tensor \(name)") }
             return Array(parameters[entry.range])
         }
-        let blocks = (0..<config.numLayers).map { layer -> ReferenceBlockWeights<Double> in
-            func w(_ suffix: String) -> [Double] { tensor("layers.\(layer).\(suffix)") }
-            return ReferenceBlockWeights(wq: w("attn.q_proj.weight"), wk: w("attn.k_proj.weight"), wv: w("attn.v_proj.weight"),
-                                         wo: w("attn.output_proj.weight"), w1: w("ffn.w1.weight"), w2: w("ffn.w2.weight"),
-                                         w3: w("ffn.w3.weight"), ln1: w("ln1.weight"), ln2: w("ln2.weight"))
-        }
+        let blocks = (0..<config.numLayers).map { blockWeights(layer: $0, config: config, tensor) }
         return Reference.transformerLM(
             tokens: tokens.map(Int.init), embedding: tensor("token_embeddings.weight"), blocks: blocks,
-            finalNorm: tensor("ln_final.weight"), head: tensor("lm_head.weight"),
+            finalNorm: tensor("ln_final.weight"), head: tensor(headName(config)),
             batch: batch, length: length, vocab: config.vocabSize, shape: shape(config))
     }
 

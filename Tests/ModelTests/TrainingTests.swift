@@ -29,38 +29,7 @@ final class TrainingTests: XCTestCase {
     }
 
     func checkBackwardAgainstFiniteDifferences(batch: Int, length: Int, seed: UInt64) throws {
-        let model = try tinyModel(seed: seed)
-        let config = model.config
-        let inputs = ModelFactory.tokens(batch * length, vocab: config.vocabSize, seed: seed + 1)
-        // Repeated ids on purpose: the embedding's gradient must accumulate them.
-        let targets = inputs.map { ($0 * 7 + 3) % Int32(config.vocabSize) }
-        let session = try TrainingSession(model: model, batch: batch, length: length)
-        let (loss, gradient) = try gradients(session, inputs: inputs, targets: targets)
-
-        let parameters = model.parameters.array.map(Double.init)
-        func referenceLoss(_ p: [Double]) -> Double {
-            ReferenceModel.crossEntropy(logits: ReferenceModel.logits(parameters: p, config: config, tokens: inputs, batch: batch, length: length),
-                                        targets: targets, vocab: config.vocabSize)
-        }
-        XCTAssertEqual(loss, referenceLoss(parameters), accuracy: 1e-5, "loss vs the reference in Double")
-        // Every tensor, at up to 16 positions each (all of them for small tensors).
-        var generator = SeededGenerator(seed: seed + 2)
-        for entry in model.layout.entries {
-            let picks = entry.count <= 16 ? Array(entry.range) : (0..<16).map { _ in entry.offset + Int(generator.next() % UInt64(entry.count)) }
-            var probe = parameters
-            var numeric: [Double] = [], analytic: [Float] = []
-            for index in picks {
-                let step = 1e-5
-                probe[index] = parameters[index] + step
-                let above = referenceLoss(probe)
-                probe[index] = parameters[index] - step
-                let below = referenceLoss(probe)
-                probe[index] = parameters[index]
-                numeric.append((above - below) / (2 * step))
-                analytic.append(gradient[index])
-            }
-            assertClose(analytic, numeric, absolute: 2e-6, relative: 2e-3, "∂loss/∂\(entry.name) at B\(batch) T\(length)")
-        }
+        try ModelFactory.checkBackwardAgainstFiniteDifferences(try tinyModel(seed: seed), batch: batch, length: length, seed: seed)
     }
 
     func testBackwardMatchesFiniteDifferencesOfTheReference() throws {

@@ -1,0 +1,87 @@
+import Foundation
+import Kernels
+@testable import Model
+import TestSupport
+import Verification
+import XCTest
+
+/// Each family's block, built from its ``Architecture`` on tiny random weights: the forward
+/// against the plain-loop reference in Double, the backward against finite differences of that
+/// reference, and the cached decode against the full forward (sliding windows included).
+final class ArchitectureTests: XCTestCase {
+    /// Tiny configurations of each family: stated head sizes wider than d/H, grouped-query heads,
+    /// a 3-position window over 7-token sequences, a score scale other than 1/√d.
+    static func config(_ family: String) -> ModelConfig {
+        var config = ModelConfig(vocabSize: 29, contextLength: 12, dModel: 16, numLayers: 3, numHeads: 4, dFF: 20,
+                                 ropeTheta: 1_000, numKVHeads: 2, normEps: 1e-6)
+        switch family {
+        case "qwen2":
+            config.architecture = ModelFamily.qwen2Architecture(tied: false)
+        case "qwen3":
+            config.architecture = ModelFamily.qwen3Architecture(tied: true)
+            config.architecture.headDim = 6
+        case "gemma3":
+            config.numKVHeads = 1
+            config.architecture = ModelFamily.gemma3Architecture(dModel: 16, layers: 3, window: 3, sliding: [true, true, false])
+            config.architecture.headDim = 8
+            config.architecture.localRopeTheta = 50
+            config.architecture.globalRopeScale = 2
+            config.architecture.attentionScale = 0.3
+        default:
+            preconditionFailure("no tiny \(family)")
+        }
+        return config
+    }
+
+    static let families = ["qwen2", "qwen3", "gemma3"]
+
+    /// A model whose gains and biases are far from 1 and 0 (which would hide a missing term).
+    static func model(_ family: String, seed: UInt64) throws -> TransformerLM {
+        let model = try TransformerLM(config: config(family), seed: seed)
+        var generator = SeededGenerator(seed: seed + 100)
+        for entry in model.layout.entries where entry.role == .gain || entry.role == .bias {
+            let values = model.parameters.slice(entry.offset, entry.count)
+            for i in values.indices { values[i] = entry.role == .gain ? Float.random(in: 0.5...1.5, using: &generator) : Float.random(in: -0.5...0.5, using: &generator) }
+        }
+        return model
+    }
+
+    func testForwardEqualsTheReferenceInDouble() throws {
+        for family in Self.families {
+            let model = try Self.model(family, seed: 3)
+            let (batch, length) = (2, 7)
+            let tokens = ModelFactory.tokens(batch * length, vocab: model.config.vocabSize, seed: 4)
+            let logits = try model.forward(tokens: tokens, batch: batch, length: length)
+            let reference = ReferenceModel.logits(model, tokens: tokens, batch: batch, length: length)
+            assertClose(logits, reference, absolute: 2e-5, relative: 1e-4, "\(family) logits against the reference")
+        }
+    }
+
+    func testBackwardMatchesFiniteDifferencesOfTheReference() throws {
+        for (index, family) in Self.families.enumerated() {
+            try ModelFactory.checkBackwardAgainstFiniteDifferences(try Self.model(family, seed: 10 + UInt64(index)), batch: 2, length: 7,
+                                                                   seed: 20 + UInt64(index))
+        }
+    }
+
+    /// One token at a time through the KV cache (the window reading only its keys) gives the
+    /// full forward's logits at every position, and so does a prefill in two chunks.
+    func testCachedDecodeEqualsTheFullForward() throws {
+        for family in Self.families {
+            let model = try Self.model(family, seed: 5)
+            let tokens = ModelFactory.tokens(11, vocab: model.config.vocabSize, seed: 6)
+            let vocab = model.config.vocabSize
+            let full = try model.forward(tokens: tokens, batch: 1, length: tokens.count)
+            let session = InferenceSession(model: model)
+            for (position, token) in tokens.enumerated() {
+                let step = Array(try session.step(token))
+                assertClose(step, Array(full[(position * vocab)..<((position + 1) * vocab)]), absolute: 1e-5, relative: 1e-5,
+                            "\(family): cached step at \(position)")
+            }
+            let chunked = InferenceSession(model: model)
+            _ = try chunked.append(Array(tokens[0..<5]))
+            let last = Array(try chunked.append(Array(tokens[5...])))
+            assertClose(last, Array(full[((tokens.count - 1) * vocab)...]), absolute: 1e-5, relative: 1e-5, "\(family): two-chunk prefill")
+        }
+    }
+}
