@@ -28,7 +28,7 @@ enum ModelCases {
         let rows = batch * shape.context
         return shape.linearGemm(rows: rows, inFeatures: shape.dModel, outFeatures: shape.qkvWidth)
             + shape.attentionGemms(batch: batch)
-            + shape.linearGemm(rows: rows, inFeatures: shape.dModel, outFeatures: shape.dModel)
+            + shape.linearGemm(rows: rows, inFeatures: shape.attentionWidth, outFeatures: shape.dModel)
             + shape.linearGemm(rows: rows, inFeatures: shape.dModel, outFeatures: 2 * shape.dFF)
             + shape.linearGemm(rows: rows, inFeatures: shape.dFF, outFeatures: shape.dModel)
     }

@@ -25,6 +25,7 @@ struct BenchShape {
         dFF = config.dFF
         theta = config.ropeTheta
         groupedKVHeads = config.numKVHeads == config.numHeads ? nil : config.numKVHeads
+        statedHeadDim = config.architecture.headDim
     }
 
     /// A one-off shape for small attention checks: `heads` heads of size `dModel / heads`.
@@ -34,7 +35,11 @@ struct BenchShape {
         self.dModel = dModel
     }
 
-    var headDim: Int { dModel / heads }
+    /// The head size a family states (Gemma 3: 256), else `dModel / heads`.
+    var statedHeadDim: Int?
+    var headDim: Int { statedHeadDim ?? dModel / heads }
+    /// Width of the queries and of the attention output: `heads · headDim`.
+    var attentionWidth: Int { heads * headDim }
     /// Key/value heads when fewer than the query heads (grouped-query attention, as SmolLM2's).
     var groupedKVHeads: Int?
     /// Key/value heads: the query heads' own unless grouped.

@@ -84,4 +84,38 @@ final class ArchitectureTests: XCTestCase {
             assertClose(last, Array(full[((tokens.count - 1) * vocab)...]), absolute: 1e-5, relative: 1e-5, "\(family): two-chunk prefill")
         }
     }
+
+    /// A sliding layer keeps `window − 1 + margin + chunk` rows and moves the visible ones to the
+    /// front when a chunk would not fit: 40 positions in chunks of 1 to 3 through a cache whose
+    /// sliding layers keep 7 rows give the full forward's logits; a rewind within the margin keeps
+    /// the positions, one past it forgets them all.
+    func testSlidingLayersKeepOnlyTheirWindow() throws {
+        var config = Self.config("gemma3")
+        config.contextLength = 40
+        let model = try TransformerLM(config: config, parameters: try Self.model("gemma3", seed: 8).parameters)
+        let cache = KVCache(config: config, maxChunk: 3, rewindMargin: 2)
+        XCTAssertEqual(cache.rowsPerLayer, [3 - 1 + 2 + 3, 7, 40])
+        XCTAssertEqual(cache.bytes, 8 * (7 + 7 + 40) * config.kvDim)
+        let tokens = ModelFactory.tokens(40, vocab: config.vocabSize, seed: 9)
+        let vocab = config.vocabSize
+        let full = try model.forward(tokens: tokens, batch: 1, length: tokens.count)
+        let activations = ForwardActivations(config: config, rows: 3, keys: 40, mode: .inference, kernel: .standard)
+        let logits = TensorBuffer(count: 3 * vocab)
+        var position = 0, chunk = 1
+        while position < tokens.count {
+            let count = min(chunk, tokens.count - position)
+            tokens[position..<(position + count)].withUnsafeBufferPointer { ids in
+                model.forward(tokens: ids, batch: 1, into: activations, cache: cache, logitRows: 0..<count,
+                              logits: logits.matrix(at: 0, rows: count, columns: vocab))
+            }
+            assertClose(logits.view(0, count * vocab), Array(full[(position * vocab)..<((position + count) * vocab)]),
+                        absolute: 1e-5, relative: 1e-5, "positions \(position)..<\(position + count)")
+            position += count
+            chunk = chunk % 3 + 1
+        }
+        XCTAssertEqual(cache.truncate(to: 38), 38, "two positions back: within the margin")
+        XCTAssertEqual(cache.length, 38)
+        XCTAssertEqual(cache.truncate(to: 30), 0, "past the margin the window before position 30 is gone")
+        XCTAssertEqual(cache.length, 0)
+    }
 }

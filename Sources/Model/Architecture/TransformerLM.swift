@@ -153,9 +153,15 @@ public final class TransformerLM {
         weights.embed(tokens, into: saved.residual(0, rows: n))
         if let scale = config.architecture.embeddingScale { saved.residual(0, rows: n).scale(by: scale) }
         for (index, layer) in weights.layers.enumerated() {
-            let rows: KVCacheRows? = streams.isEmpty
-                ? cache.map { .sequence($0.slot(layer: index)) } : .streams(streams.map { $0.slot(layer: index) })
-            TransformerBlock.forward(using: layer, activations: saved.layer(index, dims: dims), dims: dims,
+            var (rows, layerDims): (KVCacheRows?, AttentionDims) = (nil, dims)
+            if !streams.isEmpty {
+                rows = .streams(streams.map { $0.slot(layer: index, adding: 1) })
+            } else if let cache {
+                // A sliding layer's slot counts positions from its first kept row.
+                let slot = cache.slot(layer: index, adding: length)
+                (rows, layerDims.keyLength) = (.sequence(slot), slot.start + length)
+            }
+            TransformerBlock.forward(using: layer, activations: saved.layer(index, dims: layerDims), dims: layerDims,
                                      rope: rotary[ropeOfLayer[index]], settings: layerSettings[index], cache: rows)
         }
         cache?.length += length

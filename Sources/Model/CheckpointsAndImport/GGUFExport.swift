@@ -3,14 +3,16 @@ import Kernels
 import TensorIO
 import Tokenizer
 
-/// Writes a model as a GGUF file of llama.cpp's `llama` architecture: the hyperparameters as
-/// `llama.*` keys, the weights under llama.cpp's names (Float32, or block-quantized), and a
-/// byte-level BPE tokenizer as a `gpt2` vocabulary (`tokenizer.ggml.*`, with its pre-tokenizer,
-/// BOS/EOS and chat template), so that llama.cpp runs a model trained or quantized here and
-/// ``GGUFCheckpoint`` reads it back.
+/// Writes a model as a GGUF file of its family's llama.cpp architecture (`llama`, `qwen2`,
+/// `qwen3`, `gemma3`): the hyperparameters as `<architecture>.*` keys, the weights under
+/// llama.cpp's names (Float32, or block-quantized), and a byte-level BPE tokenizer as a `gpt2`
+/// vocabulary (`tokenizer.ggml.*`, with its pre-tokenizer, BOS/EOS and chat template), so that
+/// llama.cpp runs a model trained or quantized here and ``GGUFCheckpoint`` reads it back.
 ///
-/// q and k are written as they are: our RoPE rotates interleaved pairs, as llama.cpp's does
-/// for this architecture (its converter permutes Hugging Face's rows into the same order).
+/// q and k are written as they are: Llama's RoPE rotates interleaved pairs, as llama.cpp's does
+/// for that architecture (its converter permutes Hugging Face's rows into the same order); the
+/// other families rotate halves, as llama.cpp does for them. Norm gains are the effective ones
+/// (Gemma's `1 + w`), as llama.cpp's converter writes them.
 public enum GGUFExport {
     /// How the matrices are stored. Norm weights and RoPE factors stay Float32.
     public enum Storage: Equatable, Sendable {
@@ -41,12 +43,49 @@ public enum GGUFExport {
     static func ggufName(_ name: String) -> String {
         let whole = ["token_embeddings.weight": "token_embd.weight", "ln_final.weight": "output_norm.weight", "lm_head.weight": "output.weight"]
         if let mapped = whole[name] { return mapped }
-        let perLayer = ["attn.q_proj.weight": "attn_q.weight", "attn.k_proj.weight": "attn_k.weight", "attn.v_proj.weight": "attn_v.weight",
-                        "attn.output_proj.weight": "attn_output.weight", "ffn.w1.weight": "ffn_gate.weight", "ffn.w3.weight": "ffn_up.weight",
-                        "ffn.w2.weight": "ffn_down.weight", "ln1.weight": "attn_norm.weight", "ln2.weight": "ffn_norm.weight"]
         let parts = name.split(separator: ".", maxSplits: 2)
         precondition(parts.count == 3 && parts[0] == "layers", "GGUFExport: no GGUF name for '\(name)'")
-        return "blk.\(parts[1]).\(perLayer[String(parts[2])]!)"
+        guard let mapped = layerNames[String(parts[2])] else { preconditionFailure("GGUFExport: no GGUF name for '\(name)'") }
+        return "blk.\(parts[1]).\(mapped)"
+    }
+
+    /// Ours → llama.cpp's per-layer names.
+    static let layerNames = Dictionary(uniqueKeysWithValues: GGUFCheckpoint.layerNames.map { ($1, $0) })
+
+    /// The `<architecture>.*` keys of `config`; what llama.cpp cannot read back as we run it is refused.
+    static func writeHyperparameters(_ config: ModelConfig, into writer: inout GGUFWriter) throws {
+        let architecture = config.architecture, name = architecture.family
+        guard ModelFamily.named(name) != nil else { throw ModelError("GGUF export: architecture '\(name)' is not one llama.cpp runs") }
+        writer.set("general.architecture", string: name)
+        func key(_ suffix: String) -> String { name + "." + suffix }
+        writer.set(key("vocab_size"), u32: UInt32(config.vocabSize))
+        writer.set(key("context_length"), u32: UInt32(config.contextLength))
+        writer.set(key("embedding_length"), u32: UInt32(config.dModel))
+        writer.set(key("block_count"), u32: UInt32(config.numLayers))
+        writer.set(key("feed_forward_length"), u32: UInt32(config.dFF))
+        writer.set(key("attention.head_count"), u32: UInt32(config.numHeads))
+        writer.set(key("attention.head_count_kv"), u32: UInt32(config.numKVHeads))
+        writer.set(key("rope.dimension_count"), u32: UInt32(config.headDim))
+        writer.set(key("rope.freq_base"), f32: Float(config.ropeTheta))
+        writer.set(key("attention.layer_norm_rms_epsilon"), f32: config.normEps)
+        if architecture.headDim != nil {
+            writer.set(key("attention.key_length"), u32: UInt32(config.headDim))
+            writer.set(key("attention.value_length"), u32: UInt32(config.headDim))
+        }
+        guard name == "gemma3" else { return }
+        if let window = architecture.slidingWindow {
+            // llama.cpp slides five layers of every six.
+            guard architecture.slidingLayers == (0..<config.numLayers).map({ $0 % 6 < 5 }) else {
+                throw ModelError("GGUF export: llama.cpp's gemma3 slides five layers of every six; this model's sliding layers differ")
+            }
+            writer.set(key("attention.sliding_window"), u32: UInt32(window))
+        }
+        if let local = architecture.localRopeTheta, local != 10_000 { writer.set(key("rope.freq_base_swa"), f32: Float(local)) }
+        if let scale = architecture.globalRopeScale {
+            writer.set(key("rope.scaling.type"), string: "linear")
+            writer.set(key("rope.scaling.factor"), f32: Float(scale))
+        }
+        if let cap = architecture.finalLogitSoftcap { writer.set(key("final_logit_softcapping"), f32: cap) }
     }
 
     /// Writes `pretrained` (its model must be dense: Float32 weights) to `path`, complete or not
@@ -61,23 +100,13 @@ public enum GGUFExport {
         }
         let config = model.config
         var writer = GGUFWriter()
-        writer.set("general.architecture", string: "llama")
+        try writeHyperparameters(config, into: &writer)
         writer.set("general.name", string: name ?? ((pretrained.path as NSString).lastPathComponent as String))
         writer.set("general.file_type", u32: fileType(storage))
         writer.set("general.alignment", u32: UInt32(GGUFWriter.alignment))
-        writer.set("llama.vocab_size", u32: UInt32(config.vocabSize))
-        writer.set("llama.context_length", u32: UInt32(config.contextLength))
-        writer.set("llama.embedding_length", u32: UInt32(config.dModel))
-        writer.set("llama.block_count", u32: UInt32(config.numLayers))
-        writer.set("llama.feed_forward_length", u32: UInt32(config.dFF))
-        writer.set("llama.attention.head_count", u32: UInt32(config.numHeads))
-        writer.set("llama.attention.head_count_kv", u32: UInt32(config.numKVHeads))
-        writer.set("llama.rope.dimension_count", u32: UInt32(config.headDim))
-        writer.set("llama.rope.freq_base", f32: Float(config.ropeTheta))
-        writer.set("llama.attention.layer_norm_rms_epsilon", f32: config.normEps)
         try writeTokenizer(pretrained, into: &writer)
 
-        let tied = isHeadTied(model)
+        let tied = config.architecture.tiedEmbeddings || isHeadTied(model)
         for entry in model.layout.entries where !(tied && entry.name == "lm_head.weight") {
             let values = UnsafePointer(model.parameters.pointer + entry.offset)
             let isHead = entry.name == (tied ? "token_embeddings.weight" : "lm_head.weight")

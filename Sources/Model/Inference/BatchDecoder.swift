@@ -36,9 +36,10 @@ public final class BatchDecoder {
         let held = min(max(context ?? config.contextLength, 1), config.contextLength)
         self.context = held
         self.maxChunk = max(1, min(maxChunk, held))
-        let cacheBytes = 8 * Double(config.numLayers) * Double(held) * Double(config.kvDim) * Double(slots)
+        let chunk = self.maxChunk
+        let cacheBytes = KVCache.bytes(config: config, capacity: held, maxChunk: chunk) * Double(slots)
         try SizeLimits.requireMemory(cacheBytes, for: "\(slots) KV caches of \(held) positions")
-        caches = (0..<slots).map { _ in KVCache(layers: config.numLayers, capacity: held, kvDim: config.kvDim) }
+        caches = (0..<slots).map { _ in KVCache(config: config, capacity: held, maxChunk: chunk) }
         let kernel = model.attention.kernel(config: config, batch: 1, length: held, training: false)
         prefillActivations = ForwardActivations(config: config, rows: self.maxChunk, keys: held, mode: .inference, kernel: kernel)
         stepActivations = ForwardActivations(config: config, rows: slots, keys: held, mode: .inference, kernel: .standard)
@@ -55,7 +56,8 @@ public final class BatchDecoder {
     public func reset(slot: Int) { caches[slot].reset() }
 
     /// Forgets `slot`'s positions from `position` on (a prompt prefilled once, decoded again).
-    public func rewind(slot: Int, to position: Int) { caches[slot].truncate(to: position) }
+    @discardableResult
+    public func rewind(slot: Int, to position: Int) -> Int { caches[slot].truncate(to: position) }
 
     /// Appends `tokens` to `slot`'s sequence and returns the logits after the last, `[vocab]`.
     /// Throws (the slot unchanged) on an id outside the vocabulary or tokens that do not fit.

@@ -87,7 +87,7 @@ public final class ChatSession {
         }
         var reused = zip(prompt, cached).prefix { $0 == $1 }.count
         if reused == prompt.count { reused -= 1 }  // the last prompt token must run to give logits
-        session.rewind(to: reused)
+        reused = session.rewind(to: reused)  // 0 when a sliding layer no longer holds the window before it
         cached = Array(cached.prefix(reused))
 
         let prefillStart = DispatchTime.now().uptimeNanoseconds

@@ -3,8 +3,9 @@ import Kernels
 /// Incremental inference with a key/value cache: the prompt in batched chunks (GEMMs), then one
 /// token per step, each step attending over the cached keys and values of every earlier position.
 ///
-/// The cache is preallocated `[layer, context, kvDim]` for keys and for values; a step writes its
-/// K and V (after RoPE at the absolute position) straight into slot `position`. Logits from a
+/// The cache is preallocated `[layer, rows, kvDim]` for keys and for values (every position of
+/// the context for a global layer, the window's for a sliding one: ``KVCache``); a step writes its
+/// K and V (after RoPE at the absolute position) straight after the filled rows. Logits from a
 /// prefill plus cached steps equal those of a full forward over the same tokens.
 public final class InferenceSession {
     public let model: TransformerLM
@@ -34,7 +35,7 @@ public final class InferenceSession {
         self.context = min(max(context ?? config.contextLength, 1), config.contextLength)
         self.maxChunk = min(maxChunk, self.context)
         attentionKernel = model.attention.kernel(config: config, batch: 1, length: self.context, training: false)
-        cache = KVCache(layers: config.numLayers, capacity: self.context, kvDim: config.kvDim)
+        cache = KVCache(config: config, capacity: self.context, maxChunk: self.maxChunk)
         activations = ForwardActivations(config: config, rows: self.maxChunk, keys: self.context, mode: .inference, kernel: attentionKernel)
         logits = TensorBuffer(count: self.maxChunk * config.vocabSize)
     }
@@ -42,8 +43,13 @@ public final class InferenceSession {
     /// Forgets every cached position.
     public func reset() { cache.reset() }
 
-    /// Forgets the cached positions from `position` on.
-    public func rewind(to position: Int) { cache.truncate(to: position) }
+    /// Forgets the cached positions from `position` on and returns the position kept: `position`,
+    /// or 0 when a sliding-window layer no longer holds what came before it (``KVCache/truncate(to:)``).
+    @discardableResult
+    public func rewind(to position: Int) -> Int { cache.truncate(to: position) }
+
+    /// Bytes the KV cache takes (sliding-window layers keep only their window).
+    public var cacheBytes: Int { cache.bytes }
 
     /// Room left in the cache.
     public var remaining: Int { cache.remaining }

@@ -57,15 +57,14 @@ extension TransformerLM {
         var attention: [[[Float]]] = []
         for index in 0..<config.numLayers {
             let layer = saved.layer(index, dims: dims), prefix = "layers.\(index)."
-            stages += [
-                stage(prefix + "ln1", layer.norm1),
-                stage(prefix + "attn.qkv (RoPE on q, k)", layer.qkv),
-                stage(prefix + "attn.heads (before output_proj)", layer.context),
-                stage(prefix + "residual + attention", layer.afterAttention),
-                stage(prefix + "ln2", layer.norm2),
-                stage(prefix + "ffn.silu(w1)·w3", layer.gated),
-                stage(prefix + "residual + ffn", layer.output),
-            ]
+            let qkv = config.architecture.qkNorm ? "attn.qkv (QK-norm and RoPE on q, k)" : "attn.qkv (RoPE on q, k)"
+            stages += [stage(prefix + "ln1", layer.norm1), stage(prefix + qkv, layer.qkv),
+                       stage(prefix + "attn.heads (before output_proj)", layer.context)]
+            if let post = layer.postAttention { stages.append(stage(prefix + "post_attn_norm", post.normed)) }
+            stages += [stage(prefix + "residual + attention", layer.afterAttention), stage(prefix + "ln2", layer.norm2),
+                       stage(prefix + "ffn.\(config.architecture.activation.rawValue)(w1)·w3", layer.gated)]
+            if let post = layer.postFeedForward { stages.append(stage(prefix + "post_ffn_norm", post.normed)) }
+            stages.append(stage(prefix + "residual + ffn", layer.output))
             guard case .probabilities(let probs) = layer.attention else { preconditionFailure("trace runs the standard kernel") }
             attention.append((0..<h).map { head in probs.rows((head * t)..<((head + 1) * t)).array })
         }
