@@ -84,7 +84,7 @@ final class JinjaInterpreter {
     /// Runs `body`, adding the line to an error that has none.
     private func located<T>(_ line: Int, _ body: () throws -> T) throws -> T {
         do { return try body() } catch let error as TemplateError where !error.message.hasPrefix("chat template line") {
-            throw TemplateError(line: line, String(error.message.dropFirst("chat template: ".count)))
+            throw TemplateError(line: line, String(error.message.dropFirst("chat template: ".count)), raised: error.raisedMessage)
         }
     }
 
