@@ -38,8 +38,8 @@ public struct ChatTemplate: @unchecked Sendable {  // the parsed nodes are immut
     ///
     /// Unlike ``render(messages:tools:addGenerationPrompt:bosToken:eosToken:variables:)``, this
     /// leaves `tools` undefined.
-    public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool, bosToken: String = "", eosToken: String = "",
-                       variables: [String: String] = [:]) throws -> String {
+    public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool, bosToken: String = "",
+                       eosToken: String = "", variables: [String: String] = [:]) throws -> String {
         var globals: [String: JinjaValue] = ["bos_token": .string(bosToken), "eos_token": .string(eosToken)]
         for (name, value) in variables { globals[name] = .string(value) }
         globals["messages"] = .array(messages.map { JinjaValue($0.templateValue) })
@@ -65,8 +65,9 @@ public struct ChatTemplate: @unchecked Sendable {  // the parsed nodes are immut
     ///     `bos_token` and `eos_token`, not `messages`, `tools` or `add_generation_prompt`.
     /// - Throws: ``TemplateError`` naming the template line; ``TemplateError/raisedMessage`` is
     ///   the template's own message when it refused the conversation with `raise_exception`.
-    public func render(messages: [TemplateValue], tools: [TemplateValue]? = nil, addGenerationPrompt: Bool, bosToken: String = "",
-                       eosToken: String = "", variables: [String: TemplateValue] = [:]) throws -> String {
+    public func render(messages: [TemplateValue], tools: [TemplateValue]? = nil, addGenerationPrompt: Bool,
+                       bosToken: String = "", eosToken: String = "",
+                       variables: [String: TemplateValue] = [:]) throws -> String {
         var globals: [String: JinjaValue] = ["bos_token": .string(bosToken), "eos_token": .string(eosToken)]
         for (name, value) in variables { globals[name] = JinjaValue(value) }
         globals["messages"] = .array(messages.map(JinjaValue.init))

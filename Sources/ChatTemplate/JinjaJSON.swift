@@ -49,13 +49,16 @@ struct JinjaJSON {
     }
 
     private func write(_ value: JinjaValue, depth: Int, into output: inout String) throws {
-        guard depth < Self.maximumDepth else { throw TemplateError("tojson() met a value nested deeper than \(Self.maximumDepth) levels") }
+        guard depth < Self.maximumDepth else {
+            throw TemplateError("tojson() met a value nested deeper than \(Self.maximumDepth) levels")
+        }
         switch value {
         case .none: output += "null"
         case .bool(let flag): output += flag ? "true" : "false"
         case .int(let number): output += String(number)
         case .double(let number):
-            if number.isNaN { output += "NaN" } else if number.isInfinite { output += number < 0 ? "-Infinity" : "Infinity" }
+            if number.isNaN { output += "NaN" }
+            else if number.isInfinite { output += number < 0 ? "-Infinity" : "Infinity" }
             else { output += PythonString.float(number) }
         case .string(let text): output += quoted(text)
         case .array(let items):
@@ -108,7 +111,9 @@ struct JinjaJSON {
             case "\t": result.append(contentsOf: "\\t".unicodeScalars)
             default:
                 if scalar.value < 0x20 || (ensureASCII && scalar.value > 0x7E) {
-                    for unit in String(scalar).utf16 { result.append(contentsOf: "\\u\(PythonString.hex(UInt32(unit), digits: 4))".unicodeScalars) }
+                    for unit in String(scalar).utf16 {
+                        result.append(contentsOf: ("\\u" + PythonString.hex(UInt32(unit), digits: 4)).unicodeScalars)
+                    }
                 } else {
                     result.append(scalar)
                 }

@@ -12,8 +12,8 @@ extension JinjaBuiltins {
     }
 
     /// The string argument at `index` (positional or by keyword), nil when absent or None.
-    private static func optionalString(_ positional: [JinjaValue], _ index: Int, _ keywords: [String: JinjaValue], _ keyword: String,
-                                       method: String) throws -> String? {
+    private static func optionalString(_ positional: [JinjaValue], _ index: Int, _ keywords: [String: JinjaValue],
+                                       _ keyword: String, method: String) throws -> String? {
         let value = index < positional.count ? positional[index] : keywords[keyword] ?? .none
         switch value {
         case .none, .undefined: return nil
@@ -22,8 +22,8 @@ extension JinjaBuiltins {
         }
     }
 
-    private static func optionalInteger(_ positional: [JinjaValue], _ index: Int, _ keywords: [String: JinjaValue], _ keyword: String,
-                                        method: String, fallback: Int) throws -> Int {
+    private static func optionalInteger(_ positional: [JinjaValue], _ index: Int, _ keywords: [String: JinjaValue],
+                                        _ keyword: String, method: String, fallback: Int) throws -> Int {
         let value = index < positional.count ? positional[index] : keywords[keyword] ?? .none
         switch value {
         case .none, .undefined: return fallback
@@ -41,13 +41,18 @@ extension JinjaBuiltins {
         case "upper": return .function { _, _ in .string(text.uppercased()) }
         case "lower": return .function { _, _ in .string(text.lowercased()) }
         case "title": return .function { _, _ in .string(text.capitalized) }
-        case "capitalize": return .function { _, _ in .string(text.prefix(1).uppercased() + text.dropFirst().lowercased()) }
+        case "capitalize": return .function { _, _ in
+            .string(text.prefix(1).uppercased() + text.dropFirst().lowercased())
+        }
         case "startswith", "endswith": return .function { positional, _ in
             // One affix or a tuple (a list here) of them.
             let candidates: [JinjaValue]
-            if case .array(let values) = positional.first ?? .none { candidates = values } else { candidates = Array(positional.prefix(1)) }
+            if case .array(let values) = positional.first ?? .none { candidates = values }
+            else { candidates = Array(positional.prefix(1)) }
             return .bool(try candidates.contains { value in
-                guard case .string(let affix) = value else { throw TemplateError("\(name)() takes a string, not a \(value.kind)") }
+                guard case .string(let affix) = value else {
+                    throw TemplateError("\(name)() takes a string, not a \(value.kind)")
+                }
                 return name == "startswith" ? PythonString.hasPrefix(text, affix) : PythonString.hasSuffix(text, affix)
             })
         }
@@ -57,7 +62,8 @@ extension JinjaBuiltins {
             return .array(try PythonString.split(text, separator, maximumSplits: limit).map { .string($0) })
         }
         case "replace": return .function { positional, _ in
-            guard positional.count >= 2, case .string(let old) = positional[0], case .string(let new) = positional[1] else {
+            guard positional.count >= 2, case .string(let old) = positional[0],
+                  case .string(let new) = positional[1] else {
                 throw TemplateError("replace() takes two strings")
             }
             let count: Int = if positional.count > 2, case .int(let limit) = positional[2] { limit } else { -1 }
@@ -67,7 +73,9 @@ extension JinjaBuiltins {
             .string(try iterate(positional.first ?? .undefined).map(\.printed).joined(separator: text))
         }
         case "find", "count": return .function { positional, _ in
-            guard case .string(let part) = positional.first ?? .none else { throw TemplateError("\(name)() takes a string") }
+            guard case .string(let part) = positional.first ?? .none else {
+                throw TemplateError("\(name)() takes a string")
+            }
             let haystack = PythonString.scalars(text), needle = PythonString.scalars(part)
             if name == "find" { return .int(PythonString.find(needle, in: haystack) ?? -1) }
             guard !needle.isEmpty else { return .int(haystack.count + 1) }

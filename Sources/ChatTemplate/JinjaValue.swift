@@ -74,7 +74,9 @@ indirect enum JinjaValue {
         case .double(let value): PythonString.float(value)
         case .string(let value): value
         case .array(let values): "[" + values.map(\.pythonRepresentation).joined(separator: ", ") + "]"
-        case .object(let object): "{" + object.pairs.map { "\(JinjaValue.string($0.key).pythonRepresentation): \($0.value.pythonRepresentation)" }.joined(separator: ", ") + "}"
+        case .object(let object):
+            "{" + object.pairs.map { PythonString.representation($0.key) + ": " + $0.value.pythonRepresentation }
+                .joined(separator: ", ") + "}"
         case .namespace: "<Namespace>"
         case .function: "<function>"
         }

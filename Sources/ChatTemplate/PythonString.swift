@@ -32,7 +32,9 @@ enum PythonString {
         guard !needle.isEmpty else { return start <= haystack.count ? start : nil }
         var index = start
         while index + needle.count <= haystack.count {
-            if haystack[index] == needle[0], haystack[index..<index + needle.count].elementsEqual(needle) { return index }
+            if haystack[index] == needle[0], haystack[index..<index + needle.count].elementsEqual(needle) {
+                return index
+            }
             index += 1
         }
         return nil
@@ -40,7 +42,9 @@ enum PythonString {
 
     static func contains(_ text: String, _ part: String) -> Bool { find(scalars(part), in: scalars(text)) != nil }
 
-    static func hasPrefix(_ text: String, _ prefix: String) -> Bool { text.unicodeScalars.starts(with: prefix.unicodeScalars) }
+    static func hasPrefix(_ text: String, _ prefix: String) -> Bool {
+        text.unicodeScalars.starts(with: prefix.unicodeScalars)
+    }
 
     static func hasSuffix(_ text: String, _ suffix: String) -> Bool {
         text.unicodeScalars.reversed().starts(with: suffix.unicodeScalars.reversed())
@@ -114,7 +118,8 @@ enum PythonString {
     /// Python's `repr` of a string: single quotes unless the text holds a single quote and no
     /// double quote; backslashes, the quote and control characters escaped.
     static func representation(_ text: String) -> String {
-        let quote: Unicode.Scalar = text.unicodeScalars.contains("'") && !text.unicodeScalars.contains("\"") ? "\"" : "'"
+        let prefersDouble = text.unicodeScalars.contains("'") && !text.unicodeScalars.contains("\"")
+        let quote: Unicode.Scalar = prefersDouble ? "\"" : "'"
         var result = String.UnicodeScalarView([quote])
         for scalar in text.unicodeScalars {
             switch scalar {
@@ -126,7 +131,8 @@ enum PythonString {
             default:
                 let value = scalar.value
                 if !isPrintable(scalar) {
-                    let escape = value <= 0xFF ? "\\x" + hex(value, digits: 2) : value <= 0xFFFF ? "\\u" + hex(value, digits: 4) : "\\U" + hex(value, digits: 8)
+                    let escape = value <= 0xFF ? "\\x" + hex(value, digits: 2)
+                        : value <= 0xFFFF ? "\\u" + hex(value, digits: 4) : "\\U" + hex(value, digits: 8)
                     result.append(contentsOf: escape.unicodeScalars)
                 } else {
                     result.append(scalar)
@@ -142,7 +148,9 @@ enum PythonString {
     static func isPrintable(_ scalar: Unicode.Scalar) -> Bool {
         if scalar == " " { return true }
         switch scalar.properties.generalCategory {
-        case .control, .format, .surrogate, .privateUse, .unassigned, .lineSeparator, .paragraphSeparator, .spaceSeparator: return false
+        case .control, .format, .surrogate, .privateUse, .unassigned,
+             .lineSeparator, .paragraphSeparator, .spaceSeparator:
+            return false
         default: return true
         }
     }
@@ -175,7 +183,9 @@ enum PythonString {
         let decimalExponent = point - 1
         if (-4..<16).contains(decimalExponent) {
             if point <= 0 { return sign + "0." + String(repeating: "0", count: -point) + String(digits) }
-            if point >= digits.count { return sign + String(digits) + String(repeating: "0", count: point - digits.count) + ".0" }
+            if point >= digits.count {
+                return sign + String(digits) + String(repeating: "0", count: point - digits.count) + ".0"
+            }
             return sign + String(digits[..<point]) + "." + String(digits[point...])
         }
         let fraction = digits.count > 1 ? "." + String(digits[1...]) : ""

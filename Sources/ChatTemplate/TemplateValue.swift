@@ -26,7 +26,8 @@ public enum TemplateValue: Sendable, Equatable {
         case (.double(let a), .double(let b)): a == b
         case (.string(let a), .string(let b)): a == b
         case (.array(let a), .array(let b)): a == b
-        case (.object(let a), .object(let b)): a.count == b.count && zip(a, b).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+        case (.object(let a), .object(let b)):
+            a.count == b.count && zip(a, b).allSatisfy { $0.key == $1.key && $0.value == $1.value }
         default: false
         }
     }
@@ -47,7 +48,9 @@ extension TemplateValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, E
     public init(stringLiteral value: String) { self = .string(value) }
     public init(arrayLiteral elements: TemplateValue...) { self = .array(elements) }
     /// Members in the order written.
-    public init(dictionaryLiteral elements: (String, TemplateValue)...) { self = .object(elements.map { (key: $0.0, value: $0.1) }) }
+    public init(dictionaryLiteral elements: (String, TemplateValue)...) {
+        self = .object(elements.map { (key: $0.0, value: $0.1) })
+    }
 }
 
 extension TemplateValue: Codable {
@@ -80,7 +83,8 @@ extension TemplateValue: Codable {
         else if let value = try? single.decode(Double.self) { self = .double(value) }
         else if let value = try? single.decode(String.self) { self = .string(value) }
         else {
-            throw DecodingError.dataCorruptedError(in: single, debugDescription: "expected a JSON value for a chat template")
+            throw DecodingError.dataCorruptedError(in: single,
+                                                   debugDescription: "expected a JSON value for a chat template")
         }
     }
 

@@ -30,7 +30,8 @@ private struct JSONReader {
 
     private mutating func consume(_ literal: String) -> Bool {
         let expected = Array(literal.utf8)
-        guard bytes.count - position >= expected.count, Array(bytes[position..<position + expected.count]) == expected else { return false }
+        guard bytes.count - position >= expected.count,
+              bytes[position..<position + expected.count].elementsEqual(expected) else { return false }
         position += expected.count
         return true
     }
@@ -47,7 +48,9 @@ private struct JSONReader {
             if consume("}") { return .object(members) }
             while true {
                 skipWhitespace()
-                guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else { throw error("expected a string key") }
+                guard position < bytes.count, bytes[position] == UInt8(ascii: "\"") else {
+                    throw error("expected a string key")
+                }
                 let key = try string()
                 skipWhitespace()
                 guard consume(":") else { throw error("expected ':' after a key") }
@@ -90,21 +93,23 @@ private struct JSONReader {
         var isInteger = true
         if position < bytes.count, bytes[position] == UInt8(ascii: "-") { position += 1 }
         let digitsStart = position
-        while position < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) { position += 1 }
+        skipDigits()
         guard position > digitsStart else { throw error("expected a value") }
         if position < bytes.count, bytes[position] == UInt8(ascii: ".") {
             isInteger = false
             position += 1
             let fractionStart = position
-            while position < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) { position += 1 }
+            skipDigits()
             guard position > fractionStart else { throw error("expected digits after '.'") }
         }
         if position < bytes.count, bytes[position] == UInt8(ascii: "e") || bytes[position] == UInt8(ascii: "E") {
             isInteger = false
             position += 1
-            if position < bytes.count, bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-") { position += 1 }
+            if position < bytes.count, bytes[position] == UInt8(ascii: "+") || bytes[position] == UInt8(ascii: "-") {
+                position += 1
+            }
             let exponentStart = position
-            while position < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[position]) { position += 1 }
+            skipDigits()
             guard position > exponentStart else { throw error("expected digits in an exponent") }
         }
         let literal = String(decoding: bytes[start..<position], as: UTF8.self)
@@ -114,12 +119,19 @@ private struct JSONReader {
         return .double(value)
     }
 
+    private mutating func skipDigits() {
+        let digits = UInt8(ascii: "0")...UInt8(ascii: "9")
+        while position < bytes.count, digits.contains(bytes[position]) { position += 1 }
+    }
+
     /// A string literal starting at the opening quote.
     private mutating func string() throws -> String {
         position += 1
         var scalars = String.UnicodeScalarView()
         var runStart = position
-        func flush(_ end: Int) { scalars.append(contentsOf: String(decoding: bytes[runStart..<end], as: UTF8.self).unicodeScalars) }
+        func flush(_ end: Int) {
+            scalars.append(contentsOf: String(decoding: bytes[runStart..<end], as: UTF8.self).unicodeScalars)
+        }
         while position < bytes.count {
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") {
