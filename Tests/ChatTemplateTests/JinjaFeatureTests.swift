@@ -58,4 +58,17 @@ final class JinjaFeatureTests: XCTestCase {
             }
         }
     }
+
+    /// A template that nests a list in a list in a loop is stopped with an error, not a stack
+    /// overflow when the value is printed or freed.
+    func testDeepNestingIsAnErrorNotACrash() throws {
+        let template = try ChatTemplate("""
+            {% set ns = namespace(x=[]) %}{% for i in range(300000) %}{% set ns.x = [ns.x] %}{% endfor %}{{ ns.x }}
+            """)
+        XCTAssertThrowsError(try template.render(messages: [], addGenerationPrompt: false)) {
+            XCTAssertTrue("\($0)".contains("line 1: the template builds lists or dictionaries nested deeper than 200 levels"), "\($0)")
+        }
+        let shallow = try ChatTemplate("{% set ns = namespace(x=[]) %}{% for i in range(3) %}{% set ns.x = [ns.x, {'k': ns.x}] %}{% endfor %}{{ ns.x | length }}")
+        XCTAssertEqual(try shallow.render(messages: [], addGenerationPrompt: false), "2")
+    }
 }
