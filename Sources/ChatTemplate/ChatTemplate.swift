@@ -61,14 +61,16 @@ public struct ChatTemplate: @unchecked Sendable {  // the parsed nodes are immut
     ///     "parameters": JSON schema}}`); nil is Python's `None`, as transformers passes it.
     ///   - addGenerationPrompt: end where the assistant's answer starts.
     ///   - bosToken, eosToken: the tokenizer's special tokens' text, `bos_token` and `eos_token`.
-    ///   - variables: further variables, such as `enable_thinking: false`; they may replace
-    ///     `bos_token` and `eos_token`, not `messages`, `tools` or `add_generation_prompt`.
+    ///   - variables: further variables, such as `enable_thinking: false`, or `documents` (None
+    ///     unless given, as transformers passes it); they may replace `bos_token` and
+    ///     `eos_token`, not `messages`, `tools` or `add_generation_prompt`.
     /// - Throws: ``TemplateError`` naming the template line; ``TemplateError/raisedMessage`` is
     ///   the template's own message when it refused the conversation with `raise_exception`.
     public func render(messages: [TemplateValue], tools: [TemplateValue]? = nil, addGenerationPrompt: Bool,
                        bosToken: String = "", eosToken: String = "",
                        variables: [String: TemplateValue] = [:]) throws -> String {
-        var globals: [String: JinjaValue] = ["bos_token": .string(bosToken), "eos_token": .string(eosToken)]
+        var globals: [String: JinjaValue] = ["bos_token": .string(bosToken), "eos_token": .string(eosToken),
+                                             "documents": .none]
         for (name, value) in variables { globals[name] = JinjaValue(value) }
         globals["messages"] = .array(messages.map(JinjaValue.init))
         globals["tools"] = tools.map { .array($0.map(JinjaValue.init)) } ?? JinjaValue.none

@@ -54,6 +54,10 @@ final class TemplateValueTests: XCTestCase {
         XCTAssertEqual(try template.render(messages: messages, tools: [tool, tool], addGenerationPrompt: false, bosToken: "<s>",
                                            variables: ["enable_thinking": false]),
                        #"False|get_weather;get_weather;|False|<s>|{"z": 1, "a": "é"}|part|False"#)
+        // `documents` is None unless given, as transformers passes it.
+        let documents = try ChatTemplate("{{ documents is none }}{{ documents | length if documents }}")
+        XCTAssertEqual(try documents.render(messages: [], addGenerationPrompt: false), "True")
+        XCTAssertEqual(try documents.render(messages: [], addGenerationPrompt: false, variables: ["documents": [["text": "d"]]]), "False1")
         // Variables may replace the special tokens, not the conversation.
         XCTAssertEqual(try ChatTemplate("{{ bos_token }}{{ messages | length }}{{ add_generation_prompt }}")
             .render(messages: [], addGenerationPrompt: true, bosToken: "<s>",
