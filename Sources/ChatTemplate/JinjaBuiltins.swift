@@ -15,7 +15,8 @@ enum JinjaBuiltins {
             return .array(Swift.stride(from: start, to: stop, by: step).map { .int($0) })
         },
         "raise_exception": .function { positional, _ in
-            throw TemplateError("the template raised an exception: \(positional.first?.printed ?? "")")
+            let message = positional.first?.printed ?? ""
+            throw TemplateError("the template raised an exception: \(message)", raised: message)
         },
         "namespace": .function { _, keywords in .namespace(JinjaNamespace(keywords)) },
         "strftime_now": .function { positional, _ in
@@ -28,45 +29,56 @@ enum JinjaBuiltins {
         },
     ] }
 
-    /// The items of a list, the characters of a string, the keys of a dictionary.
+    /// The items of a list, the code points of a string, the keys of a dictionary (an undefined
+    /// value iterates as empty, as Jinja's `Undefined` does).
     static func iterate(_ value: JinjaValue) throws -> [JinjaValue] {
         switch value {
         case .array(let items): return items
-        case .string(let text): return text.map { .string(String($0)) }
+        case .string(let text): return text.unicodeScalars.map { .string(String($0)) }
         case .object(let object): return object.keys.map { .string($0) }
-        case .undefined, .none: return []
+        case .undefined: return []
         default: throw TemplateError("a \(value.kind) is not iterable")
         }
     }
 
+    /// `base.name` as Jinja's sandbox reads it: a Python attribute (a method) first, then a
+    /// dictionary key; what is neither is undefined. Only an undefined base is an error.
     static func attribute(_ base: JinjaValue, _ name: String) throws -> JinjaValue {
         switch base {
-        case .object(let object):
-            if let value = object[name] { return value }
-            return method(base, name) ?? .undefined
+        case .object(let object): return method(base, name) ?? object[name] ?? .undefined
         case .namespace(let namespace): return namespace.attributes[name] ?? .undefined
-        case .undefined: return .undefined
-        default:
-            if let bound = method(base, name) { return bound }
-            throw TemplateError("a \(base.kind) has no attribute '\(name)'")
+        case .undefined: throw TemplateError("cannot read the attribute '\(name)' of an undefined value")
+        default: return method(base, name) ?? .undefined
         }
     }
 
+    /// `base[index]` as Jinja's sandbox reads it: the item first, then (for a string index) the
+    /// attribute; a missing item or an index out of range is undefined. Only an undefined base is
+    /// an error.
     static func element(_ base: JinjaValue, _ index: JinjaValue) throws -> JinjaValue {
-        switch (base, index) {
-        case (.array(let items), .int(let position)):
-            let resolved = position < 0 ? items.count + position : position
-            guard items.indices.contains(resolved) else { throw TemplateError("list index \(position) is out of range (\(items.count) items)") }
-            return items[resolved]
-        case (.string(let text), .int(let position)):
-            let characters = Array(text)
-            let resolved = position < 0 ? characters.count + position : position
-            guard characters.indices.contains(resolved) else { throw TemplateError("string index \(position) is out of range") }
-            return .string(String(characters[resolved]))
-        case (.object, .string(let key)), (.namespace, .string(let key)): return try attribute(base, key)
-        case (.undefined, _): return .undefined
-        default: throw TemplateError("cannot index a \(base.kind) with a \(index.kind)")
+        let position: Int? = switch index {
+        case .int(let number): number
+        case .bool(let flag): flag ? 1 : 0
+        default: nil
         }
+        switch base {
+        case .array(let items):
+            guard let position else { break }
+            let resolved = position < 0 ? items.count + position : position
+            return items.indices.contains(resolved) ? items[resolved] : .undefined
+        case .string(let text):
+            guard let position else { break }
+            let scalars = PythonString.scalars(text)
+            let resolved = position < 0 ? scalars.count + position : position
+            return scalars.indices.contains(resolved) ? .string(String(scalars[resolved])) : .undefined
+        case .object(let object):
+            if case .string(let key) = index, let value = object[key] { return value }
+        case .undefined:
+            throw TemplateError("cannot subscript an undefined value with \(index.pythonRepresentation)")
+        default: break
+        }
+        if case .string(let name) = index { return try attribute(base, name) }
+        return .undefined
     }
 
     static func slice(_ base: JinjaValue, _ start: JinjaValue?, _ stop: JinjaValue?, _ step: JinjaValue?) throws -> JinjaValue {
@@ -79,8 +91,9 @@ enum JinjaBuiltins {
         let items: [JinjaValue], isString: Bool
         switch base {
         case .array(let values): (items, isString) = (values, false)
-        case .string(let text): (items, isString) = (text.map { .string(String($0)) }, true)
-        default: throw TemplateError("cannot slice a \(base.kind)")
+        case .string(let text): (items, isString) = (text.unicodeScalars.map { .string(String($0)) }, true)
+        case .undefined: throw TemplateError("cannot slice an undefined value")
+        default: return .undefined  // Python's TypeError, which Jinja turns into undefined
         }
         let count = items.count, stride = try integer(step) ?? 1
         guard stride != 0 else { throw TemplateError("slice step cannot be zero") }
@@ -99,97 +112,29 @@ enum JinjaBuiltins {
         return isString ? .string(result.map(\.printed).joined()) : .array(result)
     }
 
-    // MARK: Methods
-
-    /// `text.strip()`, `dict.items()` and the rest, bound to `base`; nil when there is none.
-    static func method(_ base: JinjaValue, _ name: String) -> JinjaValue? {
-        switch base {
-        case .string(let text):
-            func characters(_ arguments: [JinjaValue]) -> Set<Character> {
-                if case .string(let set) = arguments.first ?? .none { return Set(set) }
-                return []
-            }
-            func isStripped(_ character: Character, _ set: Set<Character>) -> Bool { set.isEmpty ? character.isWhitespace : set.contains(character) }
-            switch name {
-            case "strip": return .function { arguments, _ in
-                let set = characters(arguments)
-                return .string(String(text.drop { isStripped($0, set) }.reversed().drop { isStripped($0, set) }.reversed()))
-            }
-            case "lstrip": return .function { arguments, _ in .string(String(text.drop { isStripped($0, characters(arguments)) })) }
-            case "rstrip": return .function { arguments, _ in
-                .string(String(text.reversed().drop { isStripped($0, characters(arguments)) }.reversed()))
-            }
-            case "upper": return .function { _, _ in .string(text.uppercased()) }
-            case "lower": return .function { _, _ in .string(text.lowercased()) }
-            case "title": return .function { _, _ in .string(text.capitalized) }
-            case "capitalize": return .function { _, _ in .string(text.prefix(1).uppercased() + text.dropFirst().lowercased()) }
-            case "startswith", "endswith": return .function { arguments, _ in
-                let candidates: [JinjaValue]
-                if case .array(let values) = arguments.first ?? .none { candidates = values } else { candidates = Array(arguments.prefix(1)) }
-                return .bool(candidates.contains { value in
-                    guard case .string(let affix) = value else { return false }
-                    return name == "startswith" ? text.hasPrefix(affix) : text.hasSuffix(affix)
-                })
-            }
-            case "split": return .function { arguments, _ in
-                if case .string(let separator) = arguments.first ?? .none, !separator.isEmpty {
-                    return .array(text.components(separatedBy: separator).map { .string($0) })
-                }
-                return .array(text.split(whereSeparator: \.isWhitespace).map { .string(String($0)) })
-            }
-            case "replace": return .function { arguments, _ in
-                guard arguments.count >= 2, case .string(let old) = arguments[0], case .string(let new) = arguments[1] else {
-                    throw TemplateError("replace() takes two strings")
-                }
-                return .string(text.replacingOccurrences(of: old, with: new))
-            }
-            case "format": return .function { arguments, _ in
-                var result = text
-                for argument in arguments {
-                    guard let range = result.range(of: "%s") ?? result.range(of: "{}") else { break }
-                    result.replaceSubrange(range, with: argument.printed)
-                }
-                return .string(result)
-            }
-            default: return nil
-            }
-        case .object(let object):
-            switch name {
-            case "items": return .function { _, _ in .array(object.pairs.map { .array([.string($0.key), $0.value]) }) }
-            case "keys": return .function { _, _ in .array(object.keys.map { .string($0) }) }
-            case "values": return .function { _, _ in .array(object.pairs.map(\.value)) }
-            case "get": return .function { arguments, _ in
-                guard case .string(let key) = arguments.first ?? .none else { throw TemplateError("get() takes a string key") }
-                return object[key] ?? (arguments.count > 1 ? arguments[1] : .none)
-            }
-            default: return nil
-            }
-        default:
-            return nil
-        }
-    }
-
     // MARK: Filters
 
     static func filter(_ name: String, _ value: JinjaValue, _ arguments: [JinjaValue], _ keywords: [String: JinjaValue]) throws -> JinjaValue {
         switch name {
         case "trim":
-            guard case .string = value else { return value }
-            return try method(value, "strip").map { if case .function(let body) = $0 { try body([], [:]) } else { value } } ?? value
+            // Jinja's `str(value).strip(chars)`: any value, an undefined one as "".
+            let characters: String? = if case .string(let set) = arguments.first ?? keywords["chars"] ?? .none { set } else { nil }
+            return .string(PythonString.strip(value.printed, characters, leading: true, trailing: true))
         case "upper", "lower", "title", "capitalize":
             guard let bound = method(value, name), case .function(let body) = bound else { throw TemplateError("filter '\(name)' needs a string") }
             return try body([], [:])
         case "length", "count":
             switch value {
-            case .string(let text): return .int(text.count)
+            case .string(let text): return .int(text.unicodeScalars.count)
             case .array(let items): return .int(items.count)
             case .object(let object): return .int(object.keys.count)
+            case .undefined: return .int(0)
             default: throw TemplateError("a \(value.kind) has no length")
             }
         case "first": return try iterate(value).first ?? .undefined
         case "last": return try iterate(value).last ?? .undefined
         case "reverse":
-            if case .string(let text) = value { return .string(String(text.reversed())) }
+            if case .string(let text) = value { return .string(PythonString.string(text.unicodeScalars.reversed())) }
             return .array(try iterate(value).reversed())
         case "list": return .array(try iterate(value))
         case "string": return .string(value.printed)
@@ -210,8 +155,7 @@ enum JinjaBuiltins {
             guard let bound = method(.string(value.printed), "replace"), case .function(let body) = bound else { return value }
             return try body(arguments, [:])
         case "tojson":
-            let indent: Int? = if case .int(let spaces) = keywords["indent"] ?? arguments.first ?? .none { spaces } else { nil }
-            return .string(try json(value, indent: indent, depth: 0))
+            return .string(try JinjaJSON(arguments, keywords).write(value))
         case "safe", "escape", "e": return value
         case "items":
             guard let bound = method(value, "items"), case .function(let body) = bound else { throw TemplateError("filter 'items' needs a dict") }
@@ -236,41 +180,6 @@ enum JinjaBuiltins {
         }
     }
 
-    /// JSON as Python's `json.dumps(value, ensure_ascii=False, indent=…)` writes it.
-    static func json(_ value: JinjaValue, indent: Int?, depth: Int) throws -> String {
-        let newline = indent.map { "\n" + String(repeating: " ", count: $0 * (depth + 1)) } ?? ""
-        let closing = indent.map { "\n" + String(repeating: " ", count: $0 * depth) } ?? ""
-        let separator = indent == nil ? ", " : ","
-        switch value {
-        case .undefined, .none: return "null"
-        case .bool(let flag): return flag ? "true" : "false"
-        case .int(let number): return String(number)
-        case .double(let number): return value.printed == "inf" ? "Infinity" : String(number)
-        case .string(let text):
-            var escaped = "\""
-            for scalar in text.unicodeScalars {
-                switch scalar {
-                case "\"": escaped += "\\\""
-                case "\\": escaped += "\\\\"
-                case "\n": escaped += "\\n"
-                case "\r": escaped += "\\r"
-                case "\t": escaped += "\\t"
-                default:
-                    if scalar.value < 0x20 { escaped += String(format: "\\u%04x", scalar.value) } else { escaped.unicodeScalars.append(scalar) }
-                }
-            }
-            return escaped + "\""
-        case .array(let items):
-            guard !items.isEmpty else { return "[]" }
-            return "[" + newline + (try items.map { try json($0, indent: indent, depth: depth + 1) }).joined(separator: separator + newline) + closing + "]"
-        case .object(let object):
-            guard !object.keys.isEmpty else { return "{}" }
-            let members = try object.pairs.map { try json(.string($0.key), indent: nil, depth: 0) + ": " + json($0.value, indent: indent, depth: depth + 1) }
-            return "{" + newline + members.joined(separator: separator + newline) + closing + "}"
-        case .namespace, .function: throw TemplateError("a \(value.kind) cannot be written as JSON")
-        }
-    }
-
     // MARK: Tests
 
     static func test(_ name: String, _ value: JinjaValue, _ arguments: [JinjaValue]) throws -> Bool {
@@ -279,7 +188,7 @@ enum JinjaBuiltins {
         case "undefined": return value.isUndefined
         case "none": if case .none = value { return true } else { return false }
         case "string": if case .string = value { return true } else { return false }
-        case "number": return value.number != nil && !({ if case .bool = value { true } else { false } }())
+        case "number": return value.number != nil  // Python's bool is a Number too
         case "integer": if case .int = value { return true } else { return false }
         case "float": if case .double = value { return true } else { return false }
         case "boolean": if case .bool = value { return true } else { return false }
@@ -287,8 +196,9 @@ enum JinjaBuiltins {
         case "false": if case .bool(false) = value { return true } else { return false }
         case "mapping": if case .object = value { return true } else { return false }
         case "sequence", "iterable":
+            // Jinja's `Undefined` has a length and iterates (as empty), so it passes both.
             switch value {
-            case .array, .string, .object: return true
+            case .array, .string, .object, .undefined: return true
             default: return false
             }
         case "callable": if case .function = value { return true } else { return false }
@@ -330,7 +240,7 @@ enum JinjaBuiltins {
             switch right {
             case .string(let text):
                 guard case .string(let part) = left else { throw TemplateError("'in <string>' needs a string on the left, not a \(left.kind)") }
-                return .bool(text.contains(part))
+                return .bool(PythonString.contains(text, part))
             case .array(let items): return .bool(items.contains { $0.equals(left) })
             case .object(let object):
                 guard case .string(let key) = left else { return .bool(false) }
@@ -341,7 +251,8 @@ enum JinjaBuiltins {
         case "<", ">", "<=", ">=":
             let order: Bool
             if case .string(let a) = left, case .string(let b) = right {
-                order = symbol == "<" ? a < b : symbol == ">" ? a > b : symbol == "<=" ? a <= b : a >= b
+                let (less, equal) = (PythonString.less(a, b), PythonString.equal(a, b))
+                order = symbol == "<" ? less : symbol == ">" ? !less && !equal : symbol == "<=" ? less || equal : !less
             } else if let a = left.number, let b = right.number {
                 order = symbol == "<" ? a < b : symbol == ">" ? a > b : symbol == "<=" ? a <= b : a >= b
             } else {
@@ -352,6 +263,20 @@ enum JinjaBuiltins {
             switch (left, right) {
             case (.string(let a), .string(let b)): return .string(a + b)
             case (.array(let a), .array(let b)): return .array(a + b)
+            // Python's message, so a template's error reads the same from either.
+            case (.string, _) where !right.isUndefined, (.array, _) where !right.isUndefined:
+                throw TemplateError("can only concatenate \(left.pythonTypeName) (not \"\(right.pythonTypeName)\") to \(left.pythonTypeName)")
+            default: break
+            }
+        case "*":
+            // Repetition: `'-' * 20`, `[x] * 3`.
+            switch (left, right) {
+            case (.string(let text), .int(let count)), (.int(let count), .string(let text)):
+                guard count <= 0 || text.utf8.count <= JinjaInterpreter.maximumOutput / count else { break }
+                return .string(String(repeating: text, count: max(0, count)))
+            case (.array(let items), .int(let count)), (.int(let count), .array(let items)):
+                guard count <= 0 || items.count <= JinjaInterpreter.maximumOutput / 8 / count else { break }
+                return .array(Array([[JinjaValue]](repeating: items, count: max(0, count)).joined()))
             default: break
             }
         default: break

@@ -11,6 +11,10 @@ final class JinjaInterpreter {
     /// the largest prompt it may write: a model file's template cannot hang or exhaust memory.
     private var budget = 10_000_000
     static let maximumOutput = 64 << 20, maximumMacroDepth = 100
+    /// How deep the lists and dictionaries a template builds may nest: printing, comparing and
+    /// freeing a value recurse through it, so a loop wrapping a list in a list would otherwise
+    /// overflow the stack.
+    static let maximumNesting = 200
     private var macroDepth = 0
 
     init(globals: [String: JinjaValue]) {
@@ -84,7 +88,7 @@ final class JinjaInterpreter {
     /// Runs `body`, adding the line to an error that has none.
     private func located<T>(_ line: Int, _ body: () throws -> T) throws -> T {
         do { return try body() } catch let error as TemplateError where !error.message.hasPrefix("chat template line") {
-            throw TemplateError(line: line, String(error.message.dropFirst("chat template: ".count)))
+            throw TemplateError(line: line, String(error.message.dropFirst("chat template: ".count)), raised: error.raisedMessage)
         }
     }
 
@@ -161,14 +165,14 @@ final class JinjaInterpreter {
         switch expression {
         case .literal(let value): return value
         case .variable(let name): return lookup(name)
-        case .list(let items): return .array(try items.map(evaluate))
+        case .list(let items): return try limitingNesting(.array(try items.map(evaluate)))
         case .dictionary(let pairs):
             let object = JinjaObject()
             for (key, value) in pairs {
                 guard case .string(let name) = try evaluate(key) else { throw TemplateError("dictionary keys must be strings") }
                 object[name] = try evaluate(value)
             }
-            return .object(object)
+            return try limitingNesting(.object(object))
         case .attribute(let base, let name):
             return try JinjaBuiltins.attribute(try evaluate(base), name)
         case .index(let base, let index):
@@ -208,6 +212,32 @@ final class JinjaInterpreter {
         case .conditional(let condition, let then, let otherwise):
             return try evaluate(condition).isTruthy ? try evaluate(then) : try otherwise.map(evaluate) ?? .undefined
         }
+    }
+
+    /// `value`, a list or dictionary just built, once it is known to nest no deeper than
+    /// ``maximumNesting``. The walk (without recursion) is work counted against the budget.
+    private func limitingNesting(_ value: JinjaValue) throws -> JinjaValue {
+        var pending: [(value: JinjaValue, level: Int)] = [(value, 1)]
+        while let (current, level) = pending.popLast() {
+            let children: [JinjaValue] = switch current {
+            case .array(let items): items
+            case .object(let object): object.pairs.map(\.value)
+            default: []
+            }
+            guard !children.isEmpty else { continue }
+            guard level < Self.maximumNesting else {
+                throw TemplateError("the template builds lists or dictionaries nested deeper than \(Self.maximumNesting) levels")
+            }
+            budget -= children.count
+            guard budget > 0 else { throw TemplateError("the template does more than 10 million steps of work") }
+            for child in children {
+                switch child {
+                case .array, .object: pending.append((child, level + 1))
+                default: break
+                }
+            }
+        }
+        return value
     }
 
     private func evaluate(_ arguments: JinjaArguments) throws -> ([JinjaValue], [String: JinjaValue]) {

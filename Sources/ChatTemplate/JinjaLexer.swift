@@ -22,7 +22,7 @@ enum JinjaSegment {
 
 enum JinjaLexer {
     static func segments(_ source: String) throws -> [JinjaSegment] {
-        let scalars = Array(source.unicodeScalars)
+        let scalars = normalizedNewlines(source)
         var segments: [JinjaSegment] = []
         var text = String.UnicodeScalarView()
         var index = 0, line = 1
@@ -119,6 +119,24 @@ enum JinjaLexer {
         return segments
     }
 
+    /// The source as Jinja reads it: every `\r\n` and `\r` a `\n` (in text and string literals
+    /// alike), and one final newline dropped (`keep_trailing_newline` is off).
+    static func normalizedNewlines(_ source: String) -> [Unicode.Scalar] {
+        var scalars: [Unicode.Scalar] = []
+        scalars.reserveCapacity(source.unicodeScalars.count)
+        var afterCarriageReturn = false
+        for scalar in source.unicodeScalars {
+            if scalar == "\n" && afterCarriageReturn {
+                afterCarriageReturn = false
+                continue
+            }
+            afterCarriageReturn = scalar == "\r"
+            scalars.append(afterCarriageReturn ? "\n" : scalar)
+        }
+        if scalars.last == "\n" { scalars.removeLast() }
+        return scalars
+    }
+
     static let symbols = ["==", "!=", "<=", ">=", "//", "**", "+", "-", "*", "/", "%", "~", "(", ")", "[", "]", "{", "}",
                           ",", ":", ".", "|", "=", "<", ">"]
 
@@ -160,6 +178,16 @@ enum JinjaLexer {
                     end += 1
                     while end < scalars.count && ("0"..."9").contains(scalars[end]) { end += 1 }
                 }
+                // An exponent (`1e-5`, `2.5E3`) makes a float, as in Jinja.
+                if end < scalars.count && (scalars[end] == "e" || scalars[end] == "E") {
+                    var digits = end + 1
+                    if digits < scalars.count && (scalars[digits] == "+" || scalars[digits] == "-") { digits += 1 }
+                    if digits < scalars.count && ("0"..."9").contains(scalars[digits]) {
+                        isDouble = true
+                        end = digits
+                        while end < scalars.count && ("0"..."9").contains(scalars[end]) { end += 1 }
+                    }
+                }
                 let literal = String(String.UnicodeScalarView(scalars[index..<end])).replacingOccurrences(of: "_", with: "")
                 if isDouble { tokens.append(.double(Double(literal)!)) } else {
                     guard let value = Int(literal) else { throw TemplateError(line: line, "the number \(literal) is too large") }
@@ -182,13 +210,4 @@ enum JinjaLexer {
         }
         return tokens
     }
-}
-
-/// A template that cannot be parsed or rendered: what and where.
-public struct TemplateError: Error, CustomStringConvertible, Equatable {
-    public let message: String
-    init(line: Int? = nil, _ message: String) {
-        self.message = line.map { "chat template line \($0): \(message)" } ?? "chat template: \(message)"
-    }
-    public var description: String { message }
 }

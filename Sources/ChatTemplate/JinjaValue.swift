@@ -48,6 +48,22 @@ indirect enum JinjaValue {
         }
     }
 
+    /// The name of the Python type behind the value, for messages worded as Python's.
+    var pythonTypeName: String {
+        switch self {
+        case .undefined: "Undefined"
+        case .none: "NoneType"
+        case .bool: "bool"
+        case .int: "int"
+        case .double: "float"
+        case .string: "str"
+        case .array: "list"
+        case .object: "dict"
+        case .namespace: "Namespace"
+        case .function: "function"
+        }
+    }
+
     /// The text `{{ value }}` prints, as Python would print it.
     var printed: String {
         switch self {
@@ -55,10 +71,12 @@ indirect enum JinjaValue {
         case .none: "None"
         case .bool(let value): value ? "True" : "False"
         case .int(let value): String(value)
-        case .double(let value): value == value.rounded() && abs(value) < 1e16 ? String(format: "%.1f", value) : String(value)
+        case .double(let value): PythonString.float(value)
         case .string(let value): value
         case .array(let values): "[" + values.map(\.pythonRepresentation).joined(separator: ", ") + "]"
-        case .object(let object): "{" + object.pairs.map { "\(JinjaValue.string($0.key).pythonRepresentation): \($0.value.pythonRepresentation)" }.joined(separator: ", ") + "}"
+        case .object(let object):
+            "{" + object.pairs.map { PythonString.representation($0.key) + ": " + $0.value.pythonRepresentation }
+                .joined(separator: ", ") + "}"
         case .namespace: "<Namespace>"
         case .function: "<function>"
         }
@@ -67,7 +85,7 @@ indirect enum JinjaValue {
     /// Python's `repr`: strings quoted, the rest as printed.
     var pythonRepresentation: String {
         guard case .string(let text) = self else { return printed }
-        return "'" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
+        return PythonString.representation(text)
     }
 
     /// Equality as Jinja compares: numbers by value, collections element by element.
@@ -75,7 +93,7 @@ indirect enum JinjaValue {
         switch (self, other) {
         case (.undefined, .undefined), (.none, .none): true
         case (.bool(let a), .bool(let b)): a == b
-        case (.string(let a), .string(let b)): a == b
+        case (.string(let a), .string(let b)): PythonString.equal(a, b)
         case (.array(let a), .array(let b)): a.count == b.count && zip(a, b).allSatisfy { $0.equals($1) }
         case (.object(let a), .object(let b)): a.keys == b.keys && a.keys.allSatisfy { a[$0]!.equals(b[$0]!) }
         default:
@@ -90,6 +108,22 @@ indirect enum JinjaValue {
         case .double(let value): value
         case .bool(let value): value ? 1 : 0
         default: nil
+        }
+    }
+}
+
+extension JinjaValue {
+    /// A caller's value as the template sees it: JSON null is Python's `None`, objects become
+    /// dictionaries in their members' order.
+    init(_ value: TemplateValue) {
+        switch value {
+        case .null: self = .none
+        case .bool(let flag): self = .bool(flag)
+        case .int(let number): self = .int(number)
+        case .double(let number): self = .double(number)
+        case .string(let text): self = .string(text)
+        case .array(let items): self = .array(items.map(JinjaValue.init))
+        case .object(let members): self = .object(JinjaObject(members.map { ($0.key, JinjaValue($0.value)) }))
         }
     }
 }
