@@ -110,7 +110,8 @@ let package = Package(
         ),
         .testTarget(name: "TensorIOTests", dependencies: ["TensorIO", "Kernels", "TestSupport"]),
         .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate", "TestSupport"],
-                    exclude: ["random_conversations.json"]),  // read from the source tree (#filePath)
+                    exclude: ["random_conversations.json", "structured_conversations.json", "qwen3_chat_template.jinja",
+                              "gemma3_chat_template.jinja"]),  // read from the source tree (#filePath)
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Kernels", "TensorIO", "TestSupport"]),
         // The command-line tool run as a user runs it (the `lm` executable beside the tests).
         .testTarget(name: "CLITests", dependencies: ["lm", "Kernels", "TensorIO", "TestSupport"]),
