@@ -26,10 +26,16 @@ public enum Fixtures {
     /// `<package root>/models/SmolLM2-135M-Instruct.Q4_1.gguf` (fetched by
     /// `scripts/fetch-models.sh`), or an XCTSkip saying how to get it.
     public static func requireSmolLM2() throws -> String {
+        try requireModelFile("SmolLM2-135M-Instruct.Q4_1.gguf", for: "the SmolLM2 comparison")
+    }
+
+    /// `<package root>/models/<relative>` (fetched by `scripts/fetch-models.sh`), or an XCTSkip
+    /// naming the file and the check (`purpose`) that did not run.
+    public static func requireModelFile(_ relative: String, for purpose: String) throws -> String {
         let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let path = packageRoot.appendingPathComponent("models/SmolLM2-135M-Instruct.Q4_1.gguf").path
+        let path = packageRoot.appendingPathComponent("models/" + relative).path
         guard FileManager.default.fileExists(atPath: path) else {
-            let message = "SKIPPED: \(path) is absent (run scripts/fetch-models.sh); the SmolLM2 comparison did not run"
+            let message = "SKIPPED: \(path) is absent (run scripts/fetch-models.sh); \(purpose) did not run"
             print(message)
             throw XCTSkip(message)
         }

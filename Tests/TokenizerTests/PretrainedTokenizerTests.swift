@@ -187,11 +187,15 @@ final class GGUFSentencePieceTests: TemporaryDirectoryTestCase {
         for text in ["Once upon a time, there was a little girl named Lily.", "  two  spaces\nand a newline", "日本語 ünïcödé 🙃", ""] {
             XCTAssertEqual(tokenizer.encode(text), reference.encode(text), text)
         }
-        // A file whose BOS is elsewhere is refused, naming the key.
+        // A file whose BOS is elsewhere is not llama2.c's layout: llama.cpp's algorithm reads it,
+        // BOS where the file says.
         builder.key("tokenizer.ggml.bos_token_id", u32: 5)
         builder.keys.removeAll { $0.name == "tokenizer.ggml.bos_token_id" && $0.payload == GGUFBuilder.le(UInt32(1)) }
         try Data(builder.bytes).write(to: URL(fileURLWithPath: path))
-        XCTAssertThrowsError(try GGUFTokenizer.load(try GGUFFile(path: path))) { XCTAssertTrue("\($0)".contains("bos_token_id"), "\($0)") }
+        let other = try XCTUnwrap(try GGUFTokenizer.load(try GGUFFile(path: path)) as? ScoredPieceTokenizer)
+        XCTAssertEqual(other.promptPrefix, [5])
+        XCTAssertTrue(other.addsSpacePrefix, "the dummy space is on unless the file turns it off")
+        XCTAssertEqual(other.encode("Once upon a time"), Array(reference.encode("Once upon a time").dropFirst()), "the same merges as run.c here")
     }
 
     func testUnknownPreTokenizerIsNamed() throws {
