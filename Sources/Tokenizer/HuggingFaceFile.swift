@@ -140,8 +140,8 @@ public enum HuggingFaceFile {
         switch rule {
         case .gpt2: return byteLevel
         case .digitsThenGPT2: return #"{"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": true}, "# + byteLevel + "]}"
-        case .llama3:
-            return #"{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "# + JSONText.quoted(llama3Pattern)
+        case .llama3, .qwen2:
+            return #"{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "# + JSONText.quoted(rule == .llama3 ? llama3Pattern : qwen2Pattern)
                 + #"}, "behavior": "Isolated", "invert": false}, {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]}"#
         case .llamaCppDefault:
             throw TokenizerError("llama.cpp's 'default' pre-tokenizer has no tokenizer.json form; this tokenizer cannot be saved as one")
@@ -159,14 +159,16 @@ public enum HuggingFaceFile {
 
     /// Llama 3's `Split` pattern as its `tokenizer.json` writes it.
     static let llama3Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    /// Qwen 2's (Qwen 2.5's, Qwen 3's): Llama 3's with `\p{N}` for `\p{N}{1,3}`.
+    static let qwen2Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
     static let gpt2Pattern = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
 
     /// The rule a `pre_tokenizer` describes: `ByteLevel` (GPT-2's pattern), `Digits` with
-    /// individual digits then `ByteLevel` (SmolLM2), or a `Split` on Llama 3's or GPT-2's pattern
+    /// individual digits then `ByteLevel` (SmolLM2), or a `Split` on Llama 3's, Qwen 2's or GPT-2's pattern
     /// then `ByteLevel` without its own pattern. Anything else is refused, described.
     static func preTokenization(_ description: Any?, path: String) throws -> PreTokenization {
         func refuse(_ why: String) -> TokenizerError {
-            TokenizerError("\(path): pre_tokenizer \(why); implemented: ByteLevel, Sequence[Digits(individual_digits), ByteLevel], Sequence[Split(Llama 3's or GPT-2's pattern), ByteLevel(use_regex false)]")
+            TokenizerError("\(path): pre_tokenizer \(why); implemented: ByteLevel, Sequence[Digits(individual_digits), ByteLevel], Sequence[Split(Llama 3's, Qwen 2's or GPT-2's pattern), ByteLevel(use_regex false)]")
         }
         guard let object = description as? [String: Any], let type = object["type"] as? String else { throw refuse("is missing or has no type") }
         func isByteLevel(_ step: Any, regex: Bool) -> Bool {
@@ -185,6 +187,7 @@ public enum HuggingFaceFile {
         if first["type"] as? String == "Split", (first["behavior"] as? String) == "Isolated", (first["invert"] as? Bool ?? false) == false,
            let pattern = (first["pattern"] as? [String: Any])?["Regex"] as? String, isByteLevel(steps[1], regex: false) {
             if pattern == llama3Pattern { return .llama3 }
+            if pattern == qwen2Pattern { return .qwen2 }
             if pattern == gpt2Pattern { return .gpt2 }
             throw refuse("splits on the pattern \(pattern)")
         }

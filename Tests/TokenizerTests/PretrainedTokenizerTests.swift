@@ -118,6 +118,7 @@ final class PretrainedTokenizerTests: XCTestCase {
             (.gpt2, [gpt2]),
             (.digitsThenGPT2, [#"\p{N}"#, gpt2]),
             (.llama3, [#"'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD]|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#]),
+            (.qwen2, [#"'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD]|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#]),
             (.llamaCppDefault, [#"[\p{P}\$\+<=>\^~\|]+"#, gpt2, #"\p{N}+"#, "[0-9][0-9][0-9]"]),
         ]
         let extra = ["1234567", "(word", "\tword", "'S", "'LL", "$5", "a+b", "^~|", "`", "\r\n\r\n", "  \n ", "x\n\n  y"]
@@ -203,9 +204,9 @@ final class GGUFSentencePieceTests: TemporaryDirectoryTestCase {
         builder.key("tokenizer.ggml.model", string: "gpt2")
         builder.key("tokenizer.ggml.tokens", strings: (0..<256).map { ByteLevel.encode([UInt8($0)]) })
         builder.key("tokenizer.ggml.merges", strings: [])
-        builder.key("tokenizer.ggml.pre", string: "qwen2")
+        builder.key("tokenizer.ggml.pre", string: "tekken")
         let path = directory + "/bpe.gguf"
         try Data(builder.bytes).write(to: URL(fileURLWithPath: path))
-        XCTAssertThrowsError(try GGUFTokenizer.load(try GGUFFile(path: path))) { XCTAssertTrue("\($0)".contains("'qwen2'"), "\($0)") }
+        XCTAssertThrowsError(try GGUFTokenizer.load(try GGUFFile(path: path))) { XCTAssertTrue("\($0)".contains("'tekken'"), "\($0)") }
     }
 }
