@@ -114,8 +114,9 @@ public enum HuggingFaceFile {
         guard let vocabEntries else { throw TokenizerError("\(path): missing key 'model.vocab'") }
         guard let mergePairs else { throw TokenizerError("\(path): missing key 'model.merges'") }
         let specialIDs = Dictionary(added.map { ($0.id, $0.content) }, uniquingKeysWith: { first, _ in first })
-        let table = try VocabularyTable(entries: vocabEntries, file: path, section: "model.vocab ",
-                                        literal: { id, key in specialIDs[id] == key }, literalWhenNotByteLevel: false)
+        let table = try VocabularyTable(entries: try withAddedTokens(vocabEntries, added, path: path), file: path,
+                                        section: "model.vocab or added_tokens ", literal: { id, key in specialIDs[id] == key },
+                                        literalWhenNotByteLevel: false)
         var merges: [(left: Int32, right: Int32)] = []
         merges.reserveCapacity(mergePairs.count)
         for (index, pair) in mergePairs.enumerated() {
@@ -133,6 +134,31 @@ public enum HuggingFaceFile {
         } catch let error as TokenizerError {
             throw TokenizerError("\(path): \(error.message)")
         }
+    }
+
+    /// The model's vocabulary with the added tokens whose ids lie past it (Llama 3's 256 special
+    /// tokens, ids 128000 on, are in `added_tokens` only): the vocabulary then has max id + 1
+    /// entries. An added token whose id is in the model's vocabulary must be that entry; ids must
+    /// leave no gap.
+    static func withAddedTokens(_ vocabulary: [(key: [UInt8], id: Int)], _ added: [(content: [UInt8], id: Int)],
+                                path: String) throws -> [(key: [UInt8], id: Int)] {
+        let modelIDs = Set(vocabulary.map(\.id))
+        var entries = vocabulary
+        var extraIDs = Set<Int>()
+        for (index, token) in added.enumerated() where !modelIDs.contains(token.id) {
+            guard token.id >= 0, token.id < Int(Int32.max) else {
+                throw TokenizerError("\(path): added_tokens[\(index)] has id \(token.id), not a token id")
+            }
+            // The same token listed twice is one entry.
+            guard extraIDs.insert(token.id).inserted else { continue }
+            entries.append((token.content, token.id))
+        }
+        let count = entries.count
+        if let gap = (0..<count).first(where: { !modelIDs.contains($0) && !extraIDs.contains($0) }) {
+            let highest = entries.map(\.id).max() ?? 0
+            throw TokenizerError("\(path): no token has id \(gap) in model.vocab or added_tokens, yet ids go up to \(highest); the ids must be 0…\(highest) without gaps")
+        }
+        return entries
     }
 
     private static func preTokenizerJSON(_ rule: PreTokenization) throws -> String {
