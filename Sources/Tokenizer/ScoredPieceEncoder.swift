@@ -36,7 +36,8 @@ public final class ScoredPieceEncoder {
         // llama.cpp's `is_prev_special` starts true: the first stretch gets the dummy space too.
         var afterSpecial = true
         tokenizer.specials.split(text, parsingSpecialTokens: parsingSpecialTokens, text: { range in
-            encodeStretch(UnsafeBufferPointer(rebasing: text[range]), spaceFirst: tokenizer.addsSpacePrefix && afterSpecial, into: &ids)
+            let stretch = UnsafeBufferPointer(rebasing: text[range])
+            encodeStretch(stretch, spaceFirst: tokenizer.addsSpacePrefix && afterSpecial, into: &ids)
             afterSpecial = false
         }, special: { id in
             ids.append(id)
@@ -55,7 +56,8 @@ public final class ScoredPieceEncoder {
             var wordStart = 0
             var index = 1
             while index + 2 < buffer.count {
-                if buffer[index] == 0xE2 && buffer[index + 1] == 0x96 && buffer[index + 2] == 0x81 && mayCut(buffer, at: index) {
+                let isEscapedSpace = buffer[index] == 0xE2 && buffer[index + 1] == 0x96 && buffer[index + 2] == 0x81
+                if isEscapedSpace && mayCut(buffer, at: index) {
                     encodeWord(buffer, wordStart..<index, into: &ids)
                     wordStart = index
                 }
@@ -114,7 +116,8 @@ public final class ScoredPieceEncoder {
             let lead = word[offset]
             let length = min(lead < 0xC0 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4, word.count - offset)
             let index = Int32(symbols.count)
-            symbols.append(Symbol(start: Int32(offset), length: Int32(length), previous: index - 1, next: index + 1, id: -1))
+            symbols.append(Symbol(start: Int32(offset), length: Int32(length), previous: index - 1, next: index + 1,
+                                  id: -1))
             offset += length
         }
         symbols[symbols.count - 1].next = -1
@@ -123,17 +126,19 @@ public final class ScoredPieceEncoder {
             // The pair (left, right) as a candidate when the joined text is a piece.
             func consider(_ left: Int32, _ right: Int32) {
                 guard left >= 0, right >= 0 else { return }
-                let start = Int(symbols[Int(left)].start), size = Int(symbols[Int(left)].length + symbols[Int(right)].length)
-                guard let id = table.value(for: UnsafeBufferPointer(rebasing: word[start..<(start + size)])) else { return }
-                queue.push(BigramQueue.Bigram(score: tokenizer.scores[Int(id)], left: left, right: right, size: Int32(size), id: id))
+                let start = Int(symbols[Int(left)].start)
+                let size = Int(symbols[Int(left)].length + symbols[Int(right)].length)
+                let joined = UnsafeBufferPointer(rebasing: word[start..<(start + size)])
+                guard let id = table.value(for: joined) else { return }
+                let score = tokenizer.scores[Int(id)]
+                queue.push(BigramQueue.Bigram(score: score, left: left, right: right, size: Int32(size), id: id))
             }
             for right in 1..<symbols.count { consider(Int32(right - 1), Int32(right)) }
             while let best = queue.pop() {
                 let left = Int(best.left), right = Int(best.right)
                 // Stale when either side has merged since: llama.cpp's test on the lengths.
-                guard symbols[left].length > 0, symbols[right].length > 0, symbols[left].length + symbols[right].length == best.size else {
-                    continue
-                }
+                let leftLength = symbols[left].length, rightLength = symbols[right].length
+                guard leftLength > 0, rightLength > 0, leftLength + rightLength == best.size else { continue }
                 symbols[left].length = best.size
                 symbols[left].id = best.id
                 symbols[right].length = 0
@@ -150,11 +155,14 @@ public final class ScoredPieceEncoder {
                 if symbol.id >= 0 {
                     ids.append(symbol.id)
                 } else {
-                    let bytes = UnsafeBufferPointer(rebasing: word[Int(symbol.start)..<Int(symbol.start + symbol.length)])
+                    let range = Int(symbol.start)..<Int(symbol.start + symbol.length)
+                    let bytes = UnsafeBufferPointer(rebasing: word[range])
                     if let id = table.value(for: bytes) {
                         ids.append(id)
                     } else {
-                        for byte in bytes where tokenizer.byteIDs[Int(byte)] >= 0 { ids.append(tokenizer.byteIDs[Int(byte)]) }
+                        for byte in bytes where tokenizer.byteIDs[Int(byte)] >= 0 {
+                            ids.append(tokenizer.byteIDs[Int(byte)])
+                        }
                     }
                 }
                 index = Int(symbol.next)

@@ -57,13 +57,20 @@ public final class ScoredPieceTokenizer: Sendable {
     public init(pieces: [String], scores: [Float], kinds: [PieceKind], addsSpacePrefix: Bool, promptPrefix: [Int32],
                 stopTokens: [Int32], bosID: Int32?, unknownID: Int32?) throws {
         guard pieces.count == scores.count, pieces.count == kinds.count else {
-            throw TokenizerError("\(pieces.count) pieces, \(scores.count) scores and \(kinds.count) token types; they must be as many")
+            throw TokenizerError(
+                "\(pieces.count) pieces, \(scores.count) scores and \(kinds.count) token types; they must be as many")
         }
-        guard pieces.count < Int(Int32.max) else { throw TokenizerError("\(pieces.count) pieces; ids must fit in 32 bits") }
-        for id in promptPrefix + stopTokens + [bosID, unknownID].compactMap({ $0 }) where !pieces.indices.contains(Int(id)) {
-            throw TokenizerError("token id \(id) (BOS, EOS, unknown or a stop token) is outside the vocabulary of \(pieces.count)")
+        guard pieces.count < Int(Int32.max) else {
+            throw TokenizerError("\(pieces.count) pieces; ids must fit in 32 bits")
         }
-        if let index = scores.firstIndex(where: { !$0.isFinite }) { throw TokenizerError("the score of piece \(index) is \(scores[index])") }
+        let named = promptPrefix + stopTokens + [bosID, unknownID].compactMap { $0 }
+        for id in named where !pieces.indices.contains(Int(id)) {
+            throw TokenizerError(
+                "token id \(id) (BOS, EOS, unknown or a stop token) is outside the vocabulary of \(pieces.count)")
+        }
+        if let index = scores.firstIndex(where: { !$0.isFinite }) {
+            throw TokenizerError("the score of piece \(index) is \(scores[index])")
+        }
         self.pieces = pieces
         self.scores = scores
         self.kinds = kinds
@@ -150,7 +157,9 @@ public final class ScoredPieceTokenizer: Sendable {
         var ids: [Int32] = []
         var copy = text
         copy.withUTF8 { bytes in
-            encoderPool.withEncoder(make: makeEncoder) { $0.encode(bytes, into: &ids, parsingSpecialTokens: parsingSpecialTokens) }
+            encoderPool.withEncoder(make: makeEncoder) {
+                $0.encode(bytes, into: &ids, parsingSpecialTokens: parsingSpecialTokens)
+            }
         }
         return ids
     }
@@ -163,7 +172,8 @@ public final class ScoredPieceTokenizer: Sendable {
             throw TokenizerError("token id \(id) is outside the vocabulary (0..<\(pieces.count))")
         }
         let bytes = printed[Int(id)]
-        if addsSpacePrefix, previous == nil || previous == bosID, kinds[Int(id)] == .normal, bytes.first == UInt8(ascii: " ") {
+        let startsText = previous == nil || previous == bosID
+        if addsSpacePrefix, startsText, kinds[Int(id)] == .normal, bytes.first == UInt8(ascii: " ") {
             return Array(bytes.dropFirst())
         }
         return bytes

@@ -39,14 +39,15 @@ struct SpecialTokenPartition: Sendable {
         for (index, text) in sorted.enumerated() {
             var node: Int32 = 0
             for byte in text.bytes {
-                let existing = node == 0 ? rootChildren[Int(byte)] : (children.value(PairMap<Int32>.key(node, Int32(byte))) ?? -1)
+                let key = PairMap<Int32>.key(node, Int32(byte))
+                let existing = node == 0 ? rootChildren[Int(byte)] : (children.value(key) ?? -1)
                 if existing >= 0 {
                     node = existing
                     continue
                 }
                 let child = Int32(tokenAtNode.count)
                 tokenAtNode.append(-1)
-                if node == 0 { rootChildren[Int(byte)] = child } else { children[PairMap<Int32>.key(node, Int32(byte))] = child }
+                if node == 0 { rootChildren[Int(byte)] = child } else { children[key] = child }
                 node = child
             }
             // A text listed twice keeps its first (llama.cpp's second copy finds nothing left).

@@ -116,6 +116,91 @@ final class GemmaTokenizerTests: XCTestCase {
         XCTAssertEqual(try tokenizer.decode(rareIDs), rare)
     }
 
+    /// The whole encoder (trie and overlap resolution for special pieces, words cut at `▁`, the
+    /// word cache, the queue of bigrams) against llama.cpp's procedure written out plainly here:
+    /// special pieces cut out token by token, longest first, each at its leftmost non-overlapping
+    /// occurrences; every stretch merged whole by rescanning all pairs for the best score. On
+    /// random text including what the Hugging Face fixture leaves out (`▁` written in the text,
+    /// runs of more than 31 spaces) and pieces that join across words (`> </`).
+    func testGemma3EqualsLlamaCppsProcedureWrittenPlainly() throws {
+        let tokenizer = try Self.gemma()
+        var idOf: [[UInt8]: Int32] = [:]
+        idOf.reserveCapacity(tokenizer.pieces.count)
+        for (id, piece) in tokenizer.pieces.enumerated() { idOf[Array(piece.utf8)] = Int32(id) }
+        var specialOf: [[UInt8]: Int32] = [:]
+        for (id, kind) in tokenizer.kinds.enumerated() where [.control, .userDefined, .unknown].contains(kind) {
+            specialOf[Array(tokenizer.pieces[id].utf8)] = Int32(id)
+        }
+        let longestSpecial = specialOf.keys.map(\.count).max() ?? 0
+        func bytePiece(_ byte: UInt8) -> Int32 { idOf[Array(String(format: "<0x%02X>", byte).utf8)]! }
+        func merge(_ stretch: [UInt8]) -> [Int32] {
+            var text: [UInt8] = []
+            for byte in stretch { text += byte == 0x20 ? [0xE2, 0x96, 0x81] : [byte] }
+            var symbols: [[UInt8]] = []
+            var index = 0
+            while index < text.count {
+                let lead = text[index]
+                let length = min(lead < 0xC0 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4, text.count - index)
+                symbols.append(Array(text[index..<(index + length)]))
+                index += length
+            }
+            while true {
+                var best: (score: Float, at: Int)?
+                for i in 0..<max(symbols.count - 1, 0) {
+                    guard let id = idOf[symbols[i] + symbols[i + 1]] else { continue }
+                    if best == nil || tokenizer.scores[Int(id)] > best!.score { best = (tokenizer.scores[Int(id)], i) }
+                }
+                guard let best else { break }
+                symbols[best.at] += symbols.remove(at: best.at + 1)
+            }
+            return symbols.flatMap { idOf[$0].map { [$0] } ?? $0.map(bytePiece) }
+        }
+        func plain(_ text: String) -> [Int32] {
+            let bytes = Array(text.utf8)
+            // The special pieces present, in llama.cpp's order.
+            var present = Set<Int32>()
+            for start in bytes.indices {
+                for end in (start + 1)...min(bytes.count, start + longestSpecial) {
+                    if let id = specialOf[Array(bytes[start..<end])] { present.insert(id) }
+                }
+            }
+            let order = present.sorted {
+                let a = tokenizer.pieces[Int($0)].utf8.count, b = tokenizer.pieces[Int($1)].utf8.count
+                return a != b ? a > b : $0 < $1
+            }
+            // Fragments: (text, nil) or ([], id).
+            var fragments: [([UInt8], Int32?)] = bytes.isEmpty ? [] : [(bytes, nil)]
+            for id in order {
+                let token = Array(tokenizer.pieces[Int(id)].utf8)
+                fragments = fragments.flatMap { fragment -> [([UInt8], Int32?)] in
+                    guard fragment.1 == nil else { return [fragment] }
+                    var parts: [([UInt8], Int32?)] = [], rest = fragment.0[...]
+                    while let range = rest.firstRange(of: token) {
+                        if range.lowerBound > rest.startIndex { parts.append((Array(rest[..<range.lowerBound]), nil)) }
+                        parts.append(([], id))
+                        rest = rest[range.upperBound...]
+                    }
+                    if !rest.isEmpty { parts.append((Array(rest), nil)) }
+                    return parts
+                }
+            }
+            return fragments.flatMap { $0.1.map { [$0] } ?? merge($0.0) }
+        }
+        let units = [" ", " ", "  ", String(repeating: " ", count: 33), String(repeating: " ", count: 64), "\u{2581}", "\u{2581}\u{2581}",
+                     "> </", ">\u{2581}</", "\n", "\n\n", "\t", "the", " the", "Hello", "world", "'s", "42", "2024", "中文", "日本語", "🤖",
+                     "👨\u{200D}👩\u{200D}👧", "e\u{301}", "\u{10FFFD}", "<start_of_turn>", "<end_of_turn>", "<bos>", "<unused12>", "<b>",
+                     "<table>", "<start_of", "_turn>", "<", ">", "</", "Привет", "ß", "x", ".", ",", "!", "(", ")", "\u{7F}", "\u{FEFF}"]
+        var generator = SeededGenerator(seed: 2029)
+        for index in 0..<300 {
+            let text = (0..<Int(generator.next() % 14)).map { _ in units[Int(generator.next() % UInt64(units.count))] }.joined()
+            let expected = plain(text), actual = tokenizer.encode(text)
+            if actual != expected {
+                XCTFail("string \(index) \(text.debugDescription): \(actual) but llama.cpp's procedure gives \(expected)")
+                break
+            }
+        }
+    }
+
     // MARK: - llama.cpp's algorithm on a small vocabulary
 
     /// A vocabulary where each rule shows: `ab` outscores `bc` and `abc` is absent; `▁` pieces;
