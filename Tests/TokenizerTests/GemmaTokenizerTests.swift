@@ -51,6 +51,35 @@ final class GemmaTokenizerTests: XCTestCase {
                        [2, 105] + tokenizer.encode("user") + [107] + tokenizer.encode("Hi") + [106, 107])
     }
 
+    /// The prompts of `gemma3/prompts.json` give the model's input ids (BOS first, as llama.cpp
+    /// and transformers gave them), and the ids
+    /// the model then generated greedily decode to the recorded continuations.
+    func testGemma3PromptsAndGreedyContinuations() throws {
+        let tokenizer = try Self.gemma()
+        let data = try Data(contentsOf: URL(fileURLWithPath: try Fixtures.requireSharedData("gemma3/prompts.json")))
+        let prompts = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
+        XCTAssertEqual(prompts.count, 2)
+        for prompt in prompts {
+            let name = try XCTUnwrap(prompt["name"] as? String), text = try XCTUnwrap(prompt["text"] as? String)
+            let ids = try NPYFile(path: try Fixtures.requireSharedData("gemma3/\(name)_ids.npy")).integers().map { Int32($0) }
+            if text.hasSuffix("…") {
+                // The file shortens the long prompt with "…": its ids start with the shortened text's.
+                let shortened = tokenizer.encodePrompt(String(text.dropLast()).trimmingCharacters(in: .whitespaces))
+                XCTAssertGreaterThan(shortened.count, 10, name)
+                XCTAssertEqual(Array(ids.prefix(shortened.count)), shortened, name)
+            } else {
+                XCTAssertEqual(tokenizer.encodePrompt(text), ids, name)
+            }
+            let greedy = try NPYFile(path: try Fixtures.requireSharedData("gemma3/\(name)_greedy24.npy")).integers().map { Int32($0) }
+            var decoder = IncrementalDecoder(tokenizer: tokenizer)
+            decoder.follow(ids.last!)
+            var continuation = ""
+            for id in greedy { continuation += try decoder.append(id) }
+            continuation += decoder.finish()
+            XCTAssertEqual(continuation, prompt["greedy24_text"] as? String, name)
+        }
+    }
+
     /// Hugging Face `tokenizers` with the tokenizer transformers builds from the same GGUF (which
     /// agrees with llama.cpp on every string of `gemma3/tokens.json`), on 408 seeded random
     /// strings of hard cases: runs of spaces, tabs and newlines (user-defined pieces), digits,
