@@ -242,6 +242,7 @@ final class GemmaTokenizerTests: XCTestCase {
             ("a", -1, .normal), ("b", -1, .normal), ("c", -1, .normal), ("\u{2581}", -1, .normal), ("ab", -2, .normal), ("bc", -3, .normal),
             ("\u{2581}a", -4, .normal), ("\u{2581}ab", -5, .normal), ("x", -1, .normal), (">", -1, .normal), ("<", -1, .normal),
             ("x>", -7, .normal), ("\u{2581}<", -8, .normal), ("x>\u{2581}", -8, .normal), ("x>\u{2581}<", -6, .normal),
+            ("\u{2581}\u{301}", -9, .normal),
         ]
         return try ScoredPieceTokenizer(pieces: entries.map(\.0), scores: entries.map(\.1), kinds: entries.map(\.2),
                                         addsSpacePrefix: addsSpacePrefix, promptPrefix: [1], stopTokens: [2], bosID: 1, unknownID: 0)
@@ -262,6 +263,10 @@ final class GemmaTokenizerTests: XCTestCase {
         let tokenizer = try Self.small()
         XCTAssertEqual(tokenizer.encode("é").map { tokenizer.pieces[Int($0)] }, ["<0xC3>", "<0xA9>"])
         XCTAssertEqual(try tokenizer.decode(tokenizer.encode("aé b")), "aé b")
+        // `▁` before a combining mark is one Character; it still prints as a space.
+        let combining = try XCTUnwrap(tokenizer.id(of: "\u{2581}\u{301}"))
+        XCTAssertEqual(Array(try tokenizer.decode([combining]).utf8), Array(" \u{301}".utf8))
+        XCTAssertEqual(tokenizer.encode(" \u{301}"), [combining])
         // `z` has neither a piece nor a byte piece: the unknown piece stands for it.
         XCTAssertEqual(tokenizer.encode("z"), [0])
     }
