@@ -112,7 +112,8 @@ let package = Package(
         .testTarget(name: "ChatTemplateTests", dependencies: ["ChatTemplate", "TestSupport"],
                     exclude: ["random_conversations.json", "structured_conversations.json", "qwen3_chat_template.jinja",
                               "gemma3_chat_template.jinja"]),  // read from the source tree (#filePath)
-        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Kernels", "TensorIO", "TestSupport"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "Kernels", "TensorIO", "TestSupport"],
+                    exclude: ["Fixtures"]),  // read from the source tree (#filePath)
         // The command-line tool run as a user runs it (the `lm` executable beside the tests).
         .testTarget(name: "CLITests", dependencies: ["lm", "Kernels", "TensorIO", "TestSupport"]),
         // `mpirun -np 2 lm train` against one process: only with the MPI trait (skips visibly without).

@@ -10,15 +10,13 @@ import TensorIO
 ///   user-defined tokens matched whole in text; BOS before a prompt when `add_bos_token` says
 ///   so (Llama 3's rules default to yes); generation stops at EOS, EOT, EOM and the end-of-turn
 ///   tokens llama.cpp recognises by their text.
-/// - `tokenizer.ggml.model = llama`: SentencePiece pieces with scores, as TinyLlama's and Llama
-///   2's files hold them: the run.c-exact ``SentencePieceTokenizer`` (ids 0–2 `<unk>`, `<s>`,
-///   `</s>`, byte pieces from 3).
+/// - `tokenizer.ggml.model = llama`: SentencePiece pieces with scores. In llama2.c's layout (BOS
+///   1, EOS 2, byte pieces `<0x00>`… at ids 3…258, the dummy space not turned off: TinyLlama's
+///   and Llama 2's files), the run.c-exact ``SentencePieceTokenizer``; in any other (Gemma 3:
+///   BOS 2, EOS 1, bytes from 238, `add_space_prefix = false`), llama.cpp's own algorithm,
+///   ``ScoredPieceTokenizer``, with BOS before a prompt unless `add_bos_token` is false and
+///   generation stopping at EOS, EOT and the end-of-turn pieces (`<end_of_turn>`).
 public enum GGUFTokenizer {
-    /// llama.cpp's token types (`tokenizer.ggml.token_type`).
-    enum TokenType: Int {
-        case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6
-    }
-
     /// Texts llama.cpp treats as ending a generation when the vocabulary has them.
     static let endOfGenerationTexts = ["<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
                                        "<EOT>", "<|end_of_text|>", "<end_of_utterance>"]
@@ -28,7 +26,8 @@ public enum GGUFTokenizer {
         let model = try string(file, "tokenizer.ggml.model")
         switch model {
         case "gpt2": return try bytePairs(file)
-        case "llama": return try sentencePiece(file)
+        case "llama":
+            return try hasLlama2cLayout(file) ? try sentencePiece(file) : try scoredPieces(file)
         default:
             throw TokenizerError("\(file.path): metadata key 'tokenizer.ggml.model' is '\(model)'; this engine reads 'gpt2' (byte-level BPE) and 'llama' (SentencePiece)")
         }
@@ -38,7 +37,7 @@ public enum GGUFTokenizer {
     public static func bytePairs(_ file: GGUFFile) throws -> Tokenizer {
         let tokens = try strings(file, "tokenizer.ggml.tokens")
         let types = try tokenTypes(file, count: tokens.count)
-        let isSpecial = types.map { $0 == TokenType.control.rawValue || $0 == TokenType.userDefined.rawValue }
+        let isSpecial = types.map { $0 == ScoredPieceTokenizer.PieceKind.control.rawValue || $0 == ScoredPieceTokenizer.PieceKind.userDefined.rawValue }
         let table = try VocabularyTable(entries: tokens.enumerated().map { (Array($1.utf8), $0) }, file: file.path,
                                         section: "tokenizer.ggml.tokens ", literal: { id, _ in isSpecial[id] }, literalWhenNotByteLevel: true)
         let mergeTexts = try strings(file, "tokenizer.ggml.merges")
@@ -78,19 +77,58 @@ public enum GGUFTokenizer {
         }
     }
 
+    /// Whether a `llama` file's vocabulary is laid out as llama2.c's (ids 1 and 2 BOS and EOS,
+    /// `<0x00>`, `<0x0A>` and `<0xFF>` at 3, 13 and 258, the dummy space not turned off), so
+    /// that the run.c-exact tokenizer reads it.
+    static func hasLlama2cLayout(_ file: GGUFFile) throws -> Bool {
+        let tokens = try strings(file, "tokenizer.ggml.tokens")
+        guard tokens.count > SentencePieceTokenizer.byteOffset + 255 else { return false }
+        let bos = try tokenID(file, "tokenizer.ggml.bos_token_id", count: tokens.count) ?? SentencePieceTokenizer.bosID
+        let eos = try tokenID(file, "tokenizer.ggml.eos_token_id", count: tokens.count) ?? SentencePieceTokenizer.eosID
+        let bytesInPlace = [0, 0x0A, 0xFF].allSatisfy { tokens[SentencePieceTokenizer.byteOffset + $0] == String(format: "<0x%02X>", $0) }
+        let spacePrefix = try flag(file, "tokenizer.ggml.add_space_prefix")
+        return bos == SentencePieceTokenizer.bosID && eos == SentencePieceTokenizer.eosID && bytesInPlace && spacePrefix != false
+    }
+
+    /// The SentencePiece vocabulary of a `llama` file read as llama.cpp reads it (any layout).
+    public static func scoredPieces(_ file: GGUFFile) throws -> ScoredPieceTokenizer {
+        let tokens = try strings(file, "tokenizer.ggml.tokens")
+        let scores = try pieceScores(file, count: tokens.count)
+        let kinds = try tokenTypes(file, count: tokens.count).enumerated().map { index, type in
+            guard let kind = ScoredPieceTokenizer.PieceKind(rawValue: type) else {
+                throw TokenizerError("\(file.path): tokenizer.ggml.token_type[\(index)] is \(type), not one of llama.cpp's types 1…6")
+            }
+            return kind
+        }
+        let bos = try tokenID(file, "tokenizer.ggml.bos_token_id", count: tokens.count)
+        var prefix: [Int32] = []
+        // llama.cpp adds BOS to a SentencePiece vocabulary unless the file says not to.
+        if try flag(file, "tokenizer.ggml.add_bos_token") ?? true {
+            guard let bos else {
+                throw TokenizerError("\(file.path): tokenizer.ggml.add_bos_token is true (or absent) but tokenizer.ggml.bos_token_id is missing")
+            }
+            prefix = [bos]
+        }
+        var stops: [Int32] = []
+        for key in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"] {
+            if let id = try tokenID(file, key, count: tokens.count), !stops.contains(id) { stops.append(id) }
+        }
+        for (id, kind) in kinds.enumerated() where (kind == .control || kind == .userDefined) && endOfGenerationTexts.contains(tokens[id]) {
+            if !stops.contains(Int32(id)) { stops.append(Int32(id)) }
+        }
+        do {
+            return try ScoredPieceTokenizer(pieces: tokens, scores: scores, kinds: kinds,
+                                            addsSpacePrefix: try flag(file, "tokenizer.ggml.add_space_prefix") ?? true, promptPrefix: prefix,
+                                            stopTokens: stops, bosID: bos, unknownID: try tokenID(file, "tokenizer.ggml.unknown_token_id", count: tokens.count))
+        } catch let error as TokenizerError {
+            throw TokenizerError("\(file.path): \(error.message)")
+        }
+    }
+
     /// The SentencePiece vocabulary of a `llama` file, in llama2.c's layout.
     static func sentencePiece(_ file: GGUFFile) throws -> SentencePieceTokenizer {
         let tokens = try strings(file, "tokenizer.ggml.tokens")
-        guard let scoreValues = file.metadata["tokenizer.ggml.scores"]?.array else {
-            throw TokenizerError("\(file.path): metadata key 'tokenizer.ggml.scores' is missing (a SentencePiece vocabulary needs scores)")
-        }
-        let scores = try scoreValues.enumerated().map { index, value in
-            guard let score = value.double else { throw TokenizerError("\(file.path): tokenizer.ggml.scores[\(index)] is not a number") }
-            return Float(score)
-        }
-        guard scores.count == tokens.count else {
-            throw TokenizerError("\(file.path): \(tokens.count) tokens but \(scores.count) scores")
-        }
+        let scores = try pieceScores(file, count: tokens.count)
         for (key, expected) in [("tokenizer.ggml.bos_token_id", SentencePieceTokenizer.bosID), ("tokenizer.ggml.eos_token_id", SentencePieceTokenizer.eosID)] {
             if let id = try tokenID(file, key, count: tokens.count), id != expected {
                 throw TokenizerError("\(file.path): \(key) is \(id); the SentencePiece tokenizer here has \(expected) there (llama2.c's layout)")
@@ -100,7 +138,7 @@ public enum GGUFTokenizer {
             throw TokenizerError("\(file.path): tokenizer.ggml.add_space_prefix is false; the SentencePiece tokenizer here always adds the dummy space")
         }
         // SentencePiece writes a space as U+2581; llama2.c's files (and our tokenizer) hold spaces.
-        let pieces = tokens.map { Array($0.replacingOccurrences(of: "\u{2581}", with: " ").utf8) }
+        let pieces = tokens.map { ScoredPieceTokenizer.unescapingSpaces(Array($0.utf8)) }
         do {
             let tokenizer = try SentencePieceTokenizer(pieces: pieces, scores: scores)
             for byte in [0, 0x0A, 0xFF] where tokens[SentencePieceTokenizer.byteOffset + byte] != String(format: "<0x%02X>", byte) {
@@ -126,6 +164,19 @@ public enum GGUFTokenizer {
         return texts
     }
 
+    private static func pieceScores(_ file: GGUFFile, count: Int) throws -> [Float] {
+        guard let values = file.metadata["tokenizer.ggml.scores"]?.array else {
+            throw TokenizerError("\(file.path): metadata key 'tokenizer.ggml.scores' is missing (a SentencePiece vocabulary needs scores)")
+        }
+        guard values.count == count else { throw TokenizerError("\(file.path): \(count) tokens but \(values.count) scores") }
+        return try values.enumerated().map { index, value in
+            guard let score = value.double, score.isFinite else {
+                throw TokenizerError("\(file.path): tokenizer.ggml.scores[\(index)] is not a finite number")
+            }
+            return Float(score)
+        }
+    }
+
     private static func flag(_ file: GGUFFile, _ key: String) throws -> Bool? {
         guard let value = file.metadata[key] else { return nil }
         guard let flag = value.bool else { throw TokenizerError("\(file.path): metadata key '\(key)' is not a bool") }
@@ -142,7 +193,7 @@ public enum GGUFTokenizer {
 
     private static func tokenTypes(_ file: GGUFFile, count: Int) throws -> [Int] {
         guard let values = file.metadata["tokenizer.ggml.token_type"]?.array else {
-            return [Int](repeating: TokenType.normal.rawValue, count: count)
+            return [Int](repeating: ScoredPieceTokenizer.PieceKind.normal.rawValue, count: count)
         }
         guard values.count == count else {
             throw TokenizerError("\(file.path): tokenizer.ggml.token_type has \(values.count) entries for \(count) tokens")

@@ -114,8 +114,9 @@ public enum HuggingFaceFile {
         guard let vocabEntries else { throw TokenizerError("\(path): missing key 'model.vocab'") }
         guard let mergePairs else { throw TokenizerError("\(path): missing key 'model.merges'") }
         let specialIDs = Dictionary(added.map { ($0.id, $0.content) }, uniquingKeysWith: { first, _ in first })
-        let table = try VocabularyTable(entries: vocabEntries, file: path, section: "model.vocab ",
-                                        literal: { id, key in specialIDs[id] == key }, literalWhenNotByteLevel: false)
+        let table = try VocabularyTable(entries: try withAddedTokens(vocabEntries, added, path: path), file: path,
+                                        section: "model.vocab or added_tokens ", literal: { id, key in specialIDs[id] == key },
+                                        literalWhenNotByteLevel: false)
         var merges: [(left: Int32, right: Int32)] = []
         merges.reserveCapacity(mergePairs.count)
         for (index, pair) in mergePairs.enumerated() {
@@ -135,13 +136,38 @@ public enum HuggingFaceFile {
         }
     }
 
+    /// The model's vocabulary with the added tokens whose ids lie past it (Llama 3's 256 special
+    /// tokens, ids 128000 on, are in `added_tokens` only): the vocabulary then has max id + 1
+    /// entries. An added token whose id is in the model's vocabulary must be that entry; ids must
+    /// leave no gap.
+    static func withAddedTokens(_ vocabulary: [(key: [UInt8], id: Int)], _ added: [(content: [UInt8], id: Int)],
+                                path: String) throws -> [(key: [UInt8], id: Int)] {
+        let modelIDs = Set(vocabulary.map(\.id))
+        var entries = vocabulary
+        var extraIDs = Set<Int>()
+        for (index, token) in added.enumerated() where !modelIDs.contains(token.id) {
+            guard token.id >= 0, token.id < Int(Int32.max) else {
+                throw TokenizerError("\(path): added_tokens[\(index)] has id \(token.id), not a token id")
+            }
+            // The same token listed twice is one entry.
+            guard extraIDs.insert(token.id).inserted else { continue }
+            entries.append((token.content, token.id))
+        }
+        let count = entries.count
+        if let gap = (0..<count).first(where: { !modelIDs.contains($0) && !extraIDs.contains($0) }) {
+            let highest = entries.map(\.id).max() ?? 0
+            throw TokenizerError("\(path): no token has id \(gap) in model.vocab or added_tokens, yet ids go up to \(highest); the ids must be 0…\(highest) without gaps")
+        }
+        return entries
+    }
+
     private static func preTokenizerJSON(_ rule: PreTokenization) throws -> String {
         let byteLevel = #"{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}"#
         switch rule {
         case .gpt2: return byteLevel
         case .digitsThenGPT2: return #"{"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": true}, "# + byteLevel + "]}"
-        case .llama3:
-            return #"{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "# + JSONText.quoted(llama3Pattern)
+        case .llama3, .qwen2:
+            return #"{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "# + JSONText.quoted(rule == .llama3 ? llama3Pattern : qwen2Pattern)
                 + #"}, "behavior": "Isolated", "invert": false}, {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]}"#
         case .llamaCppDefault:
             throw TokenizerError("llama.cpp's 'default' pre-tokenizer has no tokenizer.json form; this tokenizer cannot be saved as one")
@@ -159,14 +185,16 @@ public enum HuggingFaceFile {
 
     /// Llama 3's `Split` pattern as its `tokenizer.json` writes it.
     static let llama3Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    /// Qwen 2's (Qwen 2.5's, Qwen 3's): Llama 3's with `\p{N}` for `\p{N}{1,3}`.
+    static let qwen2Pattern = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
     static let gpt2Pattern = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
 
     /// The rule a `pre_tokenizer` describes: `ByteLevel` (GPT-2's pattern), `Digits` with
-    /// individual digits then `ByteLevel` (SmolLM2), or a `Split` on Llama 3's or GPT-2's pattern
+    /// individual digits then `ByteLevel` (SmolLM2), or a `Split` on Llama 3's, Qwen 2's or GPT-2's pattern
     /// then `ByteLevel` without its own pattern. Anything else is refused, described.
     static func preTokenization(_ description: Any?, path: String) throws -> PreTokenization {
         func refuse(_ why: String) -> TokenizerError {
-            TokenizerError("\(path): pre_tokenizer \(why); implemented: ByteLevel, Sequence[Digits(individual_digits), ByteLevel], Sequence[Split(Llama 3's or GPT-2's pattern), ByteLevel(use_regex false)]")
+            TokenizerError("\(path): pre_tokenizer \(why); implemented: ByteLevel, Sequence[Digits(individual_digits), ByteLevel], Sequence[Split(Llama 3's, Qwen 2's or GPT-2's pattern), ByteLevel(use_regex false)]")
         }
         guard let object = description as? [String: Any], let type = object["type"] as? String else { throw refuse("is missing or has no type") }
         func isByteLevel(_ step: Any, regex: Bool) -> Bool {
@@ -185,6 +213,7 @@ public enum HuggingFaceFile {
         if first["type"] as? String == "Split", (first["behavior"] as? String) == "Isolated", (first["invert"] as? Bool ?? false) == false,
            let pattern = (first["pattern"] as? [String: Any])?["Regex"] as? String, isByteLevel(steps[1], regex: false) {
             if pattern == llama3Pattern { return .llama3 }
+            if pattern == qwen2Pattern { return .qwen2 }
             if pattern == gpt2Pattern { return .gpt2 }
             throw refuse("splits on the pattern \(pattern)")
         }

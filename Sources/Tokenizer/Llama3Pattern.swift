@@ -1,15 +1,17 @@
 /// Llama 3's pre-tokenization, hand-compiled as llama.cpp compiles it:
-/// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`.
+/// `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
+/// and Qwen 2's (Qwen 2.5, Qwen 3), the same pattern with `\p{N}` for `\p{N}{1,3}`, given
+/// `digitsPerPiece` 1.
 ///
 /// It differs from GPT-2's in four places: contractions in either case, a letter run may take
 /// any one non-letter, non-number, non-newline scalar in front (`(word`, a tab), numbers come in
-/// groups of at most three from the left, and whitespace ending in newlines is cut after the
-/// last newline.
+/// groups of at most `digitsPerPiece` from the left (3 for Llama 3, 1 for Qwen 2), and
+/// whitespace ending in newlines is cut after the last newline.
 enum Llama3Pattern {
-    static func forEachPiece(in text: UnsafeBufferPointer<UInt8>, _ body: (Range<Int>) -> Void) {
+    static func forEachPiece(in text: UnsafeBufferPointer<UInt8>, digitsPerPiece: Int = 3, _ body: (Range<Int>) -> Void) {
         var start = 0
         while start < text.count {
-            let length = pieceLength(text, at: start)
+            let length = pieceLength(text, at: start, digitsPerPiece: digitsPerPiece)
             body(start..<(start + length))
             start += length
         }
@@ -26,7 +28,7 @@ enum Llama3Pattern {
         return (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
     }
 
-    static func pieceLength(_ text: UnsafeBufferPointer<UInt8>, at start: Int) -> Int {
+    static func pieceLength(_ text: UnsafeBufferPointer<UInt8>, at start: Int, digitsPerPiece: Int) -> Int {
         let end = text.count
         let first = text[start]
         // 1. Contractions, either case.
@@ -50,10 +52,10 @@ enum Llama3Pattern {
                 return index - start
             }
         }
-        // 3. \p{N}{1,3}
+        // 3. \p{N}{1,3} (Llama 3), \p{N} (Qwen 2)
         if kind == .number {
             var index = start, count = 0
-            while index < end && count < 3 {
+            while index < end && count < digitsPerPiece {
                 let (next, nextLength) = PreTokenizer.classAt(text, index)
                 if next != .number { break }
                 index += nextLength

@@ -13,6 +13,9 @@ public enum PreTokenization: String, Sendable, CaseIterable {
     case digitsThenGPT2 = "smollm"
     /// Llama 3's pattern (``Llama3Pattern``): llama.cpp's `llama-bpe`.
     case llama3 = "llama-bpe"
+    /// Qwen 2's pattern: Llama 3's with every number scalar a piece of its own (``Llama3Pattern``
+    /// with one digit per piece): llama.cpp's `qwen2` (Qwen 2, 2.5, 3).
+    case qwen2 = "qwen2"
     /// llama.cpp's `default`: runs of punctuation (`[\p{P}$+<=>^~|]+`), GPT-2's pattern, runs
     /// of numbers, then ASCII digits in threes.
     case llamaCppDefault = "default"
@@ -23,6 +26,7 @@ public enum PreTokenization: String, Sendable, CaseIterable {
         case "gpt-2", "phi-2", "jina-es", "jina-de", "mellum": self = .gpt2
         case "smollm", "starcoder", "refact", "codeshell": self = .digitsThenGPT2
         case "llama-bpe", "llama3", "llama-v3", "falcon3", "pixtral": self = .llama3
+        case "qwen2", "deepseek-r1-qwen", "megrez": self = .qwen2
         case "default": self = .llamaCppDefault
         default: return nil
         }
@@ -38,7 +42,9 @@ public enum PreTokenization: String, Sendable, CaseIterable {
                 if isMatch { body(range) } else { Self.gpt2(text, range, body) }
             }
         case .llama3:
-            Llama3Pattern.forEachPiece(in: text, body)
+            Llama3Pattern.forEachPiece(in: text, digitsPerPiece: 3, body)
+        case .qwen2:
+            Llama3Pattern.forEachPiece(in: text, digitsPerPiece: 1, body)
         case .llamaCppDefault:
             Self.isolating({ _ in false }, punctuation: true, in: text, 0..<text.count, runs: true) { outer, _ in
                 Self.gpt2(text, outer) { piece in
@@ -72,7 +78,7 @@ public enum PreTokenization: String, Sendable, CaseIterable {
         case .gpt2, .digitsThenGPT2:
             // A number split off alone leaves GPT-2's rule unchanged on both sides of it.
             return text[start] != UInt8(ascii: "'") && before != .whitespace && after != before
-        case .llama3:
+        case .llama3, .qwen2:
             // After a letter or number run, whatever class follows starts a piece of its own
             // (the optional prefix of a letter run excludes letters and numbers).
             return (before == .letter || before == .number) && after != before

@@ -1,6 +1,7 @@
 /// What generation needs from a tokenizer, whichever kind a model directory holds: the
-/// byte-level BPE ``Tokenizer`` (GPT-2 files, `tokenizer.json`) or llama2.c's
-/// ``SentencePieceTokenizer`` (`tokenizer.bin`).
+/// byte-level BPE ``Tokenizer`` (GPT-2 files, `tokenizer.json`, GGUF `gpt2`), llama2.c's
+/// ``SentencePieceTokenizer`` (`tokenizer.bin`, GGUF `llama` in llama2.c's layout) or llama.cpp's
+/// SentencePiece encoding, ``ScoredPieceTokenizer`` (GGUF `llama` otherwise: Gemma 3).
 public protocol TextTokenizer: Sendable {
     var vocabularySize: Int { get }
     /// The ids of a prompt as the model saw text in training (llama2.c: BOS and the dummy space first).

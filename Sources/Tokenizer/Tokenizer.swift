@@ -24,7 +24,7 @@ public final class Tokenizer: Sendable {
     let idForBytes: ByteStringMap<Int32>
     let specials: SpecialTokenMatcher
     /// Encoders for ``encode(_:parsingSpecialTokens:)``, lent to one caller at a time.
-    private let encoderPool = EncoderPool()
+    private let encoderPool = EncoderPool<Encoder>()
 
     /// Builds a tokenizer from its vocabulary (id → bytes; every single byte must be present),
     /// merges in rank order (each result must be in the vocabulary as the two halves joined),

@@ -26,19 +26,19 @@ public enum Fixtures {
     /// `<package root>/models/SmolLM2-135M-Instruct.Q4_1.gguf` (fetched by
     /// `scripts/fetch-models.sh`), or an XCTSkip saying how to get it.
     public static func requireSmolLM2() throws -> String {
-        try requireModel("SmolLM2-135M-Instruct.Q4_1.gguf", for: "the SmolLM2 comparison")
+        try requireModelFile("SmolLM2-135M-Instruct.Q4_1.gguf", for: "the SmolLM2 comparison")
     }
 
     /// `<package root>/models/gemma-3-270m-q4_k_m.gguf` (Gemma 3 270M, fetched by `scripts/fetch-models.sh`).
     public static func requireGemma3() throws -> String {
-        try requireModel("gemma-3-270m-q4_k_m.gguf", for: "the Gemma 3 comparison")
+        try requireModelFile("gemma-3-270m-q4_k_m.gguf", for: "the Gemma 3 comparison")
     }
 
-    /// `<package root>/models/<name>` (fetched by `scripts/fetch-models.sh`), or an XCTSkip
-    /// saying what did not run and how to get it.
-    public static func requireModel(_ name: String, for purpose: String) throws -> String {
+    /// `<package root>/models/<relative>` (fetched by `scripts/fetch-models.sh`), or an XCTSkip
+    /// naming the file and the check (`purpose`) that did not run.
+    public static func requireModelFile(_ relative: String, for purpose: String) throws -> String {
         let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let path = packageRoot.appendingPathComponent("models/" + name).path
+        let path = packageRoot.appendingPathComponent("models/" + relative).path
         guard FileManager.default.fileExists(atPath: path) else {
             let message = "SKIPPED: \(path) is absent (run scripts/fetch-models.sh); \(purpose) did not run"
             print(message)

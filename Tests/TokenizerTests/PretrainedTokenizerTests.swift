@@ -118,6 +118,7 @@ final class PretrainedTokenizerTests: XCTestCase {
             (.gpt2, [gpt2]),
             (.digitsThenGPT2, [#"\p{N}"#, gpt2]),
             (.llama3, [#"'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD]|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#]),
+            (.qwen2, [#"'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD]|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#]),
             (.llamaCppDefault, [#"[\p{P}\$\+<=>\^~\|]+"#, gpt2, #"\p{N}+"#, "[0-9][0-9][0-9]"]),
         ]
         let extra = ["1234567", "(word", "\tword", "'S", "'LL", "$5", "a+b", "^~|", "`", "\r\n\r\n", "  \n ", "x\n\n  y"]
@@ -187,11 +188,15 @@ final class GGUFSentencePieceTests: TemporaryDirectoryTestCase {
         for text in ["Once upon a time, there was a little girl named Lily.", "  two  spaces\nand a newline", "日本語 ünïcödé 🙃", ""] {
             XCTAssertEqual(tokenizer.encode(text), reference.encode(text), text)
         }
-        // A file whose BOS is elsewhere is refused, naming the key.
+        // A file whose BOS is elsewhere is not llama2.c's layout: llama.cpp's algorithm reads it,
+        // BOS where the file says.
         builder.key("tokenizer.ggml.bos_token_id", u32: 5)
         builder.keys.removeAll { $0.name == "tokenizer.ggml.bos_token_id" && $0.payload == GGUFBuilder.le(UInt32(1)) }
         try Data(builder.bytes).write(to: URL(fileURLWithPath: path))
-        XCTAssertThrowsError(try GGUFTokenizer.load(try GGUFFile(path: path))) { XCTAssertTrue("\($0)".contains("bos_token_id"), "\($0)") }
+        let other = try XCTUnwrap(try GGUFTokenizer.load(try GGUFFile(path: path)) as? ScoredPieceTokenizer)
+        XCTAssertEqual(other.promptPrefix, [5])
+        XCTAssertTrue(other.addsSpacePrefix, "the dummy space is on unless the file turns it off")
+        XCTAssertEqual(other.encode("Once upon a time"), Array(reference.encode("Once upon a time").dropFirst()), "the same merges as run.c here")
     }
 
     func testUnknownPreTokenizerIsNamed() throws {
@@ -199,9 +204,9 @@ final class GGUFSentencePieceTests: TemporaryDirectoryTestCase {
         builder.key("tokenizer.ggml.model", string: "gpt2")
         builder.key("tokenizer.ggml.tokens", strings: (0..<256).map { ByteLevel.encode([UInt8($0)]) })
         builder.key("tokenizer.ggml.merges", strings: [])
-        builder.key("tokenizer.ggml.pre", string: "qwen2")
+        builder.key("tokenizer.ggml.pre", string: "tekken")
         let path = directory + "/bpe.gguf"
         try Data(builder.bytes).write(to: URL(fileURLWithPath: path))
-        XCTAssertThrowsError(try GGUFTokenizer.load(try GGUFFile(path: path))) { XCTAssertTrue("\($0)".contains("'qwen2'"), "\($0)") }
+        XCTAssertThrowsError(try GGUFTokenizer.load(try GGUFFile(path: path))) { XCTAssertTrue("\($0)".contains("'tekken'"), "\($0)") }
     }
 }
