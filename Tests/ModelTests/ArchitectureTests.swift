@@ -108,7 +108,7 @@ final class ArchitectureTests: XCTestCase {
                 model.forward(tokens: ids, batch: 1, into: activations, cache: cache, logitRows: 0..<count,
                               logits: logits.matrix(at: 0, rows: count, columns: vocab))
             }
-            assertClose(logits.view(0, count * vocab), Array(full[(position * vocab)..<((position + count) * vocab)]),
+            assertClose(Array(logits.view(0, count * vocab)), Array(full[(position * vocab)..<((position + count) * vocab)]),
                         absolute: 1e-5, relative: 1e-5, "positions \(position)..<\(position + count)")
             position += count
             chunk = chunk % 3 + 1

@@ -85,7 +85,9 @@ extension ModelFamily {
         huggingFaceNorms: ["input_layernorm.weight": "ln1.weight", "post_attention_layernorm.weight": "post_attn_norm.weight",
                            "pre_feedforward_layernorm.weight": "ln2.weight", "post_feedforward_layernorm.weight": "post_ffn_norm.weight"])
 
-    static func gemma3Architecture(dModel: Int, layers: Int, window: Int?, sliding: [Bool]) -> Architecture {
+    /// Gemma 3's additions to the seed's block for `layers` layers, those marked in `sliding` over a `window`
+    /// (set `headDim`, `localRopeTheta` and the scales the config states).
+    public static func gemma3Architecture(dModel: Int, layers: Int, window: Int?, sliding: [Bool]) -> Architecture {
         var architecture = Architecture()
         architecture.family = "gemma3"
         architecture.qkNorm = true

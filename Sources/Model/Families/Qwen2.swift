@@ -19,7 +19,8 @@ extension ModelFamily {
         },
         huggingFaceNorms: ["input_layernorm.weight": "ln1.weight", "post_attention_layernorm.weight": "ln2.weight"])
 
-    static func qwen2Architecture(tied: Bool) -> Architecture {
+    /// Qwen 2's additions to the seed's block, with the head tied or not.
+    public static func qwen2Architecture(tied: Bool) -> Architecture {
         var architecture = Architecture()
         architecture.family = "qwen2"
         architecture.qkvBias = true

@@ -20,7 +20,8 @@ extension ModelFamily {
         },
         huggingFaceNorms: ["input_layernorm.weight": "ln1.weight", "post_attention_layernorm.weight": "ln2.weight"])
 
-    static func qwen3Architecture(tied: Bool) -> Architecture {
+    /// Qwen 3's additions to the seed's block (set `headDim` where it is stated), with the head tied or not.
+    public static func qwen3Architecture(tied: Bool) -> Architecture {
         var architecture = Architecture()
         architecture.family = "qwen3"
         architecture.qkNorm = true
