@@ -40,6 +40,14 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case "config":
         if let config = try? ModelConfig.load(path: file("config.json", bytes)) {
             _ = ParameterLayout(config: config).totalCount
+            // Small enough to run: every architecture a config can state goes through a forward
+            // and a cached step (windows, head sizes, norms, scales).
+            if let count = config.checkedParameterCount, count <= 1 << 16, config.contextLength <= 64,
+               let model = try? TransformerLM(config: config, seed: 1) {
+                let length = min(3, config.contextLength), tokens = [Int32](repeating: 0, count: length)
+                _ = try? model.forward(tokens: tokens, batch: 1, length: length)
+                _ = try? InferenceSession(model: model).append(tokens)
+            }
         }
     case "gpt2":
         // vocab.json, a zero byte, merges.txt.

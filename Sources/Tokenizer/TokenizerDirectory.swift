@@ -10,6 +10,8 @@ public enum TokenizerDirectory {
     public static let huggingFaceFile = "tokenizer.json"
     /// llama2.c's SentencePiece-style vocabulary (``SentencePieceTokenizer``).
     public static let sentencePieceFile = "tokenizer.bin"
+    /// A scored SentencePiece vocabulary (Gemma's) as a GGUF file of `tokenizer.ggml.*` keys and no tensors.
+    public static let scoredPiecesFile = "tokenizer.gguf"
 
     /// Whichever tokenizer `directory` holds: `tokenizer.bin` (llama2.c), else the byte-level
     /// BPE files as ``load(_:)`` reads them; nil when it holds none. A `.gguf` file gives the
@@ -24,6 +26,12 @@ public enum TokenizerDirectory {
         }
         let binary = (directory as NSString).appendingPathComponent(sentencePieceFile)
         if manager.fileExists(atPath: binary) { return try SentencePieceTokenizer(path: binary) }
+        let scored = (directory as NSString).appendingPathComponent(scoredPiecesFile)
+        if manager.fileExists(atPath: scored) {
+            let file: GGUFFile
+            do { file = try GGUFFile(path: scored) } catch { throw TokenizerError("\(error)") }
+            return try GGUFTokenizer.load(file)
+        }
         let names = [huggingFaceFile, vocabFile]
         guard names.contains(where: { manager.fileExists(atPath: (directory as NSString).appendingPathComponent($0)) }) else { return nil }
         return try load(directory)

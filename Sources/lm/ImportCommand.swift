@@ -29,7 +29,7 @@ struct ImportCommand: ParsableCommand {
 struct GGUFImport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gguf",
-        abstract: "Import a llama.cpp GGUF file of the llama architecture as a model directory (weights dequantized to float32).",
+        abstract: "Import a llama.cpp GGUF file (architecture llama, qwen2, qwen3 or gemma3) as a model directory (weights dequantized to float32).",
         discussion: PretrainedImport.discussion)
 
     @OptionGroup var options: PretrainedImport
@@ -40,7 +40,7 @@ struct GGUFImport: ParsableCommand {
 struct HuggingFaceImport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hf",
-        abstract: "Import a Hugging Face LlamaForCausalLM directory as a model directory (weights as float32, q/k permuted for our RoPE).",
+        abstract: "Import a Hugging Face LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM or Gemma3ForCausalLM directory as a model directory (weights as float32; Llama's q/k permuted for our RoPE).",
         discussion: PretrainedImport.discussion)
 
     @OptionGroup var options: PretrainedImport

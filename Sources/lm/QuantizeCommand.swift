@@ -60,7 +60,7 @@ struct ExportCommand: ParsableCommand {
 struct GGUFExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gguf",
-        abstract: "Write a model as a llama.cpp GGUF file (llama architecture; the tokenizer as a gpt2 byte-level BPE vocabulary).",
+        abstract: "Write a model as a llama.cpp GGUF file (its family's architecture: llama, qwen2, qwen3 or gemma3; the tokenizer as a gpt2 byte-level BPE or a llama SentencePiece vocabulary).",
         discussion: """
         The file holds the hyperparameters, the weights (float32 unless --type is given), the \
         tokenizer with its pre-tokenizer, BOS/EOS and chat template: llama.cpp's tools run it as \

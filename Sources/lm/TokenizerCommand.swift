@@ -108,7 +108,12 @@ struct TokenizerCommand: ParsableCommand {
         func run() throws {
             threading.apply()
             let any = try TokenizerDirectory.loadAny(tokenizer)
-            if let pieces = any as? SentencePieceTokenizer { return try encodeWhole(with: pieces) }
+            if let pieces = any as? SentencePieceTokenizer {
+                return try encodeWhole(describing: "tokenizer.bin, BOS first") { pieces.encode($0, bos: true) }
+            }
+            if let pieces = any as? ScoredPieceTokenizer {
+                return try encodeWhole(describing: "scored SentencePiece pieces, the prompt prefix first") { pieces.encodePrompt($0) }
+            }
             guard let loaded = any as? Tokenizer else {
                 throw ValidationError("\(tokenizer): no tokenizer files (tokenizer.json, vocab.json + merges.txt, tokenizer.bin, or a .gguf file)")
             }
@@ -135,25 +140,26 @@ struct TokenizerCommand: ParsableCommand {
             }
         }
 
-        /// llama2.c's tokenizer: the whole text at once, bounded in size before it is read.
-        private func encodeWhole(with pieces: SentencePieceTokenizer) throws {
+        /// A SentencePiece tokenizer (llama2.c's, or a GGUF file's scored pieces): the whole text
+        /// at once, bounded in size before it is read.
+        private func encodeWhole(describing what: String, _ encode: (String) -> [Int32]) throws {
             if let problem = InputFile.problem(input) { throw ValidationError("\(input): \(problem)") }
             let size = (try? FileManager.default.attributesOfItem(atPath: input)[.size] as? Int) ?? 0
             guard size <= Self.maximumSentencePieceBytes, let handle = FileHandle(forReadingAtPath: input) else {
-                throw ValidationError("\(input): \(size) bytes; llama2.c's tokenizer encodes at most \(Self.maximumSentencePieceBytes >> 20) MiB at once")
+                throw ValidationError("\(input): \(size) bytes; a SentencePiece tokenizer encodes at most \(Self.maximumSentencePieceBytes >> 20) MiB at once")
             }
             defer { try? handle.close() }
             // Read one byte past the limit: a file that grows, or a device, is caught too.
             let data = try handle.read(upToCount: Self.maximumSentencePieceBytes + 1) ?? Data()
             guard data.count <= Self.maximumSentencePieceBytes else {
-                throw ValidationError("\(input): more than \(Self.maximumSentencePieceBytes >> 20) MiB; llama2.c's tokenizer encodes at most that at once")
+                throw ValidationError("\(input): more than \(Self.maximumSentencePieceBytes >> 20) MiB; a SentencePiece tokenizer encodes at most that at once")
             }
             guard let text = String(data: data, encoding: .utf8) else { throw ValidationError("\(input): not UTF-8 text") }
-            let ids = pieces.encode(text, bos: true)
+            let ids = encode(text)
             let writer = try NPYStreamWriter(int32At: output)
             try writer.append(ids)
             try writer.finish()
-            if !quiet { printError("\(ids.count) ids from \(data.count) bytes (tokenizer.bin, BOS first)") }
+            if !quiet { printError("\(ids.count) ids from \(data.count) bytes (\(what))") }
         }
     }
 
@@ -176,6 +182,7 @@ struct TokenizerCommand: ParsableCommand {
             do {
                 switch loaded {
                 case let pieces as SentencePieceTokenizer: text = try pieces.decode(ids)
+                case let pieces as ScoredPieceTokenizer: text = try pieces.decode(ids)
                 case let bpe as Tokenizer: text = try bpe.decode(ids)
                 default: throw TokenizerError("\(tokenizer): this tokenizer cannot decode ids")
                 }

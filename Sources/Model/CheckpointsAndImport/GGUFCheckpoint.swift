@@ -100,7 +100,7 @@ public enum GGUFCheckpoint {
             guard let tensor = placed[entry.name] else {
                 // A missing head is the embedding (tied, decoded above: the layout puts it first).
                 guard entry.name == "lm_head.weight", let embedding = layout.entry("token_embeddings.weight") else {
-                    throw ModelError("\(path): tensor for '\(entry.name)' is missing")
+                    throw ModelError("\(path): tensor '\(GGUFExport.ggufName(entry.name))' (our '\(entry.name)') is missing for a \(config.architecture.family) model of this configuration")
                 }
                 if let table = quantized[embedding.name] {
                     quantized[entry.name] = table

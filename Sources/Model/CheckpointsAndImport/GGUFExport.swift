@@ -137,11 +137,17 @@ public enum GGUFExport {
         return memcmp(head.baseAddress!, embedding.baseAddress!, 4 * head.count) == 0
     }
 
-    /// The `tokenizer.ggml.*` keys of a byte-level BPE tokenizer, as ``/Tokenizer/GGUFTokenizer`` and llama.cpp read them.
+    /// The `tokenizer.ggml.*` keys of a byte-level BPE tokenizer (`gpt2`) or a scored
+    /// SentencePiece vocabulary (`llama`, Gemma's), as ``/Tokenizer/GGUFTokenizer`` and llama.cpp read them.
     static func writeTokenizer(_ pretrained: PretrainedModel, into writer: inout GGUFWriter) throws {
         guard let wrapped = pretrained.tokenizer else { return }
+        if let pieces = wrapped as? ScoredPieceTokenizer {
+            writeScoredPieces(pieces, eosText: pretrained.eosText, into: &writer)
+            if let template = pretrained.chatTemplate { writer.set("tokenizer.chat_template", string: template.source) }
+            return
+        }
         guard let tokenizer = wrapped as? Tokenizer else {
-            throw ModelError("\(pretrained.path): GGUF export writes byte-level BPE vocabularies (gpt2); this model's tokenizer is \(type(of: wrapped))")
+            throw ModelError("\(pretrained.path): GGUF export writes byte-level BPE vocabularies (gpt2) and scored SentencePiece ones (llama); this model's tokenizer is \(type(of: wrapped))")
         }
         let specials = Dictionary(tokenizer.specialTokens.map { ($0.id, $0.text) }, uniquingKeysWith: { first, _ in first })
         var texts: [String] = [], types: [Int32] = []
@@ -170,5 +176,24 @@ public enum GGUFExport {
             writer.set("tokenizer.ggml.eos_token_id", u32: UInt32(eos))
         }
         if let template = pretrained.chatTemplate { writer.set("tokenizer.chat_template", string: template.source) }
+    }
+
+    /// The `tokenizer.ggml.*` keys of a scored SentencePiece vocabulary (`tokenizer.ggml.model =
+    /// llama`): pieces, scores, types, BOS, EOS (the piece `eosText` names, else the lowest stop
+    /// id), the unknown piece, whether BOS and a space go first. What a model directory's
+    /// `tokenizer.gguf` holds too.
+    public static func writeScoredPieces(_ pieces: ScoredPieceTokenizer, eosText: String, into writer: inout GGUFWriter) {
+        writer.set("tokenizer.ggml.model", string: "llama")
+        writer.set("tokenizer.ggml.pre", string: "default")
+        writer.set("tokenizer.ggml.tokens", strings: pieces.pieces)
+        writer.set("tokenizer.ggml.scores", f32s: pieces.scores)
+        writer.set("tokenizer.ggml.token_type", int32s: pieces.kinds.map { Int32($0.rawValue) })
+        if let bos = pieces.bosID { writer.set("tokenizer.ggml.bos_token_id", u32: UInt32(bos)) }
+        if let eos = pieces.id(of: eosText).flatMap({ pieces.stopTokens.contains($0) ? $0 : nil }) ?? pieces.stopTokens.min() {
+            writer.set("tokenizer.ggml.eos_token_id", u32: UInt32(eos))
+        }
+        if let unknown = pieces.kinds.firstIndex(of: .unknown) { writer.set("tokenizer.ggml.unknown_token_id", u32: UInt32(unknown)) }
+        writer.set("tokenizer.ggml.add_bos_token", bool: !pieces.promptPrefix.isEmpty)
+        writer.set("tokenizer.ggml.add_space_prefix", bool: pieces.addsSpacePrefix)
     }
 }

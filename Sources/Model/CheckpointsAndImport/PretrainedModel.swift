@@ -151,6 +151,11 @@ public struct PretrainedModel {
             do { try TokenizerDirectory.save(bytePairs, to: directory) } catch { throw ModelError("\(error)") }
         case let pieces as SentencePieceTokenizer:
             try write(TokenizerDirectory.sentencePieceFile, pieces.fileData())
+        case let pieces as ScoredPieceTokenizer:
+            // A GGUF file of tokenizer keys alone: llama.cpp's own description of the vocabulary.
+            var writer = GGUFWriter()
+            GGUFExport.writeScoredPieces(pieces, eosText: eosText, into: &writer)
+            do { try writer.write(to: (directory as NSString).appendingPathComponent(TokenizerDirectory.scoredPiecesFile)) } catch { throw ModelError("\(error)") }
         default: break
         }
         if let tokenizer { try write("generation_config.json", try jsonData(["eos_token_id": tokenizer.stopTokens.sorted().map(Int.init)])) }
