@@ -143,7 +143,7 @@ public enum CausalSelfAttention {
         Linear.forward(x: context, weight: outputWeight, y: y, accumulate: accumulate)
     }
 
-    /// The gradients of ``forward(x:qkvWeight:outputWeight:rope:y:qkv:saved:context:dims:accumulate:cache:)``
+    /// The gradients of ``forward(x:qkvWeight:outputWeight:rope:y:qkv:saved:context:dims:accumulate:cache:variant:qkNorm:)``
     /// without a cache.
     ///
     /// dy: [B·T, C]; x, qkv, saved, context as the forward saved them. Workspaces, overwritten:
@@ -242,7 +242,7 @@ public enum KVCacheRows {
     case streams([KVCacheSlot])
 }
 
-/// One layer's key/value cache for ``CausalSelfAttention/forward(x:qkvWeight:outputWeight:rope:y:qkv:saved:context:dims:accumulate:cache:)``:
+/// One layer's key/value cache for ``CausalSelfAttention/forward(x:qkvWeight:outputWeight:rope:y:qkv:saved:context:dims:accumulate:cache:variant:qkNorm:)``:
 /// keys and values `[capacity, kvDim]` each, and the position the next rows go to.
 ///
 /// The views point into a cache the caller owns (`Model.InferenceSession`'s), valid as long as it is.

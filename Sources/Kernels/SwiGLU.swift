@@ -41,7 +41,7 @@ public enum SwiGLU {
         }
     }
 
-    /// The gradients of ``forward(x:gateUpWeight:downWeight:y:gateUp:gated:accumulate:)``.
+    /// The gradients of ``forward(x:gateUpWeight:downWeight:y:gateUp:gated:accumulate:activation:)``.
     ///
     /// dy: [rows, dim]; x: [rows, dim]; gateUp: [rows, 2·hidden] and gated: [rows, hidden] as saved
     /// by the forward; dGated: [rows, hidden] and dGateUp: [rows, 2·hidden] workspaces. Accumulates

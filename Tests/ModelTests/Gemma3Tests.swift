@@ -12,9 +12,19 @@ final class Gemma3Tests: XCTestCase {
     /// The logits' tolerance: 1e-4 of the largest logit magnitude.
     static func bound(_ expected: [Float]) -> Float { 1e-4 * expected.map(abs).max()! }
 
+    /// The file dequantized to Float32, loaded once for every test that reads it (a debug build
+    /// takes a while to decode 268M values).
+    nonisolated(unsafe) private static var loaded: TransformerLM?
+    static func dequantized() throws -> TransformerLM {
+        if let loaded { return loaded }
+        let model = try GGUFCheckpoint.load(path: try Fixtures.requireGemma3())
+        loaded = model
+        return model
+    }
+
     func testDequantizedLogitsEqualTransformersAtOneAndTwoThreads() throws {
         let fixture = try Fixtures.requireSharedData("gemma3")
-        let model = try GGUFCheckpoint.load(path: try Fixtures.requireGemma3())
+        let model = try Self.dequantized()
         let config = model.config
         XCTAssertEqual([config.numLayers, config.dModel, config.numHeads, config.numKVHeads, config.headDim, config.dFF, config.vocabSize],
                        [18, 640, 4, 1, 256, 2_048, 262_144])
@@ -48,6 +58,8 @@ final class Gemma3Tests: XCTestCase {
         for name in ["plain", "window"] {
             let prompt = try NPYFile(path: fixture + "/\(name)_ids.npy").integers().map { Int32($0) }
             let session = InferenceSession(model: model)
+            // 3 global layers at 32,768 rows, 15 sliding ones at 511 + 256 (rewind margin) + 256 (chunk) rows.
+            XCTAssertEqual(session.cacheBytes, (3 * 32_768 + 15 * 1_023) * 256 * 8)
             XCTAssertEqual(try SmolLM2Tests.greedy(24, after: prompt, in: session),
                            try NPYFile(path: fixture + "/\(name)_greedy24.npy").integers().map { Int32($0) }, "\(name): greedy continuation")
         }
