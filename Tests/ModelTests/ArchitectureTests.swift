@@ -36,8 +36,8 @@ final class ArchitectureTests: XCTestCase {
     static let families = ["qwen2", "qwen3", "gemma3"]
 
     /// A model whose gains and biases are far from 1 and 0 (which would hide a missing term).
-    static func model(_ family: String, seed: UInt64) throws -> TransformerLM {
-        let model = try TransformerLM(config: config(family), seed: seed)
+    static func model(_ family: String, seed: UInt64, config stated: ModelConfig? = nil) throws -> TransformerLM {
+        let model = try TransformerLM(config: stated ?? config(family), seed: seed)
         var generator = SeededGenerator(seed: seed + 100)
         for entry in model.layout.entries where entry.role == .gain || entry.role == .bias {
             let values = model.parameters.slice(entry.offset, entry.count)
