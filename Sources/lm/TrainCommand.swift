@@ -114,12 +114,13 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
         let validationData = try validation.map { try TokenDataset(path: $0, vocabSize: vocab) }
         let trainer = try Trainer(model: lm, options: options, training: trainingData, validation: validationData,
                                   validationFraction: validationFraction, tokenizer: loadedTokenizer, runDirectory: output, parallelism: parallelism)
-        // A llama2.c model's tokenizer.bin goes with it into the run, so that the run generates
-        // text; an imported model's stop tokens, BOS/EOS texts and chat template too, so that
-        // lm chat talks with the fine-tuned run.
+        // A SentencePiece model's tokenizer.bin (llama2.c) or tokenizer.gguf (Gemma's scored
+        // pieces) goes with it into the run, so that the run generates text; an imported model's
+        // stop tokens, BOS/EOS texts and chat template too, so that lm chat talks with the
+        // fine-tuned run.
         if parallelism.group.rank == 0, let model {
             let sideFiles = ["generation_config.json", "tokenizer_config.json", "chat_template.jinja"]
-                + (loadedTokenizer == nil ? [TokenizerDirectory.sentencePieceFile] : [])
+                + (loadedTokenizer == nil ? [TokenizerDirectory.sentencePieceFile, TokenizerDirectory.scoredPiecesFile] : [])
             for name in sideFiles {
                 if let data = FileManager.default.contents(atPath: (model as NSString).appendingPathComponent(name)) {
                     try AtomicFile.write(data, to: (output as NSString).appendingPathComponent(name))
