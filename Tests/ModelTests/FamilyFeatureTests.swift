@@ -38,6 +38,7 @@ final class FamilyFeatureTests: XCTestCase {
         let changes: [(String, (inout Architecture) -> Void)] = [
             ("QK-norm", { $0.qkNorm = false }), ("post-norms", { $0.postNorms = false }), ("gated GELU", { $0.activation = .silu }),
             ("embedding scale", { $0.embeddingScale = nil }), ("RoPE on halves", { $0.ropeStyle = .interleaved }),
+            ("local RoPE base", { $0.localRopeTheta = nil }),
         ]
         for (feature, change) in changes {
             let gap = try Self.gap(try Self.variant(of: model, change), ids: ids, expected: expected, lastOnly: false)
