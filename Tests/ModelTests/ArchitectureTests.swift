@@ -118,4 +118,27 @@ final class ArchitectureTests: XCTestCase {
         XCTAssertEqual(cache.truncate(to: 30), 0, "past the margin the window before position 30 is gone")
         XCTAssertEqual(cache.length, 0)
     }
+
+    /// The batched decode step of the server (``BatchDecoder``): two Gemma-shaped streams decoded
+    /// together, each query reading only its window's keys, give each stream's full forward.
+    func testBatchedDecodeOfSlidingLayersEqualsTheFullForward() throws {
+        var config = Self.config("gemma3")
+        config.contextLength = 24
+        let model = try TransformerLM(config: config, parameters: try Self.model("gemma3", seed: 12, config: config).parameters)
+        let vocab = config.vocabSize
+        let prompts = [ModelFactory.tokens(4, vocab: vocab, seed: 13), ModelFactory.tokens(7, vocab: vocab, seed: 14)]
+        let decoder = try BatchDecoder(model: model, slots: 2)
+        var sequences = prompts
+        for (slot, prompt) in prompts.enumerated() { _ = try decoder.prefill(slot: slot, tokens: prompt) }
+        for step in 0..<6 {
+            let next = (0..<2).map { Int32((step * 5 + $0 * 3) % vocab) }
+            let logits = Array(try decoder.step([(0, next[0]), (1, next[1])]))
+            for stream in 0..<2 {
+                sequences[stream].append(next[stream])
+                let full = try model.forward(tokens: sequences[stream], batch: 1, length: sequences[stream].count)
+                assertClose(Array(logits[(stream * vocab)..<((stream + 1) * vocab)]), Array(full.suffix(vocab)),
+                            absolute: 1e-5, relative: 1e-5, "stream \(stream), step \(step)")
+            }
+        }
+    }
 }
