@@ -11,7 +11,10 @@ enum JinjaBuiltins {
             }
             let (start, stop, step) = bounds.count == 1 ? (0, bounds[0], 1) : bounds.count == 2 ? (bounds[0], bounds[1], 1)
                 : bounds.count == 3 ? (bounds[0], bounds[1], bounds[2]) : (0, 0, 0)
-            guard step != 0, (stop - start) / step < 1 << 20 else { throw TemplateError("range() arguments are not usable") }
+            // Overflow-checked: the span of two 64-bit bounds, divided by the step, counts the items.
+            let (span, spanOverflow) = stop.subtractingReportingOverflow(start)
+            let (count, countOverflow) = span.dividedReportingOverflow(by: step == 0 ? 1 : step)
+            guard step != 0, !spanOverflow, !countOverflow, count < 1 << 20 else { throw TemplateError("range() arguments are not usable") }
             return .array(Swift.stride(from: start, to: stop, by: step).map { .int($0) })
         },
         "raise_exception": .function { positional, _ in
@@ -140,7 +143,11 @@ enum JinjaBuiltins {
         case "string": return .string(value.printed)
         case "int":
             if case .string(let text) = value { return .int(Int(text.trimmingCharacters(in: .whitespaces)) ?? 0) }
-            return .int(Int(value.number ?? 0))
+            if case .int(let exact) = value { return .int(exact) }
+            guard let number = value.number else { return .int(0) }
+            // Python truncates toward zero; a value past 64 bits (or inf, nan) is an error, not a trap.
+            guard let exact = Int(exactly: number.rounded(.towardZero)) else { throw TemplateError("cannot convert \(number) to an integer") }
+            return .int(exact)
         case "float":
             if case .string(let text) = value { return .double(Double(text) ?? 0) }
             return .double(value.number ?? 0)
@@ -295,14 +302,39 @@ enum JinjaBuiltins {
         case "//", "%":
             guard b != 0 else { throw TemplateError("division by zero") }
             if let (x, y) = integers {
-                // Python's floor division and modulo (the sign of the divisor).
-                let quotient = Int((Double(x) / Double(y)).rounded(.down)), remainder = x - quotient * y
-                return .int(symbol == "//" ? quotient : remainder)
+                // Python's floor division and modulo (the sign of the divisor), in integers.
+                let (truncated, overflow) = x.dividedReportingOverflow(by: y)
+                guard !overflow else { throw TemplateError("integer overflow in \(x) \(symbol) \(y)") }
+                let remainder = x - truncated * y
+                let quotient = remainder != 0 && (remainder < 0) != (y < 0) ? truncated - 1 : truncated
+                return .int(symbol == "//" ? quotient : x &- quotient &* y)
             }
             let quotient = (a / b).rounded(.down)
             return .double(symbol == "//" ? quotient : a - quotient * b)
-        case "**": return integers.map { x, y in y >= 0 ? .int(Int(pow(Double(x), Double(y)))) : .double(pow(a, b)) } ?? .double(pow(a, b))
+        case "**":
+            guard let (x, y) = integers, y >= 0 else { return .double(pow(a, b)) }
+            return .int(try integerPower(x, y))
         default: throw TemplateError("the operator '\(symbol)' is not implemented")
         }
+    }
+
+    /// x ** y for y ≥ 0 in exact integers (Python's), by squaring; a result past 64 bits is an
+    /// error rather than a wrong number (Python's integers have no bound, ours do).
+    static func integerPower(_ x: Int, _ y: Int) throws -> Int {
+        var (result, base, exponent) = (1, x, y)
+        while exponent > 0 {
+            if exponent & 1 == 1 {
+                let (product, overflow) = result.multipliedReportingOverflow(by: base)
+                guard !overflow else { throw TemplateError("integer overflow in \(x) ** \(y)") }
+                result = product
+            }
+            exponent >>= 1
+            if exponent > 0 {
+                let (square, overflow) = base.multipliedReportingOverflow(by: base)
+                guard !overflow else { throw TemplateError("integer overflow in \(x) ** \(y)") }
+                base = square
+            }
+        }
+        return result
     }
 }

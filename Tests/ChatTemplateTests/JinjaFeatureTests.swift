@@ -71,4 +71,17 @@ final class JinjaFeatureTests: XCTestCase {
         let shallow = try ChatTemplate("{% set ns = namespace(x=[]) %}{% for i in range(3) %}{% set ns.x = [ns.x, {'k': ns.x}] %}{% endfor %}{{ ns.x | length }}")
         XCTAssertEqual(try shallow.render(messages: [], addGenerationPrompt: false), "2")
     }
+
+    /// Integer arithmetic past 64 bits (which Python's unbounded integers would carry) is an error
+    /// naming the operation, not a trap: found by the fuzzer (`2 ** 100` once crashed the process).
+    func testIntegerOverflowIsAnErrorNotACrash() throws {
+        for (source, expected) in [("{{ 2 ** 10 }}", "1024"), ("{{ 7 // -2 }}", "-4"), ("{{ -7 // 2 }}", "-4"), ("{{ 7 % -2 }}", "-1"),
+                                   ("{{ -7 % 2 }}", "1"), ("{{ 3.7|int }}", "3"), ("{{ -3.7|int }}", "-3"), ("{{ (-3) ** 3 }}", "-27")] {
+            XCTAssertEqual(try Self.render(source), expected, source)
+        }
+        for source in ["{{ 2 ** 100 }}", "{{ (-9223372036854775807 - 1) // -1 }}", "{{ 1e300|int }}",
+                       "{{ range(-9223372036854775807, 9223372036854775807)|length }}"] {
+            XCTAssertThrowsError(try Self.render(source), source)
+        }
+    }
 }
