@@ -85,6 +85,21 @@ final class FamilyInputTests: TemporaryDirectoryTestCase {
         assertRefused(try HuggingFaceCheckpoint.load(directory: layers), mentions: ["layer_types", "3 layers"])
     }
 
+    /// Found by the fuzzer: a negative layer count reached Gemma 3's layer-type pattern as a
+    /// backwards range and trapped. Every size is refused below 1, naming its key.
+    func testSizesBelowOneAreNamedBeforeAnythingIsBuilt() throws {
+        for (key, value) in [("num_hidden_layers", -1), ("num_attention_heads", 0), ("hidden_size", -640), ("vocab_size", 0)] {
+            var config: [String: Any] = ["architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "vocab_size": 16,
+                                         "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 16,
+                                         "sliding_window": 4]
+            config[key] = value
+            let target = directory + "/" + key
+            try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+            try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: target + "/config.json"))
+            assertRefused(try HuggingFaceCheckpoint.config(directory: target), mentions: [key, "\(value)", "positive integer"])
+        }
+    }
+
     func testTensorsOfTheWrongShapeOrMissingForTheFamilyAreNamed() throws {
         // Qwen 3's stated head size makes q_proj [128, 64]; stated otherwise, the tensor is named.
         let narrow = try huggingFace("qwen3-tiny") { $0["head_dim"] = 16 }

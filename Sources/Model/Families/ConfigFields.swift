@@ -61,8 +61,11 @@ public struct ConfigFields {
 
     public func integer(_ key: String, default fallback: Int) throws -> Int { try integer(key) ?? fallback }
 
+    /// A size the model cannot be built without (layers, heads, widths, vocabulary): present and
+    /// at least 1, so nothing downstream builds a range or buffer from a negative count.
     public func required(_ key: String) throws -> Int {
         guard let value = try integer(key) else { throw ModelError("\(source): \(what(key)) is missing") }
+        guard value >= 1 else { throw ModelError("\(source): \(what(key)) is \(value); it must be a positive integer") }
         return value
     }
 
