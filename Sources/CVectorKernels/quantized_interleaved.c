@@ -4,35 +4,47 @@
 // into eight row sums at once. The block-at-a-time loop of quantized_matvec_q8.c spends ~10
 // instructions per row and block (sign tricks, vpmaddubsw, vpmaddwd, a conversion, a scale, an
 // FMA) and reads a Q8_0 head at 9 GB/s; here the eight rows of a block cost ~13 instructions in
-// all, and the scales of eight rows are one 16-byte load. Same rounding of the activations, same
-// integer dot products: the results equal lm_quantized_rows_q8's up to the order of the Float32
-// sums over blocks.
+// all, the scales of eight rows are one load, and the head streams at 26 GB/s. The K-quants,
+// which have no 8-bit-activation loop of their own, get one here.
 //
-// Layout of one group of eight rows, block by block (b = 0 ..< columns / 32), the same bytes per
-// block as the format's own (8 × 34 for Q8_0, …):
-//   d[8]       the rows' scales, halves                                        16 bytes
-//   m[8]       Q4_1/Q5_1: the rows' minimums, halves                           16 bytes
-//   codes      Q8_0: 8 chunks of 32 bytes; chunk k holds codes 4k…4k+3 of row 0, then of row
-//              1, …, each stored as q + 128 (vpdpbusd's unsigned operand).    256 bytes
-//              4- and 5-bit formats: 4 chunks of 32 bytes; chunk k holds bytes 4k…4k+3 of each
-//              row's nibbles, so its low nibbles are values 4k…4k+3 and its high nibbles values
-//              16+4k…16+4k+3 of the eight rows.                                128 bytes
-//   masks[8]   Q5_0/Q5_1: the fifth bits, as a 32-bit mask per (chunk k, half h) at 4·(2k + h):
-//              bit 4r + i is bit 4 of value 16h + 4k + i of row r.              32 bytes
-// A row holds Σ_b d·dx_b·(Σ_j q_j·xq_j − offset·Σ_j xq_j) (+ m·Σ_j x_j), offset 128 for the biased
-// Q8_0 codes, 8 for Q4_0, 16 for Q5_0, 0 for the formats with a minimum.
+// Layout of one group of eight rows, block by block (blocks of 32 values, super-blocks of 256):
+//   Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 (the bytes of eight of the format's blocks):
+//     d[8]      the rows' scales, halves                                         16 bytes
+//     m[8]      Q4_1/Q5_1: the rows' minimums, halves                            16 bytes
+//     codes     Q8_0: 8 chunks of 32 bytes; chunk k holds codes 4k…4k+3 of row 0, then of row 1,
+//               …, each stored as q + 128 (vpdpbusd's unsigned operand).       256 bytes
+//               4- and 5-bit: 4 chunks of 32 bytes; chunk k holds bytes 4k…4k+3 of each row's
+//               nibbles: its low nibbles are values 4k…4k+3, its high nibbles values
+//               16+4k…16+4k+3 of the eight rows.                                 128 bytes
+//     masks     Q5_0/Q5_1: the fifth bits, a 32-bit mask per (chunk k, half h) at 4·(2k + h):
+//               bit 4r + i is bit 4 of value 16h + 4k + i of row r.               32 bytes
+//   Q4_K (148 bytes a row where the format has 144: the 6-bit scales unpacked):
+//     d[8], dmin[8] halves; scales[8 sub-blocks][8 rows], mins[8][8] bytes; then per pass p of 64
+//     values, 8 chunks of 32 bytes: chunk k holds bytes 4k…4k+3 of each row's pass, whose low
+//     nibbles are values 4k… of sub-block 2p and high nibbles values 4k… of sub-block 2p + 1.
+//   Q6_K (210 bytes a row, as the format): d[8] halves; scales[16][8] signed bytes; per half h of
+//     128 values, 8 groups of three chunks (k = 0…7): the low-nibble bytes 4k…4k+3 and
+//     32+4k…32+4k+3 of the half, and its high-bit bytes 4k…4k+3, each for the eight rows.
+// A row is Σ over blocks of d·dx·(Σ q·xq − offset·Σ xq) (+ m·Σ x): offset 128 for the biased Q8_0
+// codes, 8 for Q4_0, 16 for Q5_0, 32 for Q6_K, 0 where a minimum is added (Q4_1, Q5_1; Q4_K
+// subtracts dmin·m·Σ x per sub-block of 32, with d·scale as its d; Q6_K's scales cover 16 values).
 #include "quantized_blocks.h"
 
 /// Rows per interleaved group.
 #define LM_GROUP_ROWS 8
 
-/// Bytes of one block of a group: the format's block, eight times.
-static size_t group_block_bytes(int format) { return LM_GROUP_ROWS * lm_quantized_block_bytes(format); }
+static int interleavable(int format) { return lm_quantized_block_bytes(format) != 0 && format != LM_Q5_K; }
 
-/// Where the codes of a group's block start: after the scales (and minimums).
+/// Bytes one row of a block takes in the interleaved layout (Q4_K: its scales unpacked).
+static size_t row_block_bytes(int format) { return format == LM_Q4_K ? 148 : lm_quantized_block_bytes(format); }
+
+/// Bytes of one block of a group of eight rows.
+static size_t group_block_bytes(int format) { return LM_GROUP_ROWS * row_block_bytes(format); }
+
+/// Where the codes of a 32-value format's group block start: after the scales (and minimums).
 static size_t codes_offset(int format) { return format == LM_Q4_1 || format == LM_Q5_1 ? 32 : 16; }
 
-/// Bytes of one row's nibbles (4-bit codes) in a block of `format`, and where they start.
+/// Where one row's nibbles start in a block of a 4- or 5-bit format (its fifth bits, 4 bytes before).
 static size_t nibbles_offset(int format) {
     switch (format) {
     case LM_Q4_0: return 2;
@@ -44,7 +56,7 @@ static size_t nibbles_offset(int format) {
 
 static int is_five_bit(int format) { return format == LM_Q5_0 || format == LM_Q5_1; }
 
-/// The value subtracted from every code of `format` (see the layout above).
+/// The value subtracted from every code of a 32-value format (see the layout above).
 static int code_offset(int format) {
     switch (format) {
     case LM_Q8_0: return 128;
@@ -54,49 +66,100 @@ static int code_offset(int format) {
     }
 }
 
-static int interleavable(int format) {
-    return format == LM_Q8_0 || format == LM_Q4_0 || format == LM_Q4_1 || format == LM_Q5_0 || format == LM_Q5_1;
-}
-
 size_t lm_interleaved_bytes(int format, size_t rows, size_t columns) {
     if (!interleavable(format)) return 0;
-    return rows / LM_GROUP_ROWS * (columns / 32) * group_block_bytes(format);
+    return rows / LM_GROUP_ROWS * (columns / lm_quantized_block_values(format)) * group_block_bytes(format);
+}
+
+/// Row `r` of the group's block of a 32-value format, from the format's block `block`.
+static void interleave_block(int format, const uint8_t *block, int r, uint8_t *out) {
+    size_t codes = codes_offset(format);
+    memcpy(out + 2 * r, block, 2);
+    if (codes == 32) memcpy(out + 16 + 2 * r, block + 2, 2);
+    if (format == LM_Q8_0) {
+        for (int k = 0; k < 8; k++) {
+            uint32_t four;
+            memcpy(&four, block + 2 + 4 * k, 4);
+            four ^= 0x80808080u;
+            memcpy(out + codes + 32 * k + 4 * r, &four, 4);
+        }
+        return;
+    }
+    const uint8_t *nibbles = block + nibbles_offset(format);
+    for (int k = 0; k < 4; k++) memcpy(out + codes + 32 * k + 4 * r, nibbles + 4 * k, 4);
+    if (!is_five_bit(format)) return;
+    uint32_t fifth = lm_load_u32(nibbles - 4);
+    uint8_t *masks = out + codes + 128;
+    for (int k = 0; k < 4; k++) {
+        for (int h = 0; h < 2; h++) {
+            // Row r's four bits of this (chunk, half) form one nibble of the 32-bit mask.
+            uint8_t bits = (uint8_t)(fifth >> (16 * h + 4 * k) & 0x0F);
+            uint8_t *byte = masks + 4 * (2 * k + h) + r / 2;
+            *byte = (uint8_t)(r % 2 ? (*byte & 0x0F) | bits << 4 : (*byte & 0xF0) | bits);
+        }
+    }
+}
+
+/// Row `r` of the group's super-block of Q4_K, from the format's super-block.
+static void interleave_q4_k(const uint8_t *block, int r, uint8_t *out) {
+    memcpy(out + 2 * r, block, 2);
+    memcpy(out + 16 + 2 * r, block + 2, 2);
+    for (int j = 0; j < 8; j++) {
+        float scale, minimum;
+        lm_scale_min_k4(j, block + 4, &scale, &minimum);
+        out[32 + 8 * j + r] = (uint8_t)scale;
+        out[96 + 8 * j + r] = (uint8_t)minimum;
+    }
+    for (int p = 0; p < 4; p++) {
+        for (int k = 0; k < 8; k++) memcpy(out + 160 + 256 * p + 32 * k + 4 * r, block + 16 + 32 * p + 4 * k, 4);
+    }
+}
+
+/// Row `r` of the group's super-block of Q6_K, from the format's super-block.
+static void interleave_q6_k(const uint8_t *block, int r, uint8_t *out) {
+    memcpy(out + 2 * r, block + 208, 2);
+    for (int i = 0; i < 16; i++) out[16 + 8 * i + r] = block[192 + i];
+    for (int h = 0; h < 2; h++) {
+        for (int k = 0; k < 8; k++) {
+            uint8_t *chunks = out + 144 + 768 * h + 96 * k + 4 * r;
+            memcpy(chunks, block + 64 * h + 4 * k, 4);
+            memcpy(chunks + 32, block + 64 * h + 32 + 4 * k, 4);
+            memcpy(chunks + 64, block + 128 + 32 * h + 4 * k, 4);
+        }
+    }
 }
 
 void lm_interleave_rows(int format, const void *w, size_t row_bytes, size_t columns, size_t group_start, size_t group_end,
                         void *packed) {
-    size_t blocks = columns / 32, block_bytes = lm_quantized_block_bytes(format), stride = group_block_bytes(format);
-    size_t codes = codes_offset(format);
+    size_t blocks = columns / lm_quantized_block_values(format), block_bytes = lm_quantized_block_bytes(format);
+    size_t stride = group_block_bytes(format);
     for (size_t g = group_start; g < group_end; g++) {
         for (size_t b = 0; b < blocks; b++) {
             uint8_t *out = (uint8_t *)packed + (g * blocks + b) * stride;
             for (int r = 0; r < LM_GROUP_ROWS; r++) {
                 const uint8_t *block = (const uint8_t *)w + (g * LM_GROUP_ROWS + r) * row_bytes + b * block_bytes;
-                memcpy(out + 2 * r, block, 2);
-                if (codes == 32) memcpy(out + 16 + 2 * r, block + 2, 2);
-                if (format == LM_Q8_0) {
-                    for (int k = 0; k < 8; k++) {
-                        for (int i = 0; i < 4; i++) out[codes + 32 * k + 4 * r + i] = (uint8_t)(block[2 + 4 * k + i] ^ 0x80);
-                    }
-                    continue;
-                }
-                const uint8_t *nibbles = block + nibbles_offset(format);
-                for (int k = 0; k < 4; k++) memcpy(out + codes + 32 * k + 4 * r, nibbles + 4 * k, 4);
-                if (!is_five_bit(format)) continue;
-                uint32_t fifth = lm_load_u32(block + nibbles_offset(format) - 4);
-                uint8_t *masks = out + codes + 128;
-                for (int k = 0; k < 4; k++) {
-                    for (int h = 0; h < 2; h++) {
-                        uint8_t *mask = masks + 4 * (2 * k + h);
-                        for (int i = 0; i < 4; i++) {
-                            int bit = 4 * r + i;
-                            if (fifth >> (16 * h + 4 * k + i) & 1) mask[bit / 8] |= (uint8_t)(1 << (bit % 8));
-                            else mask[bit / 8] &= (uint8_t)~(1 << (bit % 8));
-                        }
-                    }
-                }
+                if (format == LM_Q4_K) interleave_q4_k(block, r, out);
+                else if (format == LM_Q6_K) interleave_q6_k(block, r, out);
+                else interleave_block(format, block, r, out);
             }
         }
+    }
+}
+
+/// Rows `r0..<r1` of the product by decoding each block to floats and multiplying with the
+/// rounded activations (Q4_K's minimum term too, where the group kernel takes the exact sums):
+/// the rows past the last whole group of a K-quant, which no other 8-bit loop takes.
+static void rows_q8_decoded(int format, const uint8_t *w, size_t row_bytes, const int8_t *qx, const float *scales,
+                            float *y, size_t r0, size_t r1, size_t columns) {
+    size_t values = lm_quantized_block_values(format), block_bytes = lm_quantized_block_bytes(format);
+    float decoded[256];
+    for (size_t r = r0; r < r1; r++) {
+        float total = 0;
+        for (size_t b = 0; b < columns / values; b++) {
+            lm_decode_block_portable(format, w + r * row_bytes + b * block_bytes, decoded);
+            for (size_t j = 0; j < values; j++) total += decoded[j] * scales[(b * values + j) / 32] * (float)qx[b * values + j];
+        }
+        y[r] = total;
     }
 }
 
@@ -120,7 +183,20 @@ LM_VNNI LM_INLINE static __m256i four_codes(const int8_t *xq) {
     return _mm256_set1_epi32(four);
 }
 
-/// One group's eight rows over every block, into y[0…7]. Inlined once per format.
+/// Eight halves → eight floats.
+LM_VNNI LM_INLINE static __m256 eight_halves(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+
+/// Eight unsigned (or signed) bytes → eight floats.
+LM_VNNI LM_INLINE static __m256 eight_bytes(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
+LM_VNNI LM_INLINE static __m256 eight_signed_bytes(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
+
+/// Prefetches the group block 8 blocks ahead (the stream of groups is contiguous).
+LM_VNNI LM_INLINE static void prefetch_ahead(const uint8_t *block, size_t stride) {
+    const char *ahead = (const char *)(block + 8 * stride);
+    for (size_t line = 0; line < stride; line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
+}
+
+/// One group's eight rows of a 32-value format over every block, into y[0…7].
 LM_VNNI LM_INLINE static void group_q8(int format, const uint8_t *group, size_t blocks, const int8_t *qx, const float *scales,
                                        const float *sums, const int32_t *code_sums, float *y) {
     const size_t stride = group_block_bytes(format), codes = codes_offset(format);
@@ -130,10 +206,7 @@ LM_VNNI LM_INLINE static void group_q8(int format, const uint8_t *group, size_t 
     for (size_t b = 0; b < blocks; b++) {
         const uint8_t *block = group + b * stride;
         const int8_t *xs = qx + 32 * b;
-        _mm_prefetch((const char *)(block + 8 * stride), _MM_HINT_T0);
-        _mm_prefetch((const char *)(block + 8 * stride + 64), _MM_HINT_T0);
-        _mm_prefetch((const char *)(block + 8 * stride + 128), _MM_HINT_T0);
-        _mm_prefetch((const char *)(block + 8 * stride + stride - 1), _MM_HINT_T0);
+        prefetch_ahead(block, stride);
         // Two independent sums, so the vpdpbusd latency chains are half as long.
         __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();
         if (format == LM_Q8_0) {
@@ -156,60 +229,148 @@ LM_VNNI LM_INLINE static void group_q8(int format, const uint8_t *group, size_t 
             }
         }
         __m256i dots = _mm256_add_epi32(even, odd);
-        if (offset) dots = _mm256_sub_epi32(dots, _mm256_set1_epi32(offset * code_sums[b]));
-        __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)block)), _mm256_set1_ps(scales[b]));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), d, acc);
-        if (codes == 32) acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(block + 16))), _mm256_set1_ps(sums[b]), acc);
+        if (offset) dots = _mm256_sub_epi32(dots, _mm256_set1_epi32(offset * code_sums[2 * b] + offset * code_sums[2 * b + 1]));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_mul_ps(eight_halves(block), _mm256_set1_ps(scales[b])), acc);
+        if (codes == 32) acc = _mm256_fmadd_ps(eight_halves(block + 16), _mm256_set1_ps(sums[b]), acc);
     }
     _mm256_storeu_ps(y, acc);
 }
 
-LM_VNNI LM_INLINE static void groups_q8(int format, const uint8_t *packed, size_t g0, size_t g1, size_t blocks, const int8_t *qx,
-                                        const float *scales, const float *sums, const int32_t *code_sums, float *y) {
-    size_t stride = blocks * group_block_bytes(format);
-    for (size_t g = g0; g < g1; g++) group_q8(format, packed + g * stride, blocks, qx, scales, sums, code_sums, y + LM_GROUP_ROWS * g);
-}
-
-static void groups_by_format(int format, const uint8_t *p, size_t g0, size_t g1, size_t blocks, const int8_t *qx,
-                             const float *scales, const float *sums, const int32_t *code_sums, float *y);
-
-void lm_interleaved_rows_q8(int format, const void *packed, const void *w, size_t row_bytes, const int8_t *qx, const float *scales,
-                            const float *sums, float *y, size_t row_start, size_t row_end, size_t columns) {
-    size_t blocks = columns / 32;
-    size_t g0 = (row_start + LM_GROUP_ROWS - 1) / LM_GROUP_ROWS, g1 = row_end / LM_GROUP_ROWS;
-    if (g0 >= g1) {  // no whole group in the range
-        lm_quantized_rows_q8(format, w, row_bytes, qx, scales, sums, y, row_start, row_end, columns);
-        return;
-    }
-    // The rows of partial groups at either end, block by block on the format's own layout.
-    if (row_start < g0 * LM_GROUP_ROWS) lm_quantized_rows_q8(format, w, row_bytes, qx, scales, sums, y, row_start, g0 * LM_GROUP_ROWS, columns);
-    if (g1 * LM_GROUP_ROWS < row_end) lm_quantized_rows_q8(format, w, row_bytes, qx, scales, sums, y, g1 * LM_GROUP_ROWS, row_end, columns);
-    int32_t code_sums[blocks];
+/// One group's eight rows of Q4_K over every super-block, into y[0…7].
+LM_VNNI LM_INLINE static void group_q4_k(const uint8_t *group, size_t blocks, const int8_t *qx, const float *scales, const float *sums,
+                                         float *y) {
+    const size_t stride = group_block_bytes(LM_Q4_K);
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    __m256 acc = _mm256_setzero_ps(), minimums = _mm256_setzero_ps();
     for (size_t b = 0; b < blocks; b++) {
-        int32_t sum = 0;
-        for (int j = 0; j < 32; j++) sum += qx[32 * b + j];
-        code_sums[b] = sum;
+        const uint8_t *block = group + b * stride;
+        prefetch_ahead(block, stride);
+        __m256 d = eight_halves(block), dmin = eight_halves(block + 16);
+        for (int p = 0; p < 4; p++) {
+            const int8_t *xs = qx + 256 * b + 64 * p;
+            __m256i low = _mm256_setzero_si256(), high = _mm256_setzero_si256();
+            for (int k = 0; k < 8; k++) {
+                __m256i packed = _mm256_loadu_si256((const __m256i *)(block + 160 + 256 * p + 32 * k));
+                low = _mm256_dpbusd_epi32(low, _mm256_and_si256(packed, low4), four_codes(xs + 4 * k));
+                high = _mm256_dpbusd_epi32(high, _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4), four_codes(xs + 32 + 4 * k));
+            }
+            __m256i dots[2] = {low, high};
+            for (int s = 0; s < 2; s++) {
+                int j = 2 * p + s;
+                size_t x_block = 8 * b + (size_t)j;
+                __m256 scale = _mm256_mul_ps(_mm256_mul_ps(d, eight_bytes(block + 32 + 8 * j)), _mm256_set1_ps(scales[x_block]));
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[s]), scale, acc);
+                minimums = _mm256_fmadd_ps(_mm256_mul_ps(dmin, eight_bytes(block + 96 + 8 * j)), _mm256_set1_ps(sums[x_block]), minimums);
+            }
+        }
     }
-    groups_by_format(format, (const uint8_t *)packed, g0, g1, blocks, qx, scales, sums, code_sums, y);
+    _mm256_storeu_ps(y, _mm256_sub_ps(acc, minimums));
 }
 
-/// One copy of the loop per format, so the block decoding has no branch on the format.
-LM_VNNI static void groups_by_format(int format, const uint8_t *p, size_t g0, size_t g1, size_t blocks, const int8_t *qx,
-                                     const float *scales, const float *sums, const int32_t *code_sums, float *y) {
-    switch (format) {
-    case LM_Q8_0: groups_q8(LM_Q8_0, p, g0, g1, blocks, qx, scales, sums, code_sums, y); break;
-    case LM_Q4_0: groups_q8(LM_Q4_0, p, g0, g1, blocks, qx, scales, sums, code_sums, y); break;
-    case LM_Q4_1: groups_q8(LM_Q4_1, p, g0, g1, blocks, qx, scales, sums, code_sums, y); break;
-    case LM_Q5_0: groups_q8(LM_Q5_0, p, g0, g1, blocks, qx, scales, sums, code_sums, y); break;
-    case LM_Q5_1: groups_q8(LM_Q5_1, p, g0, g1, blocks, qx, scales, sums, code_sums, y); break;
+/// One group's eight rows of Q6_K over every super-block, into y[0…7]. `code_sums` holds Σ xq
+/// per 16 activations (Q6_K's scale blocks).
+LM_VNNI LM_INLINE static void group_q6_k(const uint8_t *group, size_t blocks, const int8_t *qx, const float *scales,
+                                         const int32_t *code_sums, float *y) {
+    const size_t stride = group_block_bytes(LM_Q6_K);
+    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *block = group + b * stride;
+        prefetch_ahead(block, stride);
+        __m256 d = eight_halves(block);
+        for (int h = 0; h < 2; h++) {
+            const int8_t *xs = qx + 256 * b + 128 * h;
+            // dots[q][s]: values 32q + 16s … of the half, one scale each.
+            __m256i dots[4][2];
+            for (int q = 0; q < 4; q++) dots[q][0] = dots[q][1] = _mm256_setzero_si256();
+            for (int k = 0; k < 8; k++) {
+                const uint8_t *chunks = block + 144 + 768 * h + 96 * k;
+                __m256i a = _mm256_loadu_si256((const __m256i *)chunks), c = _mm256_loadu_si256((const __m256i *)(chunks + 32));
+                __m256i bits = _mm256_loadu_si256((const __m256i *)(chunks + 64));
+                __m256i v[4] = {
+                    _mm256_or_si256(_mm256_and_si256(a, low4), _mm256_slli_epi16(_mm256_and_si256(bits, two), 4)),
+                    _mm256_or_si256(_mm256_and_si256(c, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 2), two), 4)),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 4), two), 4)),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 6), two), 4)),
+                };
+                int s = k / 4;
+                for (int q = 0; q < 4; q++) dots[q][s] = _mm256_dpbusd_epi32(dots[q][s], v[q], four_codes(xs + 32 * q + 4 * k));
+            }
+            for (int q = 0; q < 4; q++) {
+                size_t x_block = 8 * b + 4 * (size_t)h + (size_t)q;
+                __m256 dx = _mm256_mul_ps(d, _mm256_set1_ps(scales[x_block]));
+                for (int s = 0; s < 2; s++) {
+                    __m256i centred = _mm256_sub_epi32(dots[q][s], _mm256_set1_epi32(32 * code_sums[2 * x_block + (size_t)s]));
+                    __m256 scale = _mm256_mul_ps(dx, eight_signed_bytes(block + 16 + 8 * (8 * h + 2 * q + s)));
+                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(centred), scale, acc);
+                }
+            }
+        }
     }
+    _mm256_storeu_ps(y, acc);
+}
+
+/// Groups `g0..<g1` into `out` (group g's rows at out + 8·(g − g0)), specialised per format.
+LM_VNNI static void groups(int format, const uint8_t *packed, size_t g0, size_t g1, size_t blocks, const int8_t *qx,
+                           const float *scales, const float *sums, const int32_t *code_sums, float *out) {
+    size_t stride = blocks * group_block_bytes(format);
+    for (size_t g = g0; g < g1; g++) {
+        const uint8_t *group = packed + g * stride;
+        float *rows = out + LM_GROUP_ROWS * (g - g0);
+        switch (format) {
+        case LM_Q8_0: group_q8(LM_Q8_0, group, blocks, qx, scales, sums, code_sums, rows); break;
+        case LM_Q4_0: group_q8(LM_Q4_0, group, blocks, qx, scales, sums, code_sums, rows); break;
+        case LM_Q4_1: group_q8(LM_Q4_1, group, blocks, qx, scales, sums, code_sums, rows); break;
+        case LM_Q5_0: group_q8(LM_Q5_0, group, blocks, qx, scales, sums, code_sums, rows); break;
+        case LM_Q5_1: group_q8(LM_Q5_1, group, blocks, qx, scales, sums, code_sums, rows); break;
+        case LM_Q4_K: group_q4_k(group, blocks, qx, scales, sums, rows); break;
+        case LM_Q6_K: group_q6_k(group, blocks, qx, scales, code_sums, rows); break;
+        }
+    }
+}
+
+void lm_interleaved_rows_q8(int format, const void *packed, const void *w, size_t row_bytes, size_t rows, const int8_t *qx,
+                            const float *scales, const float *sums, float *y, size_t row_start, size_t row_end, size_t columns) {
+    size_t blocks = columns / lm_quantized_block_values(format), whole = rows / LM_GROUP_ROWS * LM_GROUP_ROWS;
+    // The rows past the last whole group: the format's own layout.
+    if (row_end > whole) {
+        size_t from = row_start > whole ? row_start : whole;
+        if (lm_is_super_block(format)) rows_q8_decoded(format, (const uint8_t *)w, row_bytes, qx, scales, y, from, row_end, columns);
+        else lm_quantized_rows_q8(format, w, row_bytes, qx, scales, sums, y, from, row_end, columns);
+        if (row_start >= whole) return;
+        row_end = whole;
+    }
+    int32_t code_sums[columns / 16];  // Σ xq per 16 activations
+    for (size_t c = 0; c < columns / 16; c++) {
+        int32_t sum = 0;
+        for (int j = 0; j < 16; j++) sum += qx[16 * c + j];
+        code_sums[c] = sum;
+    }
+    // A group the range covers only in part is computed whole into `partial` and its rows in the
+    // range copied: every row is then the same bits however the rows are split among threads.
+    size_t g0 = row_start / LM_GROUP_ROWS, g1 = (row_end + LM_GROUP_ROWS - 1) / LM_GROUP_ROWS;
+    float partial[LM_GROUP_ROWS];
+    const uint8_t *p = (const uint8_t *)packed;
+    if (row_start % LM_GROUP_ROWS) {
+        groups(format, p, g0, g0 + 1, blocks, qx, scales, sums, code_sums, partial);
+        size_t end = (g0 + 1) * LM_GROUP_ROWS < row_end ? (g0 + 1) * LM_GROUP_ROWS : row_end;
+        for (size_t r = row_start; r < end; r++) y[r] = partial[r - g0 * LM_GROUP_ROWS];
+        g0++;
+    }
+    if (g0 < g1 && row_end % LM_GROUP_ROWS) {
+        groups(format, p, g1 - 1, g1, blocks, qx, scales, sums, code_sums, partial);
+        for (size_t r = (g1 - 1) * LM_GROUP_ROWS; r < row_end; r++) y[r] = partial[r - (g1 - 1) * LM_GROUP_ROWS];
+        g1--;
+    }
+    if (g0 < g1) groups(format, p, g0, g1, blocks, qx, scales, sums, code_sums, y + LM_GROUP_ROWS * g0);
 }
 #else
 int lm_interleaved_available(int format) { (void)format; return 0; }
 
-void lm_interleaved_rows_q8(int format, const void *packed, const void *w, size_t row_bytes, const int8_t *qx, const float *scales,
-                            const float *sums, float *y, size_t row_start, size_t row_end, size_t columns) {
-    (void)packed;
-    lm_quantized_rows_q8(format, w, row_bytes, qx, scales, sums, y, row_start, row_end, columns);
+void lm_interleaved_rows_q8(int format, const void *packed, const void *w, size_t row_bytes, size_t rows, const int8_t *qx,
+                            const float *scales, const float *sums, float *y, size_t row_start, size_t row_end, size_t columns) {
+    (void)packed; (void)rows;
+    if (lm_is_super_block(format)) rows_q8_decoded(format, (const uint8_t *)w, row_bytes, qx, scales, y, row_start, row_end, columns);
+    else lm_quantized_rows_q8(format, w, row_bytes, qx, scales, sums, y, row_start, row_end, columns);
 }
 #endif

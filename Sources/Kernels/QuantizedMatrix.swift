@@ -19,9 +19,10 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
         public var blockBytes: Int { lm_quantized_block_bytes(rawValue) }
         /// Values per block: 32, or 256 for a K-quant.
         public var blockValues: Int { lm_quantized_block_values(rawValue) }
-        /// Whether one-row products can round the activations to 8 bits
-        /// (``QuantizedMatrix/multiplyQuantizingActivations(_:into:)``): the 32-value formats.
-        public var takesEightBitActivations: Bool { lm_quantized_q8_available(rawValue) == 1 }
+        /// Whether one-row products can round the activations to 8 bits on this CPU
+        /// (``QuantizedMatrix/multiplyQuantizingActivations(_:into:)``): the 32-value formats with
+        /// AVX2, and Q4_K and Q6_K too with AVX-512 VNNI (their interleaved product).
+        public var takesEightBitActivations: Bool { lm_quantized_q8_available(rawValue) == 1 || InterleavedBlocks.available(self) }
     }
 
     public let format: Format
@@ -131,7 +132,7 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
     /// Rows `rows` of the product with the activations last quantized into ``activations``.
     private func eightBitRowProducts(into y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
         if let interleaved {
-            lm_interleaved_rows_q8(format.rawValue, interleaved.pointer, blocks, rowBytes, activations.codes, activations.scales,
+            lm_interleaved_rows_q8(format.rawValue, interleaved.pointer, blocks, rowBytes, self.rows, activations.codes, activations.scales,
                                    activations.sums, y, rows.lowerBound, rows.upperBound, columns)
             return
         }
@@ -161,7 +162,7 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
     /// `y = W · x` for one row `x` ([columns]) quantized to 8 bits per block of 32 first, as
     /// ggml does: integer dot products, so faster, but the result moves by the rounding of `x`
     /// (about 1/254 of each block's largest |x|). False (nothing computed) when this CPU lacks
-    /// AVX2+FMA+F16C or the format is a K-quant (``Format/takesEightBitActivations``).
+    /// AVX2+FMA+F16C, or the format is a K-quant and the CPU lacks AVX-512 VNNI (``Format/takesEightBitActivations``).
     /// The other design of the decode step, measured beside ``multiply(_:into:accumulate:)``.
     public func multiplyQuantizingActivations(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) -> Bool {
         guard format.takesEightBitActivations else { return false }

@@ -79,8 +79,8 @@ int lm_quantized_q8_available(int format);
 void lm_quantized_rows_q8(int format, const void *w, size_t row_bytes, const int8_t *qx, const float *scales,
                           const float *sums, float *y, size_t row_start, size_t row_end, size_t columns);
 
-/// 1 when this CPU runs ``lm_interleaved_rows_q8`` on `format` (AVX-512 F/BW/VL with VNNI, and
-/// a 32-value format), else 0.
+/// 1 when this CPU runs ``lm_interleaved_rows_q8`` on `format` (AVX-512 F/BW/VL with VNNI; every
+/// format but Q5_K), else 0.
 int lm_interleaved_available(int format);
 
 /// Bytes of the interleaved copy of a `[rows, columns]` matrix in `format`: its whole groups of 8
@@ -93,11 +93,12 @@ size_t lm_interleaved_bytes(int format, size_t rows, size_t columns);
 void lm_interleave_rows(int format, const void *w, size_t row_bytes, size_t columns, size_t group_start, size_t group_end,
                         void *packed);
 
-/// ``lm_quantized_rows_q8`` on the interleaved copy `packed` of `w`: rows `row_start..<row_end` of
-/// `y = W · x`, 8 rows per vpdpbusd. Rows of groups the range only partly covers are read from `w`.
-/// Only when lm_interleaved_available(format).
-void lm_interleaved_rows_q8(int format, const void *packed, const void *w, size_t row_bytes, const int8_t *qx, const float *scales,
-                            const float *sums, float *y, size_t row_start, size_t row_end, size_t columns);
+/// Rows `row_start..<row_end` of `y = W · x` for the `[rows, columns]` matrix `w` with `x`
+/// quantized by lm_quantize_activations, read from its interleaved copy `packed`: 8 rows per
+/// vpdpbusd. The rows past the last whole group are read from `w`. Each row is the same bits
+/// however a product's rows are split into ranges. Only when lm_interleaved_available(format).
+void lm_interleaved_rows_q8(int format, const void *packed, const void *w, size_t row_bytes, size_t rows, const int8_t *qx,
+                            const float *scales, const float *sums, float *y, size_t row_start, size_t row_end, size_t columns);
 
 /// 1 when this CPU runs the decode attention kernels below for heads of `head_dim` (AVX2+FMA;
 /// a multiple of 8, at most 128), else 0.
