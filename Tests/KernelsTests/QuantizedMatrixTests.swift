@@ -126,7 +126,7 @@ final class QuantizedMatrixTests: XCTestCase {
     /// are exact); for every format it is within the rounding bound of the exact product.
     func testEightBitActivationsAreTheProductOfTheRoundedActivations() throws {
         try XCTSkipUnless(lm_quantized_available() == 1, "no AVX2+FMA+F16C: the 8-bit-activation kernel does not run here")
-        let (rows, columns) = (37, 576)
+        let (rows, columns) = (37, 768)
         for format in QuantizedMatrix.Format.allCases {
             guard format.takesEightBitActivations else {
                 let zeros = [UInt8](repeating: 0, count: format.blockBytes)
@@ -159,9 +159,66 @@ final class QuantizedMatrixTests: XCTestCase {
                         bound += (abs(w) + 0.2) * Double(scales[j / 32]) / 2
                     }
                     XCTAssertLessThanOrEqual(abs(Double(y[r]) - exact), bound + 1e-4, "\(format) row \(r): within the rounding bound")
-                    if format != .q4_1 && format != .q5_1 {
+                    if format != .q4_1 && format != .q5_1 && format != .q4_K {
                         XCTAssertEqual(Double(y[r]), withRounded, accuracy: 1e-4, "\(format) row \(r): the product of the rounded activations")
                     }
+                }
+            }
+        }
+    }
+}
+
+/// The AVX-512 VNNI product on interleaved blocks (`quantized_interleaved.c`) against a Double
+/// reference of its own specification: the decoded weights times the rounded activations, the
+/// minimum term (Q4_1, Q5_1, Q4_K) times the exact ones. Skipped, saying so, where the CPU lacks
+/// AVX-512 VNNI.
+final class InterleavedProductTests: XCTestCase {
+    /// Every byte of a block but the minimum's (`dmin` for Q4_K, `m` for Q4_1/Q5_1) zeroed there.
+    static func withoutMinimum(_ blocks: [UInt8], _ format: QuantizedMatrix.Format) -> [UInt8] {
+        guard format == .q4_1 || format == .q5_1 || format == .q4_K else { return blocks }
+        var copy = blocks
+        for start in stride(from: 0, to: copy.count, by: format.blockBytes) { (copy[start + 2], copy[start + 3]) = (0, 0) }
+        return copy
+    }
+
+    func testInterleavedProductIsTheDecodedWeightsTimesTheRoundedActivations() throws {
+        try XCTSkipUnless(lm_interleaved_available(QuantizedMatrix.Format.q8_0.rawValue) == 1,
+                          "no AVX-512 F/BW/VL + VNNI on this CPU: the interleaved product does not run here (the block-at-a-time 8-bit loop is tested instead)")
+        for format in QuantizedMatrix.Format.allCases where lm_interleaved_available(format.rawValue) == 1 {
+            let type = GGMLType(rawValue: UInt32(format.rawValue))!
+            let columnChoices = format.blockValues == 32 ? [32, 96, 640] : [256, 768]
+            for (rows, columns) in [(1, columnChoices[0]), (7, columnChoices[1]), (8, columnChoices[0]), (37, columnChoices.last!), (130, columnChoices[1])] {
+                let blocks = QuantizedMatrixTests.randomBlocks(format, rows: rows, columns: columns, seed: UInt64(rows * 1_000 + columns))
+                var generator = SeededGenerator(seed: UInt64(columns))
+                let x = (0..<columns).map { _ in Float.random(in: -3...3, using: &generator) }
+                var codes = [Int8](repeating: 0, count: columns), scales = [Float](repeating: 0, count: columns / 32), sums = scales
+                lm_quantize_activations(x, columns, &codes, &scales, &sums)
+                var decoded = [Float](repeating: 0, count: rows * columns), scaled = decoded
+                blocks.withUnsafeBytes { raw in decoded.withUnsafeMutableBufferPointer { type.dequantize(raw, into: $0) } }
+                Self.withoutMinimum(blocks, format).withUnsafeBytes { raw in scaled.withUnsafeMutableBufferPointer { type.dequantize(raw, into: $0) } }
+                let rowBytes = columns / format.blockValues * format.blockBytes
+                var packed = [UInt8](repeating: 0xA5, count: max(1, lm_interleaved_bytes(format.rawValue, rows, columns)))
+                lm_interleave_rows(format.rawValue, blocks, rowBytes, columns, 0, rows / 8, &packed)
+                // Every range of rows, including ones that cut groups, gives the same bits.
+                var whole = [Float](repeating: .nan, count: rows)
+                lm_interleaved_rows_q8(format.rawValue, packed, blocks, rowBytes, rows, codes, scales, sums, &whole, 0, rows, columns)
+                for cut in Set([0, 1, 3, rows / 2, max(0, rows - 1)]) where cut < rows {
+                    var pieces = [Float](repeating: .nan, count: rows)
+                    lm_interleaved_rows_q8(format.rawValue, packed, blocks, rowBytes, rows, codes, scales, sums, &pieces, 0, cut, columns)
+                    lm_interleaved_rows_q8(format.rawValue, packed, blocks, rowBytes, rows, codes, scales, sums, &pieces, cut, rows, columns)
+                    XCTAssertEqual(pieces, whole, "\(format) [\(rows), \(columns)] split at row \(cut)")
+                }
+                for r in 0..<rows {
+                    var expected = 0.0, magnitude = 0.0
+                    for j in 0..<columns {
+                        let rounded = Double(scales[j / 32]) * Double(codes[j])
+                        let (w, minimum) = (Double(scaled[r * columns + j]), Double(decoded[r * columns + j] - scaled[r * columns + j]))
+                        // Q4_K's last rows (past the last group of 8) take the minimum with the rounded activations.
+                        let minimumTimesX = format == .q4_K && r >= rows / 8 * 8 ? minimum * rounded : minimum * Double(x[j])
+                        expected += w * rounded + minimumTimesX
+                        magnitude += abs(w * rounded) + abs(minimumTimesX)
+                    }
+                    XCTAssertEqual(Double(whole[r]), expected, accuracy: 2e-6 * magnitude + 1e-6, "\(format) [\(rows), \(columns)] row \(r)")
                 }
             }
         }
