@@ -364,8 +364,126 @@ void lm_interleaved_rows_q8(int format, const void *packed, const void *w, size_
     }
     if (g0 < g1) groups(format, p, g0, g1, blocks, qx, scales, sums, code_sums, y + LM_GROUP_ROWS * g0);
 }
+
+/// Most activation rows one pass over a group's blocks takes: their accumulators and the group's
+/// codes fit the 32 vector registers.
+#define LM_GEMM_ROWS 8
+
+/// `count` (≤ LM_GEMM_ROWS) activation rows times one group's eight weight rows of a 32-value
+/// format: each chunk of codes is loaded (and unpacked) once for all the activation rows. Row i's
+/// codes at qx + i·columns, its scales and sums at + i·blocks, its Σ xq per 16 at code_sums +
+/// i·2·blocks; its outputs at y + i·ldy (added to with `accumulate`).
+LM_VNNI LM_INLINE static void group_gemm_q8(int format, int count, const uint8_t *group, size_t blocks, const int8_t *qx,
+                                            const float *scales, const float *sums, const int32_t *code_sums, float *y, size_t ldy,
+                                            int accumulate) {
+    const size_t stride = group_block_bytes(format), codes = codes_offset(format), columns = 32 * blocks;
+    const int offset = code_offset(format);
+    const __m256i low4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
+    __m256 acc[LM_GEMM_ROWS];
+    for (int i = 0; i < count; i++) acc[i] = _mm256_setzero_ps();
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *block = group + b * stride;
+        __m256i dots[LM_GEMM_ROWS];
+        for (int i = 0; i < count; i++) dots[i] = _mm256_setzero_si256();
+        if (format == LM_Q8_0) {
+            for (int k = 0; k < 8; k++) {
+                __m256i chunk = _mm256_loadu_si256((const __m256i *)(block + codes + 32 * k));
+                for (int i = 0; i < count; i++) dots[i] = _mm256_dpbusd_epi32(dots[i], chunk, four_codes(qx + i * columns + 32 * b + 4 * k));
+            }
+        } else {
+            uint32_t masks[8];
+            if (is_five_bit(format)) memcpy(masks, block + codes + 128, sizeof masks);
+            for (int k = 0; k < 4; k++) {
+                __m256i packed = _mm256_loadu_si256((const __m256i *)(block + codes + 32 * k));
+                __m256i low = _mm256_and_si256(packed, low4), high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+                if (is_five_bit(format)) {
+                    low = _mm256_mask_add_epi8(low, masks[2 * k], low, sixteen);
+                    high = _mm256_mask_add_epi8(high, masks[2 * k + 1], high, sixteen);
+                }
+                for (int i = 0; i < count; i++) {
+                    const int8_t *xs = qx + i * columns + 32 * b;
+                    dots[i] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(dots[i], low, four_codes(xs + 4 * k)), high, four_codes(xs + 16 + 4 * k));
+                }
+            }
+        }
+        __m256 d = eight_halves(block), m = codes == 32 ? eight_halves(block + 16) : _mm256_setzero_ps();
+        for (int i = 0; i < count; i++) {
+            __m256i centred = dots[i];
+            const int32_t *cs = code_sums + i * 2 * blocks;
+            if (offset) centred = _mm256_sub_epi32(centred, _mm256_set1_epi32(offset * (cs[2 * b] + cs[2 * b + 1])));
+            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(centred), _mm256_mul_ps(d, _mm256_set1_ps(scales[i * blocks + b])), acc[i]);
+            if (codes == 32) acc[i] = _mm256_fmadd_ps(m, _mm256_set1_ps(sums[i * blocks + b]), acc[i]);
+        }
+    }
+    for (int i = 0; i < count; i++) {
+        float *out = y + i * ldy;
+        _mm256_storeu_ps(out, accumulate ? _mm256_add_ps(_mm256_loadu_ps(out), acc[i]) : acc[i]);
+    }
+}
+
+/// Every activation row against groups `g0..<g1`, LM_GEMM_ROWS rows a pass, specialised per
+/// format and row count.
+LM_VNNI static void groups_gemm(int format, const uint8_t *packed, size_t g0, size_t g1, size_t blocks, const int8_t *qx,
+                                const float *scales, const float *sums, const int32_t *code_sums, size_t batch, float *y, size_t ldy,
+                                int accumulate) {
+    size_t stride = blocks * group_block_bytes(format), columns = 32 * blocks;
+    for (size_t g = g0; g < g1; g++) {
+        const uint8_t *group = packed + g * stride;
+        for (size_t i = 0; i < batch; i += LM_GEMM_ROWS) {
+            int count = batch - i < LM_GEMM_ROWS ? (int)(batch - i) : LM_GEMM_ROWS;
+            const int8_t *q = qx + i * columns;
+            const float *s = scales + i * blocks, *m = sums + i * blocks;
+            const int32_t *c = code_sums + i * 2 * blocks;
+            float *out = y + i * ldy + LM_GROUP_ROWS * g;
+#define LM_GEMM_CASE(F, N) group_gemm_q8(F, N, group, blocks, q, s, m, c, out, ldy, accumulate)
+#define LM_GEMM_FORMAT(F) \
+            switch (count) { case 1: LM_GEMM_CASE(F, 1); break; case 2: LM_GEMM_CASE(F, 2); break; \
+                             case 3: LM_GEMM_CASE(F, 3); break; case 4: LM_GEMM_CASE(F, 4); break; \
+                             case 5: LM_GEMM_CASE(F, 5); break; case 6: LM_GEMM_CASE(F, 6); break; \
+                             case 7: LM_GEMM_CASE(F, 7); break; default: LM_GEMM_CASE(F, 8); break; }
+            switch (format) {
+            case LM_Q8_0: LM_GEMM_FORMAT(LM_Q8_0) break;
+            case LM_Q4_0: LM_GEMM_FORMAT(LM_Q4_0) break;
+            case LM_Q4_1: LM_GEMM_FORMAT(LM_Q4_1) break;
+            case LM_Q5_0: LM_GEMM_FORMAT(LM_Q5_0) break;
+            case LM_Q5_1: LM_GEMM_FORMAT(LM_Q5_1) break;
+            }
+#undef LM_GEMM_FORMAT
+#undef LM_GEMM_CASE
+        }
+    }
+}
+
+int lm_interleaved_gemm_available(int format) { return lm_interleaved_available(format) && !lm_is_super_block(format); }
+
+void lm_interleaved_gemm_q8(int format, const void *packed, const void *w, size_t row_bytes, size_t rows, const int8_t *qx,
+                            const float *scales, const float *sums, const int32_t *code_sums, size_t batch, float *y, size_t ldy,
+                            size_t group_start, size_t group_end, size_t columns, int accumulate) {
+    size_t blocks = columns / 32, whole = rows / LM_GROUP_ROWS;
+    groups_gemm(format, (const uint8_t *)packed, group_start, group_end, blocks, qx, scales, sums, code_sums, batch, y, ldy, accumulate);
+    if (group_end != whole || rows == whole * LM_GROUP_ROWS) return;
+    // The rows past the last whole group, one activation row at a time on the format's own layout.
+    float tail[LM_GROUP_ROWS];
+    for (size_t i = 0; i < batch; i++) {
+        lm_quantized_rows_q8(format, w, row_bytes, qx + i * columns, scales + i * blocks, sums + i * blocks, tail - LM_GROUP_ROWS * whole,
+                             LM_GROUP_ROWS * whole, rows, columns);
+        for (size_t r = LM_GROUP_ROWS * whole; r < rows; r++) {
+            float *out = y + i * ldy + r;
+            *out = accumulate ? *out + tail[r - LM_GROUP_ROWS * whole] : tail[r - LM_GROUP_ROWS * whole];
+        }
+    }
+}
 #else
 int lm_interleaved_available(int format) { (void)format; return 0; }
+
+int lm_interleaved_gemm_available(int format) { (void)format; return 0; }
+
+void lm_interleaved_gemm_q8(int format, const void *packed, const void *w, size_t row_bytes, size_t rows, const int8_t *qx,
+                            const float *scales, const float *sums, const int32_t *code_sums, size_t batch, float *y, size_t ldy,
+                            size_t group_start, size_t group_end, size_t columns, int accumulate) {
+    (void)format; (void)packed; (void)w; (void)row_bytes; (void)rows; (void)qx; (void)scales; (void)sums; (void)code_sums;
+    (void)batch; (void)y; (void)ldy; (void)group_start; (void)group_end; (void)columns; (void)accumulate;
+}
 
 void lm_interleaved_rows_q8(int format, const void *packed, const void *w, size_t row_bytes, size_t rows, const int8_t *qx,
                             const float *scales, const float *sums, float *y, size_t row_start, size_t row_end, size_t columns) {

@@ -23,6 +23,20 @@ void lm_quantize_activations(const float *x, size_t columns, int8_t *qx, float *
     }
 }
 
+void lm_quantize_activation_rows(const float *x, size_t ldx, size_t batch, size_t columns, int8_t *qx, float *scales, float *sums,
+                                 int32_t *code_sums) {
+    size_t blocks = columns / 32;
+    for (size_t i = 0; i < batch; i++) {
+        int8_t *codes = qx + i * columns;
+        lm_quantize_activations(x + i * ldx, columns, codes, scales + i * blocks, sums + i * blocks);
+        for (size_t c = 0; c < columns / 16; c++) {
+            int32_t sum = 0;
+            for (int j = 0; j < 16; j++) sum += codes[16 * c + j];
+            code_sums[i * 2 * blocks + c] = sum;
+        }
+    }
+}
+
 #if defined(__x86_64__) || defined(__i386__)
 int lm_quantized_q8_available(int format) {
     return lm_quantized_available() && !lm_is_super_block(format) && lm_quantized_block_bytes(format) != 0;

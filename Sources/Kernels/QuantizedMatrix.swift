@@ -34,6 +34,8 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
     /// Where the many-row path decodes its tiles of weight rows: shared by a model's matrices.
     public final class Scratch: @unchecked Sendable {
         fileprivate var buffer = TensorBuffer(count: 0)
+        /// A prompt's activation rows rounded to 8 bits, for the interleaved GEMM.
+        fileprivate let eightBitRows = EightBitRows()
         public init() {}
         fileprivate func pointer(count: Int) -> UnsafeMutablePointer<Float> {
             if buffer.count < count { buffer = TensorBuffer(count: count) }
@@ -94,6 +96,10 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
             if accumulate { for r in 0..<rows { y.base[r] += ys[r] } }
             return
         }
+        if quantizesActivations, let interleaved, lm_interleaved_gemm_available(format.rawValue) == 1 {
+            eightBitProduct(x, into: y, accumulate: accumulate, interleaved: interleaved)
+            return
+        }
         // Tiles of weight rows decoded to Float32, each one GEMM into its columns of y.
         let tile = scratch.pointer(count: min(Self.tileRows, rows) * columns)
         var start = 0
@@ -109,6 +115,22 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
                   beta: accumulate ? 1 : 0, c: y.base + start, ldc: y.rowStride)
             start += count
         }
+    }
+
+    /// Several rows with 8-bit activations, as the decode step takes them: each row rounded once,
+    /// then integer products eight weight rows × eight activation rows at a time (VNNI), about
+    /// twice the rate of Float32 `sgemm`, with no tile decoded to Float32.
+    private func eightBitProduct(_ x: MatrixView, into y: MatrixView, accumulate: Bool, interleaved: InterleavedBlocks) {
+        let activations = scratch.eightBitRows
+        activations.quantize(x, columns: columns)
+        let (format, blocks, rowBytes, rows, columns, batch) = (format.rawValue, blocks, rowBytes, rows, columns, x.rows)
+        let (codes, scales, sums, codeSums, out, ldy) = (activations.codes, activations.scales, activations.sums, activations.codeSums, y.base, y.rowStride)
+        let groups = rows / 8
+        let product = { (range: Range<Int>) in
+            lm_interleaved_gemm_q8(format, interleaved.pointer, blocks, rowBytes, rows, codes, scales, sums, codeSums, batch,
+                                   out, ldy, range.lowerBound, range.upperBound, columns, accumulate ? 1 : 0)
+        }
+        if groups == 0 { product(0..<0) } else { Threading.parallelRanges(groups, costPerItem: 8 * batch * columns / 4, product) }
     }
 
     /// Readies the one-row products of `x` ([columns]) by ``rowProducts(_:into:rows:)``: with
@@ -158,6 +180,39 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
         }
     }
     private lazy var activations = EightBitActivations(columns: columns)
+
+    /// A prompt's rows rounded to 8 bits per block of 32 (``lm_quantize_activation_rows``), in
+    /// buffers grown to the largest prompt seen.
+    fileprivate final class EightBitRows {
+        private(set) var codes = UnsafeMutablePointer<Int8>.allocate(capacity: 0)
+        private(set) var scales = UnsafeMutablePointer<Float>.allocate(capacity: 0)
+        private(set) var sums = UnsafeMutablePointer<Float>.allocate(capacity: 0)
+        private(set) var codeSums = UnsafeMutablePointer<Int32>.allocate(capacity: 0)
+        private var capacity = 0
+
+        /// `x` ([batch, columns]) rounded.
+        func quantize(_ x: MatrixView, columns: Int) {
+            let count = x.rows * columns
+            if count > capacity {
+                deallocate()
+                codes = .allocate(capacity: count)
+                scales = .allocate(capacity: count / 32)
+                sums = .allocate(capacity: count / 32)
+                codeSums = .allocate(capacity: count / 16)
+                capacity = count
+            }
+            lm_quantize_activation_rows(x.base, x.rowStride, x.rows, columns, codes, scales, sums, codeSums)
+        }
+
+        private func deallocate() {
+            codes.deallocate()
+            scales.deallocate()
+            sums.deallocate()
+            codeSums.deallocate()
+        }
+
+        deinit { deallocate() }
+    }
 
     /// `y = W · x` for one row `x` ([columns]) quantized to 8 bits per block of 32 first, as
     /// ggml does: integer dot products, so faster, but the result moves by the rounding of `x`

@@ -225,6 +225,38 @@ final class InterleavedProductTests: XCTestCase {
     }
 }
 
+extension InterleavedProductTests {
+    /// A prompt's product (the interleaved GEMM, eight activation rows a pass) is, row for row, the
+    /// decode step's one-row product: same bits, on strided views, added to y or not.
+    func testPromptProductEqualsOneRowProducts() throws {
+        try XCTSkipUnless(lm_interleaved_gemm_available(QuantizedMatrix.Format.q8_0.rawValue) == 1,
+                          "no AVX-512 F/BW/VL + VNNI on this CPU: the interleaved GEMM does not run here")
+        for format in QuantizedMatrix.Format.allCases where lm_interleaved_gemm_available(format.rawValue) == 1 {
+            let (rows, columns, batch) = (53, 96, 19)
+            let blocks = QuantizedMatrixTests.randomBlocks(format, rows: rows, columns: columns, seed: 8)
+            var generator = SeededGenerator(seed: 9)
+            let x = TensorBuffer((0..<(batch * (columns + 5))).map { _ in Float.random(in: -2...2, using: &generator) })
+            let start = TensorBuffer((0..<(batch * (rows + 3))).map { _ in Float.random(in: -1...1, using: &generator) })
+            try blocks.withUnsafeBytes { raw in
+                let matrix = QuantizedMatrix(format: format, rows: rows, columns: columns, blocks: raw.baseAddress!)
+                matrix.quantizesActivations = true
+                let xs = x.matrix(rows: batch, columns: columns + 5).columns(2..<(columns + 2))
+                for accumulate in [false, true] {
+                    let together = TensorBuffer(start.array), alone = TensorBuffer(start.array)
+                    let ys = together.matrix(rows: batch, columns: rows + 3).columns(1..<(rows + 1))
+                    matrix.multiply(xs, into: ys, accumulate: accumulate)
+                    for i in 0..<batch {
+                        let row = alone.matrix(rows: batch, columns: rows + 3).columns(1..<(rows + 1)).rows(i..<(i + 1))
+                        matrix.multiply(xs.rows(i..<(i + 1)), into: row, accumulate: accumulate)
+                    }
+                    XCTAssertEqual(together.array, alone.array, "\(format), accumulate \(accumulate)")
+                }
+                _ = try XCTUnwrap(matrix.interleavedByteCount > 0 ? matrix : nil)
+            }
+        }
+    }
+}
+
 /// The quantizer (`lm quantize`, `lm export gguf`) against ggml's reference rules.
 final class BlockEncodingTests: XCTestCase {
     /// Byte for byte what gguf-py writes from the same Float32 values (its port of ggml's
