@@ -53,7 +53,9 @@ let package = Package(
         // Plain-loop references, generic over the float type: the specification of each kernel.
         .target(name: "ReferenceKernels"),
         // safetensors and NPY readers and writers.
-        .target(name: "TensorIO"),
+        .target(name: "TensorIO", dependencies: ["CMappedFileGuard"]),
+        // A SIGBUS handler that turns a mapped file shrinking under its reader into an error.
+        .target(name: "CMappedFileGuard"),
         // Byte-level BPE: GPT-2 pre-tokenization, training, encoding, decoding, file formats.
         .target(name: "Tokenizer", dependencies: ["TensorIO"]),
         // Chat templates: a small Jinja interpreter of what models' templates use.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the file formats the engine reads from outside (safetensors, NPY, config.json,
-# vocab.json + merges.txt, tokenizer.json, llama2.c's model.bin and tokenizer.bin, GGUF, Hugging Face
+# vocab.json + merges.txt, tokenizer.json (and Qwen's, with its pre-tokenizer), llama2.c's model.bin
+# and tokenizer.bin, GGUF (and a GGUF vocabulary alone: Gemma's scored pieces), Hugging Face
 # config.json and shard index, chat templates) with libFuzzer, each for a bounded time.
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]     (default: 20 s, every target)
 # The seed corpus in Fuzz/corpus/ is copied to a scratch directory first, so runs never change
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-20}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors npy config gpt2 tokenizer-json llama2c llama2c-tokenizer gguf hf-config hf-index chat-template)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors npy config gpt2 tokenizer-json qwen-tokenizer-json llama2c llama2c-tokenizer gguf gguf-vocabulary hf-config hf-index chat-template)
 
 echo "fuzz: building lm-fuzz with -sanitize=fuzzer" >&2
 LM_FUZZ=1 swift build --scratch-path .build-fuzz --product lm-fuzz --sanitize fuzzer >&2

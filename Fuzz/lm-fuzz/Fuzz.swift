@@ -70,6 +70,22 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             _ = try? GGUFCheckpoint.config(of: gguf)
             if let tokenizer = try? GGUFTokenizer.load(gguf) { _ = tokenizer.encodePrompt("fuzz <|im_start|> 2024 🙃") }
         }
+    case "gguf-vocabulary":
+        // A GGUF file's tokenizer alone (Gemma's scored SentencePiece pieces, llama2.c's layout,
+        // byte-level BPE): its special pieces cut out, runs of spaces, bytes without pieces,
+        // decoding back, and every id decoded one by one as a stream would.
+        if let gguf = try? GGUFFile(path: file("tokenizer.gguf", bytes)), let tokenizer = try? GGUFTokenizer.load(gguf) {
+            let ids = tokenizer.encodePrompt("<bos><start_of_turn>user\n  hello   world\n\n日本語 ü é 12<end_of_turn>\u{7F}\u{0}")
+            for id in ids.prefix(64) { _ = try? tokenizer.pieceBytes(id, after: nil) }
+            for id in Int32(0)..<Int32(min(tokenizer.vocabularySize, 512)) { _ = try? tokenizer.pieceBytes(id, after: id == 0 ? nil : id - 1) }
+        }
+    case "qwen-tokenizer-json":
+        // A tokenizer.json under Qwen's pre-tokenizer (a Split regex, then ByteLevel without its
+        // own regex), with its added tokens: contractions, numbers digit by digit, CJK, newlines.
+        if let tokenizer = try? HuggingFaceFile.load(path: file("tokenizer.json", bytes)) {
+            let ids = tokenizer.encode("<|im_start|>user\nI'm 12345 日本語, it's\r\n\n  fine!!<|im_end|>\n<think>\u{301}</think>")
+            _ = try? tokenizer.decode(ids)
+        }
     case "hf-config":
         _ = file("config.json", bytes)
         if let config = try? HuggingFaceCheckpoint.config(directory: scratch) { _ = ParameterLayout(config: config).totalCount }
@@ -82,7 +98,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             _ = try? template.render(messages, addGenerationPrompt: true, bosToken: "<s>", eosToken: "</s>")
         }
     default:
-        fatalError("LM_FUZZ_TARGET must be safetensors, npy, config, gpt2, tokenizer-json, llama2c, llama2c-tokenizer, gguf, hf-config, hf-index or chat-template; got \(target)")
+        fatalError("LM_FUZZ_TARGET must be safetensors, npy, config, gpt2, tokenizer-json, qwen-tokenizer-json, llama2c, llama2c-tokenizer, gguf, gguf-vocabulary, hf-config, hf-index or chat-template; got \(target)")
     }
     return 0
 }

@@ -10,8 +10,8 @@ import Synchronization
 /// integer. Setting ``count`` changes both OpenBLAS and our loops at once.
 public enum Threading {
     private static let current: Atomic<Int> = {
-        let initial = environmentThreadCount() ?? ProcessInfo.processInfo.activeProcessorCount
-        openblas_set_num_threads(Int32(initial))
+        let initial = environmentThreadCount() ?? coreCount
+        openblas_set_num_threads(blasThreads(initial))
         return Atomic(initial)
     }()
 
@@ -26,9 +26,18 @@ public enum Threading {
         set {
             precondition(newValue >= 1 && newValue <= maximumCount, "Threading.count must be in 1...\(maximumCount), got \(newValue)")
             current.store(newValue, ordering: .relaxed)
-            openblas_set_num_threads(Int32(newValue))
+            openblas_set_num_threads(blasThreads(newValue))
         }
     }
+
+    /// The cores this process may run on.
+    public static let coreCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// OpenBLAS's share of `count` threads: at most one per core. Each OpenBLAS worker reserves
+    /// its own large buffer (128 MiB of address space here); more workers than cores compute
+    /// nothing faster, and under an address-space limit (`ulimit -v`) the workers whose buffer is
+    /// refused retry for ever, so `--threads 64` would hang instead of running.
+    static func blasThreads(_ count: Int) -> Int32 { Int32(min(count, coreCount)) }
 
     /// `LM_THREADS` as an integer in `1...maximumCount`, or nil when unset or anything else.
     public static func environmentThreadCount() -> Int? {
@@ -47,7 +56,7 @@ public enum Threading {
         let threads = count
         guard threads > 1 else { return try body() }
         openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(Int32(threads)) }
+        defer { openblas_set_num_threads(blasThreads(threads)) }
         return try body()
     }
 

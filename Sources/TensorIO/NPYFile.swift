@@ -55,6 +55,10 @@ public struct NPYFile {
         }
     }
 
+    /// Stops, naming the file, when it shrank while mapped (truncated or rewritten in place by
+    /// another program): what was read from it since is not the file's. Call after reading.
+    public func requireIntact() throws { try file.requireIntact() }
+
     /// The elements as Float (integers converted by value).
     public func floats() -> [Float] {
         ElementDecoding.floats(from: raw, type: type, count: elementCount)

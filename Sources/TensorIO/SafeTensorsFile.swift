@@ -30,6 +30,10 @@ public final class SafeTensorsFile: @unchecked Sendable {
     private let file: MappedFile
     private let dataStart: Int
 
+    /// Stops, naming the file, when it shrank while mapped (truncated or rewritten in place by
+    /// another program): what was read from it since is not the file's. Call after reading.
+    public func requireIntact() throws { try file.requireIntact() }
+
     public init(path: String) throws {
         self.path = path
         file = try MappedFile(path: path)

@@ -50,6 +50,12 @@ public struct SafeTensorsShards {
         self.tensors = tensors
     }
 
+    /// Stops, naming the shard, when one shrank while mapped (see ``SafeTensorsFile/requireIntact()``).
+    public func requireIntact() throws {
+        var seen = Set<ObjectIdentifier>()
+        for (file, _) in tensors where seen.insert(ObjectIdentifier(file)).inserted { try file.requireIntact() }
+    }
+
     /// The index's `weight_map`: tensor name → shard file name.
     private static func weightMap(_ path: String) throws -> [String: String] {
         let bytes = try InputFile.read(path)

@@ -140,11 +140,8 @@ public enum GGUFTokenizer {
         // SentencePiece writes a space as U+2581; llama2.c's files (and our tokenizer) hold spaces.
         let pieces = tokens.map { ScoredPieceTokenizer.unescapingSpaces(Array($0.utf8)) }
         do {
-            let tokenizer = try SentencePieceTokenizer(pieces: pieces, scores: scores)
-            for byte in [0, 0x0A, 0xFF] where tokens[SentencePieceTokenizer.byteOffset + byte] != String(format: "<0x%02X>", byte) {
-                throw TokenizerError("id \(SentencePieceTokenizer.byteOffset + byte) is '\(tokens[SentencePieceTokenizer.byteOffset + byte])', not the byte piece llama2.c's layout puts there")
-            }
-            return tokenizer
+            // Its init checks the layout whole: BOS, EOS, every byte piece, no piece twice.
+            return try SentencePieceTokenizer(pieces: pieces, scores: scores)
         } catch let error as TokenizerError {
             throw TokenizerError("\(file.path): \(error.message)")
         }

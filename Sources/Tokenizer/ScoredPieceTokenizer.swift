@@ -39,7 +39,7 @@ public final class ScoredPieceTokenizer: Sendable {
     /// A piece's text (as the file writes it) → id, for every piece.
     let idForText: ByteStringMap<Int32>
     /// Byte → the id standing for it when a symbol is no piece: `<0xXX>`, else the byte as a
-    /// piece, else the unknown piece; -1 drops the byte (a vocabulary with none of these).
+    /// piece, else the unknown piece (a vocabulary with none of these for some byte is refused).
     let byteIDs: [Int32]
     let specials: SpecialTokenPartition
     /// Pieces with `▁` after their first byte (Gemma 3 has one, `>▁</`): where they occur in
@@ -53,7 +53,10 @@ public final class ScoredPieceTokenizer: Sendable {
     /// The text of `▁`, the escaped space.
     static let escapedSpace: [UInt8] = [0xE2, 0x96, 0x81]
 
-    /// Builds the tables; errors name the piece. `unknownID` stands for bytes with no piece.
+    /// Builds the tables; errors name the piece. Refused, naming what is missing: a piece written
+    /// twice (which id a text maps to would be arbitrary), and a byte with nothing to stand for
+    /// it (no `<0xXX>`, no piece of the byte itself, no unknown piece: it would vanish from the
+    /// text). `unknownID` stands for bytes with no piece.
     public init(pieces: [String], scores: [Float], kinds: [PieceKind], addsSpacePrefix: Bool, promptPrefix: [Int32],
                 stopTokens: [Int32], bosID: Int32?, unknownID: Int32?) throws {
         guard pieces.count == scores.count, pieces.count == kinds.count else {
@@ -85,9 +88,9 @@ public final class ScoredPieceTokenizer: Sendable {
         var printed: [[UInt8]] = []
         printed.reserveCapacity(pieces.count)
         var pieceForByte = [Int32](repeating: -1, count: 256)
+        try VocabularyChecks.requireDistinct(pieces.map { Array($0.utf8) })
         for (id, piece) in pieces.enumerated() {
             let bytes = Array(piece.utf8)
-            // llama.cpp's map keeps the last id of a text written twice.
             bytes.withUnsafeBufferPointer { idForText.set(Int32(id), for: $0) }
             let kind = kinds[id]
             switch kind {
@@ -111,10 +114,15 @@ public final class ScoredPieceTokenizer: Sendable {
         // llama.cpp's byte_to_token: `<0xXX>` in upper case, else the byte as a piece of its own.
         var byteIDs = [Int32](repeating: -1, count: 256)
         for byte in 0..<256 {
-            let name = Array(String(format: "<0x%02X>", byte).utf8)
+            let name = Array(VocabularyChecks.bytePiece(byte).utf8)
             byteIDs[byte] = name.withUnsafeBufferPointer { idForText.value(for: $0) }
                 ?? [UInt8(byte)].withUnsafeBufferPointer { idForText.value(for: $0) } ?? pieceForByte[byte]
             if byteIDs[byte] < 0, let unknownID { byteIDs[byte] = unknownID }
+        }
+        let missing = byteIDs.indices.filter { byteIDs[$0] < 0 }
+        if !missing.isEmpty {
+            throw TokenizerError("no piece for \(VocabularyChecks.describe(bytes: missing)) and no unknown piece: SentencePiece's byte "
+                                 + "fallback needs \(VocabularyChecks.bytePiece(missing[0])) (or the byte as a piece) for every byte of text no piece covers")
         }
         self.idForText = idForText
         self.byteIDs = byteIDs

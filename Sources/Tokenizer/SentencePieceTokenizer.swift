@@ -33,16 +33,35 @@ public final class SentencePieceTokenizer: Sendable {
         guard pieces.count > Self.byteOffset + 255 else {
             throw TokenizerError("SentencePieceTokenizer: \(pieces.count) pieces; llama2.c's layout needs <unk>, <s>, </s> and 256 byte pieces at least")
         }
+        try Self.requireLayout(pieces)
         self.pieces = pieces
         self.scores = scores
         self.maxPieceLength = maxPieceLength ?? pieces.map(\.count).max() ?? 0
         var ids: [[UInt8]: Int32] = [:]
         ids.reserveCapacity(pieces.count)
-        // run.c binary-searches a sorted copy; with duplicate pieces it may find either. The
-        // published vocabularies have none; the first id wins here.
-        for (id, piece) in pieces.enumerated() where ids[piece] == nil { ids[piece] = Int32(id) }
+        for (id, piece) in pieces.enumerated() { ids[piece] = Int32(id) }
         self.ids = ids
         decoded = pieces.map { Self.byteValue(of: $0).map { [$0] } ?? $0 }
+    }
+
+    /// Stops unless `pieces` hold what run.c's encoder uses by id: BOS `<s>` at 1 and EOS `</s>`
+    /// at 2 (llama2.c's export writes them with newlines around), the byte pieces `<0x00>`…`<0xFF>`
+    /// at 3…258 (a byte without a piece of its own is encoded as id byte + 3), and no piece twice
+    /// (run.c's binary search would find either). The message names what is missing.
+    static func requireLayout(_ pieces: [[UInt8]]) throws {
+        for (id, name) in [(Int(bosID), "<s>"), (Int(eosID), "</s>")] {
+            let text = String(decoding: pieces[id], as: UTF8.self)
+            guard text.trimmingCharacters(in: .whitespacesAndNewlines) == name else {
+                throw TokenizerError("piece \(id) is '\(text)', not \(name): llama2.c's layout puts \(id == Int(bosID) ? "BOS" : "EOS") there")
+            }
+        }
+        let missing = (0..<256).filter { pieces[byteOffset + $0] != Array(VocabularyChecks.bytePiece($0).utf8) }
+        if let first = missing.first {
+            throw TokenizerError("the byte pieces are missing for \(VocabularyChecks.describe(bytes: missing)): id \(byteOffset + first) is "
+                                 + "'\(String(decoding: pieces[byteOffset + first], as: UTF8.self))', not \(VocabularyChecks.bytePiece(first)) "
+                                 + "(llama2.c's layout has <0x00>…<0xFF> at ids 3…258, where bytes without a piece are encoded)")
+        }
+        try VocabularyChecks.requireDistinct(pieces)
     }
 
     /// Reads a `tokenizer.bin`; errors name the file, the piece and the byte offset.

@@ -35,6 +35,9 @@ struct VocabularyTable {
                 table[id] = key
                 isLiteral[id] = true
             }
+            if let other = key.withUnsafeBufferPointer({ idForKey.value(for: $0) }) {
+                throw TokenizerError("\(file): \(section)key '\(name)' is given to ids \(other) and \(id); every token must be distinct")
+            }
             key.withUnsafeBufferPointer { idForKey.set(Int32(id), for: $0) }
         }
         bytes = table.map { $0! }

@@ -17,6 +17,8 @@ struct AttentionCommand: ParsableCommand, ComputesWithBLAS {
     @OptionGroup var threading: ThreadOptions
 
     func run() throws {
+        try OutputOverInput.refuse(files: [NamedPath("--output", output)],
+                                   inputs: [NamedPath("--model", input.model), NamedPath("--tokenizer", input.tokenizer)])
         threading.apply()
         let (model, ids, labels) = try input.load()
         let c = model.config

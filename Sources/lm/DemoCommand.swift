@@ -37,6 +37,7 @@ struct DemoCommand: ParsableCommand, ComputesWithBLAS {
         running.apply()
         let text = try corpus()  // before anything is written: a bad --input leaves nothing behind
         let directory = try runDirectory()
+        try OutputOverInput.refuse(directories: [NamedPath("--output", directory)], inputs: [NamedPath("--input", input)])
         let existed = FileManager.default.fileExists(atPath: directory)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -61,6 +61,7 @@ struct PretrainedImport: ParsableArguments {
     @Flag(help: "Replace a model already in --output.") var force = false
 
     func run() throws {
+        try OutputOverInput.refuse(directories: [NamedPath("--output", output)], inputs: [NamedPath("--model", model)])
         try ImportCommand.requireReplaceable(output, force: force)
         let pretrained = try PretrainedModel.load(model)
         try pretrained.save(to: output)
@@ -86,6 +87,8 @@ struct Llama2cImport: ParsableCommand {
     @Flag(help: "Replace a model already in --output.") var force = false
 
     func run() throws {
+        try OutputOverInput.refuse(directories: [NamedPath("--output", output)],
+                                   inputs: [NamedPath("--checkpoint", checkpoint), NamedPath("--tokenizer", tokenizer)])
         try ImportCommand.requireReplaceable(output, force: force)
         let model = try Llama2cCheckpoint.load(path: checkpoint)
         // Read and check the tokenizer before anything is written.

@@ -23,6 +23,8 @@ struct InitCommand: ParsableCommand {
     var force = false
 
     func run() throws {
+        try OutputOverInput.refuse(directories: [NamedPath("--output", output)],
+                                   inputs: [NamedPath("--config", config), NamedPath("--tokenizer", tokenizer)])
         let existing = (output as NSString).appendingPathComponent(Checkpoint.weightsFile)
         if !force && FileManager.default.fileExists(atPath: existing) {
             throw ModelError("\(existing) exists: lm init would replace that model's weights; pass --force to do so")

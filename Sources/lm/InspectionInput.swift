@@ -15,9 +15,12 @@ struct InspectionInput: ParsableArguments {
 
     func validate() throws {
         guard (prompt == nil) != (tokens == nil) else { throw ValidationError("give exactly one of --prompt and --tokens") }
-        if let tokens, tokens.split(separator: ",").contains(where: { Int32($0.trimmingCharacters(in: .whitespaces)) == nil }) {
-            throw ValidationError("--tokens must be comma-separated integers, got '\(tokens)'")
-        }
+        if let tokens { _ = try Self.ids(tokens) }
+    }
+
+    /// `--tokens` read as ids: every element an integer in Int32's range.
+    static func ids(_ tokens: String) throws -> [Int32] {
+        try CommaSeparatedList.parse(tokens, option: "--tokens", kind: "an integer id") { Int32($0) }
     }
 
     /// The model, the ids and their labels; errors name what is missing or out of range.
@@ -29,7 +32,7 @@ struct InspectionInput: ParsableArguments {
         } ?? TokenizerDirectory.loadAny(model)
         let ids: [Int32]
         if let tokens {
-            ids = tokens.split(separator: ",").map { Int32($0.trimmingCharacters(in: .whitespaces))! }
+            ids = try Self.ids(tokens)
         } else {
             guard let text else {
                 throw ModelError("\(model): no tokenizer files to encode --prompt with; pass --tokenizer DIR or --tokens IDS")

@@ -18,6 +18,7 @@ struct LogitsCommand: ParsableCommand, ComputesWithBLAS {
     @OptionGroup var running: ModelRunOptions
 
     func run() throws {
+        try OutputOverInput.refuse(files: [NamedPath("--output", output)], inputs: [NamedPath("--model", model), NamedPath("--tokens", tokens)])
         running.apply()
         let file = try TokenIDFile(path: tokens)
         let (batch, length) = (file.batch, file.length)

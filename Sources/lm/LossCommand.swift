@@ -19,6 +19,7 @@ struct LossCommand: ParsableCommand, ComputesWithBLAS {
     @OptionGroup var running: ModelRunOptions
 
     func run() throws {
+        try OutputOverInput.refuse(files: [NamedPath("--grads", grads)], inputs: [NamedPath("--model", model), NamedPath("--tokens", tokens)])
         running.apply()
         let file = try TokenIDFile(path: tokens)
         guard file.length >= 2 else {

@@ -36,6 +36,7 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(help: "Replace a model already in --output.") var force = false
 
     func run() throws {
+        try OutputOverInput.refuse(directories: [NamedPath("--output", output)], inputs: [NamedPath("--model", model)])
         for existing in [Checkpoint.weightsFile, Checkpoint.quantizedWeightsFile] {
             let path = (output as NSString).appendingPathComponent(existing)
             if !force && FileManager.default.fileExists(atPath: path) {
@@ -74,6 +75,7 @@ struct GGUFExportCommand: ParsableCommand {
 
     func run() throws {
         guard output.hasSuffix(".gguf") else { throw ValidationError("--output must name a .gguf file, not '\(output)'") }
+        try OutputOverInput.refuse(files: [NamedPath("--output", output)], inputs: [NamedPath("--model", model)])
         if !force && FileManager.default.fileExists(atPath: output) {
             throw ModelError("\(output) exists: pass --force to replace it")
         }

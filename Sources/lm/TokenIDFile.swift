@@ -18,6 +18,7 @@ struct TokenIDFile {
         default: throw ModelError("\(path): token ids must have shape [T] or [B, T], found \(file.shape)")
         }
         let values = try file.integers()
+        try file.requireIntact()
         if let bad = values.firstIndex(where: { Int32(exactly: $0) == nil }) {
             throw ModelError("\(path): id \(values[bad]) at index \(bad) is out of range")
         }

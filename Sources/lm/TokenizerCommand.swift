@@ -66,6 +66,7 @@ struct TokenizerCommand: ParsableCommand {
         }
 
         func run() throws {
+            try OutputOverInput.refuse(directories: [NamedPath("--output", output)], inputs: [NamedPath("--input", input)])
             let progress = ProgressLine(quiet: quiet)
             let start = Date()
             threading.apply()
@@ -106,6 +107,8 @@ struct TokenizerCommand: ParsableCommand {
         @Flag(help: "No progress display.") var quiet = false
 
         func run() throws {
+            try OutputOverInput.refuse(files: [NamedPath("--output", output)],
+                                       inputs: [NamedPath("--input", input), NamedPath("--tokenizer", tokenizer)])
             threading.apply()
             let any = try TokenizerDirectory.loadAny(tokenizer)
             if let pieces = any as? SentencePieceTokenizer {
@@ -171,12 +174,14 @@ struct TokenizerCommand: ParsableCommand {
         @Option(help: "Ids as NPY (int32, int64, uint16 or int16), any shape (read in order).") var input: String
 
         func run() throws {
+            try OutputOverInput.refuse(standardOutput: true, inputs: [NamedPath("--input", input), NamedPath("--tokenizer", tokenizer)])
             guard let loaded = try TokenizerDirectory.loadAny(tokenizer) else {
                 throw ValidationError("\(tokenizer): no tokenizer files (tokenizer.json, vocab.json + merges.txt, or tokenizer.bin)")
             }
             let file = try NPYFile(path: input)
             try file.requireTokenIDs()
             let ids = try file.integers()
+            try file.requireIntact()
             // Invalid UTF-8 (ids that split a character) prints as U+FFFD.
             let text: String
             do {

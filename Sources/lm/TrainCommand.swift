@@ -94,6 +94,9 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
     /// A new run from --config or --model.
     private func start(parallelism: DataParallelism) throws -> Trainer {
         guard let train, let output else { throw ValidationError("--train and --output are required") }
+        try OutputOverInput.refuse(directories: [NamedPath("--output", output)],
+                                   inputs: [NamedPath("--train", train), NamedPath("--validation", validation), NamedPath("--model", model),
+                                            NamedPath("--config", config), NamedPath("--tokenizer", tokenizer)])
         if Trainer.hasRun(in: output) {
             throw ModelError("\(output) already holds a run: continue it with --resume \(output), or choose another --output")
         }

@@ -215,6 +215,25 @@ final class CLITests: TemporaryDirectoryTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: refused), "nothing written after a refusal")
     }
 
+    /// A tokenizer.bin of 300 pieces all `x` (no byte pieces, no `<s>`/`</s>`) is not a tokenizer:
+    /// `lm import llama2c` refuses it naming what is missing, and writes nothing.
+    func testImportRefusesATokenizerWithoutThePiecesItsEncoderNeeds() throws {
+        let files = try writeLlama2cFiles(vocab: 300, pieces: 300), output = directory + "/imported"
+        var text = Data()
+        func append<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { text.append(contentsOf: $0) } }
+        append(Int32(1))
+        for _ in 0..<300 {
+            append(Float(0).bitPattern)
+            append(Int32(1))
+            text.append(UInt8(ascii: "x"))
+        }
+        try text.write(to: URL(fileURLWithPath: files.tokenizer))
+        let refused = try lm(["import", "llama2c", "--checkpoint", files.model, "--tokenizer", files.tokenizer, "--output", output])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.error.contains(files.tokenizer) && refused.error.contains("piece 1 is 'x', not <s>"), refused.error)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: output), "nothing written after a refusal")
+    }
+
     /// A model with a tokenizer trained here: `lm trace` prints the real shapes and a prediction,
     /// `lm attention` writes an SVG with one cell per pair, `lm tokenizer show` marks every token.
     func testInspectionTools() throws {

@@ -41,16 +41,24 @@ final class HostileInputTests: TemporaryDirectoryTestCase {
         }
     }
 
-    /// A model directory is not overwritten by a run without --force, and keeps its weights.
+    /// A model directory is not overwritten by a run without --force, and keeps its weights; the
+    /// --model directory itself never is (it is the run's input).
     func testTrainingIntoAModelDirectoryNeedsForce() throws {
-        let model = directory + "/model"
+        let model = directory + "/model", other = directory + "/other"
         XCTAssertEqual(try lm(["init", "--config", try config(), "--output", model]).status, 0)
-        let before = try Data(contentsOf: URL(fileURLWithPath: model + "/model.safetensors"))
-        let refused = try lm(["train", "--model", model, "--train", try tokens(2000), "--output", model, "--steps", "2",
+        XCTAssertEqual(try lm(["init", "--config", try config(), "--output", other, "--seed", "3"]).status, 0)
+        let before = try Data(contentsOf: URL(fileURLWithPath: other + "/model.safetensors"))
+        let refused = try lm(["train", "--model", model, "--train", try tokens(2000), "--output", other, "--steps", "2",
                               "--batch-size", "2", "--context", "8", "--quiet"])
         XCTAssertNotEqual(refused.status, 0)
         XCTAssertTrue(refused.error.contains("holds a model") && refused.error.contains("--force"), refused.error)
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: model + "/model.safetensors")), before)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: other + "/model.safetensors")), before)
+        let own = try Data(contentsOf: URL(fileURLWithPath: model + "/model.safetensors"))
+        let over = try lm(["train", "--model", model, "--train", try tokens(2000), "--output", model, "--steps", "2",
+                           "--batch-size", "2", "--context", "8", "--quiet", "--force"])
+        XCTAssertNotEqual(over.status, 0)
+        XCTAssertTrue(over.error.contains("--output \(model) is the input --model"), over.error)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: model + "/model.safetensors")), own)
     }
 
     /// Logits that would not fit in memory are refused before they are allocated.

@@ -117,4 +117,30 @@ final class GGUFExportTests: TemporaryDirectoryTestCase {
         try GGUFExport.write(noTokenizer, storage: .float32, to: directory + "/bare.gguf")
         XCTAssertNil(try PretrainedModel.load(directory + "/bare.gguf").tokenizer)
     }
+
+    /// A model file replaced in place while a quantized model decodes from its map (what
+    /// `lm-serve` and `lm chat` do) ends the step in an error naming the file, not SIGBUS; a
+    /// file replaced by a rename (the old one kept open) goes on as before.
+    func testAModelFileThatShrinksUnderADecoderIsAnErrorNamingIt() throws {
+        let path = directory + "/model.gguf"
+        try GGUFExport.write(try makePretrained(), storage: .quantized(.q8_0), to: path)
+        let kept = try PretrainedModel.load(path, keepQuantized: true)
+        let decoder = try BatchDecoder(model: kept.model, slots: 1, context: 16)
+        let prompt: [Int32] = [1, 2, 3]
+        let before = try decoder.prefill(slot: 0, tokens: prompt)
+        XCTAssertNoThrow(try decoder.step([(slot: 0, token: 4)]))
+        // A rename leaves the mapped file as it was.
+        try FileManager.default.moveItem(atPath: path, toPath: directory + "/moved.gguf")
+        XCTAssertNoThrow(try decoder.step([(slot: 0, token: 5)]))
+        // Truncated in place (as `cp new.gguf model.gguf` starts by doing).
+        XCTAssertEqual(truncate(directory + "/moved.gguf", 0), 0)
+        XCTAssertThrowsError(try decoder.step([(slot: 0, token: 6)])) {
+            XCTAssertTrue("\($0)".contains(path) && "\($0)".contains("shrank"), "\($0)")
+        }
+        decoder.reset(slot: 0)
+        XCTAssertThrowsError(try decoder.prefill(slot: 0, tokens: prompt), "every later step says so too") {
+            XCTAssertTrue("\($0)".contains("shrank"), "\($0)")
+        }
+        XCTAssertEqual(before.count, kept.model.config.vocabSize)
+    }
 }

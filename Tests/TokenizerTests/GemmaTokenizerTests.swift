@@ -311,4 +311,27 @@ final class GemmaTokenizerTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("score of piece 0"), "\($0)")
         }
     }
+
+    /// A vocabulary its encoder cannot work with is refused naming what is missing: bytes with
+    /// nothing to stand for them (300 pieces without bytes or an unknown piece, or one byte piece
+    /// short), a piece written twice.
+    func testVocabulariesWithoutWhatTheEncoderNeedsAreRefused() {
+        func make(_ pieces: [String], unknown: Int32? = nil) throws -> ScoredPieceTokenizer {
+            try ScoredPieceTokenizer(pieces: pieces, scores: pieces.map { _ in 0 }, kinds: pieces.map { $0.hasPrefix("<0x") ? .byte : .normal },
+                                     addsSpacePrefix: false, promptPrefix: [], stopTokens: [], bosID: nil, unknownID: unknown)
+        }
+        let bytes = (0..<256).map { String(format: "<0x%02X>", $0) }
+        XCTAssertNoThrow(try make(["a", "b"] + bytes))
+        XCTAssertThrowsError(try make((0..<300).map { "x\($0)" })) {
+            XCTAssertTrue("\($0)".contains("no piece for bytes 0x00, 0x01, 0x02 and 253 more and no unknown piece"), "\($0)")
+        }
+        XCTAssertNoThrow(try make(["<unk>"] + (1..<300).map { "x\($0)" }, unknown: 0), "the unknown piece stands for the bytes")
+        XCTAssertThrowsError(try make(["a"] + bytes.filter { $0 != "<0x42>" })) {
+            XCTAssertTrue("\($0)".contains("no piece for byte 0x42"), "\($0)")
+        }
+        XCTAssertNoThrow(try make(["a", "B"] + bytes.filter { $0 != "<0x42>" }), "the byte as a piece of its own stands in, as in llama.cpp")
+        XCTAssertThrowsError(try make(["a", "b", "a"] + bytes)) {
+            XCTAssertTrue("\($0)".contains("pieces 0 and 2 are both 'a'"), "\($0)")
+        }
+    }
 }

@@ -209,4 +209,36 @@ final class GGUFSentencePieceTests: TemporaryDirectoryTestCase {
         try Data(builder.bytes).write(to: URL(fileURLWithPath: path))
         XCTAssertThrowsError(try GGUFTokenizer.load(try GGUFFile(path: path))) { XCTAssertTrue("\($0)".contains("'tekken'"), "\($0)") }
     }
+
+    /// A GGUF vocabulary of each tokenizer model lacking what its encoder needs is refused
+    /// naming the file and what is missing: llama2.c's layout with a byte piece gone, a scored
+    /// vocabulary of 300 pieces without bytes or an unknown piece, a gpt2 token written twice.
+    func testVocabulariesWithoutWhatTheirEncoderNeedsAreRefused() throws {
+        let bytes = (0..<256).map { String(format: "<0x%02X>", $0) }
+        func load(model: String, tokens: [String], scores: Bool = true, bos: UInt32? = nil) throws -> any TextTokenizer {
+            var builder = GGUFBuilder()
+            builder.key("tokenizer.ggml.model", string: model)
+            builder.key("tokenizer.ggml.tokens", strings: tokens)
+            if scores { builder.key("tokenizer.ggml.scores", floats: tokens.map { _ in 0 }) }
+            if let bos { builder.key("tokenizer.ggml.bos_token_id", u32: bos) }
+            if model == "gpt2" { builder.key("tokenizer.ggml.merges", strings: []) }
+            let path = directory + "/\(model).gguf"
+            try Data(builder.bytes).write(to: URL(fileURLWithPath: path))
+            return try GGUFTokenizer.load(try GGUFFile(path: path))
+        }
+        var llama2c = ["<unk>", "<s>", "</s>"] + bytes + ["\u{2581}", "a"]
+        XCTAssertNoThrow(try load(model: "llama", tokens: llama2c, bos: 1))
+        llama2c[3 + 0x20] = "b"
+        XCTAssertThrowsError(try load(model: "llama", tokens: llama2c, bos: 1)) {
+            XCTAssertTrue("\($0)".contains("llama.gguf") && "\($0)".contains("byte pieces are missing for byte 0x20"), "\($0)")
+        }
+        XCTAssertThrowsError(try load(model: "llama", tokens: ["<s>"] + (1..<300).map { "x\($0)" }, bos: 0)) {
+            XCTAssertTrue("\($0)".contains("no piece for bytes 0x00") && "\($0)".contains("no unknown piece"), "\($0)")
+        }
+        let byteLevel = (0..<256).map { ByteLevel.encode([UInt8($0)]) }
+        XCTAssertNoThrow(try load(model: "gpt2", tokens: byteLevel + ["ab"], scores: false))
+        XCTAssertThrowsError(try load(model: "gpt2", tokens: byteLevel + ["ab", "ab"], scores: false)) {
+            XCTAssertTrue("\($0)".contains("gpt2.gguf") && "\($0)".contains("'ab' is given to ids 256 and 257"), "\($0)")
+        }
+    }
 }

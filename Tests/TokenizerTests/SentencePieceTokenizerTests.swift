@@ -101,5 +101,27 @@ final class SentencePieceTokenizerTests: XCTestCase {
         }
         return tokens
     }
-}
 
+    /// What run.c's encoder uses by id must be there: BOS and EOS at 1 and 2, the byte pieces at
+    /// 3…258 (bytes are encoded as id byte + 3), no piece twice; the message names what is missing.
+    func testLayoutsRunCCannotEncodeWithAreRefused() throws {
+        func text(_ value: String) -> [UInt8] { Array(value.utf8) }
+        let bytes = (0..<256).map { text(String(format: "<0x%02X>", $0)) }
+        let valid = [text("<unk>"), text("\n<s>\n"), text("\n</s>\n")] + bytes + [text(" "), text("a")]
+        func make(_ pieces: [[UInt8]]) throws -> SentencePieceTokenizer {
+            try SentencePieceTokenizer(pieces: pieces, scores: pieces.map { _ in 0 })
+        }
+        XCTAssertNoThrow(try make(valid), "llama2.c's export writes BOS and EOS between newlines")
+        var noBytes = valid
+        noBytes[3 + 0x41] = text("A")
+        let cases: [(String, [[UInt8]], String)] = [
+            ("300 pieces all x", Array(repeating: text("x"), count: 300), "piece 1 is 'x', not <s>"),
+            ("no EOS", [valid[0], valid[1], text("eos")] + valid.dropFirst(3), "piece 2 is 'eos', not </s>"),
+            ("a byte piece missing", noBytes, "the byte pieces are missing for byte 0x41: id 68 is 'A', not <0x41>"),
+            ("a piece twice", valid + [text("a")], "pieces 260 and 261 are both 'a'"),
+        ]
+        for (name, pieces, expected) in cases {
+            XCTAssertThrowsError(try make(pieces), name) { XCTAssertTrue("\($0)".contains(expected), "\(name): \($0)") }
+        }
+    }
+}

@@ -1,4 +1,5 @@
 import Kernels
+import TensorIO
 
 /// A decoder-only Transformer language model: token embedding → `numLayers` pre-norm blocks
 /// (RMSNorm → causal multi-head self-attention with RoPE → residual; RMSNorm → SwiGLU →
@@ -78,6 +79,16 @@ public final class TransformerLM {
         inference = InferenceWeights(weights, config: config, quantized: quantized)
         quantizedTensors = quantized
         storageOwner = owner
+    }
+
+    /// Stops, naming the file, when the mapped file the quantized matrices read from shrank
+    /// under the model (replaced in place while it runs): the logits just computed read zeros
+    /// for its lost pages. Every inference step calls it after its forward.
+    public func requireStorageIntact() throws {
+        guard let file = storageOwner as? GGUFFile else { return }
+        do { try file.requireIntact() } catch let error as TensorFileError {
+            throw ModelError("\(error.description); reload the model")
+        }
     }
 
     /// Whether some weights are kept block-quantized (then the model runs, but neither trains

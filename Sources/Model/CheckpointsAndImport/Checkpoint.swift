@@ -71,6 +71,7 @@ public enum Checkpoint {
             }
             try ModelError.requireFinite(values, tensor: entry.name, path: path)
         }
+        try mapFileErrors { try file.requireIntact() }
         return try TransformerLM(config: config, parameters: parameters)
     }
 

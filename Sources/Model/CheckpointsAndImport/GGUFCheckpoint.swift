@@ -118,6 +118,7 @@ public enum GGUFCheckpoint {
             try dequantizeInParallel(file, tensor, into: values)
             try ModelError.requireFinite(values, tensor: tensor.name, path: path)
         }
+        try Checkpoint.mapFileErrors { try file.requireIntact() }
         guard !quantized.isEmpty else { return try TransformerLM(config: config, parameters: parameters) }
         return try TransformerLM(config: config, parameters: parameters, quantized: quantized, keeping: file)
     }

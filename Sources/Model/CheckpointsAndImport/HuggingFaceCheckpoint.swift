@@ -109,6 +109,7 @@ public enum HuggingFaceCheckpoint {
                 for i in values.indices { values[i] += architecture.huggingFaceGainOffset }
             }
         }
+        try Checkpoint.mapFileErrors { try shards.requireIntact() }
         return try TransformerLM(config: config, parameters: parameters)
     }
 

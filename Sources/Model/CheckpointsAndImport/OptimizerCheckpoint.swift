@@ -37,6 +37,7 @@ extension Checkpoint {
         }
         let first = TensorBuffer(count: layout.totalCount), second = TensorBuffer(count: layout.totalCount)
         try readMoments(file, layout: layout, segments: [0..<layout.totalCount], first: first, second: second)
+        try mapFileErrors { try file.requireIntact() }
         return try AdamW(layout: layout, options: options, firstMoment: first, secondMoment: second, step: step)
     }
 

@@ -81,6 +81,7 @@ public final class BatchDecoder {
             }
             start += count
         }
+        try model.requireStorageIntact()
         return Array(logits.view(0, config.vocabSize))
     }
 
@@ -107,6 +108,7 @@ public final class BatchDecoder {
             model.forward(tokens: ids, batch: rows, into: stepActivations, streams: streams, logitRows: 0..<rows,
                           logits: logits.matrix(at: 0, rows: rows, columns: config.vocabSize))
         }
+        try model.requireStorageIntact()
         return logits.view(0, rows * config.vocabSize)
     }
 

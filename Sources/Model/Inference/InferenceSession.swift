@@ -77,6 +77,7 @@ public final class InferenceSession {
             tokens.withUnsafeBufferPointer { ids in
                 run(UnsafeBufferPointer(rebasing: ids[start..<(start + count)]), logitRows: wanted)
             }
+            try model.requireStorageIntact()
             result += logits.view(0, wanted.count * config.vocabSize)
             start += count
         }
@@ -92,6 +93,7 @@ public final class InferenceSession {
         }
         guard remaining >= 1 else { throw ModelError("step: the cache is full (context \(context))") }
         withUnsafePointer(to: token) { run(UnsafeBufferPointer(start: $0, count: 1), logitRows: 0..<1) }
+        try model.requireStorageIntact()
         return logits.view(0, config.vocabSize)
     }
 

@@ -56,5 +56,6 @@ struct CheckpointFolder {
     func readMoments(layout: ParameterLayout, segments: [Range<Int>], first: TensorBuffer, second: TensorBuffer) throws {
         let moments = try Checkpoint.mapFileErrors { try SafeTensorsFile(path: file(Self.optimizerFile)) }
         try Checkpoint.readMoments(moments, layout: layout, segments: segments, first: first, second: second)
+        try Checkpoint.mapFileErrors { try moments.requireIntact() }
     }
 }

@@ -3,7 +3,9 @@ import TensorIO
 
 /// A token-id file as training data: an NPY array of ids of one of `NPYFile.tokenIDTypes` (TensorIO) (what
 /// `lm tokenizer encode` writes), memory-mapped and never read whole. Every id is checked
-/// against the vocabulary once, when the file is opened.
+/// against the vocabulary once, when the file is opened. A file that shrinks under the map later
+/// (rewritten while training reads it) reads as zeros and is caught by ``requireIntact()``,
+/// which every batch passes (see `MappedFile` in TensorIO for why this design).
 public struct TokenDataset {
     public let path: String
     private let file: NPYFile
@@ -24,6 +26,7 @@ public struct TokenDataset {
             if id < 0 || id >= vocabSize { throw ModelError("\(path): id \(id) at index \(index) is outside the vocabulary 0..<\(vocabSize)") }
         }
         range = 0..<file.elementCount
+        try requireIntact()
     }
 
     private init(path: String, file: NPYFile, range: Range<Int>) {
@@ -38,6 +41,14 @@ public struct TokenDataset {
         guard fraction > 0, fraction < 1 else { throw ModelError("validation fraction must be in (0, 1), got \(fraction)") }
         let cut = range.lowerBound + Int((Double(count) * (1 - fraction)).rounded())
         return (TokenDataset(path: path, file: file, range: range.lowerBound..<cut), TokenDataset(path: path, file: file, range: cut..<range.upperBound))
+    }
+
+    /// Stops, naming the file, when it shrank since it was opened: the ids copied since include
+    /// zeros that are not the file's. Call after copying, before the ids are used.
+    public func requireIntact() throws {
+        do { try file.requireIntact() } catch let error as TensorFileError {
+            throw ModelError("\(error.description); regenerate the data under another name and resume")
+        }
     }
 
     /// Number of tokens.

@@ -96,6 +96,7 @@ public final class TrainStep {
             throw ModelError("\(data.path): \(data.count) tokens are too few for one window of \(length) tokens and its next token")
         }
         sampler.next(from: data, rows: localRows, inputs: tokens.inputs, targets: tokens.targets)
+        try data.requireIntact()  // before the batch is used: a step on zeros is never taken
         return try run(inputs: UnsafeBufferPointer(tokens.inputs), targets: UnsafeBufferPointer(tokens.targets),
                        learningRate: learningRate, wantsToStop: wantsToStop)
     }

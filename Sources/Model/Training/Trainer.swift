@@ -158,6 +158,7 @@ public final class Trainer {
         sampler = BatchSampler(batch: options.batchSize, length: options.contextLength, state: samplerState)
         // Fixed validation windows, evenly spread: the same every evaluation, in every resume.
         let (starts, bytes) = Self.validationWindows(validation, options: options, tokenizer: tokenizer)
+        try validation?.requireIntact()
         validationStarts = starts
         validationBytes = bytes
     }
@@ -260,6 +261,7 @@ public final class Trainer {
             for row in 0..<batch {
                 BatchSampler.fill(validation, start: validationStarts[chunk * batch + row], length: length, row: row, inputs: inputs, targets: targets)
             }
+            try validation.requireIntact()
             total[0] += try session.loss(inputs: UnsafeBufferPointer(inputs), targets: UnsafeBufferPointer(targets))
         }
         total.withUnsafeMutableBufferPointer { group.allReduceSum($0) }

@@ -44,6 +44,10 @@ public final class GGUFFile: Sendable {
     /// 273 tensors); past these a count is corrupt.
     public static let maximumKeys = 1 << 16, maximumTensors = 1 << 20
 
+    /// Stops, naming the file, when it shrank while mapped (truncated or rewritten in place by
+    /// another program): what was read from it since is not the file's. Call after reading.
+    public func requireIntact() throws { try file.requireIntact() }
+
     public init(path: String) throws {
         self.path = path
         file = try MappedFile(path: path)
