@@ -421,20 +421,132 @@ LM_VNNI LM_INLINE static void group_gemm_q8(int format, int count, const uint8_t
     }
 }
 
+/// Activation rows a pass for Q4_K (its per-pass sums need more registers), and for Q6_K (whose
+/// codes are unpacked once a pass, its rows' sums kept on the stack).
+#define LM_GEMM_Q4_K_ROWS 4
+#define LM_GEMM_Q6_K_ROWS 256
+
+/// group_q4_k for `count` (≤ LM_GEMM_Q4_K_ROWS) activation rows at once, each row's operations in
+/// group_q4_k's order (so the same bits).
+LM_VNNI LM_INLINE static void group_gemm_q4_k(int count, const uint8_t *group, size_t blocks, const int8_t *qx, const float *scales,
+                                              const float *sums, float *y, size_t ldy, int accumulate) {
+    const size_t stride = group_block_bytes(LM_Q4_K), columns = 256 * blocks;
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[LM_GEMM_Q4_K_ROWS], minimums[LM_GEMM_Q4_K_ROWS];
+    for (int i = 0; i < count; i++) acc[i] = minimums[i] = _mm256_setzero_ps();
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *block = group + b * stride;
+        __m256 d = eight_halves(block), dmin = eight_halves(block + 16);
+        for (int p = 0; p < 4; p++) {
+            __m256i low[LM_GEMM_Q4_K_ROWS], high[LM_GEMM_Q4_K_ROWS];
+            for (int i = 0; i < count; i++) low[i] = high[i] = _mm256_setzero_si256();
+            for (int k = 0; k < 8; k++) {
+                __m256i packed = _mm256_loadu_si256((const __m256i *)(block + 160 + 256 * p + 32 * k));
+                __m256i lows = _mm256_and_si256(packed, low4), highs = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+                for (int i = 0; i < count; i++) {
+                    const int8_t *xs = qx + i * columns + 256 * b + 64 * p;
+                    low[i] = _mm256_dpbusd_epi32(low[i], lows, four_codes(xs + 4 * k));
+                    high[i] = _mm256_dpbusd_epi32(high[i], highs, four_codes(xs + 32 + 4 * k));
+                }
+            }
+            for (int s = 0; s < 2; s++) {
+                int j = 2 * p + s;
+                __m256 ds = _mm256_mul_ps(d, eight_bytes(block + 32 + 8 * j)), ms = _mm256_mul_ps(dmin, eight_bytes(block + 96 + 8 * j));
+                for (int i = 0; i < count; i++) {
+                    size_t x_block = (size_t)i * 8 * blocks + 8 * b + (size_t)j;
+                    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s ? high[i] : low[i]), _mm256_mul_ps(ds, _mm256_set1_ps(scales[x_block])), acc[i]);
+                    minimums[i] = _mm256_fmadd_ps(ms, _mm256_set1_ps(sums[x_block]), minimums[i]);
+                }
+            }
+        }
+    }
+    for (int i = 0; i < count; i++) {
+        float *out = y + i * ldy;
+        __m256 result = _mm256_sub_ps(acc[i], minimums[i]);
+        _mm256_storeu_ps(out, accumulate ? _mm256_add_ps(_mm256_loadu_ps(out), result) : result);
+    }
+}
+
+/// group_q6_k for all `batch` activation rows: each half super-block's codes unpacked once into
+/// `codes` (32 vectors, L1) for every row, since the unpacking costs more than the products; each
+/// row's operations in group_q6_k's order (so the same bits). `acc` holds 8 floats per row.
+LM_VNNI LM_INLINE static void group_gemm_q6_k(size_t batch, const uint8_t *group, size_t blocks, const int8_t *qx, const float *scales,
+                                              const int32_t *code_sums, float *y, size_t ldy, int accumulate, __m256 *acc) {
+    const size_t stride = group_block_bytes(LM_Q6_K), columns = 256 * blocks;
+    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(3);
+    __m256i codes[8][4];
+    for (size_t i = 0; i < batch; i++) acc[i] = _mm256_setzero_ps();
+    for (size_t b = 0; b < blocks; b++) {
+        const uint8_t *block = group + b * stride;
+        __m256 d = eight_halves(block);
+        for (int h = 0; h < 2; h++) {
+            for (int k = 0; k < 8; k++) {
+                const uint8_t *chunks = block + 144 + 768 * h + 96 * k;
+                __m256i a = _mm256_loadu_si256((const __m256i *)chunks), c = _mm256_loadu_si256((const __m256i *)(chunks + 32));
+                __m256i bits = _mm256_loadu_si256((const __m256i *)(chunks + 64));
+                codes[k][0] = _mm256_or_si256(_mm256_and_si256(a, low4), _mm256_slli_epi16(_mm256_and_si256(bits, two), 4));
+                codes[k][1] = _mm256_or_si256(_mm256_and_si256(c, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 2), two), 4));
+                codes[k][2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 4), two), 4));
+                codes[k][3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 6), two), 4));
+            }
+            for (size_t i = 0; i < batch; i++) {
+                const int8_t *xs = qx + i * columns + 256 * b + 128 * h;
+                __m256 sum = acc[i];
+                for (int q = 0; q < 4; q++) {
+                    size_t x_block = 8 * b + 4 * (size_t)h + (size_t)q;
+                    __m256 dx = _mm256_mul_ps(d, _mm256_set1_ps(scales[i * 8 * blocks + x_block]));
+                    for (int s = 0; s < 2; s++) {
+                        __m256i dot = _mm256_setzero_si256();
+                        for (int k = 4 * s; k < 4 * s + 4; k++) dot = _mm256_dpbusd_epi32(dot, codes[k][q], four_codes(xs + 32 * q + 4 * k));
+                        __m256i centred = _mm256_sub_epi32(dot, _mm256_set1_epi32(32 * code_sums[i * 16 * blocks + 2 * x_block + (size_t)s]));
+                        __m256 scale = _mm256_mul_ps(dx, eight_signed_bytes(block + 16 + 8 * (8 * h + 2 * q + s)));
+                        sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(centred), scale, sum);
+                    }
+                }
+                acc[i] = sum;
+            }
+        }
+    }
+    for (size_t i = 0; i < batch; i++) {
+        float *out = y + i * ldy;
+        _mm256_storeu_ps(out, accumulate ? _mm256_add_ps(_mm256_loadu_ps(out), acc[i]) : acc[i]);
+    }
+}
+
 /// Every activation row against groups `g0..<g1`, LM_GEMM_ROWS rows a pass, specialised per
 /// format and row count.
 LM_VNNI static void groups_gemm(int format, const uint8_t *packed, size_t g0, size_t g1, size_t blocks, const int8_t *qx,
                                 const float *scales, const float *sums, const int32_t *code_sums, size_t batch, float *y, size_t ldy,
                                 int accumulate) {
-    size_t stride = blocks * group_block_bytes(format), columns = 32 * blocks;
+    size_t stride = blocks * group_block_bytes(format), columns = lm_quantized_block_values(format) * blocks;
+    __m256 q6_k_sums[LM_GEMM_Q6_K_ROWS];
     for (size_t g = g0; g < g1; g++) {
         const uint8_t *group = packed + g * stride;
-        for (size_t i = 0; i < batch; i += LM_GEMM_ROWS) {
-            int count = batch - i < LM_GEMM_ROWS ? (int)(batch - i) : LM_GEMM_ROWS;
+        if (format == LM_Q6_K) {  // every row against the group's unpacked codes, LM_GEMM_Q6_K_ROWS at a time
+            for (size_t i = 0; i < batch; i += LM_GEMM_Q6_K_ROWS) {
+                size_t count = batch - i < LM_GEMM_Q6_K_ROWS ? batch - i : LM_GEMM_Q6_K_ROWS;
+                group_gemm_q6_k(count, group, blocks, qx + i * columns, scales + i * (columns / 32), code_sums + i * (columns / 16),
+                                y + i * ldy + LM_GROUP_ROWS * g, ldy, accumulate, q6_k_sums);
+            }
+            continue;
+        }
+        size_t pass = format == LM_Q4_K ? LM_GEMM_Q4_K_ROWS : LM_GEMM_ROWS;
+        for (size_t i = 0; i < batch; i += pass) {
+            int count = batch - i < pass ? (int)(batch - i) : (int)pass;
             const int8_t *q = qx + i * columns;
-            const float *s = scales + i * blocks, *m = sums + i * blocks;
-            const int32_t *c = code_sums + i * 2 * blocks;
+            const float *s = scales + i * (columns / 32), *m = sums + i * (columns / 32);
+            const int32_t *c = code_sums + i * (columns / 16);
             float *out = y + i * ldy + LM_GROUP_ROWS * g;
+            if (format == LM_Q4_K) {
+                switch (count) {
+                case 1: group_gemm_q4_k(1, group, blocks, q, s, m, out, ldy, accumulate); break;
+                case 2: group_gemm_q4_k(2, group, blocks, q, s, m, out, ldy, accumulate); break;
+                case 3: group_gemm_q4_k(3, group, blocks, q, s, m, out, ldy, accumulate); break;
+                default: group_gemm_q4_k(4, group, blocks, q, s, m, out, ldy, accumulate); break;
+                }
+                continue;
+            }
+
 #define LM_GEMM_CASE(F, N) group_gemm_q8(F, N, group, blocks, q, s, m, c, out, ldy, accumulate)
 #define LM_GEMM_FORMAT(F) \
             switch (count) { case 1: LM_GEMM_CASE(F, 1); break; case 2: LM_GEMM_CASE(F, 2); break; \
@@ -454,22 +566,25 @@ LM_VNNI static void groups_gemm(int format, const uint8_t *packed, size_t g0, si
     }
 }
 
-int lm_interleaved_gemm_available(int format) { return lm_interleaved_available(format) && !lm_is_super_block(format); }
+int lm_interleaved_gemm_available(int format) { return lm_interleaved_available(format); }
 
 void lm_interleaved_gemm_q8(int format, const void *packed, const void *w, size_t row_bytes, size_t rows, const int8_t *qx,
                             const float *scales, const float *sums, const int32_t *code_sums, size_t batch, float *y, size_t ldy,
                             size_t group_start, size_t group_end, size_t columns, int accumulate) {
-    size_t blocks = columns / 32, whole = rows / LM_GROUP_ROWS;
+    size_t blocks = columns / lm_quantized_block_values(format), whole = rows / LM_GROUP_ROWS * LM_GROUP_ROWS;
     groups_gemm(format, (const uint8_t *)packed, group_start, group_end, blocks, qx, scales, sums, code_sums, batch, y, ldy, accumulate);
-    if (group_end != whole || rows == whole * LM_GROUP_ROWS) return;
+    if (group_end * LM_GROUP_ROWS != whole || rows == whole) return;
     // The rows past the last whole group, one activation row at a time on the format's own layout.
     float tail[LM_GROUP_ROWS];
+    const uint8_t *last = (const uint8_t *)w + whole * row_bytes;
     for (size_t i = 0; i < batch; i++) {
-        lm_quantized_rows_q8(format, w, row_bytes, qx + i * columns, scales + i * blocks, sums + i * blocks, tail - LM_GROUP_ROWS * whole,
-                             LM_GROUP_ROWS * whole, rows, columns);
-        for (size_t r = LM_GROUP_ROWS * whole; r < rows; r++) {
+        const int8_t *codes = qx + i * columns;
+        const float *s = scales + i * (columns / 32), *m = sums + i * (columns / 32);
+        if (lm_is_super_block(format)) rows_q8_decoded(format, last, row_bytes, codes, s, tail, 0, rows - whole, columns);
+        else lm_quantized_rows_q8(format, last, row_bytes, codes, s, m, tail, 0, rows - whole, columns);
+        for (size_t r = whole; r < rows; r++) {
             float *out = y + i * ldy + r;
-            *out = accumulate ? *out + tail[r - LM_GROUP_ROWS * whole] : tail[r - LM_GROUP_ROWS * whole];
+            *out = accumulate ? *out + tail[r - whole] : tail[r - whole];
         }
     }
 }

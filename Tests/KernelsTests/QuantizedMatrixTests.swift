@@ -232,7 +232,7 @@ extension InterleavedProductTests {
         try XCTSkipUnless(lm_interleaved_gemm_available(QuantizedMatrix.Format.q8_0.rawValue) == 1,
                           "no AVX-512 F/BW/VL + VNNI on this CPU: the interleaved GEMM does not run here")
         for format in QuantizedMatrix.Format.allCases where lm_interleaved_gemm_available(format.rawValue) == 1 {
-            let (rows, columns, batch) = (53, 96, 19)
+            let (rows, columns, batch) = (53, format.blockValues == 32 ? 96 : 512, 19)
             let blocks = QuantizedMatrixTests.randomBlocks(format, rows: rows, columns: columns, seed: 8)
             var generator = SeededGenerator(seed: 9)
             let x = TensorBuffer((0..<(batch * (columns + 5))).map { _ in Float.random(in: -2...2, using: &generator) })

@@ -106,13 +106,14 @@ void lm_interleaved_rows_q8(int format, const void *packed, const void *w, size_
 void lm_quantize_activation_rows(const float *x, size_t ldx, size_t batch, size_t columns, int8_t *qx, float *scales, float *sums,
                                  int32_t *code_sums);
 
-/// 1 when this CPU runs ``lm_interleaved_gemm_q8`` on `format` (AVX-512 VNNI; the 32-value formats).
+/// 1 when this CPU runs ``lm_interleaved_gemm_q8`` on `format` (AVX-512 VNNI; every format but Q5_K).
 int lm_interleaved_gemm_available(int format);
 
 /// `Y[i, r] (+)= W[r] · x_i` for the `batch` activation rows quantized by
 /// lm_quantize_activation_rows and the weight rows of groups `group_start..<group_end` (rows
 /// 8·g…8·g+7; the range that ends at the last whole group also takes the rows past it), row i of Y
-/// at `y + i · ldy`: a prompt's product, each chunk of codes read once for eight activation rows.
+/// at `y + i · ldy`: a prompt's product, each chunk of codes read (and unpacked) once for up to eight activation
+/// rows. Row for row the bits of ``lm_interleaved_rows_q8``.
 void lm_interleaved_gemm_q8(int format, const void *packed, const void *w, size_t row_bytes, size_t rows, const int8_t *qx,
                             const float *scales, const float *sums, const int32_t *code_sums, size_t batch, float *y, size_t ldy,
                             size_t group_start, size_t group_end, size_t columns, int accumulate);
