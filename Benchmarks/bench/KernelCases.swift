@@ -1,4 +1,5 @@
 import Kernels
+import Model
 import ReferenceKernels
 
 /// Benchmarks of the individual kernels at the model's shapes, batch 1 and 8.

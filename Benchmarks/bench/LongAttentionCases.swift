@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Model
 
 /// Causal attention at long contexts, the standard kernel (which keeps `[B, H, T, T]`
 /// probabilities) beside the memory-efficient one (which keeps `[B, H, T]` log-sum-exps):

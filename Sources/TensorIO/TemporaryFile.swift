@@ -34,12 +34,20 @@ public final class TemporaryFile {
             return stat(target, &status) == 0 ? status.st_mode & 0o7777 : nil
         }()
         // A fresh name per attempt: a stale file of an earlier process with the same pid is skipped.
-        var candidate = "", descriptor: Int32 = -1
+        // Each name is registered before it is created: a signal between the two then unlinks a
+        // name not yet created (nothing), where one between creating and registering left the
+        // file behind (a Ctrl-C at the wrong moment, found by CrashSafetyTests).
+        var candidate = "", descriptor: Int32 = -1, registration: Int? = nil
         for _ in 0..<100 {
             let number = Self.counter.add(1, ordering: .relaxed).newValue
             candidate = (directory as NSString).appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(number)")
+            registration = TemporaryFiles.register(candidate)
             descriptor = open(candidate, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o666)
-            if descriptor >= 0 || errno != EEXIST { break }
+            if descriptor >= 0 { break }
+            let reason = errno
+            TemporaryFiles.unregister(registration)
+            errno = reason
+            if reason != EEXIST { break }
         }
         guard descriptor >= 0 else {
             throw TensorFileError(path: target, "cannot create a temporary file beside it: \(String(cString: strerror(errno)))")
@@ -47,7 +55,7 @@ public final class TemporaryFile {
         if let existingMode { _ = fchmod(descriptor, existingMode) }
         self.path = candidate
         self.descriptor = descriptor
-        registration = TemporaryFiles.register(candidate)
+        self.registration = registration
         handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: false)
     }
 

@@ -131,26 +131,6 @@ enum Run {
         return (out.array, probs.array)
     }
 
-    static func causalSelfAttention(_ x: [Float], wq: [Float], wk: [Float], wv: [Float], wo: [Float],
-                                    dims: AttentionDims, positions: [Int], theta: Double) -> [Float] {
-        let rows = dims.batch * dims.queryLength, modelDim = dims.heads * dims.headDim
-        let qkvWidth = CausalSelfAttention.qkvWidth(dims)
-        let table = RoPETable(headDim: dims.headDim, maxPositions: (positions.max() ?? 0) + 1, theta: theta)
-        let x = Matrix(x, rows: rows, columns: modelDim)
-        let qkvWeight = Matrix(CausalSelfAttention.packQKV(q: wq, k: wk, v: wv), rows: qkvWidth, columns: modelDim)
-        let outputWeight = Matrix(wo, rows: modelDim, columns: modelDim)
-        let positions = Pinned(positions)
-        let y = Matrix(rows: rows, columns: modelDim, repeating: .nan)
-        let qkv = Matrix(rows: rows, columns: qkvWidth, repeating: .nan)
-        let probs = Matrix(rows: dims.batch * dims.heads * dims.queryLength, columns: dims.keyLength, repeating: .nan)
-        let context = Matrix(rows: rows, columns: modelDim, repeating: .nan)
-        CausalSelfAttention.forward(
-            x: x.view, qkvWeight: qkvWeight.view, outputWeight: outputWeight.view,
-            rope: RotaryPositions(table: table, positions: positions.elements),
-            y: y.view, qkv: qkv.view, saved: .probabilities(probs.view), context: context.view, dims: dims)
-        return y.array
-    }
-
     static func swiglu(_ x: [Float], w1: [Float], w2: [Float], w3: [Float], rows: Int, dim: Int, hidden: Int) -> [Float] {
         let x = Matrix(x, rows: rows, columns: dim)
         let gateUpWeight = Matrix(SwiGLU.packGateUp(w1: w1, w3: w3, hidden: hidden, dim: dim), rows: 2 * hidden, columns: dim)

@@ -71,15 +71,6 @@ final class ReferenceOutputTests: XCTestCase {
         try assertMatchesFixture(Run.attention(q: q, k: k, v: v, dims: dims, mask: mask).out, "sdpa.masked")
     }
 
-    func testCausalMultiHeadSelfAttentionWithRoPE() throws {
-        let x = try outputs.floats("input.x")
-        let w = { (name: String) in try self.weights.floats("layers.0.attn.\(name).weight", shape: [self.dim, self.dim]) }
-        let dims = AttentionDims(batch: batch, queryLength: length, keyLength: length, heads: heads, kvHeads: heads, headDim: dim / heads)
-        let y = Run.causalSelfAttention(x, wq: try w("q_proj"), wk: try w("k_proj"), wv: try w("v_proj"), wo: try w("output_proj"),
-                                        dims: dims, positions: (0..<batch).flatMap { _ in Array(0..<length) }, theta: 10_000)
-        try assertMatchesFixture(y, "mhsa_rope.layer0")
-    }
-
     func testSwiGLU() throws {
         let x = try outputs.floats("input.x")
         let w1 = try weights.floats("layers.0.ffn.w1.weight", shape: [hidden, dim])

@@ -1,3 +1,5 @@
+import Kernels
+
 /// What a family adds to ``CausalSelfAttention`` beyond the seed's: biases on the fused q, k, v
 /// projection (Qwen 2), an RMSNorm over each query and key head before RoPE (QK-norm: Qwen 3,
 /// Gemma 3), a sliding window (Gemma 3's local layers), and a scale other than `1/√d`.

@@ -1,3 +1,5 @@
+import Kernels
+
 /// Causal multi-head self-attention with RoPE: fused QKV projection → RoPE on Q and K →
 /// scaled dot-product attention over strided heads → output projection.
 public enum CausalSelfAttention {
