@@ -221,15 +221,15 @@ public enum CausalSelfAttention {
 
 /// What attention keeps for its backward, which also decides the kernel that runs.
 public enum AttentionMemory {
-    /// ``ScaledDotProductAttention``: the probabilities `[B·H·Tq, Tk]`.
+    /// ``/Kernels/ScaledDotProductAttention``: the probabilities `[B·H·Tq, Tk]`.
     case probabilities(MatrixView)
-    /// ``FlashAttention``: the log-sum-exps `[B·H·Tq]` and a workspace of
-    /// ``FlashAttention/workspaceCount(keyLength:headDim:threads:)`` floats.
+    /// ``/Kernels/FlashAttention``: the log-sum-exps `[B·H·Tq]` and a workspace of
+    /// ``/Kernels/FlashAttention/workspaceCount(keyLength:headDim:threads:)`` floats.
     case logSumExp(UnsafeMutableBufferPointer<Float>, workspace: UnsafeMutableBufferPointer<Float>)
 }
 
 /// Which attention kernel a model runs: the one that keeps `[B, H, T, T]` probabilities, or the
-/// memory-efficient one that keeps `[B, H, T]` (``FlashAttention``).
+/// memory-efficient one that keeps `[B, H, T]` (``/Kernels/FlashAttention``).
 public enum AttentionKernel: String, Sendable, CaseIterable {
     case standard
     case memoryEfficient = "memory-efficient"
