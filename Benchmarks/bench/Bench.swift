@@ -111,10 +111,10 @@ struct Bench: ParsableCommand {
         }
         let report = BenchReport(
             date: ISO8601DateFormatter().string(from: Date()), cores: ProcessInfo.processInfo.activeProcessorCount,
-            threads: Threading.count, blasCore: BLASCore.name, quick: quick, peakResidentBytes: peakResidentBytes(),
+            threads: Threading.count, blasCore: BLASCore.name, interleavedPath: QuantizedProductPath.interleavedName, quick: quick, peakResidentBytes: peakResidentBytes(),
             readBytesPerSecond: dramRate, results: results, sgemm: sgemmRows)
 
-        print("bench: \(report.date), \(report.cores) cores, \(report.threads) threads, OpenBLAS \(BLASCore.name) kernels, thread timeout \(ProcessInfo.processInfo.environment["OPENBLAS_THREAD_TIMEOUT"].map { "2^" + $0 } ?? "default")\(quick ? ", quick run" : ""); medians over ≥\(plan.minimumRuns) runs and ≥\(plan.minimumSeconds) s each")
+        print("bench: \(report.date), \(report.cores) cores, \(report.threads) threads, OpenBLAS \(BLASCore.name) kernels, 8-bit interleaved products \(QuantizedProductPath.interleavedName ?? "none"), thread timeout \(ProcessInfo.processInfo.environment["OPENBLAS_THREAD_TIMEOUT"].map { "2^" + $0 } ?? "default")\(quick ? ", quick run" : ""); medians over ≥\(plan.minimumRuns) runs and ≥\(plan.minimumSeconds) s each")
         print(Table.results(results))
         if !sgemmRows.isEmpty {
             print()

@@ -26,6 +26,8 @@ struct BenchReport: Codable {
     let cores: Int
     let threads: Int
     let blasCore: String
+    /// The 8-bit interleaved products' instruction path ("AVX-512 VNNI", "AVX2"), nil where none.
+    let interleavedPath: String?
     let quick: Bool
     let peakResidentBytes: Int
     /// Streaming read rate measured in this run (bytes/s), when a decode case ran.

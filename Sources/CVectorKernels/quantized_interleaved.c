@@ -1,11 +1,13 @@
-// The decode product with 8-bit activations on CPUs with AVX-512 VNNI: the blocks of eight rows
-// stored side by side ("interleaved"), so one 32-byte load holds four codes of each of the eight
-// rows and one vpdpbusd multiplies them by the same four activation codes and adds the products
-// into eight row sums at once. The block-at-a-time loop of quantized_matvec_q8.c spends ~10
-// instructions per row and block (sign tricks, vpmaddubsw, vpmaddwd, a conversion, a scale, an
-// FMA) and reads a Q8_0 head at 9 GB/s; here the eight rows of a block cost ~13 instructions in
-// all, the scales of eight rows are one load, and the head streams at 26 GB/s. The K-quants,
-// which have no 8-bit-activation loop of their own, get one here.
+// The decode and prompt products with 8-bit activations over blocks of eight rows stored side by
+// side ("interleaved"): one 32-byte load holds four codes of each of the eight rows, and one
+// integer dot product (vpdpbusd on AVX-512 VNNI; vpmaddubsw + vpmaddwd on AVX2) multiplies them by
+// the same four activation codes and adds the products into eight row sums at once. The
+// block-at-a-time loop of quantized_matvec_q8.c spends ~10 instructions per row and block (sign
+// tricks, vpmaddubsw, vpmaddwd, a conversion, a scale, an FMA) and reads a Q8_0 head at 9 GB/s;
+// here the scales of eight rows are one load and there are no horizontal sums, and on VNNI the
+// eight rows of a block cost ~13 instructions in all (the head streams at 26 GB/s). The K-quants,
+// which have no 8-bit-activation loop of their own, get one here. The kernels are written once
+// (quantized_interleaved_kernels.h) and compiled per path.
 //
 // Layout of one group of eight rows, block by block (blocks of 32 values, super-blocks of 256):
 //   Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 (the bytes of eight of the format's blocks):
@@ -26,7 +28,7 @@
 //     128 values, 8 groups of three chunks (k = 0…7): the low-nibble bytes 4k…4k+3 and
 //     32+4k…32+4k+3 of the half, and its high-bit bytes 4k…4k+3, each for the eight rows.
 // A row is Σ over blocks of d·dx·(Σ q·xq − offset·Σ xq) (+ m·Σ x): offset 128 for the biased Q8_0
-// codes, 8 for Q4_0, 16 for Q5_0, 32 for Q6_K, 0 where a minimum is added (Q4_1, Q5_1; Q4_K
+// codes (on VNNI; the AVX2 path unbiases them), 8 for Q4_0, 16 for Q5_0, 32 for Q6_K, 0 where a minimum is added (Q4_1, Q5_1; Q4_K
 // subtracts dmin·m·Σ x per sub-block of 32, with d·scale as its d; Q6_K's scales cover 16 values).
 #include "quantized_blocks.h"
 
@@ -166,168 +168,101 @@ static void rows_q8_decoded(int format, const uint8_t *w, size_t row_bytes, cons
 #if defined(__x86_64__) || defined(__i386__)
 #define LM_VNNI __attribute__((target("avx512f,avx512vl,avx512bw,avx512vnni,avx2,fma,f16c")))
 
-int lm_interleaved_available(int format) {
+/// The best path this CPU runs (LM_INTERLEAVED_*), found once.
+static int machine_path(void) {
     static int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
-        cached = lm_quantized_available() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-                 __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+        int vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+                   __builtin_cpu_supports("avx512vnni");
+        cached = !lm_quantized_available() ? LM_INTERLEAVED_NONE : vnni ? LM_INTERLEAVED_AVX512_VNNI : LM_INTERLEAVED_AVX2;
     }
-    return cached && interleavable(format);
+    return cached;
 }
 
+/// The path taken: the machine's unless lm_interleaved_use_path chose a lesser one.
+static int chosen_path = -1;
+
+int lm_interleaved_path(void) { return chosen_path < 0 ? machine_path() : chosen_path; }
+
+int lm_interleaved_use_path(int path) {
+    if (path < LM_INTERLEAVED_NONE || path > machine_path()) return 0;
+    chosen_path = path;
+    return 1;
+}
+
+int lm_interleaved_available(int format) { return lm_interleaved_path() != LM_INTERLEAVED_NONE && interleavable(format); }
+
 /// Four activation codes, read as one 32-bit lane and repeated over eight.
-LM_VNNI LM_INLINE static __m256i four_codes(const int8_t *xq) {
+LM_AVX2 LM_INLINE static __m256i four_codes(const int8_t *xq) {
     int32_t four;
     memcpy(&four, xq, 4);
     return _mm256_set1_epi32(four);
 }
 
 /// Eight halves → eight floats.
-LM_VNNI LM_INLINE static __m256 eight_halves(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+LM_AVX2 LM_INLINE static __m256 eight_halves(const uint8_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 
 /// Eight unsigned (or signed) bytes → eight floats.
-LM_VNNI LM_INLINE static __m256 eight_bytes(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
-LM_VNNI LM_INLINE static __m256 eight_signed_bytes(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
+LM_AVX2 LM_INLINE static __m256 eight_bytes(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
+LM_AVX2 LM_INLINE static __m256 eight_signed_bytes(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
 
 /// Prefetches the group block 8 blocks ahead (the stream of groups is contiguous).
-LM_VNNI LM_INLINE static void prefetch_ahead(const uint8_t *block, size_t stride) {
+LM_AVX2 LM_INLINE static void prefetch_ahead(const uint8_t *block, size_t stride) {
     const char *ahead = (const char *)(block + 8 * stride);
     for (size_t line = 0; line < stride; line += 64) _mm_prefetch(ahead + line, _MM_HINT_T0);
 }
 
-/// One group's eight rows of a 32-value format over every block, into y[0…7].
-LM_VNNI LM_INLINE static void group_q8(int format, const uint8_t *group, size_t blocks, const int8_t *qx, const float *scales,
-                                       const float *sums, const int32_t *code_sums, float *y) {
-    const size_t stride = group_block_bytes(format), codes = codes_offset(format);
-    const int offset = code_offset(format);
-    const __m256i low4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
-    __m256 acc = _mm256_setzero_ps();
-    for (size_t b = 0; b < blocks; b++) {
-        const uint8_t *block = group + b * stride;
-        const int8_t *xs = qx + 32 * b;
-        prefetch_ahead(block, stride);
-        // Two independent sums, so the vpdpbusd latency chains are half as long.
-        __m256i even = _mm256_setzero_si256(), odd = _mm256_setzero_si256();
-        if (format == LM_Q8_0) {
-            for (int k = 0; k < 8; k += 2) {
-                even = _mm256_dpbusd_epi32(even, _mm256_loadu_si256((const __m256i *)(block + codes + 32 * k)), four_codes(xs + 4 * k));
-                odd = _mm256_dpbusd_epi32(odd, _mm256_loadu_si256((const __m256i *)(block + codes + 32 * k + 32)), four_codes(xs + 4 * k + 4));
-            }
-        } else {
-            uint32_t masks[8];
-            if (is_five_bit(format)) memcpy(masks, block + codes + 128, sizeof masks);
-            for (int k = 0; k < 4; k++) {
-                __m256i packed = _mm256_loadu_si256((const __m256i *)(block + codes + 32 * k));
-                __m256i low = _mm256_and_si256(packed, low4), high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
-                if (is_five_bit(format)) {
-                    low = _mm256_mask_add_epi8(low, masks[2 * k], low, sixteen);
-                    high = _mm256_mask_add_epi8(high, masks[2 * k + 1], high, sixteen);
-                }
-                even = _mm256_dpbusd_epi32(even, low, four_codes(xs + 4 * k));
-                odd = _mm256_dpbusd_epi32(odd, high, four_codes(xs + 16 + 4 * k));
-            }
-        }
-        __m256i dots = _mm256_add_epi32(even, odd);
-        if (offset) dots = _mm256_sub_epi32(dots, _mm256_set1_epi32(offset * code_sums[2 * b] + offset * code_sums[2 * b + 1]));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_mul_ps(eight_halves(block), _mm256_set1_ps(scales[b])), acc);
-        if (codes == 32) acc = _mm256_fmadd_ps(eight_halves(block + 16), _mm256_set1_ps(sums[b]), acc);
-    }
-    _mm256_storeu_ps(y, acc);
+// The AVX-512 VNNI path: vpdpbusd multiplies four unsigned codes by four signed activation codes
+// and adds the four products into a 32-bit lane, one instruction for 32 bytes of codes.
+#define LM_PATH(name) name##_vnni
+#define LM_PATH_TARGET LM_VNNI
+#define LM_PATH_Q8_0_BIAS 128
+#define LM_PATH_GEMM_ROWS 8
+#define LM_PATH_GEMM_Q4_K_ROWS 4
+LM_VNNI LM_INLINE static __m256i dot_codes_vnni(__m256i acc, __m256i codes, __m256i x) { return _mm256_dpbusd_epi32(acc, codes, x); }
+LM_VNNI LM_INLINE static __m256i dot_q8_0_vnni(__m256i acc, __m256i biased, __m256i x) { return _mm256_dpbusd_epi32(acc, biased, x); }
+LM_VNNI LM_INLINE static __m256i add_fifth_bits_vnni(__m256i codes, uint32_t mask) {
+    return _mm256_mask_add_epi8(codes, mask, codes, _mm256_set1_epi8(16));
 }
+LM_VNNI LM_INLINE static __m256i partial_add_vnni(__m256i partial, __m256i codes, __m256i x) { return _mm256_dpbusd_epi32(partial, codes, x); }
+LM_VNNI LM_INLINE static __m256i partial_sums_vnni(__m256i partial) { return partial; }
+#include "quantized_interleaved_kernels.h"
+#undef LM_PATH
+#undef LM_PATH_TARGET
+#undef LM_PATH_Q8_0_BIAS
+#undef LM_PATH_GEMM_ROWS
+#undef LM_PATH_GEMM_Q4_K_ROWS
 
-/// One group's eight rows of Q4_K over every super-block, into y[0…7].
-LM_VNNI LM_INLINE static void group_q4_k(const uint8_t *group, size_t blocks, const int8_t *qx, const float *scales, const float *sums,
-                                         float *y) {
-    const size_t stride = group_block_bytes(LM_Q4_K);
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    __m256 acc = _mm256_setzero_ps(), minimums = _mm256_setzero_ps();
-    for (size_t b = 0; b < blocks; b++) {
-        const uint8_t *block = group + b * stride;
-        prefetch_ahead(block, stride);
-        __m256 d = eight_halves(block), dmin = eight_halves(block + 16);
-        for (int p = 0; p < 4; p++) {
-            const int8_t *xs = qx + 256 * b + 64 * p;
-            __m256i low = _mm256_setzero_si256(), high = _mm256_setzero_si256();
-            for (int k = 0; k < 8; k++) {
-                __m256i packed = _mm256_loadu_si256((const __m256i *)(block + 160 + 256 * p + 32 * k));
-                low = _mm256_dpbusd_epi32(low, _mm256_and_si256(packed, low4), four_codes(xs + 4 * k));
-                high = _mm256_dpbusd_epi32(high, _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4), four_codes(xs + 32 + 4 * k));
-            }
-            __m256i dots[2] = {low, high};
-            for (int s = 0; s < 2; s++) {
-                int j = 2 * p + s;
-                size_t x_block = 8 * b + (size_t)j;
-                __m256 scale = _mm256_mul_ps(_mm256_mul_ps(d, eight_bytes(block + 32 + 8 * j)), _mm256_set1_ps(scales[x_block]));
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[s]), scale, acc);
-                minimums = _mm256_fmadd_ps(_mm256_mul_ps(dmin, eight_bytes(block + 96 + 8 * j)), _mm256_set1_ps(sums[x_block]), minimums);
-            }
-        }
-    }
-    _mm256_storeu_ps(y, _mm256_sub_ps(acc, minimums));
+// The AVX2 path: vpmaddubsw multiplies unsigned by signed bytes and adds pairs into 16 bits,
+// vpmaddwd adds those pairs into 32 bits. The 16-bit pair sums cannot saturate for codes up to 63
+// (2·63·127 < 2¹⁵), but Q8_0's biased codes would (2·255·127): its codes are unbiased and the
+// signs moved onto the activations, |q| · sign(q)·x, as ggml does (|−128| = 128 still fits).
+#define LM_PATH(name) name##_avx2
+#define LM_PATH_TARGET LM_AVX2
+#define LM_PATH_Q8_0_BIAS 0
+#define LM_PATH_GEMM_ROWS 4
+#define LM_PATH_GEMM_Q4_K_ROWS 2
+LM_AVX2 LM_INLINE static __m256i dot_codes_avx2(__m256i acc, __m256i codes, __m256i x) {
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(codes, x), _mm256_set1_epi16(1)));
 }
-
-/// One group's eight rows of Q6_K over every super-block, into y[0…7]. `code_sums` holds Σ xq
-/// per 16 activations (Q6_K's scale blocks).
-LM_VNNI LM_INLINE static void group_q6_k(const uint8_t *group, size_t blocks, const int8_t *qx, const float *scales,
-                                         const int32_t *code_sums, float *y) {
-    const size_t stride = group_block_bytes(LM_Q6_K);
-    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(3);
-    __m256 acc = _mm256_setzero_ps();
-    for (size_t b = 0; b < blocks; b++) {
-        const uint8_t *block = group + b * stride;
-        prefetch_ahead(block, stride);
-        __m256 d = eight_halves(block);
-        for (int h = 0; h < 2; h++) {
-            const int8_t *xs = qx + 256 * b + 128 * h;
-            // dots[q][s]: values 32q + 16s … of the half, one scale each.
-            __m256i dots[4][2];
-            for (int q = 0; q < 4; q++) dots[q][0] = dots[q][1] = _mm256_setzero_si256();
-            for (int k = 0; k < 8; k++) {
-                const uint8_t *chunks = block + 144 + 768 * h + 96 * k;
-                __m256i a = _mm256_loadu_si256((const __m256i *)chunks), c = _mm256_loadu_si256((const __m256i *)(chunks + 32));
-                __m256i bits = _mm256_loadu_si256((const __m256i *)(chunks + 64));
-                __m256i v[4] = {
-                    _mm256_or_si256(_mm256_and_si256(a, low4), _mm256_slli_epi16(_mm256_and_si256(bits, two), 4)),
-                    _mm256_or_si256(_mm256_and_si256(c, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 2), two), 4)),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 4), two), 4)),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 6), two), 4)),
-                };
-                int s = k / 4;
-                for (int q = 0; q < 4; q++) dots[q][s] = _mm256_dpbusd_epi32(dots[q][s], v[q], four_codes(xs + 32 * q + 4 * k));
-            }
-            for (int q = 0; q < 4; q++) {
-                size_t x_block = 8 * b + 4 * (size_t)h + (size_t)q;
-                __m256 dx = _mm256_mul_ps(d, _mm256_set1_ps(scales[x_block]));
-                for (int s = 0; s < 2; s++) {
-                    __m256i centred = _mm256_sub_epi32(dots[q][s], _mm256_set1_epi32(32 * code_sums[2 * x_block + (size_t)s]));
-                    __m256 scale = _mm256_mul_ps(dx, eight_signed_bytes(block + 16 + 8 * (8 * h + 2 * q + s)));
-                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(centred), scale, acc);
-                }
-            }
-        }
-    }
-    _mm256_storeu_ps(y, acc);
+LM_AVX2 LM_INLINE static __m256i dot_q8_0_avx2(__m256i acc, __m256i biased, __m256i x) {
+    __m256i q = _mm256_xor_si256(biased, _mm256_set1_epi8((char)0x80));
+    return dot_codes_avx2(acc, _mm256_abs_epi8(q), _mm256_sign_epi8(x, q));
 }
-
-/// Groups `g0..<g1` into `out` (group g's rows at out + 8·(g − g0)), specialised per format.
-LM_VNNI static void groups(int format, const uint8_t *packed, size_t g0, size_t g1, size_t blocks, const int8_t *qx,
-                           const float *scales, const float *sums, const int32_t *code_sums, float *out) {
-    size_t stride = blocks * group_block_bytes(format);
-    for (size_t g = g0; g < g1; g++) {
-        const uint8_t *group = packed + g * stride;
-        float *rows = out + LM_GROUP_ROWS * (g - g0);
-        switch (format) {
-        case LM_Q8_0: group_q8(LM_Q8_0, group, blocks, qx, scales, sums, code_sums, rows); break;
-        case LM_Q4_0: group_q8(LM_Q4_0, group, blocks, qx, scales, sums, code_sums, rows); break;
-        case LM_Q4_1: group_q8(LM_Q4_1, group, blocks, qx, scales, sums, code_sums, rows); break;
-        case LM_Q5_0: group_q8(LM_Q5_0, group, blocks, qx, scales, sums, code_sums, rows); break;
-        case LM_Q5_1: group_q8(LM_Q5_1, group, blocks, qx, scales, sums, code_sums, rows); break;
-        case LM_Q4_K: group_q4_k(group, blocks, qx, scales, sums, rows); break;
-        case LM_Q6_K: group_q6_k(group, blocks, qx, scales, code_sums, rows); break;
-        }
-    }
+LM_AVX2 LM_INLINE static __m256i add_fifth_bits_avx2(__m256i codes, uint32_t mask) {
+    return _mm256_add_epi8(codes, lm_fifth_bits((const uint8_t *)&mask));
 }
+LM_AVX2 LM_INLINE static __m256i partial_add_avx2(__m256i partial, __m256i codes, __m256i x) {
+    return _mm256_add_epi16(partial, _mm256_maddubs_epi16(codes, x));
+}
+LM_AVX2 LM_INLINE static __m256i partial_sums_avx2(__m256i partial) { return _mm256_madd_epi16(partial, _mm256_set1_epi16(1)); }
+#include "quantized_interleaved_kernels.h"
+#undef LM_PATH
+#undef LM_PATH_TARGET
+#undef LM_PATH_Q8_0_BIAS
+#undef LM_PATH_GEMM_ROWS
+#undef LM_PATH_GEMM_Q4_K_ROWS
 
 void lm_interleaved_rows_q8(int format, const void *packed, const void *w, size_t row_bytes, size_t rows, const int8_t *qx,
                             const float *scales, const float *sums, float *y, size_t row_start, size_t row_end, size_t columns) {
@@ -351,6 +286,8 @@ void lm_interleaved_rows_q8(int format, const void *packed, const void *w, size_
     size_t g0 = row_start / LM_GROUP_ROWS, g1 = (row_end + LM_GROUP_ROWS - 1) / LM_GROUP_ROWS;
     float partial[LM_GROUP_ROWS];
     const uint8_t *p = (const uint8_t *)packed;
+    void (*groups)(int, const uint8_t *, size_t, size_t, size_t, const int8_t *, const float *, const float *, const int32_t *,
+                   float *) = lm_interleaved_path() == LM_INTERLEAVED_AVX512_VNNI ? groups_vnni : groups_avx2;
     if (row_start % LM_GROUP_ROWS) {
         groups(format, p, g0, g0 + 1, blocks, qx, scales, sums, code_sums, partial);
         size_t end = (g0 + 1) * LM_GROUP_ROWS < row_end ? (g0 + 1) * LM_GROUP_ROWS : row_end;
@@ -365,214 +302,16 @@ void lm_interleaved_rows_q8(int format, const void *packed, const void *w, size_
     if (g0 < g1) groups(format, p, g0, g1, blocks, qx, scales, sums, code_sums, y + LM_GROUP_ROWS * g0);
 }
 
-/// Most activation rows one pass over a group's blocks takes: their accumulators and the group's
-/// codes fit the 32 vector registers.
-#define LM_GEMM_ROWS 8
-
-/// `count` (≤ LM_GEMM_ROWS) activation rows times one group's eight weight rows of a 32-value
-/// format: each chunk of codes is loaded (and unpacked) once for all the activation rows. Row i's
-/// codes at qx + i·columns, its scales and sums at + i·blocks, its Σ xq per 16 at code_sums +
-/// i·2·blocks; its outputs at y + i·ldy (added to with `accumulate`).
-LM_VNNI LM_INLINE static void group_gemm_q8(int format, int count, const uint8_t *group, size_t blocks, const int8_t *qx,
-                                            const float *scales, const float *sums, const int32_t *code_sums, float *y, size_t ldy,
-                                            int accumulate) {
-    const size_t stride = group_block_bytes(format), codes = codes_offset(format), columns = 32 * blocks;
-    const int offset = code_offset(format);
-    const __m256i low4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
-    __m256 acc[LM_GEMM_ROWS];
-    for (int i = 0; i < count; i++) acc[i] = _mm256_setzero_ps();
-    for (size_t b = 0; b < blocks; b++) {
-        const uint8_t *block = group + b * stride;
-        __m256i dots[LM_GEMM_ROWS];
-        for (int i = 0; i < count; i++) dots[i] = _mm256_setzero_si256();
-        if (format == LM_Q8_0) {
-            for (int k = 0; k < 8; k++) {
-                __m256i chunk = _mm256_loadu_si256((const __m256i *)(block + codes + 32 * k));
-                for (int i = 0; i < count; i++) dots[i] = _mm256_dpbusd_epi32(dots[i], chunk, four_codes(qx + i * columns + 32 * b + 4 * k));
-            }
-        } else {
-            uint32_t masks[8];
-            if (is_five_bit(format)) memcpy(masks, block + codes + 128, sizeof masks);
-            for (int k = 0; k < 4; k++) {
-                __m256i packed = _mm256_loadu_si256((const __m256i *)(block + codes + 32 * k));
-                __m256i low = _mm256_and_si256(packed, low4), high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
-                if (is_five_bit(format)) {
-                    low = _mm256_mask_add_epi8(low, masks[2 * k], low, sixteen);
-                    high = _mm256_mask_add_epi8(high, masks[2 * k + 1], high, sixteen);
-                }
-                for (int i = 0; i < count; i++) {
-                    const int8_t *xs = qx + i * columns + 32 * b;
-                    dots[i] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(dots[i], low, four_codes(xs + 4 * k)), high, four_codes(xs + 16 + 4 * k));
-                }
-            }
-        }
-        __m256 d = eight_halves(block), m = codes == 32 ? eight_halves(block + 16) : _mm256_setzero_ps();
-        for (int i = 0; i < count; i++) {
-            __m256i centred = dots[i];
-            const int32_t *cs = code_sums + i * 2 * blocks;
-            if (offset) centred = _mm256_sub_epi32(centred, _mm256_set1_epi32(offset * (cs[2 * b] + cs[2 * b + 1])));
-            acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(centred), _mm256_mul_ps(d, _mm256_set1_ps(scales[i * blocks + b])), acc[i]);
-            if (codes == 32) acc[i] = _mm256_fmadd_ps(m, _mm256_set1_ps(sums[i * blocks + b]), acc[i]);
-        }
-    }
-    for (int i = 0; i < count; i++) {
-        float *out = y + i * ldy;
-        _mm256_storeu_ps(out, accumulate ? _mm256_add_ps(_mm256_loadu_ps(out), acc[i]) : acc[i]);
-    }
-}
-
-/// Activation rows a pass for Q4_K (its per-pass sums need more registers), and for Q6_K (whose
-/// codes are unpacked once a pass, its rows' sums kept on the stack).
-#define LM_GEMM_Q4_K_ROWS 4
-#define LM_GEMM_Q6_K_ROWS 256
-
-/// group_q4_k for `count` (≤ LM_GEMM_Q4_K_ROWS) activation rows at once, each row's operations in
-/// group_q4_k's order (so the same bits).
-LM_VNNI LM_INLINE static void group_gemm_q4_k(int count, const uint8_t *group, size_t blocks, const int8_t *qx, const float *scales,
-                                              const float *sums, float *y, size_t ldy, int accumulate) {
-    const size_t stride = group_block_bytes(LM_Q4_K), columns = 256 * blocks;
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
-    __m256 acc[LM_GEMM_Q4_K_ROWS], minimums[LM_GEMM_Q4_K_ROWS];
-    for (int i = 0; i < count; i++) acc[i] = minimums[i] = _mm256_setzero_ps();
-    for (size_t b = 0; b < blocks; b++) {
-        const uint8_t *block = group + b * stride;
-        __m256 d = eight_halves(block), dmin = eight_halves(block + 16);
-        for (int p = 0; p < 4; p++) {
-            __m256i low[LM_GEMM_Q4_K_ROWS], high[LM_GEMM_Q4_K_ROWS];
-            for (int i = 0; i < count; i++) low[i] = high[i] = _mm256_setzero_si256();
-            for (int k = 0; k < 8; k++) {
-                __m256i packed = _mm256_loadu_si256((const __m256i *)(block + 160 + 256 * p + 32 * k));
-                __m256i lows = _mm256_and_si256(packed, low4), highs = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
-                for (int i = 0; i < count; i++) {
-                    const int8_t *xs = qx + i * columns + 256 * b + 64 * p;
-                    low[i] = _mm256_dpbusd_epi32(low[i], lows, four_codes(xs + 4 * k));
-                    high[i] = _mm256_dpbusd_epi32(high[i], highs, four_codes(xs + 32 + 4 * k));
-                }
-            }
-            for (int s = 0; s < 2; s++) {
-                int j = 2 * p + s;
-                __m256 ds = _mm256_mul_ps(d, eight_bytes(block + 32 + 8 * j)), ms = _mm256_mul_ps(dmin, eight_bytes(block + 96 + 8 * j));
-                for (int i = 0; i < count; i++) {
-                    size_t x_block = (size_t)i * 8 * blocks + 8 * b + (size_t)j;
-                    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s ? high[i] : low[i]), _mm256_mul_ps(ds, _mm256_set1_ps(scales[x_block])), acc[i]);
-                    minimums[i] = _mm256_fmadd_ps(ms, _mm256_set1_ps(sums[x_block]), minimums[i]);
-                }
-            }
-        }
-    }
-    for (int i = 0; i < count; i++) {
-        float *out = y + i * ldy;
-        __m256 result = _mm256_sub_ps(acc[i], minimums[i]);
-        _mm256_storeu_ps(out, accumulate ? _mm256_add_ps(_mm256_loadu_ps(out), result) : result);
-    }
-}
-
-/// group_q6_k for all `batch` activation rows: each half super-block's codes unpacked once into
-/// `codes` (32 vectors, L1) for every row, since the unpacking costs more than the products; each
-/// row's operations in group_q6_k's order (so the same bits). `acc` holds 8 floats per row.
-LM_VNNI LM_INLINE static void group_gemm_q6_k(size_t batch, const uint8_t *group, size_t blocks, const int8_t *qx, const float *scales,
-                                              const int32_t *code_sums, float *y, size_t ldy, int accumulate, __m256 *acc) {
-    const size_t stride = group_block_bytes(LM_Q6_K), columns = 256 * blocks;
-    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(3);
-    __m256i codes[8][4];
-    for (size_t i = 0; i < batch; i++) acc[i] = _mm256_setzero_ps();
-    for (size_t b = 0; b < blocks; b++) {
-        const uint8_t *block = group + b * stride;
-        __m256 d = eight_halves(block);
-        for (int h = 0; h < 2; h++) {
-            for (int k = 0; k < 8; k++) {
-                const uint8_t *chunks = block + 144 + 768 * h + 96 * k;
-                __m256i a = _mm256_loadu_si256((const __m256i *)chunks), c = _mm256_loadu_si256((const __m256i *)(chunks + 32));
-                __m256i bits = _mm256_loadu_si256((const __m256i *)(chunks + 64));
-                codes[k][0] = _mm256_or_si256(_mm256_and_si256(a, low4), _mm256_slli_epi16(_mm256_and_si256(bits, two), 4));
-                codes[k][1] = _mm256_or_si256(_mm256_and_si256(c, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 2), two), 4));
-                codes[k][2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 4), two), 4));
-                codes[k][3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 6), two), 4));
-            }
-            for (size_t i = 0; i < batch; i++) {
-                const int8_t *xs = qx + i * columns + 256 * b + 128 * h;
-                __m256 sum = acc[i];
-                for (int q = 0; q < 4; q++) {
-                    size_t x_block = 8 * b + 4 * (size_t)h + (size_t)q;
-                    __m256 dx = _mm256_mul_ps(d, _mm256_set1_ps(scales[i * 8 * blocks + x_block]));
-                    for (int s = 0; s < 2; s++) {
-                        __m256i dot = _mm256_setzero_si256();
-                        for (int k = 4 * s; k < 4 * s + 4; k++) dot = _mm256_dpbusd_epi32(dot, codes[k][q], four_codes(xs + 32 * q + 4 * k));
-                        __m256i centred = _mm256_sub_epi32(dot, _mm256_set1_epi32(32 * code_sums[i * 16 * blocks + 2 * x_block + (size_t)s]));
-                        __m256 scale = _mm256_mul_ps(dx, eight_signed_bytes(block + 16 + 8 * (8 * h + 2 * q + s)));
-                        sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(centred), scale, sum);
-                    }
-                }
-                acc[i] = sum;
-            }
-        }
-    }
-    for (size_t i = 0; i < batch; i++) {
-        float *out = y + i * ldy;
-        _mm256_storeu_ps(out, accumulate ? _mm256_add_ps(_mm256_loadu_ps(out), acc[i]) : acc[i]);
-    }
-}
-
-/// Every activation row against groups `g0..<g1`, LM_GEMM_ROWS rows a pass, specialised per
-/// format and row count.
-LM_VNNI static void groups_gemm(int format, const uint8_t *packed, size_t g0, size_t g1, size_t blocks, const int8_t *qx,
-                                const float *scales, const float *sums, const int32_t *code_sums, size_t batch, float *y, size_t ldy,
-                                int accumulate) {
-    size_t stride = blocks * group_block_bytes(format), columns = lm_quantized_block_values(format) * blocks;
-    __m256 q6_k_sums[LM_GEMM_Q6_K_ROWS];
-    for (size_t g = g0; g < g1; g++) {
-        const uint8_t *group = packed + g * stride;
-        if (format == LM_Q6_K) {  // every row against the group's unpacked codes, LM_GEMM_Q6_K_ROWS at a time
-            for (size_t i = 0; i < batch; i += LM_GEMM_Q6_K_ROWS) {
-                size_t count = batch - i < LM_GEMM_Q6_K_ROWS ? batch - i : LM_GEMM_Q6_K_ROWS;
-                group_gemm_q6_k(count, group, blocks, qx + i * columns, scales + i * (columns / 32), code_sums + i * (columns / 16),
-                                y + i * ldy + LM_GROUP_ROWS * g, ldy, accumulate, q6_k_sums);
-            }
-            continue;
-        }
-        size_t pass = format == LM_Q4_K ? LM_GEMM_Q4_K_ROWS : LM_GEMM_ROWS;
-        for (size_t i = 0; i < batch; i += pass) {
-            int count = batch - i < pass ? (int)(batch - i) : (int)pass;
-            const int8_t *q = qx + i * columns;
-            const float *s = scales + i * (columns / 32), *m = sums + i * (columns / 32);
-            const int32_t *c = code_sums + i * (columns / 16);
-            float *out = y + i * ldy + LM_GROUP_ROWS * g;
-            if (format == LM_Q4_K) {
-                switch (count) {
-                case 1: group_gemm_q4_k(1, group, blocks, q, s, m, out, ldy, accumulate); break;
-                case 2: group_gemm_q4_k(2, group, blocks, q, s, m, out, ldy, accumulate); break;
-                case 3: group_gemm_q4_k(3, group, blocks, q, s, m, out, ldy, accumulate); break;
-                default: group_gemm_q4_k(4, group, blocks, q, s, m, out, ldy, accumulate); break;
-                }
-                continue;
-            }
-
-#define LM_GEMM_CASE(F, N) group_gemm_q8(F, N, group, blocks, q, s, m, c, out, ldy, accumulate)
-#define LM_GEMM_FORMAT(F) \
-            switch (count) { case 1: LM_GEMM_CASE(F, 1); break; case 2: LM_GEMM_CASE(F, 2); break; \
-                             case 3: LM_GEMM_CASE(F, 3); break; case 4: LM_GEMM_CASE(F, 4); break; \
-                             case 5: LM_GEMM_CASE(F, 5); break; case 6: LM_GEMM_CASE(F, 6); break; \
-                             case 7: LM_GEMM_CASE(F, 7); break; default: LM_GEMM_CASE(F, 8); break; }
-            switch (format) {
-            case LM_Q8_0: LM_GEMM_FORMAT(LM_Q8_0) break;
-            case LM_Q4_0: LM_GEMM_FORMAT(LM_Q4_0) break;
-            case LM_Q4_1: LM_GEMM_FORMAT(LM_Q4_1) break;
-            case LM_Q5_0: LM_GEMM_FORMAT(LM_Q5_0) break;
-            case LM_Q5_1: LM_GEMM_FORMAT(LM_Q5_1) break;
-            }
-#undef LM_GEMM_FORMAT
-#undef LM_GEMM_CASE
-        }
-    }
-}
-
 int lm_interleaved_gemm_available(int format) { return lm_interleaved_available(format); }
 
 void lm_interleaved_gemm_q8(int format, const void *packed, const void *w, size_t row_bytes, size_t rows, const int8_t *qx,
                             const float *scales, const float *sums, const int32_t *code_sums, size_t batch, float *y, size_t ldy,
                             size_t group_start, size_t group_end, size_t columns, int accumulate) {
     size_t blocks = columns / lm_quantized_block_values(format), whole = rows / LM_GROUP_ROWS * LM_GROUP_ROWS;
-    groups_gemm(format, (const uint8_t *)packed, group_start, group_end, blocks, qx, scales, sums, code_sums, batch, y, ldy, accumulate);
+    if (lm_interleaved_path() == LM_INTERLEAVED_AVX512_VNNI)
+        groups_gemm_vnni(format, (const uint8_t *)packed, group_start, group_end, blocks, qx, scales, sums, code_sums, batch, y, ldy, accumulate);
+    else
+        groups_gemm_avx2(format, (const uint8_t *)packed, group_start, group_end, blocks, qx, scales, sums, code_sums, batch, y, ldy, accumulate);
     if (group_end * LM_GROUP_ROWS != whole || rows == whole) return;
     // The rows past the last whole group, one activation row at a time on the format's own layout.
     float tail[LM_GROUP_ROWS];
@@ -589,6 +328,10 @@ void lm_interleaved_gemm_q8(int format, const void *packed, const void *w, size_
     }
 }
 #else
+int lm_interleaved_path(void) { return LM_INTERLEAVED_NONE; }
+
+int lm_interleaved_use_path(int path) { return path == LM_INTERLEAVED_NONE; }
+
 int lm_interleaved_available(int format) { (void)format; return 0; }
 
 int lm_interleaved_gemm_available(int format) { (void)format; return 0; }

@@ -1,14 +1,15 @@
 import CVectorKernels
 import Foundation
 
-/// A copy of a ``QuantizedMatrix``'s blocks with eight rows side by side, the layout the AVX-512
-/// VNNI decode product reads (`CVectorKernels/quantized_interleaved.c`): one 32-byte load holds
-/// four codes of each of eight rows, one `vpdpbusd` multiplies them by four activation codes, and
-/// the eight rows' scales are one load. With 8-bit activations this streams a Q8_0 head at the
-/// machine's bandwidth (26 GB/s where the block-at-a-time loop reached 9).
+/// A copy of a ``QuantizedMatrix``'s blocks with eight rows side by side, the layout the 8-bit
+/// products read (`CVectorKernels/quantized_interleaved.c`): one 32-byte load holds four codes of
+/// each of eight rows, one integer dot product (`vpdpbusd` on AVX-512 VNNI, `vpmaddubsw` +
+/// `vpmaddwd` on AVX2) multiplies them by four activation codes, and the eight rows' scales are
+/// one load. With 8-bit activations this streams a Q8_0 head at the machine's bandwidth (25–28
+/// GB/s on either path where the block-at-a-time loop reached 9).
 ///
-/// Made only where it is faster: on a CPU with AVX-512 F/BW/VL and VNNI, for every format but
-/// Q5_K. The K-quants have no other 8-bit product: this is what lets them round activations.
+/// Made for every format but Q5_K, on a CPU with AVX2 + FMA + F16C (``QuantizedProductPath``).
+/// The K-quants have no other 8-bit product: this is what lets them round activations.
 /// It costs a second copy of the matrix's bytes (the file's blocks still serve prompts, the
 /// embedding lookup and the rows of a last partial group) and one pass over them at load.
 final class InterleavedBlocks: @unchecked Sendable {
@@ -17,7 +18,9 @@ final class InterleavedBlocks: @unchecked Sendable {
     nonisolated(unsafe) static var allowed = ProcessInfo.processInfo.environment["LM_INTERLEAVE"] != "0"
 
     /// Whether matrices of `format` get an interleaved copy on this CPU.
-    static func available(_ format: QuantizedMatrix.Format) -> Bool { allowed && lm_interleaved_available(format.rawValue) == 1 }
+    static func available(_ format: QuantizedMatrix.Format) -> Bool {
+        allowed && QuantizedProductPath.interleaved != Int32(LM_INTERLEAVED_NONE) && lm_interleaved_available(format.rawValue) == 1
+    }
 
     let pointer: UnsafeMutableRawPointer
     let byteCount: Int

@@ -20,8 +20,8 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
         /// Values per block: 32, or 256 for a K-quant.
         public var blockValues: Int { lm_quantized_block_values(rawValue) }
         /// Whether one-row products can round the activations to 8 bits on this CPU
-        /// (``QuantizedMatrix/multiplyQuantizingActivations(_:into:)``): the 32-value formats with
-        /// AVX2, and Q4_K and Q6_K too with AVX-512 VNNI (their interleaved product).
+        /// (``QuantizedMatrix/multiplyQuantizingActivations(_:into:)``): with AVX2 + FMA + F16C,
+        /// the 32-value formats, Q4_K and Q6_K (these two through their interleaved product).
         public var takesEightBitActivations: Bool { lm_quantized_q8_available(rawValue) == 1 || InterleavedBlocks.available(self) }
     }
 
@@ -62,8 +62,8 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
 
     /// Whether one-row products round the activations to 8 bits first
     /// (``multiplyQuantizingActivations(_:into:)``: faster, not exact); false by default. On a
-    /// CPU with AVX-512 VNNI, turning it on also copies the blocks eight rows side by side
-    /// (``interleavedByteCount``), the layout of the fastest 8-bit product.
+    /// CPU with AVX2 (or AVX-512 VNNI), turning it on also copies the blocks eight rows side by
+    /// side (``interleavedByteCount``), the layout of the fastest 8-bit products.
     public var quantizesActivations = false {
         didSet { if quantizesActivations { interleaveBlocks() } }
     }
@@ -118,8 +118,8 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
     }
 
     /// Several rows with 8-bit activations, as the decode step takes them: each row rounded once,
-    /// then integer products eight weight rows × eight activation rows at a time (VNNI), about
-    /// twice the rate of Float32 `sgemm`, with no tile decoded to Float32.
+    /// then integer products eight weight rows × eight activation rows at a time (four on AVX2),
+    /// above the rate of Float32 `sgemm`, with no tile decoded to Float32.
     private func eightBitProduct(_ x: MatrixView, into y: MatrixView, accumulate: Bool, interleaved: InterleavedBlocks) {
         let activations = scratch.eightBitRows
         activations.quantize(x, columns: columns)
@@ -217,7 +217,7 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
     /// `y = W · x` for one row `x` ([columns]) quantized to 8 bits per block of 32 first, as
     /// ggml does: integer dot products, so faster, but the result moves by the rounding of `x`
     /// (about 1/254 of each block's largest |x|). False (nothing computed) when this CPU lacks
-    /// AVX2+FMA+F16C, or the format is a K-quant and the CPU lacks AVX-512 VNNI (``Format/takesEightBitActivations``).
+    /// AVX2+FMA+F16C, or the format is Q5_K (``Format/takesEightBitActivations``).
     /// The other design of the decode step, measured beside ``multiply(_:into:accumulate:)``.
     public func multiplyQuantizingActivations(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) -> Bool {
         guard format.takesEightBitActivations else { return false }

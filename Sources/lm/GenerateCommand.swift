@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Kernels
 import Model
 import Tokenizer
 
@@ -78,8 +79,10 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
         if report.contextSlides > 0 { ending += ", context slid \(report.contextSlides)×" }
         let parts = pretrained.loadSeconds
         let breakdown = parts.weights > 0 ? String(format: " (file %.2f, weights %.2f, tokenizer %.2f)", parts.files, parts.weights, parts.tokenizer) : ""
-        printError(String(format: "load: %.2f s%@ · prefill: %d tokens, %.1f tokens/s · decode: %d tokens, %.1f tokens/s (%@)",
+        // Which instructions the quantized products took: the same file runs at very different speeds on each.
+        let products = lm.isQuantized ? " · products: " + QuantizedProductPath.description(eightBitActivations: decoding.eightBitActivations) : ""
+        printError(String(format: "load: %.2f s%@ · prefill: %d tokens, %.1f tokens/s · decode: %d tokens, %.1f tokens/s (%@)%@",
                           loadSeconds, breakdown, report.promptTokens, report.promptTokensPerSecond, report.generatedTokens,
-                          report.generationTokensPerSecond, ending))
+                          report.generationTokensPerSecond, ending, products))
     }
 }

@@ -79,8 +79,20 @@ int lm_quantized_q8_available(int format);
 void lm_quantized_rows_q8(int format, const void *w, size_t row_bytes, const int8_t *qx, const float *scales,
                           const float *sums, float *y, size_t row_start, size_t row_end, size_t columns);
 
-/// 1 when this CPU runs ``lm_interleaved_rows_q8`` on `format` (AVX-512 F/BW/VL with VNNI; every
-/// format but Q5_K), else 0.
+/// The instruction paths of the interleaved products: none, AVX2 (vpmaddubsw + vpmaddwd; with FMA
+/// and F16C), AVX-512 VNNI (vpdpbusd; with F/BW/VL). Both give the same bits.
+enum { LM_INTERLEAVED_NONE = 0, LM_INTERLEAVED_AVX2 = 1, LM_INTERLEAVED_AVX512_VNNI = 2 };
+
+/// The path the interleaved products take: the best this CPU runs, unless lm_interleaved_use_path
+/// chose a lesser one.
+int lm_interleaved_path(void);
+
+/// Takes `path` (one this CPU runs) from now on, for tests and benchmarks that compare paths on one
+/// machine; 1 when taken, 0 (nothing changed) when this CPU cannot run it.
+int lm_interleaved_use_path(int path);
+
+/// 1 when ``lm_interleaved_rows_q8`` runs on `format` (a path other than none; every format but
+/// Q5_K), else 0.
 int lm_interleaved_available(int format);
 
 /// Bytes of the interleaved copy of a `[rows, columns]` matrix in `format`: its whole groups of 8
@@ -95,7 +107,7 @@ void lm_interleave_rows(int format, const void *w, size_t row_bytes, size_t colu
 
 /// Rows `row_start..<row_end` of `y = W · x` for the `[rows, columns]` matrix `w` with `x`
 /// quantized by lm_quantize_activations, read from its interleaved copy `packed`: 8 rows per
-/// vpdpbusd. The rows past the last whole group are read from `w`. Each row is the same bits
+/// integer dot product. The rows past the last whole group are read from `w`. Each row is the same bits
 /// however a product's rows are split into ranges. Only when lm_interleaved_available(format).
 void lm_interleaved_rows_q8(int format, const void *packed, const void *w, size_t row_bytes, size_t rows, const int8_t *qx,
                             const float *scales, const float *sums, float *y, size_t row_start, size_t row_end, size_t columns);
@@ -106,14 +118,14 @@ void lm_interleaved_rows_q8(int format, const void *packed, const void *w, size_
 void lm_quantize_activation_rows(const float *x, size_t ldx, size_t batch, size_t columns, int8_t *qx, float *scales, float *sums,
                                  int32_t *code_sums);
 
-/// 1 when this CPU runs ``lm_interleaved_gemm_q8`` on `format` (AVX-512 VNNI; every format but Q5_K).
+/// 1 when ``lm_interleaved_gemm_q8`` runs on `format` (as lm_interleaved_available).
 int lm_interleaved_gemm_available(int format);
 
 /// `Y[i, r] (+)= W[r] · x_i` for the `batch` activation rows quantized by
 /// lm_quantize_activation_rows and the weight rows of groups `group_start..<group_end` (rows
 /// 8·g…8·g+7; the range that ends at the last whole group also takes the rows past it), row i of Y
-/// at `y + i · ldy`: a prompt's product, each chunk of codes read (and unpacked) once for up to eight activation
-/// rows. Row for row the bits of ``lm_interleaved_rows_q8``.
+/// at `y + i · ldy`: a prompt's product, each chunk of codes read (and unpacked) once for up to
+/// eight activation rows (four on AVX2). Row for row the bits of ``lm_interleaved_rows_q8``.
 void lm_interleaved_gemm_q8(int format, const void *packed, const void *w, size_t row_bytes, size_t rows, const int8_t *qx,
                             const float *scales, const float *sums, const int32_t *code_sums, size_t batch, float *y, size_t ldy,
                             size_t group_start, size_t group_end, size_t columns, int accumulate);
