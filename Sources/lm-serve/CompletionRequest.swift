@@ -4,7 +4,7 @@ import Model
 
 /// A `/v1/chat/completions` or `/v1/completions` body, checked field by field: every problem is
 /// a 400 naming the field, and fields we do not implement are refused rather than ignored (a
-/// client asking for `logprobs` should not silently get none).
+/// client asking for `tools` should not silently get none).
 struct CompletionRequest {
     enum Input {
         case chat([ChatMessage])
@@ -19,12 +19,22 @@ struct CompletionRequest {
     var stop: [String] = []
     var stream = false
     var includeUsage = false
+    var topK = 0
+    var minP: Float = 0
+    var repetitionPenalty: Float = 1
+    var presencePenalty: Float = 0
+    var frequencyPenalty: Float = 0
+    var logitBias: [Int32: Float] = [:]
+    /// Alternatives per token when log-probabilities are asked for (chat: `logprobs: true` with
+    /// `top_logprobs` 0…20; completions: `logprobs` 0…5), else nil.
+    var logprobs: Int?
 
     /// The fields read (some only at the value that changes nothing, such as `n` 1), besides
     /// `messages` or `prompt`; `user` is accepted and ignored.
     private static let known: Set<String> = ["user", "model", "stream_options", "max_tokens", "max_completion_tokens",
                                                "temperature", "top_p", "seed", "stop", "stream", "n",
-                                               "presence_penalty", "frequency_penalty", "logprobs", "echo", "suffix"]
+                                               "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "echo", "suffix",
+                                               "top_k", "min_p", "repetition_penalty", "repeat_penalty", "logit_bias"]
 
     /// Reads `body` (a JSON object) for `chat` or plain completions; `served` is the model id.
     init(json body: [String: JSONValue], chat: Bool, served: String) throws {
@@ -97,18 +107,84 @@ struct CompletionRequest {
         if let value = body["n"], !value.isNull {
             guard value.integer == 1 else { throw APIError.invalid("'n' must be 1: one choice per request", param: "n") }
         }
+        if let value = body["top_k"], !value.isNull {
+            // llama.cpp's and vLLM's: 0 (llama.cpp) or -1 (vLLM) turns it off.
+            guard let count = value.integer, count >= -1, count <= 1 << 30 else {
+                throw APIError.invalid("'top_k' must be an integer ≥ 0 (0 or -1: off), got \(value.shortText)", param: "top_k")
+            }
+            topK = max(0, count)
+        }
+        if let value = body["min_p"], !value.isNull {
+            guard let number = value.number, number >= 0, number <= 1 else {
+                throw APIError.invalid("'min_p' must be a number in [0, 1], got \(value.shortText)", param: "min_p")
+            }
+            minP = Float(number)
+        }
         for key in ["presence_penalty", "frequency_penalty"] {
-            if let value = body[key], !value.isNull, value.number != 0 {
-                throw APIError.invalid("'\(key)' is not supported (only 0)", param: key)
+            guard let value = body[key], !value.isNull else { continue }
+            guard let number = value.number, number >= -2, number <= 2 else {
+                throw APIError.invalid("'\(key)' must be a number in [-2, 2], got \(value.shortText)", param: key)
+            }
+            if key == "presence_penalty" { presencePenalty = Float(number) } else { frequencyPenalty = Float(number) }
+        }
+        for key in ["repetition_penalty", "repeat_penalty"] {  // vLLM's name, and llama.cpp's
+            guard let value = body[key], !value.isNull else { continue }
+            guard let number = value.number, number > 0, number <= 10 else {
+                throw APIError.invalid("'\(key)' must be a number in (0, 10] (1: off), got \(value.shortText)", param: key)
+            }
+            repetitionPenalty = Float(number)
+        }
+        if let value = body["logit_bias"], !value.isNull {
+            guard let entries = value.object else {
+                throw APIError.invalid("'logit_bias' must be an object of token id → bias in [-100, 100]", param: "logit_bias")
+            }
+            for (key, bias) in entries.sorted(by: { $0.key < $1.key }) {
+                guard let id = Int32(key), id >= 0 else {
+                    throw APIError.invalid("'logit_bias' key '\(key.prefix(20))' is not a token id", param: "logit_bias")
+                }
+                guard let number = bias.number, number >= -100, number <= 100 else {
+                    throw APIError.invalid("'logit_bias' of token \(key) must be a number in [-100, 100], got \(bias.shortText)", param: "logit_bias")
+                }
+                logitBias[id] = Float(number)
             }
         }
-        for key in ["logprobs", "echo"] {
-            if let value = body[key], !value.isNull, value.bool != false {
-                throw APIError.invalid("'\(key)' is not supported", param: key)
-            }
+        try readLogprobs(body, chat: chat)
+        if let value = body["echo"], !value.isNull, value.bool != false {
+            throw APIError.invalid("'echo' is not supported", param: "echo")
         }
         if let value = body["suffix"], !value.isNull {
             throw APIError.invalid("'suffix' is not supported", param: "suffix")
+        }
+    }
+
+    /// Chat: `logprobs` true or false, `top_logprobs` 0…20 (only with `logprobs`). Completions:
+    /// `logprobs` an integer 0…5 (the alternatives; OpenAI's legacy shape).
+    private mutating func readLogprobs(_ body: [String: JSONValue], chat: Bool) throws {
+        let value = body["logprobs"] ?? .null
+        if chat {
+            var wanted = false
+            if !value.isNull {
+                guard let flag = value.bool else { throw APIError.invalid("'logprobs' must be true or false", param: "logprobs") }
+                wanted = flag
+            }
+            if let top = body["top_logprobs"], !top.isNull {
+                guard let count = top.integer, count >= 0, count <= 20 else {
+                    throw APIError.invalid("'top_logprobs' must be an integer in 0…20, got \(top.shortText)", param: "top_logprobs")
+                }
+                guard wanted else { throw APIError.invalid("'top_logprobs' needs 'logprobs': true", param: "top_logprobs") }
+                logprobs = count
+            } else if wanted {
+                logprobs = 0
+            }
+        } else {
+            if let top = body["top_logprobs"], !top.isNull {
+                throw APIError.invalid("'top_logprobs' is a chat field; completions take 'logprobs': 0…5", param: "top_logprobs")
+            }
+            guard !value.isNull else { return }
+            guard let count = value.integer, count >= 0, count <= 5 else {
+                throw APIError.invalid("'logprobs' must be an integer in 0…5 for completions, got \(value.shortText)", param: "logprobs")
+            }
+            logprobs = count
         }
     }
 

@@ -19,7 +19,18 @@ extension OpenAIServer {
                                    param: "max_tokens")
         }
         let options = GenerationOptions(maxTokens: body.maxTokens ?? room, temperature: body.temperature, topP: body.topP,
-                                        seed: body.seed ?? UInt64.random(in: 0...UInt64.max))
+                                        seed: body.seed ?? UInt64.random(in: 0...UInt64.max), topK: body.topK, minP: body.minP,
+                                        repetitionPenalty: body.repetitionPenalty, presencePenalty: body.presencePenalty,
+                                        frequencyPenalty: body.frequencyPenalty, logitBias: body.logitBias, logprobs: body.logprobs)
+        let vocabulary = engine.pretrained.model.config.vocabSize
+        if let bad = body.logitBias.keys.sorted().first(where: { Int($0) >= vocabulary }) {
+            throw APIError.invalid("'logit_bias' names token \(bad); the vocabulary has \(vocabulary)", param: "logit_bias")
+        }
+        // Log-probabilities reported in the request's shape, the token texts read with the tokenizer.
+        guard let tokenizer = engine.pretrained.tokenizer else { throw APIError(status: .internalServerError, message: "the model has no tokenizer") }
+        let logprobShapes = LogprobShapes(tokenizer: tokenizer, promptLast: prompt[prompt.count - 1],
+                                          promptCharacters: { if case .text(let text) = body.input { text.count } else { 0 } }())
+        let wantsLogprobs = body.logprobs != nil
         let (events, continuation) = AsyncStream<ServingEngine.Event>.makeStream()
         let ticket: ServingEngine.Ticket
         do {
@@ -40,13 +51,16 @@ extension OpenAIServer {
         let reply = Reply(chat: chat, model: modelID)
         guard body.stream else {
             return try await withTaskCancellationHandler {
-                var text = ""
+                var text = "", logprobs: [TokenLogprob] = [], shapes = logprobShapes
                 for await event in events {
                     switch event {
-                    case .text(let piece): text += piece
+                    case .text(let piece, let pieces):
+                        text += piece
+                        logprobs += pieces
                     case .finished(let reason, let promptTokens, let completionTokens):
                         guard let finish = reason.openAI else { throw APIError(status: .serviceUnavailable, message: "the server is shutting down") }
-                        return JSONResponse.make(reply.whole(text: text, finish: finish, usage: Usage(promptTokens, completionTokens)))
+                        let reported: [String: Any]? = wantsLogprobs ? (chat ? ["content": shapes.chat(logprobs)] : shapes.legacy(logprobs)) : nil
+                        return JSONResponse.make(reply.whole(text: text, finish: finish, usage: Usage(promptTokens, completionTokens), logprobs: reported))
                     case .failed(let message):
                         throw APIError(status: .internalServerError, message: message)
                     }
@@ -60,12 +74,15 @@ extension OpenAIServer {
             func send(_ object: Any) async throws {
                 try await writer.write(ByteBuffer(bytes: Data("data: ".utf8) + JSONResponse.data(object) + Data("\n\n".utf8)))
             }
+            var shapes = logprobShapes
             do {
                 if chat { try await send(reply.chunk(delta: ["role": "assistant", "content": ""], finish: nil)) }
                 for await event in events {
                     switch event {
-                    case .text(let piece):
-                        try await send(chat ? reply.chunk(delta: ["content": piece], finish: nil) : reply.chunk(text: piece, finish: nil))
+                    case .text(let piece, let pieces):
+                        let reported: [String: Any]? = wantsLogprobs ? (chat ? ["content": shapes.chat(pieces)] : shapes.legacy(pieces)) : nil
+                        try await send(chat ? reply.chunk(delta: ["content": piece], finish: nil, logprobs: reported)
+                                            : reply.chunk(text: piece, finish: nil, logprobs: reported))
                     case .finished(let reason, let promptTokens, let completionTokens):
                         if let finish = reason.openAI {
                             try await send(chat ? reply.chunk(delta: [:], finish: finish) : reply.chunk(text: "", finish: finish))
@@ -121,21 +138,24 @@ struct Reply {
         ["id": id, "object": type, "created": created, "model": model, "choices": choices]
     }
 
-    func whole(text: String, finish: String, usage: Usage) -> [String: Any] {
+    /// `logprobs`: the choice's, in the endpoint's shape (``LogprobShapes``), or nil for null.
+    func whole(text: String, finish: String, usage: Usage, logprobs: [String: Any]? = nil) -> [String: Any] {
         let choice: [String: Any] = chat
-            ? ["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": finish]
-            : ["index": 0, "text": text, "finish_reason": finish, "logprobs": NSNull()]
+            ? ["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": finish, "logprobs": logprobs ?? NSNull()]
+            : ["index": 0, "text": text, "finish_reason": finish, "logprobs": logprobs ?? NSNull()]
         var result = object(chat ? "chat.completion" : "text_completion", choices: [choice])
         result["usage"] = usage.json
         return result
     }
 
-    func chunk(delta: [String: Any], finish: String?) -> [String: Any] {
-        object("chat.completion.chunk", choices: [["index": 0, "delta": delta, "finish_reason": finish ?? NSNull()]])
+    func chunk(delta: [String: Any], finish: String?, logprobs: [String: Any]? = nil) -> [String: Any] {
+        var choice: [String: Any] = ["index": 0, "delta": delta, "finish_reason": finish ?? NSNull()]
+        if let logprobs { choice["logprobs"] = logprobs }
+        return object("chat.completion.chunk", choices: [choice])
     }
 
-    func chunk(text: String, finish: String?) -> [String: Any] {
-        object("text_completion", choices: [["index": 0, "text": text, "finish_reason": finish ?? NSNull(), "logprobs": NSNull()]])
+    func chunk(text: String, finish: String?, logprobs: [String: Any]? = nil) -> [String: Any] {
+        object("text_completion", choices: [["index": 0, "text": text, "finish_reason": finish ?? NSNull(), "logprobs": logprobs ?? NSNull()]])
     }
 
     func usageChunk(_ usage: Usage) -> [String: Any] {

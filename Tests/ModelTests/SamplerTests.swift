@@ -61,4 +61,45 @@ final class SamplerTests: XCTestCase {
         let values = logits([0.2, 0.2, 0.2, 0.2, 0.2])
         XCTAssertEqual(draw(&a, values, times: 100), draw(&b, values, times: 100))
     }
+
+    func testTopKNeverLeavesTheKMostLikelyAndRenormalises() throws {
+        let p = [0.05, 0.4, 0.1, 0.3, 0.15]
+        var sampler = try NucleusSampler(temperature: 1, topP: 1, seed: 5, topK: 2)
+        let n = 20_000
+        let counts = draw(&sampler, logits(p), times: n)
+        XCTAssertEqual(counts[0] + counts[2] + counts[4], 0, "only tokens 1 and 3 (the two most likely)")
+        let expected = 0.4 / 0.7, sigma = (expected * (1 - expected) / Double(n)).squareRoot()
+        XCTAssertEqual(Double(counts[1]) / Double(n), expected, accuracy: 4.5 * sigma)
+        // Top-k 1 is greedy, whatever the temperature.
+        var one = try NucleusSampler(temperature: 1.5, topP: 1, seed: 6, topK: 1)
+        XCTAssertEqual(draw(&one, logits(p), times: 500)[1], 500)
+    }
+
+    func testMinPDropsTokensBelowTheShareOfTheMostLikely() throws {
+        // min-p 0.3 of 0.4 = 0.12: tokens 0 (0.05) and 2 (0.1) go; 4 (0.15) stays.
+        let p = [0.05, 0.4, 0.1, 0.3, 0.15]
+        var sampler = try NucleusSampler(temperature: 1, topP: 1, seed: 7, minP: 0.3)
+        let n = 20_000
+        let counts = draw(&sampler, logits(p), times: n)
+        XCTAssertEqual(counts[0] + counts[2], 0)
+        let expected = 0.15 / 0.85, sigma = (expected * (1 - expected) / Double(n)).squareRoot()
+        XCTAssertEqual(Double(counts[4]) / Double(n), expected, accuracy: 4.5 * sigma)
+    }
+
+    func testTopPAfterTopKIsAShareOfTheKeptMass() throws {
+        // Top-k 3 keeps 0.4, 0.3, 0.15 (mass 0.85); top-p 0.8 of that is 0.68: 0.4 + 0.3 = 0.7 crosses it.
+        let p = [0.05, 0.4, 0.1, 0.3, 0.15]
+        var sampler = try NucleusSampler(temperature: 1, topP: 0.8, seed: 8, topK: 3)
+        let counts = draw(&sampler, logits(p), times: 5_000)
+        XCTAssertEqual(counts[0] + counts[2] + counts[4], 0)
+    }
+
+    func testOutOfRangeTruncationsAreNamed() {
+        XCTAssertThrowsError(try NucleusSampler(temperature: 1, topP: 1, seed: 0, topK: -1)) { XCTAssertTrue("\($0)".contains("top-k")) }
+        XCTAssertThrowsError(try NucleusSampler(temperature: 1, topP: 1, seed: 0, minP: 1.5)) { XCTAssertTrue("\($0)".contains("min-p")) }
+        XCTAssertThrowsError(try GenerationOptions(repetitionPenalty: 0).validate()) { XCTAssertTrue("\($0)".contains("repetition-penalty")) }
+        XCTAssertThrowsError(try GenerationOptions(presencePenalty: 3).validate()) { XCTAssertTrue("\($0)".contains("presence-penalty")) }
+        XCTAssertThrowsError(try GenerationOptions(logitBias: [3: 200]).validate()) { XCTAssertTrue("\($0)".contains("logit-bias")) }
+        XCTAssertThrowsError(try GenerationOptions(logprobs: 21).validate()) { XCTAssertTrue("\($0)".contains("top-logprobs")) }
+    }
 }

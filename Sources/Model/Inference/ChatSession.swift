@@ -95,36 +95,29 @@ public final class ChatSession {
         cached = prompt
         let prefillSeconds = Double(DispatchTime.now().uptimeNanoseconds - prefillStart) * 1e-9
 
-        var sampler: any Sampler = options.temperature == 0
-            ? GreedySampler() : try NucleusSampler(temperature: options.temperature, topP: options.topP, seed: options.seed)
-        let stops = options.stopTokens.union(tokenizer.stopTokens)
-        var decoder = IncrementalDecoder(tokenizer: tokenizer)
-        decoder.follow(prompt[prompt.count - 1])
+        var state = try DecodeState(prompt: prompt, options: options, vocabularySize: pretrained.model.config.vocabSize, tokenizer: tokenizer)
         var text = "", generated = 0
         var ending = GenerationReport.Ending.maxTokens
         let decodeStart = DispatchTime.now().uptimeNanoseconds
-        var next = promptLogits.withUnsafeBufferPointer { sampler.sample($0) }
-        while generated < options.maxTokens {
-            generated += 1
-            if stops.contains(next) {
-                ending = .stopToken(next)
-                break
+        if options.maxTokens > 0 {
+            var step = try promptLogits.withUnsafeBufferPointer { try state.advance($0, roomLeft: session.remaining > 0) }
+            while true {
+                generated += 1  // a stop token counts: the model produced it
+                text += step.text
+                if !onText(step.text) {
+                    ending = .stoppedByCaller
+                    break
+                }
+                if let finish = step.finish {
+                    if case .stopToken(let token) = finish { ending = .stopToken(token) }
+                    break
+                }
+                // The step's logits are a view of the session's buffer: read in place, not copied.
+                let logits = try session.step(step.token)
+                cached.append(step.token)
+                step = try state.advance(logits, roomLeft: session.remaining > 0)
             }
-            let piece = try decoder.append(next)
-            text += piece
-            if !onText(piece) {
-                ending = .stoppedByCaller
-                break
-            }
-            guard session.remaining > 0, generated < options.maxTokens else { break }
-            // The step's logits are a view of the session's buffer: sampled in place, not copied.
-            let logits = try session.step(next)
-            cached.append(next)
-            next = sampler.sample(logits)
         }
-        let rest = decoder.finish()
-        text += rest
-        if !rest.isEmpty { _ = onText(rest) }
         messages.append(ChatMessage(role: "assistant", content: text))
         return Turn(text: text, promptTokens: prompt.count, reusedTokens: reused, generatedTokens: generated,
                     prefillSeconds: prefillSeconds, decodeSeconds: Double(DispatchTime.now().uptimeNanoseconds - decodeStart) * 1e-9,

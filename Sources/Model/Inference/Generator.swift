@@ -1,7 +1,8 @@
 import Foundation
 import Kernels
 
-/// Options for ``Generator/generate(prompt:options:onToken:)``.
+/// How to choose tokens and when to stop: the options of ``Generator``, ``ChatSession`` and
+/// ``ServingEngine``, all run by one ``DecodeState``.
 public struct GenerationOptions: Sendable {
     /// Most tokens to generate.
     public var maxTokens: Int
@@ -9,16 +10,40 @@ public struct GenerationOptions: Sendable {
     public var temperature: Float
     /// Nucleus mass in (0, 1]; 1 disables the cut.
     public var topP: Float
+    /// Keep only this many most likely tokens; 0 disables the cut.
+    public var topK: Int
+    /// Drop tokens less likely than `minP` × the most likely one's probability; 0 disables it.
+    public var minP: Float
     public var seed: UInt64
     /// Generation stops after producing any of these (e.g. `<|endoftext|>`).
     public var stopTokens: Set<Int32>
+    /// CTRL's repetition penalty (llama.cpp's `repeat_penalty`) over prompt and answer; 1 is off
+    /// (``RepetitionPenalties``).
+    public var repetitionPenalty: Float
+    /// OpenAI's presence and frequency penalties over the answer, in [−2, 2]; 0 is off.
+    public var presencePenalty: Float
+    public var frequencyPenalty: Float
+    /// Added to the logits of these ids before sampling (OpenAI's `logit_bias`, in [−100, 100]).
+    public var logitBias: [Int32: Float]
+    /// Report each sampled token's log-probability and this many most likely alternatives
+    /// (0…20) with it; nil reports none (``TokenLogprob``).
+    public var logprobs: Int?
 
-    public init(maxTokens: Int = 256, temperature: Float = 1, topP: Float = 1, seed: UInt64 = 0, stopTokens: Set<Int32> = []) {
+    public init(maxTokens: Int = 256, temperature: Float = 1, topP: Float = 1, seed: UInt64 = 0, stopTokens: Set<Int32> = [],
+                topK: Int = 0, minP: Float = 0, repetitionPenalty: Float = 1, presencePenalty: Float = 0, frequencyPenalty: Float = 0,
+                logitBias: [Int32: Float] = [:], logprobs: Int? = nil) {
         self.maxTokens = maxTokens
         self.temperature = temperature
         self.topP = topP
         self.seed = seed
         self.stopTokens = stopTokens
+        self.topK = topK
+        self.minP = minP
+        self.repetitionPenalty = repetitionPenalty
+        self.presencePenalty = presencePenalty
+        self.frequencyPenalty = frequencyPenalty
+        self.logitBias = logitBias
+        self.logprobs = logprobs
     }
 
     /// Rejects NaN, negative or out-of-range values with a message naming the option.
@@ -26,6 +51,18 @@ public struct GenerationOptions: Sendable {
         guard maxTokens >= 0 else { throw ModelError("max-tokens must be zero or more, got \(maxTokens)") }
         guard temperature.isFinite, temperature >= 0 else { throw ModelError("temperature must be a finite number ≥ 0, got \(temperature)") }
         try NucleusSampler.validate(topP: topP)
+        try NucleusSampler.validate(topK: topK, minP: minP)
+        guard repetitionPenalty.isFinite, repetitionPenalty > 0 else {
+            throw ModelError("repetition-penalty must be a positive number (1 is off), got \(repetitionPenalty)")
+        }
+        for (name, value) in [("presence-penalty", presencePenalty), ("frequency-penalty", frequencyPenalty)] {
+            guard value.isFinite, value >= -2, value <= 2 else { throw ModelError("\(name) must be in [-2, 2], got \(value)") }
+        }
+        for (token, value) in logitBias.sorted(by: { $0.key < $1.key }) {
+            guard token >= 0 else { throw ModelError("logit-bias: token id \(token) is negative") }
+            guard value.isFinite, value >= -100, value <= 100 else { throw ModelError("logit-bias for token \(token) must be in [-100, 100], got \(value)") }
+        }
+        if let logprobs, logprobs < 0 || logprobs > 20 { throw ModelError("top-logprobs must be in 0…20, got \(logprobs)") }
     }
 }
 
@@ -59,13 +96,9 @@ public final class Generator {
     }
 
     /// Generates after `prompt` (non-empty ids), calling `onToken` with each new id as soon as it
-    /// is chosen; returning false from `onToken` stops generation.
+    /// is chosen (a stop token too, last); returning false from `onToken` stops generation.
     public func generate(prompt: [Int32], options: GenerationOptions, onToken: (Int32) -> Bool) throws -> GenerationReport {
-        try options.validate()
-        guard !prompt.isEmpty else { throw ModelError("prompt: no tokens (generation needs at least one)") }
-        var sampler: any Sampler = options.temperature == 0
-            ? GreedySampler()
-            : try NucleusSampler(temperature: options.temperature, topP: options.topP, seed: options.seed)
+        var state = try DecodeState(prompt: prompt, options: options, vocabularySize: session.model.config.vocabSize)
         let context = session.context
         let keep = max(1, context / 2)
         var history = Array(prompt.suffix(context))
@@ -76,29 +109,26 @@ public final class Generator {
         let promptStart = DispatchTime.now().uptimeNanoseconds
         let promptLogits = try session.append(history)
         report.promptSeconds = Double(DispatchTime.now().uptimeNanoseconds - promptStart) * 1e-9
+        guard options.maxTokens > 0 else { return report }
 
         let generationStart = DispatchTime.now().uptimeNanoseconds
-        // A non-finite logit would sample garbage (or id 0, as if the text had ended): stop and say so.
-        func choose(_ logits: UnsafeBufferPointer<Float>) throws -> Int32 {
-            if let bad = logits.firstIndex(where: { !$0.isFinite }) {
-                throw ModelError("generation stopped at token \(report.generatedTokens + 1): logit \(bad) is \(logits[bad]); the model's weights or inputs produce non-finite values")
-            }
-            return sampler.sample(logits)
-        }
-        var next = try promptLogits.withUnsafeBufferPointer { try choose($0) }
-        while report.generatedTokens < options.maxTokens {
+        var step = try promptLogits.withUnsafeBufferPointer { try state.advance($0) }
+        while true {
             report.generatedTokens += 1
-            history.append(next)
-            if !onToken(next) { report.ending = .stoppedByCaller; break }
-            if options.stopTokens.contains(next) { report.ending = .stopToken(next); break }
-            if report.generatedTokens == options.maxTokens { break }
+            history.append(step.token)
+            if !onToken(step.token) { report.ending = .stoppedByCaller; break }
+            if let finish = step.finish {
+                if case .stopToken(let token) = finish { report.ending = .stopToken(token) }
+                break
+            }
             if session.remaining == 0 {
+                // The window slides (the cache never fills here, so `roomLeft` stays true).
                 history.removeFirst(history.count - keep)  // in place: the capacity stays
                 session.reset()
                 report.contextSlides += 1
-                next = try session.append(history).withUnsafeBufferPointer { try choose($0) }
+                step = try session.append(history).withUnsafeBufferPointer { try state.advance($0) }
             } else {
-                next = try choose(try session.step(next))
+                step = try state.advance(try session.step(step.token))
             }
         }
         report.generationSeconds = Double(DispatchTime.now().uptimeNanoseconds - generationStart) * 1e-9

@@ -17,7 +17,7 @@ public final class ServingEngine: @unchecked Sendable {
     /// What to generate.
     public struct Request: Sendable {
         public var prompt: [Int32]
-        /// `maxTokens`, `temperature` (0 greedy), `topP`, `seed`; `stopTokens` are added to the
+        /// How to sample and when to stop (``DecodeState``); `stopTokens` are added to the
         /// tokenizer's own.
         public var options: GenerationOptions
         /// Generation ends before any of these appear in the text.
@@ -38,8 +38,10 @@ public final class ServingEngine: @unchecked Sendable {
     }
 
     public enum Event: Sendable {
-        /// Text to show, in order.
-        case text(String)
+        /// Text to show, in order, with the log-probabilities of the tokens that gave it when the
+        /// request asked for them (``GenerationOptions/logprobs``; the text of a token may come
+        /// in a later event, held back by the detokenizer or the stop-string filter).
+        case text(String, logprobs: [TokenLogprob])
         /// The last event of a request that ran.
         case finished(FinishReason, promptTokens: Int, completionTokens: Int)
         /// The last event of a request that could not run (the message says why).
@@ -173,27 +175,20 @@ public final class ServingEngine: @unchecked Sendable {
         let pending: Pending
         let slot: Int
         var prefilled = 0
-        var generated = 0
         var next: Int32 = 0
-        var sampler: any Sampler
-        var text: IncrementalDecoder
-        var filter: StopStringFilter
-        let stops: Set<Int32>
+        var state: DecodeState
 
-        init(_ pending: Pending, slot: Int, tokenizer: any TextTokenizer) throws {
+        init(_ pending: Pending, slot: Int, tokenizer: any TextTokenizer, vocabularySize: Int) throws {
             self.pending = pending
             self.slot = slot
-            let options = pending.request.options
-            sampler = options.temperature == 0
-                ? GreedySampler() : try NucleusSampler(temperature: options.temperature, topP: options.topP, seed: options.seed)
-            text = IncrementalDecoder(tokenizer: tokenizer)
-            text.follow(pending.request.prompt.last!)
-            filter = StopStringFilter(stops: pending.request.stopStrings)
-            stops = options.stopTokens.union(tokenizer.stopTokens)
+            state = try DecodeState(prompt: pending.request.prompt, options: pending.request.options, vocabularySize: vocabularySize,
+                                    tokenizer: tokenizer, stopStrings: pending.request.stopStrings)
         }
 
         var prompt: [Int32] { pending.request.prompt }
         var isPrefilling: Bool { prefilled < prompt.count }
+        /// Answer tokens so far.
+        var generated: Int { state.generated }
 
         func finish(_ reason: FinishReason) {
             pending.onEvent(.finished(reason, promptTokens: prompt.count, completionTokens: generated))
@@ -227,7 +222,7 @@ public final class ServingEngine: @unchecked Sendable {
                 let slot = freeSlots.removeLast()
                 do {
                     decoder.reset(slot: slot)
-                    streams.append(try Stream(pending, slot: slot, tokenizer: tokenizer))
+                    streams.append(try Stream(pending, slot: slot, tokenizer: tokenizer, vocabularySize: pretrained.model.config.vocabSize))
                 } catch {
                     freeSlots.append(slot)
                     pending.onEvent(.failed("\(error)"))
@@ -283,38 +278,28 @@ public final class ServingEngine: @unchecked Sendable {
         }
     }
 
-    /// Samples `stream`'s next token from `logits` and sends its text; false when the stream has
-    /// ended (its last event sent).
+    /// Samples `stream`'s next token from `logits` (``DecodeState``) and sends its text; false
+    /// when the stream has ended (its last event sent).
     private func accept(_ logits: UnsafeBufferPointer<Float>, for stream: Stream) throws -> Bool {
-        if let bad = logits.firstIndex(where: { !$0.isFinite }) {
-            throw ModelError("logit \(bad) is \(logits[bad]) at token \(stream.generated + 1); the model's weights or inputs produce non-finite values")
+        let step = try stream.state.advance(logits, roomLeft: decoder.remaining(in: stream.slot) > 0)
+        stream.next = step.token
+        // A stop token is not part of the answer: neither its text nor its log-probability.
+        var logprobs: [TokenLogprob] = []
+        if let logprob = step.logprob, !step.endsOnStopToken { logprobs.append(logprob) }
+        if !step.text.isEmpty || !logprobs.isEmpty { stream.pending.onEvent(.text(step.text, logprobs: logprobs)) }
+        switch step.finish {
+        case nil: return true
+        case .stopToken?, .stopString?: stream.finish(.stop)
+        case .maxTokens?, .contextFull?: stream.finish(.length)
         }
-        let token = stream.sampler.sample(logits)
-        if stream.stops.contains(token) {
-            flush(stream)
-            stream.finish(.stop)
-            return false
-        }
-        stream.generated += 1
-        stream.next = token
-        let (text, stopped) = stream.filter.append(try stream.text.append(token))
-        if !text.isEmpty { stream.pending.onEvent(.text(text)) }
-        if stopped {
-            stream.finish(.stop)
-            return false
-        }
-        if stream.generated >= stream.pending.request.options.maxTokens || decoder.remaining(in: stream.slot) == 0 {
-            flush(stream)
-            stream.finish(.length)
-            return false
-        }
-        return true
+        return false
     }
+}
 
-    /// Sends what the text decoder and the stop-string filter still hold.
-    private func flush(_ stream: Stream) {
-        let (text, _) = stream.filter.append(stream.text.finish())
-        let rest = text + stream.filter.finish()
-        if !rest.isEmpty { stream.pending.onEvent(.text(rest)) }
+extension DecodeState.Step {
+    /// Whether this step sampled a stop token.
+    var endsOnStopToken: Bool {
+        if case .stopToken? = finish { return true }
+        return false
     }
 }
