@@ -27,11 +27,12 @@ struct ChatCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "Sampling temperature; 0 means greedy.") var temperature: Float = 0.7
     @Option(help: "Nucleus sampling mass in (0, 1].") var topP: Float = 0.9
     @Option(help: "Seed of the sampler.") var seed: UInt64 = 0
+    @OptionGroup var sampling: SamplingOptions
     @OptionGroup var decoding: DecodeOptions
     @OptionGroup var running: ModelRunOptions
 
     func validate() throws {
-        do { try GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP).validate() } catch let error as ModelError {
+        do { try sampling.applied(to: GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP)).validate() } catch let error as ModelError {
             throw ValidationError("--\(error.message)")
         }
     }
@@ -45,7 +46,8 @@ struct ChatCommand: ParsableCommand, ComputesWithBLAS {
         if interactive {
             printError(String(format: "%@ loaded in %.2f s; Ctrl-C stops an answer, /reset starts again, /exit quits", model, Date().timeIntervalSince(start)))
         }
-        let options = GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed)
+        try sampling.check(vocabularySize: pretrained.model.config.vocabSize)
+        let options = try sampling.applied(to: GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed))
         let output = FileHandle.standardOutput
         while true {
             if interactive { output.write(Data("> ".utf8)) }

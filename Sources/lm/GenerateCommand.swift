@@ -26,11 +26,12 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "Nucleus sampling mass in (0, 1]; 1 samples from the whole distribution.") var topP: Float = 1
     @Option(help: "Seed of the sampler: same seed, same text.") var seed: UInt64 = 0
     @Flag(help: "Encode special tokens written in the prompt as their characters.") var literalSpecialTokens = false
+    @OptionGroup var sampling: SamplingOptions
     @OptionGroup var decoding: DecodeOptions
     @OptionGroup var running: ModelRunOptions
 
     func validate() throws {
-        do { try GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP).validate() } catch let error as ModelError {
+        do { try sampling.applied(to: GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP)).validate() } catch let error as ModelError {
             throw ValidationError("--\(error.message)")
         }
     }
@@ -41,6 +42,7 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
         let pretrained = try decoding.load(model)
         let loadSeconds = Double(DispatchTime.now().uptimeNanoseconds - loadStart) * 1e-9
         let lm = pretrained.model
+        try sampling.check(vocabularySize: lm.config.vocabSize)
         guard let tokenizer = pretrained.tokenizer else {
             throw ModelError("\(model): no tokenizer files (tokenizer.bin, tokenizer.json, or vocab.json + merges.txt); add them with lm init --tokenizer or lm import llama2c --tokenizer")
         }
@@ -50,7 +52,7 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
         }
         guard !ids.isEmpty else { throw ValidationError("--prompt is empty: generation needs at least one token") }
         let stops = tokenizer.stopTokens
-        let options = GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed, stopTokens: stops)
+        let options = try sampling.applied(to: GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed, stopTokens: stops))
         var decoder = IncrementalDecoder(tokenizer: tokenizer)
         if let last = ids.last { decoder.follow(last) }
         let output = FileHandle.standardOutput

@@ -188,6 +188,17 @@ final class CLITests: TemporaryDirectoryTestCase {
         XCTAssertEqual(generated.status, 0, generated.error)
         XCTAssertTrue(generated.output.hasPrefix("ab a"), generated.output)
         XCTAssertTrue(generated.error.contains("prefill: ") && generated.error.contains("decode: "), generated.error)
+        // The server's sampling options: top-k 1 is greedy at any temperature; a bias outside the
+        // vocabulary or a malformed one is refused before anything is printed.
+        let topK = try lm(["generate", "--model", output, "--prompt", "ab a", "--max-tokens", "8", "--temperature", "1.3", "--top-k", "1",
+                           "--repetition-penalty", "1", "--min-p", "0.1"])
+        XCTAssertEqual(topK.output, generated.output, topK.error)
+        for bias in ["300:1", "1:2,,3:4", "7:x"] {
+            let refused = try lm(["generate", "--model", output, "--prompt", "ab a", "--logit-bias", bias])
+            XCTAssertNotEqual(refused.status, 0)
+            XCTAssertTrue(refused.error.contains("--logit-bias"), refused.error)
+            XCTAssertEqual(refused.output, "", "nothing printed")
+        }
         // The tokenizer commands read its tokenizer.bin: encode (BOS first, as run.c) and decode back.
         let text = directory + "/llama-text.txt"
         try Data("ab a ab".utf8).write(to: URL(fileURLWithPath: text))

@@ -226,6 +226,84 @@ final class ServerTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(stop(server), 0, "SIGTERM: exit 0")
     }
 
+    /// What applications send: log-probabilities equal to the model's own log-softmax (computed
+    /// here in-process from the same files), in the chat and the legacy shapes, streamed too;
+    /// top-k 1 is greedy; a logit bias that bans the greedy token changes the answer; penalties
+    /// are taken; out-of-range values are 400s naming the field.
+    func testSamplingOptionsAndLogprobs() throws {
+        let path = try makeModelDirectory()
+        let server = try start(path)
+        defer { if server.process.isRunning { server.process.terminate() } }
+
+        // The reference: the first answer token's log-softmax over the vocabulary.
+        let pretrained = try PretrainedModel.load(path)
+        let ids = try XCTUnwrap(pretrained.tokenizer).encodePrompt("Once upon")
+        let logits = try InferenceSession(model: pretrained.model).append(ids)
+        let maximum = Double(logits.max()!)
+        let logTotal = log(logits.reduce(0.0) { $0 + exp(Double($1) - maximum) }) + maximum
+        let greedy = logits.indices.max { logits[$0] < logits[$1] }!
+        let ranked = logits.indices.sorted { logits[$0] > logits[$1] }
+
+        let request: [String: Any] = ["prompt": "Once upon", "max_tokens": 4, "temperature": 0, "logprobs": 3]
+        let (status, legacy) = try post(server, "/v1/completions", request)
+        XCTAssertEqual(status, 200, "\(legacy)")
+        let lists = try XCTUnwrap((legacy["choices"] as? [[String: Any]])?.first?["logprobs"] as? [String: Any])
+        let values = try XCTUnwrap(lists["token_logprobs"] as? [Double])
+        XCTAssertEqual(values.count, 4)
+        XCTAssertEqual(values[0], Double(logits[greedy]) - logTotal, accuracy: 1e-3, "the model's log-softmax")
+        let tops = try XCTUnwrap(lists["top_logprobs"] as? [[String: Double]])
+        XCTAssertEqual(tops[0].values.sorted(by: >).first ?? 0, Double(logits[ranked[0]]) - logTotal, accuracy: 1e-3)
+        if let text = content(legacy), text.utf8.allSatisfy({ $0 < 0x80 }) {  // pieces of a character show as U+FFFD alone
+            XCTAssertEqual((lists["tokens"] as? [String])?.joined(), text, "the tokens spell the text")
+        }
+
+        // Chat: logprobs + top_logprobs, whole and streamed give the same entries.
+        let chat: [String: Any] = ["messages": [["role": "user", "content": "Hello"]], "max_tokens": 5, "temperature": 0,
+                                   "logprobs": true, "top_logprobs": 2]
+        let (chatStatus, whole) = try post(server, "/v1/chat/completions", chat)
+        XCTAssertEqual(chatStatus, 200, "\(whole)")
+        let entries = try XCTUnwrap(((whole["choices"] as? [[String: Any]])?.first?["logprobs"] as? [String: Any])?["content"] as? [[String: Any]])
+        XCTAssertEqual(entries.count, (whole["usage"] as? [String: Int])?["completion_tokens"])
+        for entry in entries {
+            let top = try XCTUnwrap(entry["top_logprobs"] as? [[String: Any]])
+            XCTAssertEqual(top.count, 2)
+            XCTAssertEqual(entry["logprob"] as? Double, top[0]["logprob"] as? Double, "greedy: the chosen token is the most likely")
+            XCTAssertNotNil(entry["bytes"] as? [Int])
+        }
+        var streamed = chat
+        streamed["stream"] = true
+        let raw = try call(server, "POST", "/v1/chat/completions", body: try JSONSerialization.data(withJSONObject: streamed))
+        let streamedEntries = events(raw.body).objects.flatMap { chunk in
+            (((chunk["choices"] as? [[String: Any]])?.first?["logprobs"] as? [String: Any])?["content"] as? [[String: Any]]) ?? []
+        }
+        XCTAssertEqual(streamedEntries.map { $0["logprob"] as? Double }, entries.map { $0["logprob"] as? Double })
+
+        // Top-k 1 samples greedily at any temperature; banning the greedy token changes the first one.
+        let greedyText = try XCTUnwrap(content(try post(server, "/v1/completions", ["prompt": "Once upon", "max_tokens": 6, "temperature": 0]).json))
+        let topK = try post(server, "/v1/completions", ["prompt": "Once upon", "max_tokens": 6, "temperature": 1.5, "top_k": 1, "seed": 4]).json
+        XCTAssertEqual(content(topK), greedyText)
+        let banned = try post(server, "/v1/completions", ["prompt": "Once upon", "max_tokens": 1, "temperature": 0, "logprobs": 0,
+                                                          "logit_bias": ["\(greedy)": -100]]).json
+        let bannedValues = ((banned["choices"] as? [[String: Any]])?.first?["logprobs"] as? [String: Any])?["token_logprobs"] as? [Double]
+        XCTAssertEqual(bannedValues?.first ?? 0, Double(logits[ranked[1]]) - logTotal, accuracy: 1e-3, "the second most likely token, its logprob unbiased")
+        for extra in [["presence_penalty": 1.5, "frequency_penalty": 0.5], ["repeat_penalty": 1.3], ["repetition_penalty": 1.1, "min_p": 0.05]] {
+            let body = ["prompt": "Once upon", "max_tokens": 8, "temperature": 0.7, "seed": 1].merging(extra) { $1 }
+            XCTAssertEqual(try post(server, "/v1/completions", body).status, 200, "\(extra)")
+        }
+
+        // Out of range: a 400 naming the field.
+        for (body, field) in [(["top_k": -2], "top_k"), (["min_p": 2], "min_p"), (["presence_penalty": 3], "presence_penalty"),
+                              (["logprobs": 6], "logprobs"), (["logit_bias": ["x": 1]], "logit_bias"),
+                              (["logit_bias": ["999999": 1]], "logit_bias"), (["repeat_penalty": 0], "repeat_penalty")] as [([String: Any], String)] {
+            let (code, reply) = try post(server, "/v1/completions", ["prompt": "x"].merging(body) { $1 })
+            XCTAssertEqual(code, 400, "\(body): \(reply)")
+            XCTAssertEqual((reply["error"] as? [String: Any])?["param"] as? String, field, "\(reply)")
+        }
+        let (code, reply) = try post(server, "/v1/chat/completions", ["messages": [["role": "user", "content": "x"]], "top_logprobs": 21, "logprobs": true])
+        XCTAssertEqual(code, 400, "\(reply)")
+        XCTAssertEqual(stop(server), 0)
+    }
+
     /// SIGTERM while a long answer streams: the stream ends and the server exits 0.
     func testSigtermDuringAStream() throws {
         let server = try start(try makeModelDirectory())
