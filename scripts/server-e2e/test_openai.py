@@ -337,6 +337,38 @@ class Suite:
         self.report.check(listed.choices[0].text == choice.text, "completions: prompt as an array of one string",
                           repr(listed.choices[0].text))
 
+    def test_logprobs_and_sampling(self):
+        """What applications send: logprobs in OpenAI's shape, penalties, top_k and logit_bias."""
+        r = self.client.chat.completions.create(model=self.model, messages=[{"role": "user", "content": CHAT_PROMPT}],
+                                                temperature=0, max_tokens=MAX_TOKENS, logprobs=True, top_logprobs=3)
+        content = r.choices[0].logprobs.content if r.choices[0].logprobs else []
+        ok = (len(content) == r.usage.completion_tokens and all(len(c.top_logprobs) == 3 for c in content)
+              and all(abs(c.logprob - c.top_logprobs[0].logprob) < 1e-6 and c.logprob <= 0 for c in content)
+              and r.choices[0].message.content == self.greedy_chat().choices[0].message.content)
+        self.report.check(ok, "chat logprobs: one entry per token, 3 alternatives, greedy = the most likely, same text",
+                          f"{content[:2]!r:.300}")
+        streamed = [entry for chunk in self.client.chat.completions.create(
+                        model=self.model, messages=[{"role": "user", "content": CHAT_PROMPT}], temperature=0,
+                        max_tokens=MAX_TOKENS, logprobs=True, top_logprobs=3, stream=True)
+                    if chunk.choices and chunk.choices[0].logprobs for entry in chunk.choices[0].logprobs.content]
+        self.report.check([e.logprob for e in streamed] == [e.logprob for e in content],
+                          "chat logprobs streamed = whole", f"{len(streamed)} vs {len(content)}")
+        legacy = self.client.completions.create(model=self.model, prompt=COMPLETION_PROMPT, temperature=0,
+                                                max_tokens=MAX_TOKENS, logprobs=2)
+        lists = legacy.choices[0].logprobs
+        self.report.check(lists is not None and len(lists.tokens) == len(lists.token_logprobs) == len(lists.top_logprobs)
+                          == legacy.usage.completion_tokens,
+                          "completions logprobs: tokens, token_logprobs, top_logprobs, one per token", f"{lists!r:.300}")
+        greedy = self.greedy_completion().choices[0].text
+        top_k = self.client.completions.create(model=self.model, prompt=COMPLETION_PROMPT, temperature=1.2, max_tokens=MAX_TOKENS,
+                                               seed=5, extra_body={"top_k": 1})
+        self.report.check(top_k.choices[0].text == greedy, "top_k 1 at temperature 1.2 = greedy", repr(top_k.choices[0].text))
+        penalised = self.client.completions.create(model=self.model, prompt=COMPLETION_PROMPT, temperature=0.8, seed=3,
+                                                   max_tokens=MAX_TOKENS, presence_penalty=1.0, frequency_penalty=0.5,
+                                                   extra_body={"repeat_penalty": 1.2, "min_p": 0.05})
+        self.report.check(bool(penalised.choices[0].text),
+                          "presence/frequency/repeat penalties and min_p are taken", repr(penalised.choices[0].text))
+
     def test_stop(self):
         full = self.greedy_chat().choices[0].message.content
         stop = pick_stop_string(full)
@@ -394,7 +426,9 @@ class Suite:
             ("unknown field frobnicate", chat, {**good, "frobnicate": True}, 400, dict(want_type=bad, names="frobnicate")),
             ("temperature 3", chat, {**good, "temperature": 3}, 400, dict(want_type=bad, names="temperature")),
             ("five stop strings", chat, {**good, "stop": ["a", "b", "c", "d", "e"]}, 400, dict(want_type=bad, names="stop")),
-            ("presence_penalty 0.5", chat, {**good, "presence_penalty": 0.5}, 400, dict(want_type=bad, names="presence_penalty")),
+            ("presence_penalty 3", chat, {**good, "presence_penalty": 3}, 400, dict(want_type=bad, names="presence_penalty")),
+            ("top_logprobs 21", chat, {**good, "logprobs": True, "top_logprobs": 21}, 400, dict(want_type=bad, names="top_logprobs")),
+            ("logit_bias past the vocabulary", chat, {**good, "logit_bias": {"99999999": 5}}, 400, dict(want_type=bad, names="logit_bias")),
             ("invalid UTF-8 in the body", chat,
              b'{"messages":[{"role":"user","content":"caf\xc3\x28 \xff\xfe"}],"max_tokens":4}', 400, dict(want_type=bad)),
             ("prompt longer than the context", chat, {**good, "messages": [{"role": "user", "content": long_prompt}]}, 400,
@@ -494,7 +528,7 @@ def main():
 
     suite = Suite(args)
     tests = [suite.test_health, suite.test_models, suite.test_chat, suite.test_chat_stream, suite.test_sse_framing,
-             suite.test_chat_variants, suite.test_completions, suite.test_stop, suite.test_max_tokens_one,
+             suite.test_chat_variants, suite.test_completions, suite.test_logprobs_and_sampling, suite.test_stop, suite.test_max_tokens_one,
              suite.test_seed, suite.test_errors, suite.test_disconnect]
     for test in tests:
         try:
