@@ -57,10 +57,10 @@ extension OpenAIServer {
                     case .text(let piece, let pieces):
                         text += piece
                         logprobs += pieces
-                    case .finished(let reason, let promptTokens, let completionTokens):
+                    case .finished(let reason, let promptTokens, let completionTokens, let cachedTokens):
                         guard let finish = reason.openAI else { throw APIError(status: .serviceUnavailable, message: "the server is shutting down") }
                         let reported: [String: Any]? = wantsLogprobs ? (chat ? ["content": shapes.chat(logprobs)] : shapes.legacy(logprobs)) : nil
-                        return JSONResponse.make(reply.whole(text: text, finish: finish, usage: Usage(promptTokens, completionTokens), logprobs: reported))
+                        return JSONResponse.make(reply.whole(text: text, finish: finish, usage: Usage(promptTokens, completionTokens, cached: cachedTokens), logprobs: reported))
                     case .failed(let message):
                         throw APIError(status: .internalServerError, message: message)
                     }
@@ -83,10 +83,10 @@ extension OpenAIServer {
                         let reported: [String: Any]? = wantsLogprobs ? (chat ? ["content": shapes.chat(pieces)] : shapes.legacy(pieces)) : nil
                         try await send(chat ? reply.chunk(delta: ["content": piece], finish: nil, logprobs: reported)
                                             : reply.chunk(text: piece, finish: nil, logprobs: reported))
-                    case .finished(let reason, let promptTokens, let completionTokens):
+                    case .finished(let reason, let promptTokens, let completionTokens, let cachedTokens):
                         if let finish = reason.openAI {
                             try await send(chat ? reply.chunk(delta: [:], finish: finish) : reply.chunk(text: "", finish: finish))
-                            if includeUsage { try await send(reply.usageChunk(Usage(promptTokens, completionTokens))) }
+                            if includeUsage { try await send(reply.usageChunk(Usage(promptTokens, completionTokens, cached: cachedTokens))) }
                         } else {
                             try await send(APIError(status: .serviceUnavailable, message: "the server is shutting down").json)
                         }
@@ -115,10 +115,15 @@ extension ServingEngine.FinishReason {
     }
 }
 
+/// OpenAI's `usage`; `cached`: prompt tokens a slot's cache already held
+/// (`prompt_tokens_details.cached_tokens`).
 struct Usage {
-    let prompt: Int, completion: Int
-    init(_ prompt: Int, _ completion: Int) { (self.prompt, self.completion) = (prompt, completion) }
-    var json: [String: Any] { ["prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion] }
+    let prompt: Int, completion: Int, cached: Int
+    init(_ prompt: Int, _ completion: Int, cached: Int) { (self.prompt, self.completion, self.cached) = (prompt, completion, cached) }
+    var json: [String: Any] {
+        ["prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+         "prompt_tokens_details": ["cached_tokens": cached]]
+    }
 }
 
 /// The response objects of one request, sharing its id and creation time.

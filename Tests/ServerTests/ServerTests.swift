@@ -94,6 +94,14 @@ final class ServerTests: TemporaryDirectoryTestCase {
         return (choice?["message"] as? [String: Any])?["content"] as? String ?? choice?["text"] as? String
     }
 
+    /// A `usage` object's counts, `prompt_tokens_details.cached_tokens` as `cached_tokens`.
+    func counts(_ usage: Any?) -> [String: Int]? {
+        guard let usage = usage as? [String: Any] else { return nil }
+        var result = usage.compactMapValues { $0 as? Int }
+        if let cached = (usage["prompt_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int { result["cached_tokens"] = cached }
+        return result
+    }
+
     func finishReason(_ json: [String: Any]) -> String? { (json["choices"] as? [[String: Any]])?.first?["finish_reason"] as? String }
 
     /// The streamed events' JSON objects, and whether the stream ended with `[DONE]`.
@@ -131,7 +139,7 @@ final class ServerTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(status, 200, "\(whole)")
         XCTAssertEqual(whole["object"] as? String, "chat.completion")
         let text = try XCTUnwrap(content(whole))
-        let usage = try XCTUnwrap(whole["usage"] as? [String: Int])
+        let usage = try XCTUnwrap(counts(whole["usage"]))
         XCTAssertEqual(usage["total_tokens"], usage["prompt_tokens"]! + usage["completion_tokens"]!)
         XCTAssertEqual(finishReason(whole) == "length", usage["completion_tokens"] == 12, "\(whole)")
         var streamed = chat
@@ -143,7 +151,10 @@ final class ServerTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(chunks.first.flatMap { ($0["choices"] as? [[String: Any]])?.first?["delta"] as? [String: String] }, ["role": "assistant", "content": ""])
         let pieces = chunks.compactMap { (($0["choices"] as? [[String: Any]])?.first?["delta"] as? [String: Any])?["content"] as? String }
         XCTAssertEqual(pieces.joined(), text, "streamed = whole")
-        XCTAssertEqual((chunks.last?["usage"] as? [String: Int]) ?? [:], usage)
+        let streamedUsage = counts(chunks.last?["usage"]) ?? [:]
+        XCTAssertEqual(streamedUsage["completion_tokens"], usage["completion_tokens"])
+        // The prompt cache: the same prompt again reuses all of it but its last token.
+        XCTAssertEqual(streamedUsage["cached_tokens"], usage["prompt_tokens"]! - 1, "\(streamedUsage)")
 
         // Eight requests at once on three slots (some wait, then join running batches): each
         // answer equals the same request made alone, sampled ones included (their seed).
@@ -263,7 +274,7 @@ final class ServerTests: TemporaryDirectoryTestCase {
         let (chatStatus, whole) = try post(server, "/v1/chat/completions", chat)
         XCTAssertEqual(chatStatus, 200, "\(whole)")
         let entries = try XCTUnwrap(((whole["choices"] as? [[String: Any]])?.first?["logprobs"] as? [String: Any])?["content"] as? [[String: Any]])
-        XCTAssertEqual(entries.count, (whole["usage"] as? [String: Int])?["completion_tokens"])
+        XCTAssertEqual(entries.count, counts(whole["usage"])?["completion_tokens"])
         for entry in entries {
             let top = try XCTUnwrap(entry["top_logprobs"] as? [[String: Any]])
             XCTAssertEqual(top.count, 2)

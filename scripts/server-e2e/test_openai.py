@@ -369,6 +369,19 @@ class Suite:
         self.report.check(bool(penalised.choices[0].text),
                           "presence/frequency/repeat penalties and min_p are taken", repr(penalised.choices[0].text))
 
+    def test_prompt_cache(self):
+        """A freed slot keeps its prompt: the same system prompt with another question reuses it."""
+        system = " ".join(f"Rule {i}: answer politely and mention the number {i * 7 % 97}." for i in range(40))
+        def ask(question):
+            return self.client.chat.completions.create(
+                model=self.model, temperature=0, max_tokens=4,
+                messages=[{"role": "system", "content": system}, {"role": "user", "content": question}])
+        first, second = ask("What is rule 3?"), ask("Which rule mentions 21?")
+        cached = second.usage.prompt_tokens_details.cached_tokens if second.usage.prompt_tokens_details else 0
+        self.report.check(cached >= first.usage.prompt_tokens - 20,
+                          "prompt cache: the second question reuses the system prompt (usage.prompt_tokens_details.cached_tokens)",
+                          f"cached {cached} of {second.usage.prompt_tokens}")
+
     def test_stop(self):
         full = self.greedy_chat().choices[0].message.content
         stop = pick_stop_string(full)
@@ -528,7 +541,7 @@ def main():
 
     suite = Suite(args)
     tests = [suite.test_health, suite.test_models, suite.test_chat, suite.test_chat_stream, suite.test_sse_framing,
-             suite.test_chat_variants, suite.test_completions, suite.test_logprobs_and_sampling, suite.test_stop, suite.test_max_tokens_one,
+             suite.test_chat_variants, suite.test_completions, suite.test_logprobs_and_sampling, suite.test_prompt_cache, suite.test_stop, suite.test_max_tokens_one,
              suite.test_seed, suite.test_errors, suite.test_disconnect]
     for test in tests:
         try:

@@ -7,6 +7,12 @@ import Tokenizer
 /// prompt prefilled a chunk at a time between decode steps, then decodes in the same step as
 /// every other active request, and leaves (freeing its slot) when it ends, is cancelled or fails.
 ///
+/// A prompt cache across requests: a freed slot keeps its tokens and KV rows, and a new request
+/// takes the free slot sharing the longest prefix with its prompt and prefills only the rest
+/// (``PromptCache``; ``Event/finished(_:promptTokens:completionTokens:cachedTokens:)`` says how
+/// many were reused). A long system prompt, or a conversation sent whole each turn, is computed
+/// once.
+///
 /// The model runs on one thread of the engine's own (its kernels spread over the worker pool);
 /// callers on any thread submit requests and receive ``Event``s on that thread, so a handler
 /// must hand them on without blocking (an `AsyncStream` continuation, say).
@@ -42,8 +48,9 @@ public final class ServingEngine: @unchecked Sendable {
         /// request asked for them (``GenerationOptions/logprobs``; the text of a token may come
         /// in a later event, held back by the detokenizer or the stop-string filter).
         case text(String, logprobs: [TokenLogprob])
-        /// The last event of a request that ran.
-        case finished(FinishReason, promptTokens: Int, completionTokens: Int)
+        /// The last event of a request that ran; `cachedTokens` of the prompt were found in the
+        /// slot's cache (a prefix an earlier request left there) and not computed again.
+        case finished(FinishReason, promptTokens: Int, completionTokens: Int, cachedTokens: Int)
         /// The last event of a request that could not run (the message says why).
         case failed(String)
     }
@@ -175,6 +182,8 @@ public final class ServingEngine: @unchecked Sendable {
         let pending: Pending
         let slot: Int
         var prefilled = 0
+        /// Prompt tokens the slot already held (not computed again).
+        var cached = 0
         var next: Int32 = 0
         var state: DecodeState
 
@@ -191,19 +200,19 @@ public final class ServingEngine: @unchecked Sendable {
         var generated: Int { state.generated }
 
         func finish(_ reason: FinishReason) {
-            pending.onEvent(.finished(reason, promptTokens: prompt.count, completionTokens: generated))
+            pending.onEvent(.finished(reason, promptTokens: prompt.count, completionTokens: generated, cachedTokens: cached))
         }
     }
 
     private func run() {
         var streams: [Stream] = []
-        var freeSlots = Array((0..<decoder.slotCount).reversed())
+        var slots = PromptCache(slots: decoder.slotCount)
         while true {
             // Take new requests into free slots, and the jobs, or sleep until there is work.
             signal.lock()
             while waiting.isEmpty && jobs.isEmpty && streams.isEmpty && !stopping { signal.wait() }
             let quitting = stopping
-            let admitted = quitting ? [] : Array(waiting.prefix(freeSlots.count))
+            let admitted = quitting ? [] : Array(waiting.prefix(slots.freeCount))
             waiting.removeFirst(admitted.count)
             let cancelledWaiting = quitting ? waiting : []
             if quitting { waiting.removeAll() }
@@ -214,17 +223,24 @@ public final class ServingEngine: @unchecked Sendable {
 
             for job in work { job() }
             if quitting {
-                for pending in cancelledWaiting { pending.onEvent(.finished(.cancelled, promptTokens: pending.request.prompt.count, completionTokens: 0)) }
+                for pending in cancelledWaiting {
+                    pending.onEvent(.finished(.cancelled, promptTokens: pending.request.prompt.count, completionTokens: 0, cachedTokens: 0))
+                }
                 for stream in streams { stream.finish(.cancelled) }
                 return
             }
             for pending in admitted {
-                let slot = freeSlots.removeLast()
+                // The free slot sharing the longest prefix with the prompt: only the rest is prefilled.
+                guard let (slot, shared) = slots.take(for: pending.request.prompt) else { break }
+                let kept = decoder.rewind(slot: slot, to: shared)  // less when a sliding layer no longer holds it
+                slots.keep(kept, in: slot)
                 do {
-                    decoder.reset(slot: slot)
-                    streams.append(try Stream(pending, slot: slot, tokenizer: tokenizer, vocabularySize: pretrained.model.config.vocabSize))
+                    let stream = try Stream(pending, slot: slot, tokenizer: tokenizer, vocabularySize: pretrained.model.config.vocabSize)
+                    stream.prefilled = kept
+                    stream.cached = kept
+                    streams.append(stream)
                 } catch {
-                    freeSlots.append(slot)
+                    slots.release(slot)
                     pending.onEvent(.failed("\(error)"))
                 }
             }
@@ -232,21 +248,22 @@ public final class ServingEngine: @unchecked Sendable {
             streams.removeAll { stream in
                 guard stream.pending.ticket.cancelled else { return false }
                 stream.finish(.cancelled)
-                freeSlots.append(stream.slot)
+                slots.release(stream.slot)
                 return true
             }
             // One prompt chunk (the oldest prefilling stream's), then one step for every stream
             // that is decoding: a long prompt delays the others by one chunk per step, never more.
-            var ended: [Stream] = []
+            var ended: [Stream] = [], broken: [Stream] = []  // broken: their caches no longer match the ids
             if let stream = streams.first(where: \.isPrefilling) {
                 let chunk = Array(stream.prompt[stream.prefilled..<min(stream.prompt.count, stream.prefilled + decoder.maxChunk)])
                 do {
                     let logits = try decoder.prefill(slot: stream.slot, tokens: chunk)
                     stream.prefilled += chunk.count
+                    slots.append(chunk, to: stream.slot)
                     if !stream.isPrefilling, try !logits.withUnsafeBufferPointer({ try accept($0, for: stream) }) { ended.append(stream) }
                 } catch {
                     stream.pending.onEvent(.failed("\(error)"))
-                    ended.append(stream)
+                    broken.append(stream)
                 }
             }
             let decoding = streams.filter { stream in !stream.isPrefilling && stream.generated > 0 && !ended.contains { $0 === stream } }
@@ -255,6 +272,7 @@ public final class ServingEngine: @unchecked Sendable {
                     let logits = try decoder.step(decoding.map { (slot: $0.slot, token: $0.next) })
                     let vocab = pretrained.model.config.vocabSize
                     for (row, stream) in decoding.enumerated() {
+                        slots.append([stream.next], to: stream.slot)
                         let rowLogits = UnsafeBufferPointer(rebasing: logits[(row * vocab)..<((row + 1) * vocab)])
                         do {
                             if try !accept(rowLogits, for: stream) { ended.append(stream) }
@@ -266,12 +284,16 @@ public final class ServingEngine: @unchecked Sendable {
                 } catch {
                     for stream in decoding {
                         stream.pending.onEvent(.failed("\(error)"))
-                        ended.append(stream)
+                        broken.append(stream)
                     }
                 }
             }
-            for stream in ended { freeSlots.append(stream.slot) }
-            streams.removeAll { stream in ended.contains { $0 === stream } }
+            for stream in ended { slots.release(stream.slot) }
+            for stream in broken {
+                decoder.reset(slot: stream.slot)
+                slots.releaseEmpty(stream.slot)
+            }
+            streams.removeAll { stream in ended.contains { $0 === stream } || broken.contains { $0 === stream } }
             signal.lock()
             activeCount = streams.count
             signal.unlock()
