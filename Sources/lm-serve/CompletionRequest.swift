@@ -28,13 +28,16 @@ struct CompletionRequest {
     /// Alternatives per token when log-probabilities are asked for (chat: `logprobs: true` with
     /// `top_logprobs` 0…20; completions: `logprobs` 0…5), else nil.
     var logprobs: Int?
+    /// `response_format`: the schema the answer must match (`json_object`: any object), or nil.
+    var responseSchema: JSONSchema?
 
     /// The fields read (some only at the value that changes nothing, such as `n` 1), besides
     /// `messages` or `prompt`; `user` is accepted and ignored.
     private static let known: Set<String> = ["user", "model", "stream_options", "max_tokens", "max_completion_tokens",
                                                "temperature", "top_p", "seed", "stop", "stream", "n",
                                                "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "echo", "suffix",
-                                               "top_k", "min_p", "repetition_penalty", "repeat_penalty", "logit_bias"]
+                                               "top_k", "min_p", "repetition_penalty", "repeat_penalty", "logit_bias",
+                                               "response_format"]
 
     /// Reads `body` (a JSON object) for `chat` or plain completions; `served` is the model id.
     init(json body: [String: JSONValue], chat: Bool, served: String) throws {
@@ -149,6 +152,7 @@ struct CompletionRequest {
             }
         }
         try readLogprobs(body, chat: chat)
+        if let value = body["response_format"], !value.isNull { responseSchema = try Self.responseFormat(value) }
         if let value = body["echo"], !value.isNull, value.bool != false {
             throw APIError.invalid("'echo' is not supported", param: "echo")
         }
@@ -185,6 +189,35 @@ struct CompletionRequest {
                 throw APIError.invalid("'logprobs' must be an integer in 0…5 for completions, got \(value.shortText)", param: "logprobs")
             }
             logprobs = count
+        }
+    }
+
+    /// OpenAI's `response_format`: `{"type": "text"}`, `{"type": "json_object"}`, or
+    /// `{"type": "json_schema", "json_schema": {"name", "schema", "strict", "description"}}`.
+    private static func responseFormat(_ value: JSONValue) throws -> JSONSchema? {
+        let param = "response_format"
+        guard let format = value.object, let type = format["type"]?.string else {
+            throw APIError.invalid("'response_format' must be an object with a 'type' (text, json_object, json_schema)", param: param)
+        }
+        switch type {
+        case "text": return nil
+        case "json_object": return JSONSchema.anyObject
+        case "json_schema":
+            guard let spec = format["json_schema"]?.object else {
+                throw APIError.invalid("'response_format.json_schema' must be an object with 'name' and 'schema'", param: param)
+            }
+            for key in spec.keys.sorted() where !["name", "schema", "strict", "description"].contains(key) {
+                throw APIError.invalid("'response_format.json_schema.\(key)' is not a known field", param: param)
+            }
+            guard let name = spec["name"]?.string, !name.isEmpty else {
+                throw APIError.invalid("'response_format.json_schema.name' is required (a string)", param: param)
+            }
+            guard let schema = spec["schema"] else { return JSONSchema.anyObject }  // OpenAI: a schema-less format is any JSON object
+            do { return try JSONSchema(schema) } catch let error as ModelError {
+                throw APIError.invalid("'response_format.json_schema.schema' (\(name)): \(error.message)", param: param)
+            }
+        default:
+            throw APIError.invalid("'response_format.type' must be text, json_object or json_schema, got '\(type)'", param: param)
         }
     }
 

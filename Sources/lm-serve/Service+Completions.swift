@@ -21,7 +21,8 @@ extension OpenAIServer {
         let options = GenerationOptions(maxTokens: body.maxTokens ?? room, temperature: body.temperature, topP: body.topP,
                                         seed: body.seed ?? UInt64.random(in: 0...UInt64.max), topK: body.topK, minP: body.minP,
                                         repetitionPenalty: body.repetitionPenalty, presencePenalty: body.presencePenalty,
-                                        frequencyPenalty: body.frequencyPenalty, logitBias: body.logitBias, logprobs: body.logprobs)
+                                        frequencyPenalty: body.frequencyPenalty, logitBias: body.logitBias, logprobs: body.logprobs,
+                                        responseSchema: body.responseSchema)
         let vocabulary = engine.pretrained.model.config.vocabSize
         if let bad = body.logitBias.keys.sorted().first(where: { Int($0) >= vocabulary }) {
             throw APIError.invalid("'logit_bias' names token \(bad); the vocabulary has \(vocabulary)", param: "logit_bias")

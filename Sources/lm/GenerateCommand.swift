@@ -26,6 +26,8 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "Nucleus sampling mass in (0, 1]; 1 samples from the whole distribution.") var topP: Float = 1
     @Option(help: "Seed of the sampler: same seed, same text.") var seed: UInt64 = 0
     @Flag(help: "Encode special tokens written in the prompt as their characters.") var literalSpecialTokens = false
+    @Option(help: "A JSON Schema file: the answer is constrained to a JSON document matching it (always parses and validates).")
+    var jsonSchema: String?
     @OptionGroup var sampling: SamplingOptions
     @OptionGroup var decoding: DecodeOptions
     @OptionGroup var running: ModelRunOptions
@@ -52,13 +54,14 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
         }
         guard !ids.isEmpty else { throw ValidationError("--prompt is empty: generation needs at least one token") }
         let stops = tokenizer.stopTokens
-        let options = try sampling.applied(to: GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed, stopTokens: stops))
+        var options = try sampling.applied(to: GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP, seed: seed, stopTokens: stops))
+        if let jsonSchema { options.responseSchema = try Self.schema(at: jsonSchema) }
         var decoder = IncrementalDecoder(tokenizer: tokenizer)
         if let last = ids.last { decoder.follow(last) }
         let output = FileHandle.standardOutput
         output.write(Data(prompt.utf8))
         var failure: Error?
-        let report = try Generator(model: lm, context: decoding.sessionContext(for: lm)).generate(prompt: ids, options: options) { id in
+        let report = try Generator(model: lm, context: decoding.sessionContext(for: lm), tokenizer: tokenizer).generate(prompt: ids, options: options) { id in
             if stops.contains(id) { return true }
             do {
                 // A sampled id beyond the tokenizer's vocabulary (an untrained model) prints as U+FFFD.
@@ -76,6 +79,7 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
         switch report.ending {
         case .maxTokens: ending = "max tokens reached"
         case .stopToken: ending = "end of text"
+        case .documentComplete: ending = "JSON document complete"
         case .stoppedByCaller: ending = "stopped"
         }
         if report.contextSlides > 0 { ending += ", context slid \(report.contextSlides)×" }
@@ -86,5 +90,18 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
         printError(String(format: "load: %.2f s%@ · prefill: %d tokens, %.1f tokens/s · decode: %d tokens, %.1f tokens/s (%@)%@",
                           loadSeconds, breakdown, report.promptTokens, report.promptTokensPerSecond, report.generatedTokens,
                           report.generationTokensPerSecond, ending, products))
+    }
+
+    /// The schema in `path`, compiled; errors name the file.
+    static func schema(at path: String) throws -> JSONSchema {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ValidationError("--json-schema: cannot read \(path): \(error.localizedDescription)")
+        }
+        do { return try JSONSchema(try JSONValue(parsing: data)) } catch let error as ModelError {
+            throw ValidationError("--json-schema \(path): \(error.message)")
+        } catch {
+            throw ValidationError("--json-schema \(path): not valid JSON")
+        }
     }
 }

@@ -110,6 +110,7 @@ public final class ChatSession {
                 }
                 if let finish = step.finish {
                     if case .stopToken(let token) = finish { ending = .stopToken(token) }
+                    if finish == .documentComplete { ending = .documentComplete }
                     break
                 }
                 // The step's logits are a view of the session's buffer: read in place, not copied.

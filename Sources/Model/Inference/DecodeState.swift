@@ -34,6 +34,8 @@ public struct DecodeState {
         case maxTokens
         /// The context has no room for another token.
         case contextFull
+        /// The answer is a whole JSON document that nothing can extend (``GenerationOptions/responseSchema``).
+        case documentComplete
     }
 
     /// What one sampled token gave.
@@ -53,6 +55,8 @@ public struct DecodeState {
     public private(set) var generated = 0
     private var sampler: any Sampler
     private var processors: [any LogitProcessor] = []
+    /// The JSON constraint, applied after the other processors.
+    private var constraint: JSONConstraint?
     private let stops: Set<Int32>
     private var text: IncrementalDecoder?
     private var filter: StopStringFilter
@@ -78,6 +82,10 @@ public struct DecodeState {
         if penalties.isActive { processors.append(penalties) }
         if !options.logitBias.isEmpty { processors.append(LogitBias(options.logitBias)) }
         stops = options.stopTokens.union(tokenizer?.stopTokens ?? [])
+        if let schema = options.responseSchema {
+            guard let tokenizer else { throw ModelError("a response schema needs the model's tokenizer (the text of each token)") }
+            constraint = JSONConstraint(schema: schema, vocabulary: TokenVocabulary.shared(for: tokenizer, excluded: stops), stops: stops)
+        }
         if let tokenizer {
             text = IncrementalDecoder(tokenizer: tokenizer)
             text?.follow(last)
@@ -92,9 +100,10 @@ public struct DecodeState {
         if let bad = logits.firstIndex(where: { !$0.isFinite }) {
             throw ModelError("generation stopped at token \(generated + 1): logit \(bad) is \(logits[bad]); the model's weights or inputs produce non-finite values")
         }
-        let token = choose(logits)
+        let token = try choose(logits)
         let logprob = options.logprobs.map { Self.logprob(of: token, in: logits, top: $0) }
         for index in processors.indices { processors[index].learn(token) }
+        constraint?.learn(token)
         if stops.contains(token) {
             return Step(token: token, text: flush(), logprob: logprob, finish: .stopToken(token))
         }
@@ -105,6 +114,7 @@ public struct DecodeState {
             if stopped { return Step(token: token, text: released, logprob: logprob, finish: .stopString) }
             shown = released
         }
+        if constraint?.isFinished == true { return Step(token: token, text: shown + flush(), logprob: logprob, finish: .documentComplete) }
         if generated >= options.maxTokens { return Step(token: token, text: shown + flush(), logprob: logprob, finish: .maxTokens) }
         if !roomLeft { return Step(token: token, text: shown + flush(), logprob: logprob, finish: .contextFull) }
         return Step(token: token, text: shown, logprob: logprob, finish: nil)
@@ -112,12 +122,18 @@ public struct DecodeState {
 
     /// The processors run on a copy (the caller's logits are the model's, and may be reported),
     /// then the sampler.
-    private mutating func choose(_ logits: UnsafeBufferPointer<Float>) -> Int32 {
-        guard !processors.isEmpty else { return sampler.sample(logits) }
+    private mutating func choose(_ logits: UnsafeBufferPointer<Float>) throws -> Int32 {
+        guard !processors.isEmpty || constraint != nil else { return sampler.sample(logits) }
         if processed.count != logits.count { processed = [Float](repeating: 0, count: logits.count) }
-        return processed.withUnsafeMutableBufferPointer { copy in
+        return try processed.withUnsafeMutableBufferPointer { copy in
             _ = copy.initialize(from: logits)
             for index in processors.indices { processors[index].process(copy) }
+            constraint?.process(copy)
+            guard copy.contains(where: { $0 > -.infinity }) else {
+                throw ModelError(constraint != nil
+                    ? "no token of the vocabulary continues the JSON answer after \(generated) tokens (the schema needs text these pieces cannot write)"
+                    : "every token is excluded by the logit bias")
+            }
             return sampler.sample(UnsafeBufferPointer(copy))
         }
     }

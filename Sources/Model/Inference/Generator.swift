@@ -1,5 +1,6 @@
 import Foundation
 import Kernels
+import Tokenizer
 
 /// How to choose tokens and when to stop: the options of ``Generator``, ``ChatSession`` and
 /// ``ServingEngine``, all run by one ``DecodeState``.
@@ -28,10 +29,13 @@ public struct GenerationOptions: Sendable {
     /// Report each sampled token's log-probability and this many most likely alternatives
     /// (0…20) with it; nil reports none (``TokenLogprob``).
     public var logprobs: Int?
+    /// Constrain the answer to a JSON document matching this schema (``JSONConstraint``); needs
+    /// the tokenizer.
+    public var responseSchema: JSONSchema?
 
     public init(maxTokens: Int = 256, temperature: Float = 1, topP: Float = 1, seed: UInt64 = 0, stopTokens: Set<Int32> = [],
                 topK: Int = 0, minP: Float = 0, repetitionPenalty: Float = 1, presencePenalty: Float = 0, frequencyPenalty: Float = 0,
-                logitBias: [Int32: Float] = [:], logprobs: Int? = nil) {
+                logitBias: [Int32: Float] = [:], logprobs: Int? = nil, responseSchema: JSONSchema? = nil) {
         self.maxTokens = maxTokens
         self.temperature = temperature
         self.topP = topP
@@ -44,6 +48,7 @@ public struct GenerationOptions: Sendable {
         self.frequencyPenalty = frequencyPenalty
         self.logitBias = logitBias
         self.logprobs = logprobs
+        self.responseSchema = responseSchema
     }
 
     /// Rejects NaN, negative or out-of-range values with a message naming the option.
@@ -68,7 +73,11 @@ public struct GenerationOptions: Sendable {
 
 /// Why generation ended, and how fast it went.
 public struct GenerationReport: Sendable {
-    public enum Ending: Sendable, Equatable { case maxTokens, stopToken(Int32), stoppedByCaller }
+    public enum Ending: Sendable, Equatable {
+        case maxTokens, stopToken(Int32), stoppedByCaller
+        /// A whole JSON document matching the response schema.
+        case documentComplete
+    }
     public var ending: Ending
     public var promptTokens: Int
     public var generatedTokens: Int
@@ -89,16 +98,21 @@ public struct GenerationReport: Sendable {
 /// model then no longer sees the earliest tokens; ``GenerationReport/contextSlides`` counts this.
 public final class Generator {
     public let session: InferenceSession
+    /// The text of tokens, for a ``GenerationOptions/responseSchema`` (nil: none can be used).
+    public let tokenizer: (any TextTokenizer)?
 
     /// `context` caps the tokens held (default: the model's context length).
-    public init(model: TransformerLM, context: Int? = nil) {
+    public init(model: TransformerLM, context: Int? = nil, tokenizer: (any TextTokenizer)? = nil) {
         session = InferenceSession(model: model, context: context)
+        self.tokenizer = tokenizer
     }
 
     /// Generates after `prompt` (non-empty ids), calling `onToken` with each new id as soon as it
     /// is chosen (a stop token too, last); returning false from `onToken` stops generation.
     public func generate(prompt: [Int32], options: GenerationOptions, onToken: (Int32) -> Bool) throws -> GenerationReport {
-        var state = try DecodeState(prompt: prompt, options: options, vocabularySize: session.model.config.vocabSize)
+        // The tokenizer only where a schema needs it: the ids are the caller's to print.
+        var state = try DecodeState(prompt: prompt, options: options, vocabularySize: session.model.config.vocabSize,
+                                    tokenizer: options.responseSchema != nil ? tokenizer : nil)
         let context = session.context
         let keep = max(1, context / 2)
         var history = Array(prompt.suffix(context))
@@ -119,6 +133,7 @@ public final class Generator {
             if !onToken(step.token) { report.ending = .stoppedByCaller; break }
             if let finish = step.finish {
                 if case .stopToken(let token) = finish { report.ending = .stopToken(token) }
+                if finish == .documentComplete { report.ending = .documentComplete }
                 break
             }
             if session.remaining == 0 {

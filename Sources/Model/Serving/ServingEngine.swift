@@ -311,7 +311,7 @@ public final class ServingEngine: @unchecked Sendable {
         if !step.text.isEmpty || !logprobs.isEmpty { stream.pending.onEvent(.text(step.text, logprobs: logprobs)) }
         switch step.finish {
         case nil: return true
-        case .stopToken?, .stopString?: stream.finish(.stop)
+        case .stopToken?, .stopString?, .documentComplete?: stream.finish(.stop)
         case .maxTokens?, .contextFull?: stream.finish(.length)
         }
         return false

@@ -1,0 +1,83 @@
+import Foundation
+import Tokenizer
+
+/// A tokenizer's pieces as byte strings, sorted, for walking them with a grammar as one walks a
+/// trie: tokens that share a prefix are neighbours, so the prefix is read once, and once a prefix
+/// is refused every token that starts with it is skipped without reading it (``lcp`` says how far
+/// each token agrees with the one before). Pieces made only of plain string characters are also
+/// kept apart: inside a string without rules they are all allowed, and only the others are walked.
+///
+/// Built once per tokenizer (``shared(for:)``): 262,144 pieces take about a tenth of a second.
+public final class TokenVocabulary: @unchecked Sendable {
+    /// Token ids in byte order of their pieces (stop and empty pieces left out).
+    let order: [Int32]
+    /// Piece bytes, by position in `order`.
+    let pieces: [[UInt8]]
+    /// Bytes shared with the piece before (0 for the first).
+    let lcp: [Int]
+    /// Each id's position in `order` (-1: left out).
+    let position: [Int]
+    /// The same three for the pieces that are not plain string characters only.
+    let specialOrder: [Int32], specialPieces: [[UInt8]], specialLCP: [Int]
+    /// Ids of plain pieces (no `"`, `\`, control bytes), and each one's character count.
+    let plain: [Int32], plainLength: [Int]
+    public let vocabularySize: Int
+    /// The ids left out.
+    let excluded: Set<Int32>
+
+    /// `tokenizer`'s pieces, without `excluded` (its stop tokens: they end a document, they are not
+    /// text in it).
+    public init(tokenizer: any TextTokenizer, excluded: Set<Int32>) {
+        vocabularySize = tokenizer.vocabularySize
+        self.excluded = excluded
+        var entries: [(bytes: [UInt8], id: Int32)] = []
+        entries.reserveCapacity(vocabularySize)
+        for id in 0..<Int32(vocabularySize) where !excluded.contains(id) {
+            // After itself: the piece as it reads in the middle of a text (no dropped dummy space).
+            guard let bytes = try? tokenizer.pieceBytes(id, after: id), !bytes.isEmpty else { continue }
+            entries.append((bytes, id))
+        }
+        entries.sort { $0.bytes.lexicographicallyPrecedes($1.bytes) }
+        func prefixes(_ list: [(bytes: [UInt8], id: Int32)]) -> [Int] {
+            var result = [Int](repeating: 0, count: list.count)
+            for index in list.indices.dropFirst() {
+                result[index] = zip(list[index - 1].bytes, list[index].bytes).prefix { $0 == $1 }.count
+            }
+            return result
+        }
+        order = entries.map(\.id)
+        var position = [Int](repeating: -1, count: vocabularySize)
+        for (index, entry) in entries.enumerated() { position[Int(entry.id)] = index }
+        self.position = position
+        pieces = entries.map(\.bytes)
+        lcp = prefixes(entries)
+        let isPlain = { (bytes: [UInt8]) in bytes.allSatisfy { $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") } }
+        let special = entries.filter { !isPlain($0.bytes) }
+        specialOrder = special.map(\.id)
+        specialPieces = special.map(\.bytes)
+        specialLCP = prefixes(special)
+        let plainEntries = entries.filter { isPlain($0.bytes) }
+        plain = plainEntries.map(\.id)
+        plainLength = plainEntries.map { $0.bytes.reduce(0) { $0 + ($1 & 0xC0 == 0x80 ? 0 : 1) } }
+    }
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var cache: [ObjectIdentifier: TokenVocabulary] = [:]
+
+    /// The vocabulary of `tokenizer` without `excluded`, built on first use and kept for the
+    /// tokenizer's lifetime in the process (one per tokenizer object and exclusion set).
+    public static func shared(for tokenizer: any TextTokenizer, excluded: Set<Int32>) -> TokenVocabulary {
+        let key = ObjectIdentifier(tokenizer as AnyObject)
+        lock.lock()
+        if let found = cache[key], found.excluded == excluded {
+            lock.unlock()
+            return found
+        }
+        lock.unlock()
+        let built = TokenVocabulary(tokenizer: tokenizer, excluded: excluded)
+        lock.lock()
+        cache[key] = built
+        lock.unlock()
+        return built
+    }
+}
