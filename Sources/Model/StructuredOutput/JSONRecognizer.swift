@@ -55,8 +55,8 @@ public struct JSONRecognizer: Sendable {
     /// a string with no length or format rule. Tokens of plain characters then keep it valid.
     var isInFreeString: Bool {
         !ways.isEmpty && ways.allSatisfy { way in
-            if case .string(let rule, _)? = way.frames.last, rule.isFree { return true }
-            if case .key(_, _, _, let free)? = way.frames.last, free { return true }
+            if case .string(let rule, let progress)? = way.frames.last, rule.isFree, progress.escape < 0, progress.utf8.remaining == 0 { return true }
+            if case .key(_, _, _, let free, let utf8)? = way.frames.last, free, utf8.remaining == 0 { return true }
             return false
         }
     }
@@ -75,7 +75,7 @@ public struct JSONRecognizer: Sendable {
         /// Inside an object: which keys have been seen, where we are.
         case object(JSONSchema.ObjectRule, seen: Set<[UInt8]>, phase: ObjectPhase)
         /// Inside a key: its bytes so far; `free` when any key is allowed.
-        case key(JSONSchema.ObjectRule, seen: Set<[UInt8]>, typed: [UInt8], free: Bool)
+        case key(JSONSchema.ObjectRule, seen: Set<[UInt8]>, typed: [UInt8], free: Bool, utf8: UTF8Progress)
         /// Inside an array: items so far, and whether one just ended.
         case array(JSONSchema.ArrayRule, count: Int, afterItem: Bool)
         /// Inside a string (after its opening quote).
@@ -100,10 +100,42 @@ public struct JSONRecognizer: Sendable {
     struct StringProgress: Sendable {
         /// Characters so far (UTF-8 continuation bytes do not count).
         var length = 0
+        /// The UTF-8 character being read: continuation bytes still to come, and the range the next
+        /// one must fall in (Unicode's table of well-formed sequences), so the text always decodes.
+        var utf8 = UTF8Progress()
         /// Bytes left of an escape: -1 none, 0 after `\`, 1…4 hex digits of `\u` to come.
         var escape = -1
         /// The format shapes still matching, and the position in them.
         var shapes: [[UInt8]] = []
+    }
+
+    /// Where a UTF-8 sequence stands: `remaining` continuation bytes, the next in `low...high`.
+    struct UTF8Progress: Sendable, Equatable {
+        var remaining = 0
+        var low: UInt8 = 0x80, high: UInt8 = 0xBF
+
+        /// Reads `byte` (≥ 0x20, not a quote or backslash when `remaining` is 0); false when the
+        /// bytes would not be well-formed UTF-8.
+        mutating func read(_ byte: UInt8) -> Bool {
+            if remaining > 0 {
+                guard byte >= low && byte <= high else { return false }
+                remaining -= 1
+                (low, high) = (0x80, 0xBF)
+                return true
+            }
+            switch byte {
+            case 0x00...0x7F: return true
+            case 0xC2...0xDF: remaining = 1
+            case 0xE0: (remaining, low) = (2, 0xA0)
+            case 0xE1...0xEC, 0xEE...0xEF: remaining = 2
+            case 0xED: (remaining, high) = (2, 0x9F)
+            case 0xF0: (remaining, low) = (3, 0x90)
+            case 0xF1...0xF3: remaining = 3
+            case 0xF4: (remaining, high) = (3, 0x8F)
+            default: return false
+            }
+            return true
+        }
     }
 
     enum NumberState: Sendable {
@@ -152,6 +184,8 @@ public struct JSONRecognizer: Sendable {
                 guard isHex(byte) else { return }
                 progress.escape -= 1
                 if progress.escape == 0 { progress.escape = -1; progress.length += 1 }
+            } else if progress.utf8.remaining > 0 {
+                guard progress.utf8.read(byte) else { return }
             } else if byte == UInt8(ascii: "\"") {
                 guard progress.length >= rule.minLength, rule.format == nil || progress.shapes.contains(where: { $0.count == progress.length }) else { return }
                 finishValue(way, into: &out)
@@ -160,17 +194,13 @@ public struct JSONRecognizer: Sendable {
                 guard rule.format == nil, progress.length < rule.maxLength else { return }
                 progress.escape = 0
             } else {
-                guard byte >= 0x20 else { return }
-                if byte & 0xC0 != 0x80 {  // a character starts
-                    guard progress.length < rule.maxLength else { return }
-                    if rule.format != nil {
-                        progress.shapes = progress.shapes.filter { progress.length < $0.count && matches(shape: $0[progress.length], byte) }
-                        guard !progress.shapes.isEmpty else { return }
-                    }
-                    progress.length += 1
-                } else if rule.format != nil {
-                    return  // shapes are ASCII
+                // A character starts (continuation bytes were taken above).
+                guard byte >= 0x20, progress.length < rule.maxLength, progress.utf8.read(byte) else { return }
+                if rule.format != nil {
+                    progress.shapes = progress.shapes.filter { progress.length < $0.count && matches(shape: $0[progress.length], byte) }
+                    guard !progress.shapes.isEmpty else { return }
                 }
+                progress.length += 1
             }
             way.frames.append(.string(rule, progress))
             out.append(way)
@@ -199,7 +229,7 @@ public struct JSONRecognizer: Sendable {
             case (.start, UInt8(ascii: "\"")), (.key, UInt8(ascii: "\"")):
                 guard hasKeysLeft(rule, seen) else { return }
                 way.frames.append(top)
-                way.frames.append(.key(rule, seen: seen, typed: [], free: rule.additional != nil))
+                way.frames.append(.key(rule, seen: seen, typed: [], free: rule.additional != nil, utf8: UTF8Progress()))
                 out.append(way)
             case (.start, UInt8(ascii: "}")), (.afterValue, UInt8(ascii: "}")):
                 guard rule.required.isSubset(of: seen) else { return }
@@ -216,8 +246,8 @@ public struct JSONRecognizer: Sendable {
             default: return
             }
 
-        case .key(let rule, let seen, let typed, let free):
-            if byte == UInt8(ascii: "\"") {
+        case .key(let rule, let seen, let typed, let free, var utf8):
+            if byte == UInt8(ascii: "\""), utf8.remaining == 0 {
                 let known = rule.properties.contains { $0.name == typed }
                 guard !seen.contains(typed), known || rule.additional != nil else { return }
                 guard case .object(_, _, _)? = way.frames.last else { return }
@@ -226,10 +256,10 @@ public struct JSONRecognizer: Sendable {
                 out.append(way)
                 return
             }
-            guard byte >= 0x20, byte != UInt8(ascii: "\\") else { return }  // keys are written plainly
+            guard byte >= 0x20, byte != UInt8(ascii: "\\"), utf8.read(byte) else { return }  // keys are written plainly
             let longer = typed + [byte]
             guard rule.additional != nil || rule.properties.contains(where: { !seen.contains($0.name) && $0.name.starts(with: longer) }) else { return }
-            way.frames.append(.key(rule, seen: seen, typed: longer, free: free))
+            way.frames.append(.key(rule, seen: seen, typed: longer, free: free, utf8: utf8))
             out.append(way)
 
         case .array(let rule, let count, let afterItem):

@@ -5,7 +5,8 @@ import Tokenizer
 /// trie: tokens that share a prefix are neighbours, so the prefix is read once, and once a prefix
 /// is refused every token that starts with it is skipped without reading it (``lcp`` says how far
 /// each token agrees with the one before). Pieces made only of plain string characters are also
-/// kept apart: inside a string without rules they are all allowed, and only the others are walked.
+/// kept apart: inside a string without rules (and not inside an escape or a character) they are
+/// all allowed, and only the others are walked.
 ///
 /// Built once per tokenizer (``shared(for:)``): 262,144 pieces take about a tenth of a second.
 public final class TokenVocabulary: @unchecked Sendable {
@@ -19,8 +20,8 @@ public final class TokenVocabulary: @unchecked Sendable {
     let position: [Int]
     /// The same three for the pieces that are not plain string characters only.
     let specialOrder: [Int32], specialPieces: [[UInt8]], specialLCP: [Int]
-    /// Ids of plain pieces (no `"`, `\`, control bytes), and each one's character count.
-    let plain: [Int32], plainLength: [Int]
+    /// Ids of plain pieces: whole UTF-8 characters, none of them `"`, `\` or a control character.
+    let plain: [Int32]
     public let vocabularySize: Int
     /// The ids left out.
     let excluded: Set<Int32>
@@ -51,14 +52,15 @@ public final class TokenVocabulary: @unchecked Sendable {
         self.position = position
         pieces = entries.map(\.bytes)
         lcp = prefixes(entries)
-        let isPlain = { (bytes: [UInt8]) in bytes.allSatisfy { $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") } }
+        // Whole UTF-8 characters only: a piece holding part of one must be read with what precedes it.
+        let isPlain = { (bytes: [UInt8]) in
+            bytes.allSatisfy { $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") } && String(validating: bytes, as: UTF8.self) != nil
+        }
         let special = entries.filter { !isPlain($0.bytes) }
         specialOrder = special.map(\.id)
         specialPieces = special.map(\.bytes)
         specialLCP = prefixes(special)
-        let plainEntries = entries.filter { isPlain($0.bytes) }
-        plain = plainEntries.map(\.id)
-        plainLength = plainEntries.map { $0.bytes.reduce(0) { $0 + ($1 & 0xC0 == 0x80 ? 0 : 1) } }
+        plain = entries.filter { isPlain($0.bytes) }.map(\.id)
     }
 
     private static let lock = NSLock()
