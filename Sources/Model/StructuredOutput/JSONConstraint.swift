@@ -5,7 +5,8 @@
 ///
 /// The mask walks the vocabulary in byte order (``TokenVocabulary``) with the recognizer, reading
 /// each shared prefix once and skipping every token under a refused prefix; inside a string
-/// without rules the tokens of plain characters are allowed without being read.
+/// without a format the tokens of plain characters that fit its length are allowed without
+/// being read.
 public struct JSONConstraint: LogitProcessor {
     public let schema: JSONSchema
     let vocabulary: TokenVocabulary
@@ -30,36 +31,46 @@ public struct JSONConstraint: LogitProcessor {
     /// Tokens allowed next, as flags by id (stop tokens when the document is whole).
     public mutating func allowedTokens() -> [Bool] {
         for index in allowed.indices { allowed[index] = false }
-        if recognizer.isInFreeString {
-            for id in vocabulary.plain { allowed[Int(id)] = true }
-            walk(vocabulary.specialOrder, vocabulary.specialPieces, vocabulary.specialLCP)
+        if let room = recognizer.plainRoom {
+            // Plain pieces of up to `room` characters (they are sorted by length), then the others read.
+            for (index, id) in vocabulary.plain.enumerated() {
+                if vocabulary.plainLength[index] > room { break }
+                allowed[Int(id)] = true
+            }
+            walk(vocabulary.walkSpecial)
         } else {
-            walk(vocabulary.order, vocabulary.pieces, vocabulary.lcp)
+            walk(vocabulary.walkAll)
         }
         if recognizer.isComplete { for id in stops where Int(id) < allowed.count { allowed[Int(id)] = true } }
         return allowed
     }
 
-    /// Marks the tokens of `order` whose whole piece the recognizer reads.
-    private mutating func walk(_ order: [Int32], _ pieces: [[UInt8]], _ lcp: [Int]) {
+    /// Marks the tokens of `pieces` whose whole piece the recognizer reads.
+    private mutating func walk(_ pieces: TokenVocabulary.Walk) {
         if path.isEmpty { path = [recognizer] } else { path[0] = recognizer }
         var valid = 0  // depth up to which `path` holds the current piece's prefix
         var refused = Int.max  // a prefix of this length was refused: pieces sharing it are skipped
-        for index in order.indices {
-            let shared = lcp[index]
-            if shared >= refused { continue }
-            refused = .max
-            let piece = pieces[index]
-            var depth = min(shared, valid)
-            while depth < piece.count {
-                var next = path[depth]
-                next.read(piece[depth])
-                if depth + 1 < path.count { path[depth + 1] = next } else { path.append(next) }
-                depth += 1
-                if !next.isAlive { refused = depth; break }
+        pieces.bytes.withUnsafeBufferPointer { bytes in
+            pieces.starts.withUnsafeBufferPointer { starts in
+                pieces.lcp.withUnsafeBufferPointer { lcp in
+                    for index in 0..<lcp.count {
+                        let shared = lcp[index]
+                        if shared >= refused { continue }
+                        refused = .max
+                        let start = starts[index], count = starts[index + 1] - start
+                        var depth = min(shared, valid)
+                        while depth < count {
+                            var next = path[depth]
+                            next.read(bytes[start + depth])
+                            if depth + 1 < path.count { path[depth + 1] = next } else { path.append(next) }
+                            depth += 1
+                            if !next.isAlive { refused = depth; break }
+                        }
+                        valid = refused == .max ? depth : refused - 1
+                        if refused == .max { allowed[Int(pieces.ids[index])] = true }
+                    }
+                }
             }
-            valid = refused == .max ? depth : refused - 1
-            if refused == .max { allowed[Int(order[index])] = true }
         }
     }
 

@@ -51,14 +51,23 @@ public struct JSONRecognizer: Sendable {
         ways = next
     }
 
-    /// Whether the string being read (if any) takes plain characters freely: every way is inside
-    /// a string with no length or format rule. Tokens of plain characters then keep it valid.
-    var isInFreeString: Bool {
-        !ways.isEmpty && ways.allSatisfy { way in
-            if case .string(let rule, let progress)? = way.frames.last, rule.isFree, progress.escape < 0, progress.utf8.remaining == 0 { return true }
-            if case .key(_, _, _, let free, let utf8)? = way.frames.last, free, utf8.remaining == 0 { return true }
-            return false
+    /// When every way is inside a string without a format (or a key any name may take), outside
+    /// an escape and a character: how many more characters it takes (`Int.max`: any number).
+    /// Tokens of plain characters up to that many keep the text valid without being read.
+    var plainRoom: Int? {
+        guard !ways.isEmpty else { return nil }
+        var room = Int.max
+        for way in ways {
+            switch way.frames.last {
+            case .string(let rule, let progress)? where rule.format == nil && progress.escape < 0 && progress.utf8.remaining == 0:
+                room = min(room, rule.maxLength == .max ? .max : rule.maxLength - progress.length)
+            case .key(_, _, _, let free, let utf8)? where free && utf8.remaining == 0:
+                continue
+            default:
+                return nil
+            }
         }
+        return room
     }
 
     // MARK: The machine

@@ -16,12 +16,35 @@ public final class TokenVocabulary: @unchecked Sendable {
     let pieces: [[UInt8]]
     /// Bytes shared with the piece before (0 for the first).
     let lcp: [Int]
+    /// The walk's view of `order`: all pieces' bytes end to end, where each starts, and the
+    /// common prefixes (no array per piece to retain in the hot loop).
+    let walkAll: Walk, walkSpecial: Walk
+
+    /// Pieces in byte order, flattened.
+    struct Walk: Sendable {
+        let ids: [Int32]
+        let bytes: [UInt8]
+        /// Piece i is bytes[starts[i]..<starts[i + 1]].
+        let starts: [Int]
+        let lcp: [Int]
+
+        init(ids: [Int32], pieces: [[UInt8]], lcp: [Int]) {
+            self.ids = ids
+            self.lcp = lcp
+            bytes = pieces.flatMap { $0 }
+            var starts = [0]
+            starts.reserveCapacity(pieces.count + 1)
+            for piece in pieces { starts.append(starts.last! + piece.count) }
+            self.starts = starts
+        }
+    }
     /// Each id's position in `order` (-1: left out).
     let position: [Int]
     /// The same three for the pieces that are not plain string characters only.
     let specialOrder: [Int32], specialPieces: [[UInt8]], specialLCP: [Int]
-    /// Ids of plain pieces: whole UTF-8 characters, none of them `"`, `\` or a control character.
-    let plain: [Int32]
+    /// Ids of plain pieces (whole UTF-8 characters, none of them `"`, `\` or a control
+    /// character), fewest characters first, and each one's character count.
+    let plain: [Int32], plainLength: [Int]
     public let vocabularySize: Int
     /// The ids left out.
     let excluded: Set<Int32>
@@ -60,7 +83,13 @@ public final class TokenVocabulary: @unchecked Sendable {
         specialOrder = special.map(\.id)
         specialPieces = special.map(\.bytes)
         specialLCP = prefixes(special)
-        plain = entries.filter { isPlain($0.bytes) }.map(\.id)
+        let plainEntries = entries.filter { isPlain($0.bytes) }
+            .map { (id: $0.id, length: String(decoding: $0.bytes, as: UTF8.self).unicodeScalars.count) }
+            .sorted { ($0.length, $0.id) < ($1.length, $1.id) }
+        plain = plainEntries.map(\.id)
+        plainLength = plainEntries.map(\.length)
+        walkAll = Walk(ids: order, pieces: pieces, lcp: lcp)
+        walkSpecial = Walk(ids: specialOrder, pieces: specialPieces, lcp: specialLCP)
     }
 
     private static let lock = NSLock()
