@@ -312,6 +312,41 @@ final class ServerTests: TemporaryDirectoryTestCase {
         }
         let (code, reply) = try post(server, "/v1/chat/completions", ["messages": [["role": "user", "content": "x"]], "top_logprobs": 21, "logprobs": true])
         XCTAssertEqual(code, 400, "\(reply)")
+
+        // Structured output: a random model's answer, constrained, parses and matches the schema.
+        // (A random model loves whitespace, which JSON allows anywhere: banned by a bias, so the
+        // answer ends within the tiny context.)
+        let tokenizer = try XCTUnwrap(pretrained.tokenizer)
+        var spaces: [String: Any] = [:]
+        for id in 0..<Int32(tokenizer.vocabularySize) {
+            if let bytes = try? tokenizer.pieceBytes(id, after: id), !bytes.isEmpty, bytes.allSatisfy({ [0x20, 0x09, 0x0A, 0x0D].contains($0) }) {
+                spaces["\(id)"] = -100
+            }
+        }
+        let schema: [String: Any] = ["type": "object", "properties": ["name": ["type": "string", "maxLength": 8], "n": ["type": "integer"],
+                                     "ok": ["type": "boolean"]], "required": ["name", "n", "ok"], "additionalProperties": false]
+        for seed in 0..<3 {
+            let structured = try post(server, "/v1/chat/completions", [
+                "messages": [["role": "user", "content": "Hello"]], "max_tokens": 60, "temperature": 0.8, "seed": seed, "logit_bias": spaces,
+                "response_format": ["type": "json_schema", "json_schema": ["name": "thing", "schema": schema, "strict": true]]]).json
+            let answer = try XCTUnwrap(content(structured), "\(structured)")
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(answer.utf8)) as? [String: Any], answer)
+            XCTAssertEqual(Set(object.keys), ["name", "n", "ok"], answer)
+            XCTAssertLessThanOrEqual((object["name"] as? String)?.count ?? 99, 8, answer)
+            XCTAssertEqual(finishReason(structured), "stop", "a whole document ends the answer")
+        }
+        let anyObject = try post(server, "/v1/completions", ["prompt": "Hello", "max_tokens": 40, "temperature": 0, "logit_bias": spaces,
+                                                             "response_format": ["type": "json_object"]]).json
+        if finishReason(anyObject) == "stop", let answer = content(anyObject) {
+            XCTAssertNotNil(try? JSONSerialization.jsonObject(with: Data(answer.utf8)) as? [String: Any], answer)
+        }
+        for (format, needle) in [(["type": "json_schema", "json_schema": ["name": "x", "schema": ["type": "string", "pattern": "a"]]], "'pattern'"),
+                                 (["type": "json_schema", "json_schema": ["schema": ["type": "string"]]], "name"),
+                                 (["type": "yaml"], "yaml")] as [([String: Any], String)] {
+            let (code, reply) = try post(server, "/v1/completions", ["prompt": "x", "response_format": format])
+            XCTAssertEqual(code, 400, "\(reply)")
+            XCTAssertTrue(((reply["error"] as? [String: Any])?["message"] as? String ?? "").contains(needle), "\(reply)")
+        }
         XCTAssertEqual(stop(server), 0)
     }
 

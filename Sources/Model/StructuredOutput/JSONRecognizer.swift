@@ -4,10 +4,14 @@
 /// every way still possible, so `accepts` is exact: a byte is refused as soon as no valid
 /// document starts with the text.
 ///
-/// Whitespace between tokens is allowed, at most ``maxWhitespace`` bytes in a row (so a model
-/// cannot pad forever); inside strings, escapes are allowed and control characters are not.
+/// Whitespace between tokens is allowed, at most ``maxWhitespace`` bytes in a row, and numbers
+/// take at most ``maxDigits`` digits before and after the point (so a model cannot pad or count
+/// forever); inside strings, escapes are allowed and control characters are not.
 public struct JSONRecognizer: Sendable {
     public static let maxWhitespace = 24
+    /// Most digits in a number's integer part and in its fraction, and in its exponent (two: every
+    /// such number is a finite Double).
+    public static let maxDigits = 16, maxExponentDigits = 2
     /// Most ways kept at once; schemas whose alternatives share long prefixes stay far below it.
     static let maxWays = 64
 
@@ -27,7 +31,7 @@ public struct JSONRecognizer: Sendable {
     /// Whether the text read so far is a whole valid document.
     public var isComplete: Bool {
         ways.contains { way in
-            way.frames.isEmpty || (way.frames.count == 1 && { if case .number(_, let state) = way.frames[0] { state.canEnd } else { false } }())
+            way.frames.isEmpty || (way.frames.count == 1 && { if case .number(_, let state, _) = way.frames[0] { state.canEnd } else { false } }())
         }
     }
 
@@ -90,7 +94,8 @@ public struct JSONRecognizer: Sendable {
         /// Inside a string (after its opening quote).
         case string(JSONSchema.StringRule, StringProgress)
         /// Inside a number.
-        case number(integer: Bool, NumberState)
+        /// Inside a number: where in its grammar, and the digits of the current part so far.
+        case number(integer: Bool, NumberState, digits: Int)
         /// Matching fixed text (`true`, an enum value, …) from byte `index` of one of `texts`.
         case literal(text: [UInt8], index: Int)
     }
@@ -214,9 +219,12 @@ public struct JSONRecognizer: Sendable {
             way.frames.append(.string(rule, progress))
             out.append(way)
 
-        case .number(let integer, let state):
+        case .number(let integer, let state, let digits):
             if let next = advance(state, byte, integer: integer) {
-                way.frames.append(.number(integer: integer, next))
+                // Digits of one part are bounded (a model may otherwise write digits for ever).
+                let count = next == state ? digits + 1 : (isDigit(byte) ? 1 : 0)
+                guard count <= (next == .exponentDigits ? maxExponentDigits : maxDigits) else { return }
+                way.frames.append(.number(integer: integer, next, digits: count))
                 out.append(way)
             } else if state.canEnd {
                 // The byte ends the number: the value is done, and the byte belongs to what follows.
@@ -326,7 +334,7 @@ public struct JSONRecognizer: Sendable {
             out.append(way)
         case .number(let integer):
             guard let state = advance(nil, byte, integer: integer) else { return }
-            way.frames.append(.number(integer: integer, state))
+            way.frames.append(.number(integer: integer, state, digits: isDigit(byte) ? 1 : 0))
             out.append(way)
         case .boolean:
             for text in ["true", "false"] where text.utf8.first == byte {
