@@ -9,7 +9,7 @@ in the middle of a stream.
     python3 test_openai.py --base-url http://127.0.0.1:8080 --model MODEL_ID [--api-key KEY]
 
 Prints one PASS, FAIL or SKIP line per check and a closing "N passed, N failed, N skipped" line;
-exits 1 when any check failed. Needs only `openai` (PyPI) and the standard library.
+exits 1 when any check failed. Needs `openai` and `jsonschema` (PyPI) and the standard library.
 """
 
 import argparse
@@ -23,6 +23,10 @@ import time
 import traceback
 import urllib.parse
 
+import random
+
+import jsonschema
+import pydantic
 from openai import OpenAI
 
 # Prompts whose greedy answers the checks compare. Chosen so that a small instruct model answers
@@ -186,6 +190,29 @@ def counts(usage):
     """A usage object's token counts; the cached share of the prompt differs between a request and
     the same request again (the prompt cache), the counts do not."""
     return None if usage is None else (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens)
+
+
+def random_schema(rng, depth):
+    """A random JSON schema of the subset lm-serve constrains to."""
+    kinds = ["string", "integer", "number", "boolean", "enum", "format"] if depth == 0 else ["object", "object", "array", "anyOf", "string", "integer"]
+    kind = rng.choice(kinds)
+    if kind == "object":
+        names = rng.sample(["id", "name", "tags", "kind", "value", "count"], rng.randint(1, 3))
+        properties = {name: random_schema(rng, depth - 1) for name in names}
+        return {"type": "object", "properties": properties, "required": [n for n in names if rng.random() < 0.7],
+                "additionalProperties": False}
+    if kind == "array":
+        low = rng.randint(0, 2)
+        return {"type": "array", "items": random_schema(rng, depth - 1), "minItems": low, "maxItems": low + rng.randint(0, 3)}
+    if kind == "anyOf":
+        return {"anyOf": [random_schema(rng, depth - 1), {"type": "null"}]}
+    if kind == "string":
+        return {"type": "string", "maxLength": rng.randint(3, 30)}
+    if kind == "enum":
+        return {"enum": rng.sample(["red", "green", "blue", 1, None, True], rng.randint(1, 3))}
+    if kind == "format":
+        return {"type": "string", "format": rng.choice(["date", "date-time", "uuid"])}
+    return {"type": kind}
 
 
 class Suite:
@@ -388,6 +415,48 @@ class Suite:
                           "prompt cache: the second question reuses the system prompt (usage.prompt_tokens_details.cached_tokens)",
                           f"cached {cached} of {second.usage.prompt_tokens}")
 
+    def test_structured_output(self):
+        """Answers constrained to a JSON schema: a pydantic model through the client's parse helper,
+        json_object, and random schemas of the supported subset, every answer validated by the
+        `jsonschema` package."""
+        class City(pydantic.BaseModel):
+            name: str
+            country: str
+            population: int
+            coastal: bool
+
+        parsed = self.client.chat.completions.parse(
+            model=self.model, temperature=0, max_tokens=120, response_format=City,
+            messages=[{"role": "user", "content": "Describe Paris as JSON with name, country, population and coastal."}])
+        city = parsed.choices[0].message.parsed
+        self.report.check(isinstance(city, City) and parsed.choices[0].finish_reason == "stop",
+                          "structured output: chat.completions.parse with a pydantic model", repr(city))
+        r = self.client.chat.completions.create(model=self.model, temperature=0, max_tokens=300,
+                                                response_format={"type": "json_object"},
+                                                messages=[{"role": "user", "content": "Give me a JSON object with a cat's name and age."}])
+        text = r.choices[0].message.content
+        ok = r.choices[0].finish_reason == "stop" and isinstance(json.loads(text), dict)
+        self.report.check(ok, "structured output: json_object answers a JSON object", repr(text)[:200])
+
+        rng = random.Random(self.args.schema_seed)
+        invalid, unfinished = [], 0
+        for index in range(self.args.random_schemas):
+            schema = random_schema(rng, 2)
+            r = self.client.chat.completions.create(
+                model=self.model, temperature=0.7, seed=self.args.schema_seed + index, max_tokens=200,
+                response_format={"type": "json_schema", "json_schema": {"name": f"s{index}", "schema": schema, "strict": True}},
+                messages=[{"role": "user", "content": "Answer with JSON only."}])
+            if r.choices[0].finish_reason != "stop":
+                unfinished += 1  # the budget ended first (a long string): nothing to validate
+                continue
+            try:
+                jsonschema.validate(json.loads(r.choices[0].message.content), schema)
+            except Exception as error:  # noqa: BLE001 — any failure is the check's
+                invalid.append(f"{json.dumps(schema)} -> {r.choices[0].message.content!r}: {error}"[:300])
+        self.report.check(not invalid and unfinished < self.args.random_schemas // 2,
+                          f"structured output: {self.args.random_schemas} random schemas, every finished answer valid "
+                          f"({unfinished} ran out of tokens)", "; ".join(invalid[:3]))
+
     def test_stop(self):
         full = self.greedy_chat().choices[0].message.content
         stop = pick_stop_string(full)
@@ -542,12 +611,14 @@ def main():
     parser.add_argument("--api-key", help="the key the server was started with (--api-key); enables the 401 checks")
     parser.add_argument("--model", required=True, help="the model id the server reports")
     parser.add_argument("--timeout", type=float, default=120, help="seconds to wait for any one request (default 120)")
+    parser.add_argument("--random-schemas", type=int, default=30, help="random JSON schemas to answer and validate (default 30)")
+    parser.add_argument("--schema-seed", type=int, default=2026, help="seed of the random schemas (default 2026)")
     args = parser.parse_args()
     args.base_url = args.base_url.rstrip("/").removesuffix("/v1")
 
     suite = Suite(args)
     tests = [suite.test_health, suite.test_models, suite.test_chat, suite.test_chat_stream, suite.test_sse_framing,
-             suite.test_chat_variants, suite.test_completions, suite.test_logprobs_and_sampling, suite.test_prompt_cache, suite.test_stop, suite.test_max_tokens_one,
+             suite.test_chat_variants, suite.test_completions, suite.test_logprobs_and_sampling, suite.test_prompt_cache, suite.test_structured_output, suite.test_stop, suite.test_max_tokens_one,
              suite.test_seed, suite.test_errors, suite.test_disconnect]
     for test in tests:
         try:
