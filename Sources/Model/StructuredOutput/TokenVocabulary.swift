@@ -94,21 +94,28 @@ public final class TokenVocabulary: @unchecked Sendable {
     }
 
     private static let lock = NSLock()
-    nonisolated(unsafe) private static var cache: [ObjectIdentifier: TokenVocabulary] = [:]
+    /// A cached vocabulary and the tokenizer it was built from, held weakly: an identifier can be
+    /// reused by another object once the first is gone, and must not find its vocabulary.
+    private struct Entry {
+        weak var owner: AnyObject?
+        let vocabulary: TokenVocabulary
+    }
+    nonisolated(unsafe) private static var cache: [ObjectIdentifier: Entry] = [:]
 
     /// The vocabulary of `tokenizer` without `excluded`, built on first use and kept for the
     /// tokenizer's lifetime in the process (one per tokenizer object and exclusion set).
     public static func shared(for tokenizer: any TextTokenizer, excluded: Set<Int32>) -> TokenVocabulary {
-        let key = ObjectIdentifier(tokenizer as AnyObject)
+        let owner = tokenizer as AnyObject, key = ObjectIdentifier(owner)
         lock.lock()
-        if let found = cache[key], found.excluded == excluded {
+        if let found = cache[key], found.owner === owner, found.vocabulary.excluded == excluded {
             lock.unlock()
-            return found
+            return found.vocabulary
         }
         lock.unlock()
         let built = TokenVocabulary(tokenizer: tokenizer, excluded: excluded)
         lock.lock()
-        cache[key] = built
+        cache = cache.filter { $0.value.owner != nil }  // entries of tokenizers that are gone
+        cache[key] = Entry(owner: owner, vocabulary: built)
         lock.unlock()
         return built
     }
