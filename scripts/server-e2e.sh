@@ -6,7 +6,7 @@
 # (check_page.py: chat, the inside view, a screenshot). Then SIGTERM, which must exit 0.
 #
 # Installs what it needs, idempotently: Chromium and chromium-driver (scripts/setup.sh --browser),
-# and openai + selenium + jsonschema from PyPI into a virtual environment under .build/ (git-ignored).
+# and openai + selenium + jsonschema + prometheus_client from PyPI into a virtual environment under .build/ (git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,9 +14,9 @@ scripts/setup.sh --browser
 scripts/fetch-models.sh
 model=models/SmolLM2-135M-Instruct.Q4_1.gguf
 venv=.build/server-e2e-venv
-if ! "$venv/bin/python" -c "import openai, selenium, jsonschema" 2>/dev/null; then
+if ! "$venv/bin/python" -c "import openai, selenium, jsonschema, prometheus_client" 2>/dev/null; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check openai selenium jsonschema
+  "$venv/bin/pip" install --quiet --disable-pip-version-check openai selenium jsonschema prometheus_client
 fi
 swift build -c release --product lm-serve
 out=$(mktemp -d)

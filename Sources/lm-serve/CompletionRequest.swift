@@ -30,6 +30,8 @@ struct CompletionRequest {
     var logprobs: Int?
     /// `response_format`: the schema the answer must match (`json_object`: any object), or nil.
     var responseSchema: JSONSchema?
+    /// `chat_template_kwargs`: extra variables for the chat template (`enable_thinking`, say).
+    var templateVariables: [String: TemplateValue] = [:]
 
     /// The fields read (some only at the value that changes nothing, such as `n` 1), besides
     /// `messages` or `prompt`; `user` is accepted and ignored.
@@ -37,7 +39,7 @@ struct CompletionRequest {
                                                "temperature", "top_p", "seed", "stop", "stream", "n",
                                                "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "echo", "suffix",
                                                "top_k", "min_p", "repetition_penalty", "repeat_penalty", "logit_bias",
-                                               "response_format"]
+                                               "response_format", "chat_template_kwargs"]
 
     /// Reads `body` (a JSON object) for `chat` or plain completions; `served` is the model id.
     init(json body: [String: JSONValue], chat: Bool, served: String) throws {
@@ -153,6 +155,12 @@ struct CompletionRequest {
         }
         try readLogprobs(body, chat: chat)
         if let value = body["response_format"], !value.isNull { responseSchema = try Self.responseFormat(value) }
+        if let value = body["chat_template_kwargs"], !value.isNull {
+            guard chat, let variables = value.object else {
+                throw APIError.invalid("'chat_template_kwargs' must be an object of template variables (chat only)", param: "chat_template_kwargs")
+            }
+            templateVariables = variables.mapValues(Self.templateValue)
+        }
         if let value = body["echo"], !value.isNull, value.bool != false {
             throw APIError.invalid("'echo' is not supported", param: "echo")
         }
@@ -189,6 +197,18 @@ struct CompletionRequest {
                 throw APIError.invalid("'logprobs' must be an integer in 0…5 for completions, got \(value.shortText)", param: "logprobs")
             }
             logprobs = count
+        }
+    }
+
+    /// A JSON value as the template sees it (whole numbers as integers, as Python's json reads them).
+    static func templateValue(_ value: JSONValue) -> TemplateValue {
+        switch value {
+        case .null: return .null
+        case .bool(let flag): return .bool(flag)
+        case .number(let number): return number == number.rounded() && abs(number) < 9e15 ? .int(Int(number)) : .double(number)
+        case .string(let text): return .string(text)
+        case .array(let items): return .array(items.map(templateValue))
+        case .object(let members): return .object(members.keys.sorted().map { ($0, templateValue(members[$0]!)) })
         }
     }
 

@@ -57,9 +57,11 @@ struct LMServe: AsyncParsableCommand {
         let held = context ?? min(pretrained.model.config.contextLength, 2048)
         let engine = try ServingEngine(pretrained, slots: parallel, context: held, queueLimit: queue)
         let name = modelID ?? Self.defaultID(model)
-        let server = OpenAIServer(engine: engine, modelID: name, maxBody: maxBody, page: Self.page())
+        let metrics = ServerMetrics()
+        let server = OpenAIServer(engine: engine, modelID: name, maxBody: maxBody, page: Self.page(), metrics: metrics)
 
         let router = Router()
+        router.add(middleware: MetricsMiddleware(metrics: metrics))
         router.add(middleware: OpenAIErrorMiddleware(apiKey: apiKey))
         server.routes(router)
         var logger = Logger(label: "lm-serve")

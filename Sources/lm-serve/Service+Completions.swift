@@ -7,7 +7,9 @@ import Model
 extension OpenAIServer {
     func complete(_ request: Request, chat: Bool) async throws -> Response {
         let body = try CompletionRequest(json: try await jsonObject(request), chat: chat, served: modelID)
-        let prompt = try promptIDs(body.input)
+        let (prompt, opensReasoning) = try promptIDs(body.input, variables: body.templateVariables)
+        // A reasoning model's <think>…</think> goes to reasoning_content, whole and streamed.
+        let splitter: ReasoningSplitter? = chat && splitsReasoning ? ReasoningSplitter(insideReasoning: opensReasoning) : nil
         let context = engine.decoder.context
         guard prompt.count < context else {
             throw APIError.invalid("the prompt is \(prompt.count) tokens; the context holds \(context) (prompt and answer together)",
@@ -33,9 +35,20 @@ extension OpenAIServer {
                                           promptCharacters: { if case .text(let text) = body.input { text.count } else { 0 } }())
         let wantsLogprobs = body.logprobs != nil
         let (events, continuation) = AsyncStream<ServingEngine.Event>.makeStream()
+        // Time to the first token and between tokens, for /metrics, as the engine sends them.
+        let metrics = self.metrics, started = DispatchTime.now().uptimeNanoseconds
+        let clock = TokenClock()
         let ticket: ServingEngine.Ticket
         do {
             ticket = try engine.submit(ServingEngine.Request(prompt: prompt, options: options, stopStrings: body.stop)) { event in
+                switch event {
+                case .text:
+                    let now = DispatchTime.now().uptimeNanoseconds
+                    if let last = clock.swap(now) { metrics.betweenTokens(Double(now - last) * 1e-9) } else { metrics.firstToken(after: Double(now - started) * 1e-9) }
+                case .finished(_, let promptTokens, let completionTokens, let cachedTokens):
+                    metrics.finished(prompt: promptTokens, cached: cachedTokens, generated: completionTokens)
+                case .failed: break
+                }
                 continuation.yield(event)
                 switch event {
                 case .finished, .failed: continuation.finish()
@@ -52,16 +65,26 @@ extension OpenAIServer {
         let reply = Reply(chat: chat, model: modelID)
         guard body.stream else {
             return try await withTaskCancellationHandler {
-                var text = "", logprobs: [TokenLogprob] = [], shapes = logprobShapes
+                var text = "", reasoning = "", logprobs: [TokenLogprob] = [], shapes = logprobShapes, split = splitter
+                func take(_ parts: [ReasoningSplitter.Part]) {
+                    for part in parts {
+                        switch part {
+                        case .reasoning(let piece): reasoning += piece
+                        case .content(let piece): text += piece
+                        }
+                    }
+                }
                 for await event in events {
                     switch event {
                     case .text(let piece, let pieces):
-                        text += piece
+                        if split != nil { take(split!.append(piece)) } else { text += piece }
                         logprobs += pieces
                     case .finished(let reason, let promptTokens, let completionTokens, let cachedTokens):
                         guard let finish = reason.openAI else { throw APIError(status: .serviceUnavailable, message: "the server is shutting down") }
+                        if split != nil { take(split!.finish()) }
                         let reported: [String: Any]? = wantsLogprobs ? (chat ? ["content": shapes.chat(logprobs)] : shapes.legacy(logprobs)) : nil
-                        return JSONResponse.make(reply.whole(text: text, finish: finish, usage: Usage(promptTokens, completionTokens, cached: cachedTokens), logprobs: reported))
+                        return JSONResponse.make(reply.whole(text: text, finish: finish, usage: Usage(promptTokens, completionTokens, cached: cachedTokens),
+                                                             logprobs: reported, reasoning: reasoning.isEmpty ? nil : reasoning))
                     case .failed(let message):
                         throw APIError(status: .internalServerError, message: message)
                     }
@@ -75,17 +98,42 @@ extension OpenAIServer {
             func send(_ object: Any) async throws {
                 try await writer.write(ByteBuffer(bytes: Data("data: ".utf8) + JSONResponse.data(object) + Data("\n\n".utf8)))
             }
-            var shapes = logprobShapes
+            var shapes = logprobShapes, split = splitter
+            /// The chat deltas of `piece`: content, or reasoning_content while the model thinks.
+            func deltas(_ piece: String) -> [[String: Any]] {
+                guard split != nil else { return [["content": piece]] }
+                return split!.append(piece).map { part in
+                    switch part {
+                    case .reasoning(let text): ["reasoning_content": text]
+                    case .content(let text): ["content": text]
+                    }
+                }
+            }
             do {
                 if chat { try await send(reply.chunk(delta: ["role": "assistant", "content": ""], finish: nil)) }
                 for await event in events {
                     switch event {
                     case .text(let piece, let pieces):
                         let reported: [String: Any]? = wantsLogprobs ? (chat ? ["content": shapes.chat(pieces)] : shapes.legacy(pieces)) : nil
-                        try await send(chat ? reply.chunk(delta: ["content": piece], finish: nil, logprobs: reported)
-                                            : reply.chunk(text: piece, finish: nil, logprobs: reported))
+                        if chat {
+                            let parts = deltas(piece)
+                            if parts.isEmpty && reported != nil { try await send(reply.chunk(delta: ["content": ""], finish: nil, logprobs: reported)) }
+                            for (index, delta) in parts.enumerated() {
+                                try await send(reply.chunk(delta: delta, finish: nil, logprobs: index == 0 ? reported : nil))
+                            }
+                        } else {
+                            try await send(reply.chunk(text: piece, finish: nil, logprobs: reported))
+                        }
                     case .finished(let reason, let promptTokens, let completionTokens, let cachedTokens):
                         if let finish = reason.openAI {
+                            if split != nil {
+                                for part in split!.finish() {
+                                    switch part {
+                                    case .reasoning(let text): try await send(reply.chunk(delta: ["reasoning_content": text], finish: nil))
+                                    case .content(let text): try await send(reply.chunk(delta: ["content": text], finish: nil))
+                                    }
+                                }
+                            }
                             try await send(chat ? reply.chunk(delta: [:], finish: finish) : reply.chunk(text: "", finish: finish))
                             if includeUsage { try await send(reply.usageChunk(Usage(promptTokens, completionTokens, cached: cachedTokens))) }
                         } else {
@@ -103,6 +151,14 @@ extension OpenAIServer {
             }
         })
     }
+}
+
+/// When a request's last token arrived (events come from the engine's thread, one at a time).
+final class TokenClock: @unchecked Sendable {
+    private let lock = NSLock()
+    private var last: UInt64?
+    /// The previous time (nil for the first token), and `now` kept.
+    func swap(_ now: UInt64) -> UInt64? { lock.withLock { defer { last = now }; return last } }
 }
 
 extension ServingEngine.FinishReason {
@@ -145,9 +201,12 @@ struct Reply {
     }
 
     /// `logprobs`: the choice's, in the endpoint's shape (``LogprobShapes``), or nil for null.
-    func whole(text: String, finish: String, usage: Usage, logprobs: [String: Any]? = nil) -> [String: Any] {
+    /// `reasoning`: a reasoning model's thinking, as `message.reasoning_content`.
+    func whole(text: String, finish: String, usage: Usage, logprobs: [String: Any]? = nil, reasoning: String? = nil) -> [String: Any] {
+        var message: [String: Any] = ["role": "assistant", "content": text]
+        if let reasoning { message["reasoning_content"] = reasoning }
         let choice: [String: Any] = chat
-            ? ["index": 0, "message": ["role": "assistant", "content": text], "finish_reason": finish, "logprobs": logprobs ?? NSNull()]
+            ? ["index": 0, "message": message, "finish_reason": finish, "logprobs": logprobs ?? NSNull()]
             : ["index": 0, "text": text, "finish_reason": finish, "logprobs": logprobs ?? NSNull()]
         var result = object(chat ? "chat.completion" : "text_completion", choices: [choice])
         result["usage"] = usage.json

@@ -20,7 +20,7 @@ extension OpenAIServer {
         } else {
             input = try CompletionRequest(json: body.filter { $0.key == "prompt" || $0.key == "model" }, chat: false, served: modelID).input
         }
-        let ids = try promptIDs(input)
+        let ids = try promptIDs(input).ids
         guard !ids.isEmpty else { throw APIError.invalid("the prompt has no tokens", param: "prompt") }
         guard ids.count <= Self.inspectLimit else {
             throw APIError.invalid("the prompt is \(ids.count) tokens; inspection takes at most \(Self.inspectLimit)", param: "messages")

@@ -15,6 +15,7 @@ struct OpenAIServer: Sendable {
     let maxBody: Int
     /// The page at `/`, or why it could not be read.
     let page: Result<Data, APIError>
+    let metrics: ServerMetrics
 
     func routes(_ router: Router<BasicRequestContext>) {
         router.get("/") { _, _ in try page.get().htmlResponse }
@@ -22,6 +23,12 @@ struct OpenAIServer: Sendable {
             let load = engine.load
             return JSONResponse.make(["status": "ok", "model": modelID, "slots": engine.decoder.slotCount,
                                       "active": load.active, "queued": load.queued])
+        }
+        router.get("/metrics") { _, _ in
+            let load = engine.load
+            let text = metrics.text(slots: engine.decoder.slotCount, active: load.active, queued: load.queued)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }
         router.get("/v1/models") { _, _ in
             JSONResponse.make(["object": "list", "data": [["id": modelID, "object": "model", "created": 0, "owned_by": "swiftlm"]]])
@@ -56,25 +63,36 @@ struct OpenAIServer: Sendable {
         return "\(error)"
     }
 
-    /// The prompt's ids: the conversation through the chat template (with the generation
-    /// prompt), or the text as a plain prompt.
-    func promptIDs(_ input: CompletionRequest.Input) throws -> [Int32] {
+    /// The prompt's ids: the conversation through the chat template (with the generation prompt
+    /// and the request's template variables), or the text as a plain prompt; and whether the
+    /// rendered prompt ends inside a reasoning block (a template that opens `<think>` itself).
+    func promptIDs(_ input: CompletionRequest.Input, variables: [String: TemplateValue] = [:]) throws -> (ids: [Int32], opensReasoning: Bool) {
         let pretrained = engine.pretrained
         guard let tokenizer = pretrained.tokenizer else { throw APIError(status: .internalServerError, message: "the model has no tokenizer") }
         switch input {
         case .text(let text):
-            return tokenizer.encodePrompt(text)
+            return (tokenizer.encodePrompt(text), false)
         case .chat(let messages):
             guard let template = pretrained.chatTemplate else {
                 throw APIError.invalid("the model has no chat template; use /v1/completions with a prompt", param: "messages")
             }
             let text: String
-            do { text = try template.render(messages, addGenerationPrompt: true, bosToken: pretrained.bosText, eosToken: pretrained.eosText) } catch {
+            do {
+                text = variables.isEmpty
+                    ? try template.render(messages, addGenerationPrompt: true, bosToken: pretrained.bosText, eosToken: pretrained.eosText)
+                    : try template.render(messages: messages.map(\.templateValue), addGenerationPrompt: true, bosToken: pretrained.bosText,
+                                          eosToken: pretrained.eosText, variables: variables)
+            } catch {
                 throw APIError.invalid("the chat template cannot render these messages: \(error)", param: "messages")
             }
-            return tokenizer.encodeChat(text, bos: pretrained.bosText, eos: pretrained.eosText)
+            let opens = text.trimmingCharacters(in: .whitespacesAndNewlines).hasSuffix(ReasoningSplitter.open)
+            return (tokenizer.encodeChat(text, bos: pretrained.bosText, eos: pretrained.eosText), opens)
         }
     }
+
+    /// Whether answers are split into reasoning and content: the model's chat template knows
+    /// `<think>` (Qwen 3 and other reasoning models).
+    var splitsReasoning: Bool { engine.pretrained.chatTemplate?.source.contains(ReasoningSplitter.open) ?? false }
 }
 
 extension Data {

@@ -14,17 +14,19 @@ import XCTest
 /// request, a client that goes away, and SIGTERM.
 final class ServerTests: TemporaryDirectoryTestCase {
     /// A random model with a trained BPE tokenizer and a chat template, saved as a model directory.
-    func makeModelDirectory() throws -> String {
+    /// `template`: the chat template's source (default: roles in angle brackets).
+    func makeModelDirectory(template source: String = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}",
+                            name: String = "tiny") throws -> String {
         let text = String(repeating: "Once upon a time there was a model. Hello, world! 123 ", count: 40)
         let tokenizer = try Array(text.utf8).withUnsafeBufferPointer {
             try BPETrainer.train(bytes: $0, options: BPETrainingOptions(vocabSize: 300, specialTokens: ["<|endoftext|>"]))
         }
         let config = ModelConfig(vocabSize: tokenizer.vocabularySize, contextLength: 96, dModel: 64, numLayers: 2,
                                  numHeads: 4, dFF: 96, ropeTheta: 10_000, numKVHeads: 2)
-        let template = try ChatTemplate("{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}")
+        let template = try ChatTemplate(source)
         let pretrained = PretrainedModel(model: try TransformerLM(config: config, seed: 5), tokenizer: tokenizer, chatTemplate: template,
                                          bosText: "<|endoftext|>", eosText: "<|endoftext|>", path: "random")
-        let path = directory + "/tiny"
+        let path = directory + "/" + name
         try pretrained.save(to: path, storage: .quantized(.q8_0))
         return path
     }
@@ -234,6 +236,25 @@ final class ServerTests: TemporaryDirectoryTestCase {
         XCTAssertEqual((inspected["top"] as? [Any])?.count, 100)
         XCTAssertEqual(try call(server, "GET", "/").status, 200, "the page")
 
+        // /metrics in Prometheus' text format: every sample line is `name{labels} number`.
+        let (metricsStatus, metricsBody) = try call(server, "GET", "/metrics")
+        XCTAssertEqual(metricsStatus, 200)
+        let exposition = String(decoding: metricsBody, as: UTF8.self)
+        var samples: [String: Double] = [:]
+        for line in exposition.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ")
+            XCTAssertEqual(parts.count, 2, "\(line)")
+            XCTAssertNotNil(Double(parts.last ?? ""), "\(line)")
+            samples[String(parts[0])] = Double(parts.last ?? "")
+        }
+        XCTAssertGreaterThan(samples[#"lm_requests_total{route="/v1/completions",status="200"}"#] ?? 0, 10, exposition)
+        XCTAssertGreaterThan(samples[#"lm_requests_total{route="/v1/completions",status="400"}"#] ?? 0, 5, exposition)
+        XCTAssertEqual(samples[#"lm_requests_total{route="/v1/completions",status="401"}"#], 2, exposition)
+        XCTAssertGreaterThan(samples["lm_generated_tokens_total"] ?? 0, 50)
+        XCTAssertGreaterThan(samples["lm_cached_prompt_tokens_total"] ?? 0, 0, "the prompt cache was used")
+        XCTAssertEqual(samples["lm_time_to_first_token_seconds_count"], samples[#"lm_time_to_first_token_seconds_bucket{le="+Inf"}"#])
+        XCTAssertEqual(samples["lm_slots"], 3)
+
         XCTAssertEqual(stop(server), 0, "SIGTERM: exit 0")
     }
 
@@ -347,6 +368,39 @@ final class ServerTests: TemporaryDirectoryTestCase {
             XCTAssertEqual(code, 400, "\(reply)")
             XCTAssertTrue(((reply["error"] as? [String: Any])?["message"] as? String ?? "").contains(needle), "\(reply)")
         }
+        XCTAssertEqual(stop(server), 0)
+    }
+
+    /// A reasoning model's template: `<think>` in the generation prompt sends the answer to
+    /// `reasoning_content` (whole and streamed); `chat_template_kwargs` reaches the template
+    /// (`enable_thinking: false` renders another prompt, and the answer is content).
+    func testReasoningContentAndTemplateVariables() throws {
+        let template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>"
+            + "{% if enable_thinking is defined and not enable_thinking %}<no>{% else %}<think>{% endif %}{% endif %}"
+        let server = try start(try makeModelDirectory(template: template, name: "thinker"))
+        defer { if server.process.isRunning { server.process.terminate() } }
+        let chat: [String: Any] = ["messages": [["role": "user", "content": "Hello"]], "max_tokens": 8, "temperature": 0]
+        let (status, thinking) = try post(server, "/v1/chat/completions", chat)
+        XCTAssertEqual(status, 200, "\(thinking)")
+        let message = try XCTUnwrap((thinking["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])
+        let reasoning = message["reasoning_content"] as? String ?? ""
+        XCTAssertFalse(reasoning.isEmpty, "\(message)")
+        XCTAssertEqual(message["content"] as? String, "", "the answer is all reasoning: \(message)")
+        var streamed = chat
+        streamed["stream"] = true
+        let raw = try call(server, "POST", "/v1/chat/completions", body: try JSONSerialization.data(withJSONObject: streamed))
+        let deltas = events(raw.body).objects.compactMap { ($0["choices"] as? [[String: Any]])?.first?["delta"] as? [String: Any] }
+        XCTAssertEqual(deltas.compactMap { $0["reasoning_content"] as? String }.joined(), reasoning, "streamed = whole")
+
+        var plain = chat
+        plain["chat_template_kwargs"] = ["enable_thinking": false]
+        let (plainStatus, answer) = try post(server, "/v1/chat/completions", plain)
+        XCTAssertEqual(plainStatus, 200, "\(answer)")
+        let plainMessage = try XCTUnwrap((answer["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])
+        XCTAssertNil(plainMessage["reasoning_content"], "\(plainMessage)")
+        XCTAssertNotEqual(counts(answer["usage"])?["prompt_tokens"], counts(thinking["usage"])?["prompt_tokens"], "the variable changed the prompt")
+        let (badStatus, _) = try post(server, "/v1/chat/completions", chat.merging(["chat_template_kwargs": "x"]) { $1 })
+        XCTAssertEqual(badStatus, 400)
         XCTAssertEqual(stop(server), 0)
     }
 

@@ -9,7 +9,8 @@ in the middle of a stream.
     python3 test_openai.py --base-url http://127.0.0.1:8080 --model MODEL_ID [--api-key KEY]
 
 Prints one PASS, FAIL or SKIP line per check and a closing "N passed, N failed, N skipped" line;
-exits 1 when any check failed. Needs `openai` and `jsonschema` (PyPI) and the standard library.
+exits 1 when any check failed. Needs `openai`, `jsonschema` and `prometheus_client` (PyPI) and the
+standard library.
 """
 
 import argparse
@@ -28,6 +29,7 @@ import random
 import jsonschema
 import pydantic
 from openai import OpenAI
+from prometheus_client.parser import text_string_to_metric_families
 
 # Prompts whose greedy answers the checks compare. Chosen so that a small instruct model answers
 # with a few words of ordinary text (several words are needed by the stop-string check).
@@ -457,6 +459,22 @@ class Suite:
                           f"structured output: {self.args.random_schemas} random schemas, every finished answer valid "
                           f"({unfinished} ran out of tokens)", "; ".join(invalid[:3]))
 
+    def test_metrics(self):
+        """GET /metrics parses with prometheus_client's parser and counts what the suite did."""
+        status, _, body = self.raw.request("GET", "/metrics", key=None)
+        try:
+            families = {f.name: f for f in text_string_to_metric_families(body.decode() if isinstance(body, bytes) else str(body))}
+        except Exception as error:  # noqa: BLE001
+            self.report.check(False, "metrics: GET /metrics parses as Prometheus text", f"{error}")
+            return
+        requests = sum(s.value for s in families["lm_requests"].samples if s.labels.get("status") == "200") if "lm_requests" in families else 0
+        generated = families["lm_generated_tokens"].samples[0].value if "lm_generated_tokens" in families else 0
+        ttft = ([s for s in families["lm_time_to_first_token_seconds"].samples if s.name.endswith("_count")]
+                if "lm_time_to_first_token_seconds" in families else [])
+        self.report.check(status == 200 and requests > 10 and generated > 100 and ttft and ttft[0].value > 0,
+                          "metrics: GET /metrics parses with prometheus_client (requests, tokens, time to first token)",
+                          f"status {status}, {requests} requests, {generated} tokens, families {sorted(families)}")
+
     def test_stop(self):
         full = self.greedy_chat().choices[0].message.content
         stop = pick_stop_string(full)
@@ -619,7 +637,7 @@ def main():
     suite = Suite(args)
     tests = [suite.test_health, suite.test_models, suite.test_chat, suite.test_chat_stream, suite.test_sse_framing,
              suite.test_chat_variants, suite.test_completions, suite.test_logprobs_and_sampling, suite.test_prompt_cache, suite.test_structured_output, suite.test_stop, suite.test_max_tokens_one,
-             suite.test_seed, suite.test_errors, suite.test_disconnect]
+             suite.test_seed, suite.test_errors, suite.test_disconnect, suite.test_metrics]
     for test in tests:
         try:
             test()
