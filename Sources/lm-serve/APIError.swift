@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Model
 
 /// An error in OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, with its status.
 struct APIError: Error, CustomStringConvertible {
@@ -30,6 +31,29 @@ struct APIError: Error, CustomStringConvertible {
     }
 
     var response: Response { JSONResponse.make(json, status: status) }
+}
+
+extension APIError {
+    /// The status and field of a library error: an option out of range or a prompt that cannot
+    /// run is the client's (400, naming the field; `input` is the prompt's field), a full queue
+    /// 429, shutting down 503; a model producing non-finite values, or anything unforeseen, ours (500).
+    init(generation error: Error, input: String) {
+        guard let error = error as? GenerationError else {
+            self.init(status: .internalServerError, message: "\(error)")
+            return
+        }
+        switch error {
+        case .invalidOption(let option, let problem):
+            self.init(status: .badRequest, message: "'\(option.field)' \(problem)", param: option.field)
+        case .emptyPrompt, .promptTooLong, .tokenOutsideVocabulary:
+            self.init(status: .badRequest, message: error.description, param: input)
+        case .noTokenAllowed, .unsupported:
+            self.init(status: .badRequest, message: error.description)
+        case .queueFull: self.init(status: .tooManyRequests, message: error.description)
+        case .shuttingDown: self.init(status: .serviceUnavailable, message: error.description)
+        case .nonFiniteLogit: self.init(status: .internalServerError, message: error.description)
+        }
+    }
 }
 
 /// JSON bodies built with Foundation's serializer.

@@ -55,10 +55,8 @@ extension OpenAIServer {
                 case .text: break
                 }
             }
-        } catch let error as ServingEngine.QueueFull {
-            throw APIError(status: .tooManyRequests, message: error.description)
         } catch {
-            throw APIError.invalid("\(error)")
+            throw APIError(generation: error, input: chat ? "messages" : "prompt")
         }
         // The client going away (the task cancelled, or the stream dropped) frees the slot.
         continuation.onTermination = { _ in ticket.cancel() }
@@ -85,8 +83,8 @@ extension OpenAIServer {
                         let reported: [String: Any]? = wantsLogprobs ? (chat ? ["content": shapes.chat(logprobs)] : shapes.legacy(logprobs)) : nil
                         return JSONResponse.make(reply.whole(text: text, finish: finish, usage: Usage(promptTokens, completionTokens, cached: cachedTokens),
                                                              logprobs: reported, reasoning: reasoning.isEmpty ? nil : reasoning))
-                    case .failed(let message):
-                        throw APIError(status: .internalServerError, message: message)
+                    case .failed(let error):
+                        throw APIError(generation: error, input: chat ? "messages" : "prompt")
                     }
                 }
                 throw APIError(status: .internalServerError, message: "generation ended without a result")
@@ -139,8 +137,8 @@ extension OpenAIServer {
                         } else {
                             try await send(APIError(status: .serviceUnavailable, message: "the server is shutting down").json)
                         }
-                    case .failed(let message):
-                        try await send(APIError(status: .internalServerError, message: message).json)
+                    case .failed(let error):
+                        try await send(APIError(generation: error, input: chat ? "messages" : "prompt").json)
                     }
                 }
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))

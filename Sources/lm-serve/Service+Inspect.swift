@@ -33,7 +33,8 @@ extension OpenAIServer {
             }
             layer = number
         }
-        let trace = try await engine.perform { try $0.model.trace(tokens: ids) }
+        let trace: ForwardTrace
+        do { trace = try await engine.perform { try $0.model.trace(tokens: ids) } } catch { throw APIError(generation: error, input: "prompt") }
         let tokenizer = engine.pretrained.tokenizer!
         var previous: Int32?
         let tokens: [[String: Any]] = ids.map { id in

@@ -32,8 +32,8 @@ struct ChatCommand: ParsableCommand, ComputesWithBLAS {
     @OptionGroup var running: ModelRunOptions
 
     func validate() throws {
-        do { try sampling.applied(to: GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP)).validate() } catch let error as ModelError {
-            throw ValidationError("--\(error.message)")
+        do { try sampling.applied(to: GenerationOptions(maxTokens: maxTokens, temperature: temperature, topP: topP)).validate() } catch let error as GenerationError {
+            throw ValidationError("--\(error)")
         }
     }
 

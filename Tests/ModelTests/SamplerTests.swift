@@ -94,6 +94,22 @@ final class SamplerTests: XCTestCase {
         XCTAssertEqual(counts[0] + counts[2] + counts[4], 0)
     }
 
+    func testOutOfRangeOptionsAreTypedErrorsNamingTheOption() {
+        let cases: [(GenerationOptions, GenerationOption)] = [
+            (GenerationOptions(topK: -1), .topK), (GenerationOptions(minP: 2), .minP), (GenerationOptions(temperature: -1), .temperature),
+            (GenerationOptions(topP: 0), .topP), (GenerationOptions(maxTokens: -1), .maxTokens), (GenerationOptions(frequencyPenalty: -3), .frequencyPenalty),
+            (GenerationOptions(logitBias: [-1: 1]), .logitBias), (GenerationOptions(logprobs: 30), .topLogprobs),
+        ]
+        for (options, option) in cases {
+            XCTAssertThrowsError(try options.validate()) { error in
+                guard case .invalidOption(let named, _)? = error as? GenerationError else { return XCTFail("\(error)") }
+                XCTAssertEqual(named, option)
+            }
+        }
+        XCTAssertEqual(GenerationOption.topLogprobs.flag, "top-logprobs")
+        XCTAssertEqual(GenerationOption.repetitionPenalty.field, "repetition_penalty")
+    }
+
     func testOutOfRangeTruncationsAreNamed() {
         XCTAssertThrowsError(try NucleusSampler(temperature: 1, topP: 1, seed: 0, topK: -1)) { XCTAssertTrue("\($0)".contains("top-k")) }
         XCTAssertThrowsError(try NucleusSampler(temperature: 1, topP: 1, seed: 0, minP: 1.5)) { XCTAssertTrue("\($0)".contains("min-p")) }

@@ -68,9 +68,9 @@ public struct DecodeState {
     public init(prompt: [Int32], options: GenerationOptions, vocabularySize: Int, tokenizer: (any TextTokenizer)? = nil,
                 stopStrings: [String] = []) throws {
         try options.validate()
-        guard let last = prompt.last else { throw ModelError("prompt: no tokens (generation needs at least one)") }
+        guard let last = prompt.last else { throw GenerationError.emptyPrompt }
         if let bad = options.logitBias.keys.sorted().first(where: { Int($0) >= vocabularySize }) {
-            throw ModelError("logit-bias: token id \(bad) is outside the vocabulary of \(vocabularySize)")
+            throw GenerationError.invalidOption(.logitBias, problem: "names token id \(bad), outside the vocabulary of \(vocabularySize)")
         }
         self.options = options
         self.vocabularySize = vocabularySize
@@ -83,7 +83,7 @@ public struct DecodeState {
         if !options.logitBias.isEmpty { processors.append(LogitBias(options.logitBias)) }
         stops = options.stopTokens.union(tokenizer?.stopTokens ?? [])
         if let schema = options.responseSchema {
-            guard let tokenizer else { throw ModelError("a response schema needs the model's tokenizer (the text of each token)") }
+            guard let tokenizer else { throw GenerationError.unsupported("a response schema needs the model's tokenizer (the text of each token)") }
             constraint = JSONConstraint(schema: schema, vocabulary: TokenVocabulary.shared(for: tokenizer, excluded: stops), stops: stops)
         }
         if let tokenizer {
@@ -98,7 +98,7 @@ public struct DecodeState {
     /// decoding after this token). Throws on a non-finite logit, naming it.
     public mutating func advance(_ logits: UnsafeBufferPointer<Float>, roomLeft: Bool = true) throws -> Step {
         if let bad = logits.firstIndex(where: { !$0.isFinite }) {
-            throw ModelError("generation stopped at token \(generated + 1): logit \(bad) is \(logits[bad]); the model's weights or inputs produce non-finite values")
+            throw GenerationError.nonFiniteLogit(token: generated + 1, index: bad, value: logits[bad])
         }
         let token = try choose(logits)
         let logprob = options.logprobs.map { Self.logprob(of: token, in: logits, top: $0) }
@@ -130,9 +130,7 @@ public struct DecodeState {
             for index in processors.indices { processors[index].process(copy) }
             constraint?.process(copy)
             guard copy.contains(where: { $0 > -.infinity }) else {
-                throw ModelError(constraint != nil
-                    ? "no token of the vocabulary continues the JSON answer after \(generated) tokens (the schema needs text these pieces cannot write)"
-                    : "every token is excluded by the logit bias")
+                throw GenerationError.noTokenAllowed(afterTokens: generated, constrained: constraint != nil)
             }
             return sampler.sample(UnsafeBufferPointer(copy))
         }

@@ -51,23 +51,28 @@ public struct GenerationOptions: Sendable {
         self.responseSchema = responseSchema
     }
 
-    /// Rejects NaN, negative or out-of-range values with a message naming the option.
+    /// Rejects NaN, negative or out-of-range values: ``GenerationError/invalidOption(_:problem:)``
+    /// naming the option.
     public func validate() throws {
-        guard maxTokens >= 0 else { throw ModelError("max-tokens must be zero or more, got \(maxTokens)") }
-        guard temperature.isFinite, temperature >= 0 else { throw ModelError("temperature must be a finite number ≥ 0, got \(temperature)") }
+        guard maxTokens >= 0 else { throw GenerationError.invalidOption(.maxTokens, problem: "must be zero or more, got \(maxTokens)") }
+        guard temperature.isFinite, temperature >= 0 else {
+            throw GenerationError.invalidOption(.temperature, problem: "must be a finite number ≥ 0, got \(temperature)")
+        }
         try NucleusSampler.validate(topP: topP)
         try NucleusSampler.validate(topK: topK, minP: minP)
         guard repetitionPenalty.isFinite, repetitionPenalty > 0 else {
-            throw ModelError("repetition-penalty must be a positive number (1 is off), got \(repetitionPenalty)")
+            throw GenerationError.invalidOption(.repetitionPenalty, problem: "must be a positive number (1 is off), got \(repetitionPenalty)")
         }
-        for (name, value) in [("presence-penalty", presencePenalty), ("frequency-penalty", frequencyPenalty)] {
-            guard value.isFinite, value >= -2, value <= 2 else { throw ModelError("\(name) must be in [-2, 2], got \(value)") }
+        for (option, value) in [(GenerationOption.presencePenalty, presencePenalty), (.frequencyPenalty, frequencyPenalty)] {
+            guard value.isFinite, value >= -2, value <= 2 else { throw GenerationError.invalidOption(option, problem: "must be in [-2, 2], got \(value)") }
         }
         for (token, value) in logitBias.sorted(by: { $0.key < $1.key }) {
-            guard token >= 0 else { throw ModelError("logit-bias: token id \(token) is negative") }
-            guard value.isFinite, value >= -100, value <= 100 else { throw ModelError("logit-bias for token \(token) must be in [-100, 100], got \(value)") }
+            guard token >= 0 else { throw GenerationError.invalidOption(.logitBias, problem: "names token id \(token), which is negative") }
+            guard value.isFinite, value >= -100, value <= 100 else {
+                throw GenerationError.invalidOption(.logitBias, problem: "of token \(token) must be in [-100, 100], got \(value)")
+            }
         }
-        if let logprobs, logprobs < 0 || logprobs > 20 { throw ModelError("top-logprobs must be in 0…20, got \(logprobs)") }
+        if let logprobs, logprobs < 0 || logprobs > 20 { throw GenerationError.invalidOption(.topLogprobs, problem: "must be in 0…20, got \(logprobs)") }
     }
 }
 

@@ -36,19 +36,19 @@ public struct NucleusSampler: Sampler {
 
     /// The nucleus mass must be in (0, 1]: the rule ``GenerationOptions/validate()`` applies too.
     public static func validate(topP: Float) throws {
-        guard topP.isFinite, topP > 0, topP <= 1 else { throw ModelError("top-p must be in (0, 1], got \(topP)") }
+        guard topP.isFinite, topP > 0, topP <= 1 else { throw GenerationError.invalidOption(.topP, problem: "must be in (0, 1], got \(topP)") }
     }
 
     /// `topK` ≥ 0 and `minP` in [0, 1]: the rules ``GenerationOptions/validate()`` applies too.
     public static func validate(topK: Int, minP: Float) throws {
-        guard topK >= 0 else { throw ModelError("top-k must be zero (off) or more, got \(topK)") }
-        guard minP.isFinite, minP >= 0, minP <= 1 else { throw ModelError("min-p must be in [0, 1], got \(minP)") }
+        guard topK >= 0 else { throw GenerationError.invalidOption(.topK, problem: "must be zero (off) or more, got \(topK)") }
+        guard minP.isFinite, minP >= 0, minP <= 1 else { throw GenerationError.invalidOption(.minP, problem: "must be in [0, 1], got \(minP)") }
     }
 
     /// temperature > 0 and finite; topP in (0, 1]; topK ≥ 0; minP in [0, 1].
     public init(temperature: Float, topP: Float, seed: UInt64, topK: Int = 0, minP: Float = 0) throws {
         guard temperature.isFinite, temperature > 0 else {
-            throw ModelError("temperature must be a positive number for sampling (0 means greedy), got \(temperature)")
+            throw GenerationError.invalidOption(.temperature, problem: "must be a positive number for sampling (0 means greedy), got \(temperature)")
         }
         try Self.validate(topP: topP)
         try Self.validate(topK: topK, minP: minP)

@@ -51,8 +51,8 @@ public final class ServingEngine: @unchecked Sendable {
         /// The last event of a request that ran; `cachedTokens` of the prompt were found in the
         /// slot's cache (a prefix an earlier request left there) and not computed again.
         case finished(FinishReason, promptTokens: Int, completionTokens: Int, cachedTokens: Int)
-        /// The last event of a request that could not run (the message says why).
-        case failed(String)
+        /// The last event of a request that could not run or stopped on an error.
+        case failed(Error)
     }
 
     /// A submitted request's handle.
@@ -68,12 +68,6 @@ public final class ServingEngine: @unchecked Sendable {
         }
 
         var cancelled: Bool { lock.withLock { isCancelled } }
-    }
-
-    /// Thrown by ``submit(_:onEvent:)`` when the queue is full.
-    public struct QueueFull: Error, CustomStringConvertible {
-        public let limit: Int
-        public var description: String { "the server is busy: \(limit) requests are already waiting" }
     }
 
     public let pretrained: PretrainedModel
@@ -120,26 +114,27 @@ public final class ServingEngine: @unchecked Sendable {
     }
 
     /// Queues `request`; `onEvent` receives its text and then exactly one `.finished` or
-    /// `.failed`. Throws ``QueueFull`` when `queueLimit` requests already wait, or a
-    /// ``ModelError`` for a request that can never run (a prompt that does not fit).
+    /// `.failed`. Throws a ``GenerationError``: `queueFull` when `queueLimit` requests already
+    /// wait, `shuttingDown`, or what makes the request impossible (an option out of range, a
+    /// prompt that does not fit or names ids outside the vocabulary).
     @discardableResult
     public func submit(_ request: Request, onEvent: @escaping @Sendable (Event) -> Void) throws -> Ticket {
         try request.options.validate()
-        guard !request.prompt.isEmpty else { throw ModelError("the prompt has no tokens") }
+        guard !request.prompt.isEmpty else { throw GenerationError.emptyPrompt }
         guard request.prompt.count < decoder.context else {
-            throw ModelError("the prompt is \(request.prompt.count) tokens; the context holds \(decoder.context) (prompt and answer together)")
+            throw GenerationError.promptTooLong(tokens: request.prompt.count, context: decoder.context)
         }
         if let bad = pretrained.model.config.firstInvalidToken(in: request.prompt) {
-            throw ModelError("prompt id \(bad.id) at index \(bad.index) is outside the vocabulary")
+            throw GenerationError.tokenOutsideVocabulary(index: bad.index, id: bad.id, vocabularySize: pretrained.model.config.vocabSize)
         }
         let ticket = Ticket()
         ticket.engine = self
         signal.lock()
         defer { signal.unlock() }
-        guard !stopping else { throw ModelError("the server is shutting down") }
+        guard !stopping else { throw GenerationError.shuttingDown }
         // Requests that a free slot will take at once do not count against the queue.
         guard waiting.count < queueLimit + max(0, decoder.slotCount - activeCount) else {
-            throw QueueFull(limit: queueLimit)
+            throw GenerationError.queueFull(limit: queueLimit)
         }
         waiting.append(Pending(request: request, ticket: ticket, onEvent: onEvent))
         signal.signal()
@@ -152,7 +147,7 @@ public final class ServingEngine: @unchecked Sendable {
         try await withCheckedThrowingContinuation { continuation in
             signal.lock()
             defer { signal.unlock() }
-            guard !stopping else { return continuation.resume(throwing: ModelError("the server is shutting down")) }
+            guard !stopping else { return continuation.resume(throwing: GenerationError.shuttingDown) }
             let pretrained = self.pretrained
             jobs.append { continuation.resume(with: Result { try body(pretrained) }) }
             signal.signal()
@@ -241,7 +236,7 @@ public final class ServingEngine: @unchecked Sendable {
                     streams.append(stream)
                 } catch {
                     slots.release(slot)
-                    pending.onEvent(.failed("\(error)"))
+                    pending.onEvent(.failed(error))
                 }
             }
             // Cancelled streams leave before any more work is done for them.
@@ -262,7 +257,7 @@ public final class ServingEngine: @unchecked Sendable {
                     slots.append(chunk, to: stream.slot)
                     if !stream.isPrefilling, try !logits.withUnsafeBufferPointer({ try accept($0, for: stream) }) { ended.append(stream) }
                 } catch {
-                    stream.pending.onEvent(.failed("\(error)"))
+                    stream.pending.onEvent(.failed(error))
                     broken.append(stream)
                 }
             }
@@ -277,13 +272,13 @@ public final class ServingEngine: @unchecked Sendable {
                         do {
                             if try !accept(rowLogits, for: stream) { ended.append(stream) }
                         } catch {
-                            stream.pending.onEvent(.failed("\(error)"))
+                            stream.pending.onEvent(.failed(error))
                             ended.append(stream)
                         }
                     }
                 } catch {
                     for stream in decoding {
-                        stream.pending.onEvent(.failed("\(error)"))
+                        stream.pending.onEvent(.failed(error))
                         broken.append(stream)
                     }
                 }
