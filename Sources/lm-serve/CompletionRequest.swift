@@ -7,7 +7,8 @@ import Model
 /// client asking for `tools` should not silently get none).
 struct CompletionRequest {
     enum Input {
-        case chat([ChatMessage])
+        /// The messages as strings, and as the template sees them with tool calls and results.
+        case chat([ChatMessage], structured: [TemplateValue])
         case text(String)
     }
 
@@ -32,6 +33,10 @@ struct CompletionRequest {
     var responseSchema: JSONSchema?
     /// `chat_template_kwargs`: extra variables for the chat template (`enable_thinking`, say).
     var templateVariables: [String: TemplateValue] = [:]
+    /// `tools` and how to use them (chat only), or nil.
+    var tools: ToolRequest?
+    /// Whether a message carries tool calls or results (the conversation renders structured).
+    var hasToolMessages = false
 
     /// The fields read (some only at the value that changes nothing, such as `n` 1), besides
     /// `messages` or `prompt`; `user` is accepted and ignored.
@@ -39,7 +44,7 @@ struct CompletionRequest {
                                                "temperature", "top_p", "seed", "stop", "stream", "n",
                                                "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "echo", "suffix",
                                                "top_k", "min_p", "repetition_penalty", "repeat_penalty", "logit_bias",
-                                               "response_format", "chat_template_kwargs"]
+                                               "response_format", "chat_template_kwargs", "tools", "tool_choice", "parallel_tool_calls"]
 
     /// Reads `body` (a JSON object) for `chat` or plain completions; `served` is the model id.
     init(json body: [String: JSONValue], chat: Bool, served: String) throws {
@@ -58,7 +63,10 @@ struct CompletionRequest {
             guard let list = body["messages"]?.array, !list.isEmpty else {
                 throw APIError.invalid("'messages' must be a non-empty array of {role, content}", param: "messages")
             }
-            input = .chat(try list.enumerated().map { try Self.message($1, index: $0) })
+            let messages = try list.enumerated().map { try Self.message($1, index: $0) }
+            input = .chat(messages.map(\.plain), structured: messages.map(\.structured))
+            hasToolMessages = messages.contains(where: \.carriesTools)
+            tools = try ToolRequest(body)
         } else {
             switch body["prompt"] {
             case .string(let text)?: input = .text(text)
@@ -241,15 +249,55 @@ struct CompletionRequest {
         }
     }
 
-    private static func message(_ value: JSONValue, index: Int) throws -> ChatMessage {
+    /// A message as text, and as the template sees it (with `tool_calls`, `tool_call_id`).
+    struct Message {
+        var plain: ChatMessage
+        var structured: TemplateValue
+        var carriesTools: Bool
+    }
+
+    private static func message(_ value: JSONValue, index: Int) throws -> Message {
         let param = "messages[\(index)]"
         guard let object = value.object, let role = object["role"]?.string else {
             throw APIError.invalid("\(param) must be an object with a string 'role'", param: param)
         }
-        guard ["system", "user", "assistant", "developer"].contains(role) else {
-            throw APIError.invalid("\(param).role '\(role)' is not one of system, user, assistant", param: param)
+        guard ["system", "user", "assistant", "developer", "tool"].contains(role) else {
+            throw APIError.invalid("\(param).role '\(role)' is not one of system, user, assistant, tool", param: param)
         }
+        let plain = try content(object, role: role, param: param)
+        var members: [(key: String, value: TemplateValue)] = [("role", .string(plain.role)), ("content", .string(plain.content))]
+        var carriesTools = false
+        if role == "tool" {
+            guard let id = object["tool_call_id"]?.string else { throw APIError.invalid("\(param): a tool message needs 'tool_call_id'", param: param) }
+            members.append(("tool_call_id", .string(id)))
+            carriesTools = true
+        }
+        if role == "assistant", let calls = object["tool_calls"], !calls.isNull {
+            guard let list = calls.array else { throw APIError.invalid("\(param).tool_calls must be an array", param: param) }
+            let structured: [TemplateValue] = try list.enumerated().map { number, call in
+                guard let call = call.object, let function = call["function"]?.object, let name = function["name"]?.string,
+                      let arguments = function["arguments"]?.string else {
+                    throw APIError.invalid("\(param).tool_calls[\(number)] must be {id, type, function: {name, arguments}}", param: param)
+                }
+                // Templates read the arguments as an object (transformers' convention); the API sends JSON text.
+                guard let parsed = try? JSONValue(parsing: Data(arguments.utf8)) else {
+                    throw APIError.invalid("\(param).tool_calls[\(number)].function.arguments is not JSON", param: param)
+                }
+                let named: TemplateValue = .object([("name", .string(name)), ("arguments", templateValue(parsed))])
+                return .object([("id", .string(call["id"]?.string ?? "call_\(number)")), ("type", .string("function")), ("function", named),
+                                ("name", .string(name)), ("arguments", templateValue(parsed))])
+            }
+            members.append(("tool_calls", .array(structured)))
+            carriesTools = true
+        }
+        return Message(plain: plain, structured: .object(members), carriesTools: carriesTools)
+    }
+
+    /// The message's text: a string, text parts, or nothing (an assistant's tool calls only).
+    private static func content(_ object: [String: JSONValue], role: String, param: String) throws -> ChatMessage {
         switch object["content"] {
+        case nil where role == "assistant" && object["tool_calls"] != nil, .null? where role == "assistant" && object["tool_calls"] != nil:
+            return ChatMessage(role: role, content: "")
         case .string(let text)?:
             return ChatMessage(role: role == "developer" ? "system" : role, content: text)
         case .array(let parts)?:

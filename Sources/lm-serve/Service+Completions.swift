@@ -7,7 +7,14 @@ import Model
 extension OpenAIServer {
     func complete(_ request: Request, chat: Bool) async throws -> Response {
         let body = try CompletionRequest(json: try await jsonObject(request), chat: chat, served: modelID)
-        let (prompt, opensReasoning) = try promptIDs(body.input, variables: body.templateVariables)
+        // Tools shown to the model (not under tool_choice none); a forced call is constrained to its schema.
+        let tools = body.tools.flatMap { $0.choice == .none ? nil : $0 }
+        let (prompt, opensReasoning) = try promptIDs(body.input, variables: body.templateVariables, tools: tools?.functions ?? [],
+                                                     structured: body.hasToolMessages)
+        let forcedCall = try tools?.constraint()
+        if forcedCall != nil && body.responseSchema != nil {
+            throw APIError.invalid("'response_format' and a forced tool call ('tool_choice') cannot both constrain the answer", param: "tool_choice")
+        }
         // A reasoning model's <think>…</think> goes to reasoning_content, whole and streamed.
         let splitter: ReasoningSplitter? = chat && splitsReasoning ? ReasoningSplitter(insideReasoning: opensReasoning) : nil
         let context = engine.decoder.context
@@ -24,7 +31,7 @@ extension OpenAIServer {
                                         seed: body.seed ?? UInt64.random(in: 0...UInt64.max), topK: body.topK, minP: body.minP,
                                         repetitionPenalty: body.repetitionPenalty, presencePenalty: body.presencePenalty,
                                         frequencyPenalty: body.frequencyPenalty, logitBias: body.logitBias, logprobs: body.logprobs,
-                                        responseSchema: body.responseSchema)
+                                        responseSchema: forcedCall ?? body.responseSchema)
         let vocabulary = engine.pretrained.model.config.vocabSize
         if let bad = body.logitBias.keys.sorted().first(where: { Int($0) >= vocabulary }) {
             throw APIError.invalid("'logit_bias' names token \(bad); the vocabulary has \(vocabulary)", param: "logit_bias")
@@ -80,6 +87,11 @@ extension OpenAIServer {
                     case .finished(let reason, let promptTokens, let completionTokens, let cachedTokens):
                         guard let finish = reason.openAI else { throw APIError(status: .serviceUnavailable, message: "the server is shutting down") }
                         if split != nil { take(split!.finish()) }
+                        if let tools, case let (calls, rest) = ToolCalls.parse(text, offered: tools.callable), !calls.isEmpty {
+                            let kept = tools.parallel ? calls : Array(calls.prefix(1))
+                            return JSONResponse.make(reply.whole(toolCalls: kept, content: rest, finish: "tool_calls",
+                                                                 usage: Usage(promptTokens, completionTokens, cached: cachedTokens)))
+                        }
                         let reported: [String: Any]? = wantsLogprobs ? (chat ? ["content": shapes.chat(logprobs)] : shapes.legacy(logprobs)) : nil
                         return JSONResponse.make(reply.whole(text: text, finish: finish, usage: Usage(promptTokens, completionTokens, cached: cachedTokens),
                                                              logprobs: reported, reasoning: reasoning.isEmpty ? nil : reasoning))
@@ -97,13 +109,17 @@ extension OpenAIServer {
                 try await writer.write(ByteBuffer(bytes: Data("data: ".utf8) + JSONResponse.data(object) + Data("\n\n".utf8)))
             }
             var shapes = logprobShapes, split = splitter
+            // With tools the content is held until the end: it may be a call, sent as tool_calls deltas.
+            var held = ""
             /// The chat deltas of `piece`: content, or reasoning_content while the model thinks.
             func deltas(_ piece: String) -> [[String: Any]] {
-                guard split != nil else { return [["content": piece]] }
-                return split!.append(piece).map { part in
+                let parts: [ReasoningSplitter.Part] = split != nil ? split!.append(piece) : [.content(piece)]
+                return parts.compactMap { part in
                     switch part {
-                    case .reasoning(let text): ["reasoning_content": text]
-                    case .content(let text): ["content": text]
+                    case .reasoning(let text): return ["reasoning_content": text]
+                    case .content(let text):
+                        guard tools == nil else { held += text; return nil }
+                        return ["content": text]
                     }
                 }
             }
@@ -128,11 +144,25 @@ extension OpenAIServer {
                                 for part in split!.finish() {
                                     switch part {
                                     case .reasoning(let text): try await send(reply.chunk(delta: ["reasoning_content": text], finish: nil))
-                                    case .content(let text): try await send(reply.chunk(delta: ["content": text], finish: nil))
+                                    case .content(let text):
+                                        if tools != nil { held += text } else { try await send(reply.chunk(delta: ["content": text], finish: nil)) }
                                     }
                                 }
                             }
-                            try await send(chat ? reply.chunk(delta: [:], finish: finish) : reply.chunk(text: "", finish: finish))
+                            var finishing = finish
+                            if let tools {
+                                let (calls, rest) = ToolCalls.parse(held, offered: tools.callable)
+                                if calls.isEmpty {
+                                    if !held.isEmpty { try await send(reply.chunk(delta: ["content": held], finish: nil)) }
+                                } else {
+                                    if !rest.isEmpty { try await send(reply.chunk(delta: ["content": rest], finish: nil)) }
+                                    for (index, call) in (tools.parallel ? calls : Array(calls.prefix(1))).enumerated() {
+                                        try await send(reply.chunk(delta: ["tool_calls": [Reply.toolCall(call, index: index)]], finish: nil))
+                                    }
+                                    finishing = "tool_calls"
+                                }
+                            }
+                            try await send(chat ? reply.chunk(delta: [:], finish: finishing) : reply.chunk(text: "", finish: finishing))
                             if includeUsage { try await send(reply.usageChunk(Usage(promptTokens, completionTokens, cached: cachedTokens))) }
                         } else {
                             try await send(APIError(status: .serviceUnavailable, message: "the server is shutting down").json)
@@ -209,6 +239,21 @@ struct Reply {
         var result = object(chat ? "chat.completion" : "text_completion", choices: [choice])
         result["usage"] = usage.json
         return result
+    }
+
+    /// A chat answer that calls tools: `message.tool_calls` (content null when there is no text).
+    func whole(toolCalls: [ToolCall], content: String, finish: String, usage: Usage) -> [String: Any] {
+        let message: [String: Any] = ["role": "assistant", "content": content.isEmpty ? NSNull() : content,
+                                      "tool_calls": toolCalls.enumerated().map { Self.toolCall($1, index: $0) }]
+        var result = object("chat.completion", choices: [["index": 0, "message": message, "finish_reason": finish, "logprobs": NSNull()]])
+        result["usage"] = usage.json
+        return result
+    }
+
+    /// One tool call in OpenAI's shape, with a fresh id (`index` for streamed deltas).
+    static func toolCall(_ call: ToolCall, index: Int) -> [String: Any] {
+        ["index": index, "id": "call_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24), "type": "function",
+         "function": ["name": call.name, "arguments": call.arguments]]
     }
 
     func chunk(delta: [String: Any], finish: String?, logprobs: [String: Any]? = nil) -> [String: Any] {

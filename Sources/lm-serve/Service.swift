@@ -66,22 +66,36 @@ struct OpenAIServer: Sendable {
     /// The prompt's ids: the conversation through the chat template (with the generation prompt
     /// and the request's template variables), or the text as a plain prompt; and whether the
     /// rendered prompt ends inside a reasoning block (a template that opens `<think>` itself).
-    func promptIDs(_ input: CompletionRequest.Input, variables: [String: TemplateValue] = [:]) throws -> (ids: [Int32], opensReasoning: Bool) {
+    func promptIDs(_ input: CompletionRequest.Input, variables: [String: TemplateValue] = [:], tools: [ToolFunction] = [],
+                   structured: Bool = false) throws -> (ids: [Int32], opensReasoning: Bool) {
         let pretrained = engine.pretrained
         guard let tokenizer = pretrained.tokenizer else { throw APIError(status: .internalServerError, message: "the model has no tokenizer") }
         switch input {
         case .text(let text):
             return (tokenizer.encodePrompt(text), false)
-        case .chat(let messages):
+        case .chat(let messages, let structuredMessages):
             guard let template = pretrained.chatTemplate else {
                 throw APIError.invalid("the model has no chat template; use /v1/completions with a prompt", param: "messages")
             }
             let text: String
             do {
-                text = variables.isEmpty
-                    ? try template.render(messages, addGenerationPrompt: true, bosToken: pretrained.bosText, eosToken: pretrained.eosText)
-                    : try template.render(messages: messages.map(\.templateValue), addGenerationPrompt: true, bosToken: pretrained.bosText,
-                                          eosToken: pretrained.eosText, variables: variables)
+                if variables.isEmpty && tools.isEmpty && !structured {
+                    text = try template.render(messages, addGenerationPrompt: true, bosToken: pretrained.bosText, eosToken: pretrained.eosText)
+                } else {
+                    // Tools: the template's own rendering when it knows them, else the generic prompt in the system message.
+                    var conversation = structuredMessages
+                    let rendersTools = template.source.contains("tools")
+                    if !tools.isEmpty && !rendersTools {
+                        let instruction = ToolCalls.genericPrompt(for: tools)
+                        if case .object(let members)? = conversation.first, members.contains(where: { $0.key == "role" && $0.value == .string("system") }) {
+                            conversation[0] = .object(members.map { $0.key == "content" ? ($0.key, .string(Self.text($0.value) + "\n\n" + instruction)) : $0 })
+                        } else {
+                            conversation.insert(.object([("role", .string("system")), ("content", .string(instruction))]), at: 0)
+                        }
+                    }
+                    text = try template.render(messages: conversation, tools: rendersTools && !tools.isEmpty ? tools.map { CompletionRequest.templateValue($0.json) } : nil,
+                                               addGenerationPrompt: true, bosToken: pretrained.bosText, eosToken: pretrained.eosText, variables: variables)
+                }
             } catch {
                 throw APIError.invalid("the chat template cannot render these messages: \(error)", param: "messages")
             }
@@ -89,6 +103,8 @@ struct OpenAIServer: Sendable {
             return (tokenizer.encodeChat(text, bos: pretrained.bosText, eos: pretrained.eosText), opens)
         }
     }
+
+    private static func text(_ value: TemplateValue) -> String { if case .string(let text) = value { text } else { "" } }
 
     /// Whether answers are split into reasoning and content: the model's chat template knows
     /// `<think>` (Qwen 3 and other reasoning models).

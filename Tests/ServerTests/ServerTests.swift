@@ -16,12 +16,12 @@ final class ServerTests: TemporaryDirectoryTestCase {
     /// A random model with a trained BPE tokenizer and a chat template, saved as a model directory.
     /// `template`: the chat template's source (default: roles in angle brackets).
     func makeModelDirectory(template source: String = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}",
-                            name: String = "tiny") throws -> String {
+                            name: String = "tiny", context: Int = 96) throws -> String {
         let text = String(repeating: "Once upon a time there was a model. Hello, world! 123 ", count: 40)
         let tokenizer = try Array(text.utf8).withUnsafeBufferPointer {
             try BPETrainer.train(bytes: $0, options: BPETrainingOptions(vocabSize: 300, specialTokens: ["<|endoftext|>"]))
         }
-        let config = ModelConfig(vocabSize: tokenizer.vocabularySize, contextLength: 96, dModel: 64, numLayers: 2,
+        let config = ModelConfig(vocabSize: tokenizer.vocabularySize, contextLength: context, dModel: 64, numLayers: 2,
                                  numHeads: 4, dFF: 96, ropeTheta: 10_000, numKVHeads: 2)
         let template = try ChatTemplate(source)
         let pretrained = PretrainedModel(model: try TransformerLM(config: config, seed: 5), tokenizer: tokenizer, chatTemplate: template,
@@ -367,6 +367,76 @@ final class ServerTests: TemporaryDirectoryTestCase {
             let (code, reply) = try post(server, "/v1/completions", ["prompt": "x", "response_format": format])
             XCTAssertEqual(code, 400, "\(reply)")
             XCTAssertTrue(((reply["error"] as? [String: Any])?["message"] as? String ?? "").contains(needle), "\(reply)")
+        }
+        XCTAssertEqual(stop(server), 0)
+    }
+
+    /// Tool calling on a template without tool support (the generic tool prompt): a forced call
+    /// (`required` or a named function) is constrained to the function's schema, so its arguments
+    /// always validate, whole and streamed; the call and its result go back in the next turn;
+    /// bad tools and choices are 400s.
+    func testToolCalls() throws {
+        let path = try makeModelDirectory(name: "tools", context: 1024)  // the generic tool prompt is long in a 300-piece vocabulary
+        let server = try start(path)
+        defer { if server.process.isRunning { server.process.terminate() } }
+        let pretrained = try PretrainedModel.load(path)
+        let tokenizer = try XCTUnwrap(pretrained.tokenizer)
+        var spaces: [String: Any] = [:]  // a random model's whitespace, banned so the answer fits the tiny context
+        for id in 0..<Int32(tokenizer.vocabularySize) {
+            if let bytes = try? tokenizer.pieceBytes(id, after: id), !bytes.isEmpty, bytes.allSatisfy({ [0x20, 0x09, 0x0A, 0x0D].contains($0) }) {
+                spaces["\(id)"] = -100
+            }
+        }
+        let weather: [String: Any] = ["type": "function", "function": ["name": "get_weather", "description": "The weather in a city.",
+            "parameters": ["type": "object", "properties": ["city": ["type": "string", "maxLength": 6], "days": ["type": "integer"]],
+                           "required": ["city", "days"], "additionalProperties": false]]]
+        let add: [String: Any] = ["type": "function", "function": ["name": "add", "parameters": ["type": "object", "properties": ["a": ["type": "integer"]],
+                                                                                                 "required": ["a"], "additionalProperties": false]]]
+        let messages: [[String: Any]] = [["role": "user", "content": "Weather?"]]
+        for (choice, expected) in [("required", nil), ("named", "get_weather")] as [(String, String?)] {
+            let toolChoice: Any = expected.map { ["type": "function", "function": ["name": $0]] } ?? choice
+            let body: [String: Any] = ["messages": messages, "tools": [weather, add], "tool_choice": toolChoice, "max_tokens": 250,
+                                       "temperature": 0.7, "seed": 3, "logit_bias": spaces]
+            let (status, reply) = try post(server, "/v1/chat/completions", body)
+            XCTAssertEqual(status, 200, "\(reply)")
+            XCTAssertEqual(finishReason(reply), "tool_calls", "\(reply)")
+            let message = try XCTUnwrap((reply["choices"] as? [[String: Any]])?.first?["message"] as? [String: Any])
+            let toolCall = try XCTUnwrap((message["tool_calls"] as? [[String: Any]])?.first, "\(message)")
+            let function = try XCTUnwrap(toolCall["function"] as? [String: Any])
+            let name = try XCTUnwrap(function["name"] as? String)
+            if let expected { XCTAssertEqual(name, expected) }
+            let arguments = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((function["arguments"] as? String ?? "").utf8)) as? [String: Any])
+            if name == "get_weather" {
+                XCTAssertEqual(Set(arguments.keys), ["city", "days"], "\(arguments)")
+                XCTAssertLessThanOrEqual((arguments["city"] as? String)?.count ?? 99, 6)
+                XCTAssertNotNil(arguments["days"] as? Int)
+            } else {
+                XCTAssertEqual(Set(arguments.keys), ["a"], "\(arguments)")
+            }
+            XCTAssertTrue((toolCall["id"] as? String ?? "").hasPrefix("call_"))
+            // Streamed: the same call as a tool_calls delta, finish_reason tool_calls.
+            var streamed = body
+            streamed["stream"] = true
+            let raw = try call(server, "POST", "/v1/chat/completions", body: try JSONSerialization.data(withJSONObject: streamed))
+            let chunks = events(raw.body).objects.compactMap { ($0["choices"] as? [[String: Any]])?.first }
+            let deltaCall = chunks.compactMap { (($0["delta"] as? [String: Any])?["tool_calls"] as? [[String: Any]])?.first }.first
+            XCTAssertEqual((deltaCall?["function"] as? [String: Any])?["arguments"] as? String, function["arguments"] as? String)
+            XCTAssertEqual(chunks.last?["finish_reason"] as? String, "tool_calls")
+
+            // The round trip: the call and its result rendered back, and an answer.
+            let next: [[String: Any]] = messages + [["role": "assistant", "content": NSNull(), "tool_calls": [toolCall]],
+                                                    ["role": "tool", "tool_call_id": toolCall["id"] ?? "", "content": "{\"sky\": \"clear\"}"]]
+            let (nextStatus, answer) = try post(server, "/v1/chat/completions", ["messages": next, "tools": [weather, add], "max_tokens": 5, "temperature": 0])
+            XCTAssertEqual(nextStatus, 200, "\(answer)")
+        }
+        for (body, field) in [(["tools": [["type": "function", "function": ["description": "no name"]]]], "tools"),
+                              (["tools": [weather], "tool_choice": ["type": "function", "function": ["name": "missing"]]], "tool_choice"),
+                              (["tools": [weather], "tool_choice": "sometimes"], "tool_choice"),
+                              (["tool_choice": "required"], "tool_choice"),
+                              (["messages": [["role": "tool", "content": "x"]]], "messages[0]")] as [([String: Any], String)] {
+            let (code, reply) = try post(server, "/v1/chat/completions", ["messages": messages, "max_tokens": 2].merging(body) { $1 })
+            XCTAssertEqual(code, 400, "\(body): \(reply)")
+            XCTAssertEqual((reply["error"] as? [String: Any])?["param"] as? String, field, "\(reply)")
         }
         XCTAssertEqual(stop(server), 0)
     }
