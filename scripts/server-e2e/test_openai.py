@@ -459,9 +459,42 @@ class Suite:
                           f"structured output: {self.args.random_schemas} random schemas, every finished answer valid "
                           f"({unfinished} ran out of tokens)", "; ".join(invalid[:3]))
 
+    def test_tools(self):
+        """A tool round trip through the openai client: a forced call whose arguments validate
+        against the function's schema (whole and streamed), its result sent back, an answer."""
+        weather = {"type": "function", "function": {
+            "name": "get_weather", "description": "The current weather in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}},
+                           "required": ["city", "unit"], "additionalProperties": False}}}
+        messages = [{"role": "user", "content": "What is the weather in Paris?"}]
+        r = self.client.chat.completions.create(model=self.model, messages=messages, tools=[weather], tool_choice="required",
+                                                temperature=0, max_tokens=100)
+        calls = r.choices[0].message.tool_calls or []
+        valid = False
+        if calls:
+            try:
+                jsonschema.validate(json.loads(calls[0].function.arguments), weather["function"]["parameters"])
+                valid = calls[0].function.name == "get_weather"
+            except Exception:  # noqa: BLE001
+                valid = False
+        self.report.check(r.choices[0].finish_reason == "tool_calls" and valid,
+                          "tools: tool_choice required gives a call whose arguments validate", f"{r.choices[0]!r:.300}")
+        streamed = list(self.client.chat.completions.create(model=self.model, messages=messages, tools=[weather], tool_choice="required",
+                                                            temperature=0, max_tokens=100, stream=True))
+        deltas = [c.choices[0].delta.tool_calls[0] for c in streamed if c.choices and c.choices[0].delta.tool_calls]
+        finishes = [c.choices[0].finish_reason for c in streamed if c.choices and c.choices[0].finish_reason]
+        self.report.check(bool(deltas) and calls and deltas[0].function.arguments == calls[0].function.arguments and finishes == ["tool_calls"],
+                          "tools: streamed tool_calls delta equals the whole answer's call", f"{deltas!r:.200} {finishes}")
+        if calls:
+            follow = messages + [{"role": "assistant", "content": None, "tool_calls": [c.model_dump() for c in calls]},
+                                 {"role": "tool", "tool_call_id": calls[0].id, "content": json.dumps({"temperature": 18, "sky": "clear"})}]
+            answer = self.client.chat.completions.create(model=self.model, messages=follow, tools=[weather], temperature=0, max_tokens=40)
+            self.report.check(answer.choices[0].finish_reason in ("stop", "length", "tool_calls"),
+                              "tools: the call and its result go back; the model answers", f"{answer.choices[0]!r:.200}")
+
     def test_metrics(self):
         """GET /metrics parses with prometheus_client's parser and counts what the suite did."""
-        status, _, body = self.raw.request("GET", "/metrics", key=None)
+        status, body, _ = self.raw.request("GET", "/metrics", key=None)
         try:
             families = {f.name: f for f in text_string_to_metric_families(body.decode() if isinstance(body, bytes) else str(body))}
         except Exception as error:  # noqa: BLE001
@@ -636,7 +669,7 @@ def main():
 
     suite = Suite(args)
     tests = [suite.test_health, suite.test_models, suite.test_chat, suite.test_chat_stream, suite.test_sse_framing,
-             suite.test_chat_variants, suite.test_completions, suite.test_logprobs_and_sampling, suite.test_prompt_cache, suite.test_structured_output, suite.test_stop, suite.test_max_tokens_one,
+             suite.test_chat_variants, suite.test_completions, suite.test_logprobs_and_sampling, suite.test_prompt_cache, suite.test_structured_output, suite.test_tools, suite.test_stop, suite.test_max_tokens_one,
              suite.test_seed, suite.test_errors, suite.test_disconnect, suite.test_metrics]
     for test in tests:
         try:
