@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-20}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors npy config gpt2 tokenizer-json qwen-tokenizer-json llama2c llama2c-tokenizer gguf gguf-vocabulary hf-config hf-index chat-template)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors npy config gpt2 tokenizer-json qwen-tokenizer-json llama2c llama2c-tokenizer gguf gguf-vocabulary hf-config hf-index chat-template json-schema)
 
 echo "fuzz: building lm-fuzz with -sanitize=fuzzer" >&2
 LM_FUZZ=1 swift build --scratch-path .build-fuzz --product lm-fuzz --sanitize fuzzer >&2

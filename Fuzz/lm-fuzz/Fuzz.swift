@@ -97,8 +97,18 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         if let template = try? ChatTemplate(String(decoding: bytes, as: UTF8.self)) {
             _ = try? template.render(messages, addGenerationPrompt: true, bosToken: "<s>", eosToken: "</s>")
         }
+    case "json-schema":
+        // A response_format schema (the first line) and an answer read against it (the rest):
+        // compiling refuses or compiles, and reading never traps, whatever either holds.
+        let cut = bytes.firstIndex(of: 0x0A) ?? bytes.count
+        if let value = try? JSONValue(parsing: Data(bytes[..<cut])), let schema = try? JSONSchema(value) {
+            var recognizer = JSONRecognizer(schema)
+            _ = recognizer.read(bytes[min(cut + 1, bytes.count)...])
+            _ = recognizer.isComplete
+            _ = try? ToolCalls.constraint(for: [ToolFunction(name: "f", parameters: value)])
+        }
     default:
-        fatalError("LM_FUZZ_TARGET must be safetensors, npy, config, gpt2, tokenizer-json, qwen-tokenizer-json, llama2c, llama2c-tokenizer, gguf, gguf-vocabulary, hf-config, hf-index or chat-template; got \(target)")
+        fatalError("LM_FUZZ_TARGET must be safetensors, npy, config, gpt2, tokenizer-json, qwen-tokenizer-json, llama2c, llama2c-tokenizer, gguf, gguf-vocabulary, hf-config, hf-index, chat-template or json-schema; got \(target)")
     }
     return 0
 }
