@@ -207,6 +207,19 @@ LM_AVX2 LM_INLINE static __m256 eight_halves(const uint8_t *p) { return _mm256_c
 LM_AVX2 LM_INLINE static __m256 eight_bytes(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
 LM_AVX2 LM_INLINE static __m256 eight_signed_bytes(const uint8_t *p) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p))); }
 
+/// Group k (0…7) of a Q6_K half super-block's three chunks at `chunks`, unpacked to the codes
+/// 0…63 of its four runs of 32 values (low nibbles of the two nibble chunks, high nibbles, each
+/// with its two high bits from the bit chunk).
+LM_AVX2 LM_INLINE static void unpack_q6_k(const uint8_t *chunks, __m256i v[4]) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(3);
+    __m256i a = _mm256_loadu_si256((const __m256i *)chunks), c = _mm256_loadu_si256((const __m256i *)(chunks + 32));
+    __m256i bits = _mm256_loadu_si256((const __m256i *)(chunks + 64));
+    v[0] = _mm256_or_si256(_mm256_and_si256(a, low4), _mm256_slli_epi16(_mm256_and_si256(bits, two), 4));
+    v[1] = _mm256_or_si256(_mm256_and_si256(c, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 2), two), 4));
+    v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 4), two), 4));
+    v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 6), two), 4));
+}
+
 /// Prefetches the group block 8 blocks ahead (the stream of groups is contiguous).
 LM_AVX2 LM_INLINE static void prefetch_ahead(const uint8_t *block, size_t stride) {
     const char *ahead = (const char *)(block + 8 * stride);

@@ -14,12 +14,25 @@
 // Every sum of codes is an exact integer on each path, and the floating-point operations are the
 // same in the same order, so the paths give the same bits.
 
+/// Chunk `k` of a 4- or 5-bit group block's codes (starting at `codes`): the low nibbles (values
+/// 4k… of each row) and the high ones (16 + 4k…), with the fifth bits added for Q5_0/Q5_1.
+LM_PATH_TARGET LM_INLINE static void LM_PATH(nibble_chunk)(int format, const uint8_t *codes, const uint32_t *masks, int k,
+                                                          __m256i *low, __m256i *high) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    __m256i packed = _mm256_loadu_si256((const __m256i *)(codes + 32 * k));
+    *low = _mm256_and_si256(packed, low4);
+    *high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+    if (is_five_bit(format)) {
+        *low = LM_PATH(add_fifth_bits)(*low, masks[2 * k]);
+        *high = LM_PATH(add_fifth_bits)(*high, masks[2 * k + 1]);
+    }
+}
+
 /// One group's eight rows of a 32-value format over every block, into y[0…7].
 LM_PATH_TARGET LM_INLINE static void LM_PATH(group_q8)(int format, const uint8_t *group, size_t blocks, const int8_t *qx, const float *scales,
                                        const float *sums, const int32_t *code_sums, float *y) {
     const size_t stride = group_block_bytes(format), codes = codes_offset(format);
     const int offset = format == LM_Q8_0 ? LM_PATH_Q8_0_BIAS : code_offset(format);
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
     __m256 acc = _mm256_setzero_ps();
     for (size_t b = 0; b < blocks; b++) {
         const uint8_t *block = group + b * stride;
@@ -36,12 +49,8 @@ LM_PATH_TARGET LM_INLINE static void LM_PATH(group_q8)(int format, const uint8_t
             uint32_t masks[8];
             if (is_five_bit(format)) memcpy(masks, block + codes + 128, sizeof masks);
             for (int k = 0; k < 4; k++) {
-                __m256i packed = _mm256_loadu_si256((const __m256i *)(block + codes + 32 * k));
-                __m256i low = _mm256_and_si256(packed, low4), high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
-                if (is_five_bit(format)) {
-                    low = LM_PATH(add_fifth_bits)(low, masks[2 * k]);
-                    high = LM_PATH(add_fifth_bits)(high, masks[2 * k + 1]);
-                }
+                __m256i low, high;
+                LM_PATH(nibble_chunk)(format, block + codes, masks, k, &low, &high);
                 even = LM_PATH(partial_add)(even, low, four_codes(xs + 4 * k));
                 odd = LM_PATH(partial_add)(odd, high, four_codes(xs + 16 + 4 * k));
             }
@@ -92,7 +101,6 @@ LM_PATH_TARGET LM_INLINE static void LM_PATH(group_q4_k)(const uint8_t *group, s
 LM_PATH_TARGET LM_INLINE static void LM_PATH(group_q6_k)(const uint8_t *group, size_t blocks, const int8_t *qx, const float *scales,
                                          const int32_t *code_sums, float *y) {
     const size_t stride = group_block_bytes(LM_Q6_K);
-    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (size_t b = 0; b < blocks; b++) {
         const uint8_t *block = group + b * stride;
@@ -105,14 +113,8 @@ LM_PATH_TARGET LM_INLINE static void LM_PATH(group_q6_k)(const uint8_t *group, s
             for (int q = 0; q < 4; q++) dots[q][0] = dots[q][1] = _mm256_setzero_si256();
             for (int k = 0; k < 8; k++) {
                 const uint8_t *chunks = block + 144 + 768 * h + 96 * k;
-                __m256i a = _mm256_loadu_si256((const __m256i *)chunks), c = _mm256_loadu_si256((const __m256i *)(chunks + 32));
-                __m256i bits = _mm256_loadu_si256((const __m256i *)(chunks + 64));
-                __m256i v[4] = {
-                    _mm256_or_si256(_mm256_and_si256(a, low4), _mm256_slli_epi16(_mm256_and_si256(bits, two), 4)),
-                    _mm256_or_si256(_mm256_and_si256(c, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 2), two), 4)),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 4), two), 4)),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 6), two), 4)),
-                };
+                __m256i v[4];
+                unpack_q6_k(chunks, v);
                 int s = k / 4;
                 for (int q = 0; q < 4; q++) dots[q][s] = LM_PATH(dot_codes)(dots[q][s], v[q], four_codes(xs + 32 * q + 4 * k));
             }
@@ -158,7 +160,6 @@ LM_PATH_TARGET LM_INLINE static void LM_PATH(group_gemm_q8)(int format, int coun
                                             int accumulate) {
     const size_t stride = group_block_bytes(format), codes = codes_offset(format), columns = 32 * blocks;
     const int offset = format == LM_Q8_0 ? LM_PATH_Q8_0_BIAS : code_offset(format);
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
     __m256 acc[LM_PATH_GEMM_ROWS];
     for (int i = 0; i < count; i++) acc[i] = _mm256_setzero_ps();
     for (size_t b = 0; b < blocks; b++) {
@@ -176,12 +177,8 @@ LM_PATH_TARGET LM_INLINE static void LM_PATH(group_gemm_q8)(int format, int coun
             uint32_t masks[8];
             if (is_five_bit(format)) memcpy(masks, block + codes + 128, sizeof masks);
             for (int k = 0; k < 4; k++) {
-                __m256i packed = _mm256_loadu_si256((const __m256i *)(block + codes + 32 * k));
-                __m256i low = _mm256_and_si256(packed, low4), high = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
-                if (is_five_bit(format)) {
-                    low = LM_PATH(add_fifth_bits)(low, masks[2 * k]);
-                    high = LM_PATH(add_fifth_bits)(high, masks[2 * k + 1]);
-                }
+                __m256i low, high;
+                LM_PATH(nibble_chunk)(format, block + codes, masks, k, &low, &high);
                 for (int i = 0; i < count; i++) {
                     const int8_t *xs = qx + i * columns + 32 * b;
                     dots[i] = LM_PATH(partial_add)(dots[i], low, four_codes(xs + 4 * k));
@@ -264,7 +261,6 @@ LM_PATH_TARGET LM_INLINE static void LM_PATH(group_gemm_q4_k)(int count, const u
 LM_PATH_TARGET LM_INLINE static void LM_PATH(group_gemm_q6_k)(size_t batch, const uint8_t *group, size_t blocks, const int8_t *qx, const float *scales,
                                               const int32_t *code_sums, float *y, size_t ldy, int accumulate, __m256 *acc) {
     const size_t stride = group_block_bytes(LM_Q6_K), columns = 256 * blocks;
-    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(3);
     __m256i codes[8][4];
     for (size_t i = 0; i < batch; i++) acc[i] = _mm256_setzero_ps();
     for (size_t b = 0; b < blocks; b++) {
@@ -273,12 +269,7 @@ LM_PATH_TARGET LM_INLINE static void LM_PATH(group_gemm_q6_k)(size_t batch, cons
         for (int h = 0; h < 2; h++) {
             for (int k = 0; k < 8; k++) {
                 const uint8_t *chunks = block + 144 + 768 * h + 96 * k;
-                __m256i a = _mm256_loadu_si256((const __m256i *)chunks), c = _mm256_loadu_si256((const __m256i *)(chunks + 32));
-                __m256i bits = _mm256_loadu_si256((const __m256i *)(chunks + 64));
-                codes[k][0] = _mm256_or_si256(_mm256_and_si256(a, low4), _mm256_slli_epi16(_mm256_and_si256(bits, two), 4));
-                codes[k][1] = _mm256_or_si256(_mm256_and_si256(c, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 2), two), 4));
-                codes[k][2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(a, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 4), two), 4));
-                codes[k][3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(c, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(bits, 6), two), 4));
+                unpack_q6_k(chunks, codes[k]);
             }
             for (size_t i = 0; i < batch; i++) {
                 const int8_t *xs = qx + i * columns + 256 * b + 128 * h;

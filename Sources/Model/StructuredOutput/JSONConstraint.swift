@@ -81,6 +81,6 @@ public struct JSONConstraint: LogitProcessor {
 
     public mutating func learn(_ token: Int32) {
         guard Int(token) < vocabulary.position.count, case let index = vocabulary.position[Int(token)], index >= 0 else { return }
-        recognizer.read(vocabulary.pieces[index])
+        recognizer.read(vocabulary.walkAll.piece(index))
     }
 }

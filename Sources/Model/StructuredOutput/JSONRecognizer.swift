@@ -160,26 +160,21 @@ public struct JSONRecognizer: Sendable {
     static func isWhitespace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 }
     static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
 
-    /// The ways `way` continues with `byte`, appended to `out`.
+    /// The ways `way` continues with `byte`, appended to `out`. A value that ends just pops its
+    /// frame: its parent (object or array) set its next phase when the value began.
     static func step(_ way: Way, _ byte: UInt8, schema: JSONSchema, into out: inout [Way]) {
         guard let top = way.frames.last else { return }  // a complete document takes nothing more
         var way = way
         way.frames.removeLast()
         switch top {
         case .value(let node):
-            if isWhitespace(byte) {
-                guard way.whitespace < maxWhitespace else { return }
-                way.frames.append(top)
-                way.whitespace += 1
-                out.append(way)
-                return
-            }
+            if isWhitespace(byte) { return takeWhitespace(way, top, into: &out) }
             way.whitespace = 0
             start(schema.resolve(node), byte, way, schema: schema, into: &out)
 
         case .literal(let text, let index):
             guard text[index] == byte else { return }
-            if index + 1 == text.count { finishValue(way, into: &out) } else {
+            if index + 1 == text.count { out.append(way) } else {
                 way.frames.append(.literal(text: text, index: index + 1))
                 out.append(way)
             }
@@ -202,7 +197,7 @@ public struct JSONRecognizer: Sendable {
                 guard progress.utf8.read(byte) else { return }
             } else if byte == UInt8(ascii: "\"") {
                 guard progress.length >= rule.minLength, rule.format == nil || progress.shapes.contains(where: { $0.count == progress.length }) else { return }
-                finishValue(way, into: &out)
+                out.append(way)
                 return
             } else if byte == UInt8(ascii: "\\") {
                 guard rule.format == nil, progress.length < rule.maxLength else { return }
@@ -228,19 +223,11 @@ public struct JSONRecognizer: Sendable {
                 out.append(way)
             } else if state.canEnd {
                 // The byte ends the number: the value is done, and the byte belongs to what follows.
-                var finished: [Way] = []
-                finishValue(way, into: &finished)
-                for continued in finished { step(continued, byte, schema: schema, into: &out) }
+                step(way, byte, schema: schema, into: &out)
             }
 
         case .object(let rule, let seen, let phase):
-            if isWhitespace(byte) {
-                guard way.whitespace < maxWhitespace else { return }
-                way.frames.append(top)
-                way.whitespace += 1
-                out.append(way)
-                return
-            }
+            if isWhitespace(byte) { return takeWhitespace(way, top, into: &out) }
             way.whitespace = 0
             switch (phase, byte) {
             case (.start, UInt8(ascii: "\"")), (.key, UInt8(ascii: "\"")):
@@ -250,9 +237,9 @@ public struct JSONRecognizer: Sendable {
                 out.append(way)
             case (.start, UInt8(ascii: "}")), (.afterValue, UInt8(ascii: "}")):
                 guard rule.required.isSubset(of: seen) else { return }
-                finishValue(way, into: &out)
+                out.append(way)
             case (.afterValue, UInt8(ascii: ",")):
-                guard hasKeysLeft(rule, seen), !hasOnlyOptionalLeft(rule, seen) || rule.additional != nil || rule.properties.contains(where: { !seen.contains($0.name) }) else { return }
+                guard hasKeysLeft(rule, seen) else { return }
                 way.frames.append(.object(rule, seen: seen, phase: .key))
                 out.append(way)
             case (.colon(let key), UInt8(ascii: ":")):
@@ -280,17 +267,11 @@ public struct JSONRecognizer: Sendable {
             out.append(way)
 
         case .array(let rule, let count, let afterItem):
-            if isWhitespace(byte) {
-                guard way.whitespace < maxWhitespace else { return }
-                way.frames.append(top)
-                way.whitespace += 1
-                out.append(way)
-                return
-            }
+            if isWhitespace(byte) { return takeWhitespace(way, top, into: &out) }
             if byte == UInt8(ascii: "]") {
                 guard count >= rule.minItems, afterItem || count == 0 else { return }
                 way.whitespace = 0
-                finishValue(way, into: &out)
+                out.append(way)
                 return
             }
             if afterItem {
@@ -355,9 +336,12 @@ public struct JSONRecognizer: Sendable {
         }
     }
 
-    /// The frame on top has read a whole value: its parent moves on.
-    static func finishValue(_ way: Way, into out: inout [Way]) {
-        // Objects and arrays set their own phase when the value began; nothing else to do.
+    /// `top` stays and takes one more byte of whitespace, within ``maxWhitespace`` in a row.
+    static func takeWhitespace(_ way: Way, _ top: Frame, into out: inout [Way]) {
+        guard way.whitespace < maxWhitespace else { return }
+        var way = way
+        way.frames.append(top)
+        way.whitespace += 1
         out.append(way)
     }
 
@@ -392,9 +376,5 @@ public struct JSONRecognizer: Sendable {
     /// Whether another key may still be written.
     static func hasKeysLeft(_ rule: JSONSchema.ObjectRule, _ seen: Set<[UInt8]>) -> Bool {
         rule.additional != nil || rule.properties.contains { !seen.contains($0.name) }
-    }
-
-    static func hasOnlyOptionalLeft(_ rule: JSONSchema.ObjectRule, _ seen: Set<[UInt8]>) -> Bool {
-        rule.required.isSubset(of: seen)
     }
 }

@@ -3,7 +3,7 @@ import Tokenizer
 
 /// A tokenizer's pieces as byte strings, sorted, for walking them with a grammar as one walks a
 /// trie: tokens that share a prefix are neighbours, so the prefix is read once, and once a prefix
-/// is refused every token that starts with it is skipped without reading it (``lcp`` says how far
+/// is refused every token that starts with it is skipped without reading it (`Walk.lcp` keeps how far
 /// each token agrees with the one before). Pieces made only of plain string characters are also
 /// kept apart: inside a string without rules (and not inside an escape or a character) they are
 /// all allowed, and only the others are walked.
@@ -11,17 +11,14 @@ import Tokenizer
 /// Built once per tokenizer and kept (``shared(for:excluded:)``): Gemma 3's 262,144 pieces take a few
 /// tenths of a second, once per process.
 public final class TokenVocabulary: @unchecked Sendable {
-    /// Token ids in byte order of their pieces (stop and empty pieces left out).
-    let order: [Int32]
-    /// Piece bytes, by position in `order`.
-    let pieces: [[UInt8]]
-    /// Bytes shared with the piece before (0 for the first).
-    let lcp: [Int]
-    /// The walk's view of `order`: all pieces' bytes end to end, where each starts, and the
-    /// common prefixes (no array per piece to retain in the hot loop).
+    /// The walk's view of the pieces in byte order (stop and empty pieces left out): all of
+    /// them, and those that are not plain (`plain`).
     let walkAll: Walk, walkSpecial: Walk
+    /// Each id's position in `walkAll` (-1: left out).
+    let position: [Int]
 
-    /// Pieces in byte order, flattened.
+    /// Pieces in byte order, flattened: all their bytes end to end, where each starts, and how far
+    /// each agrees with the one before (no array per piece to retain in the hot loop).
     struct Walk: Sendable {
         let ids: [Int32]
         let bytes: [UInt8]
@@ -29,20 +26,22 @@ public final class TokenVocabulary: @unchecked Sendable {
         let starts: [Int]
         let lcp: [Int]
 
-        init(ids: [Int32], pieces: [[UInt8]], lcp: [Int]) {
-            self.ids = ids
-            self.lcp = lcp
-            bytes = pieces.flatMap { $0 }
-            var starts = [0]
-            starts.reserveCapacity(pieces.count + 1)
-            for piece in pieces { starts.append(starts.last! + piece.count) }
-            self.starts = starts
+        /// `entries` in byte order.
+        init(_ entries: [(bytes: [UInt8], id: Int32)]) {
+            ids = entries.map(\.id)
+            bytes = entries.flatMap(\.bytes)
+            var starts = [0], lcp = [Int](repeating: 0, count: entries.count)
+            starts.reserveCapacity(entries.count + 1)
+            for (index, entry) in entries.enumerated() {
+                starts.append(starts.last! + entry.bytes.count)
+                if index > 0 { lcp[index] = zip(entries[index - 1].bytes, entry.bytes).prefix { $0 == $1 }.count }
+            }
+            (self.starts, self.lcp) = (starts, lcp)
         }
+
+        /// The bytes of the piece at `index`.
+        func piece(_ index: Int) -> ArraySlice<UInt8> { bytes[starts[index]..<starts[index + 1]] }
     }
-    /// Each id's position in `order` (-1: left out).
-    let position: [Int]
-    /// The same three for the pieces that are not plain string characters only.
-    let specialOrder: [Int32], specialPieces: [[UInt8]], specialLCP: [Int]
     /// Ids of plain pieces (whole UTF-8 characters, none of them `"`, `\` or a control
     /// character), fewest characters first, and each one's character count.
     let plain: [Int32], plainLength: [Int]
@@ -63,34 +62,20 @@ public final class TokenVocabulary: @unchecked Sendable {
             entries.append((bytes, id))
         }
         entries.sort { $0.bytes.lexicographicallyPrecedes($1.bytes) }
-        func prefixes(_ list: [(bytes: [UInt8], id: Int32)]) -> [Int] {
-            var result = [Int](repeating: 0, count: list.count)
-            for index in list.indices.dropFirst() {
-                result[index] = zip(list[index - 1].bytes, list[index].bytes).prefix { $0 == $1 }.count
-            }
-            return result
-        }
-        order = entries.map(\.id)
         var position = [Int](repeating: -1, count: vocabularySize)
         for (index, entry) in entries.enumerated() { position[Int(entry.id)] = index }
         self.position = position
-        pieces = entries.map(\.bytes)
-        lcp = prefixes(entries)
         // Whole UTF-8 characters only: a piece holding part of one must be read with what precedes it.
         let isPlain = { (bytes: [UInt8]) in
             bytes.allSatisfy { $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") } && String(validating: bytes, as: UTF8.self) != nil
         }
-        let special = entries.filter { !isPlain($0.bytes) }
-        specialOrder = special.map(\.id)
-        specialPieces = special.map(\.bytes)
-        specialLCP = prefixes(special)
         let plainEntries = entries.filter { isPlain($0.bytes) }
             .map { (id: $0.id, length: String(decoding: $0.bytes, as: UTF8.self).unicodeScalars.count) }
             .sorted { ($0.length, $0.id) < ($1.length, $1.id) }
         plain = plainEntries.map(\.id)
         plainLength = plainEntries.map(\.length)
-        walkAll = Walk(ids: order, pieces: pieces, lcp: lcp)
-        walkSpecial = Walk(ids: specialOrder, pieces: specialPieces, lcp: specialLCP)
+        walkAll = Walk(entries)
+        walkSpecial = Walk(entries.filter { !isPlain($0.bytes) })
     }
 
     private static let lock = NSLock()
