@@ -92,16 +92,16 @@ struct GenerateCommand: ParsableCommand, ComputesWithBLAS {
                           report.generationTokensPerSecond, ending, products))
     }
 
-    /// The schema in `path`, compiled; errors name the file.
-    static func schema(at path: String) throws -> JSONSchema {
+    /// The schema in `path`, compiled; errors name the option and the file.
+    static func schema(at path: String, option: String = "--json-schema") throws -> JSONSchema {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ValidationError("--json-schema: cannot read \(path): \(error.localizedDescription)")
+            throw ValidationError("\(option): cannot read \(path): \(error.localizedDescription)")
         }
         do { return try JSONSchema(try JSONValue(parsing: data)) } catch let error as ModelError {
-            throw ValidationError("--json-schema \(path): \(error.message)")
+            throw ValidationError("\(option) \(path): \(error.message)")
         } catch {
-            throw ValidationError("--json-schema \(path): not valid JSON")
+            throw ValidationError("\(option) \(path): not valid JSON")
         }
     }
 }

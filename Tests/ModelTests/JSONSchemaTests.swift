@@ -229,6 +229,43 @@ final class JSONSchemaTests: XCTestCase {
         }
     }
 
+    /// `oneOf` is taken only when no value can match two branches (then "any of" is "exactly one
+    /// of"); otherwise it is refused, naming the two branches, rather than enforced as `anyOf`.
+    func testOneOfNeedsBranchesThatExcludeEachOther() throws {
+        let exclusive = [
+            #"{"oneOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]}"#,
+            #"{"oneOf": [{"type": "integer"}, {"const": 1.5}]}"#,
+            #"{"oneOf": [{"enum": ["a", "b"]}, {"type": "string", "minLength": 2}]}"#,
+            #"{"oneOf": [{"type": "string", "maxLength": 3}, {"type": "string", "minLength": 4}]}"#,
+            #"{"oneOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "uuid"}]}"#,
+            // A discriminated union (pydantic's shape): a required const property tells them apart.
+            #"{"oneOf": [{"type": "object", "properties": {"kind": {"const": "cat"}, "lives": {"type": "integer"}}, "required": ["kind"]},"#
+                + #" {"type": "object", "properties": {"kind": {"const": "dog"}, "good": {"type": "boolean"}}, "required": ["kind"]}]}"#,
+            // A key one branch requires and the other forbids.
+            #"{"oneOf": [{"type": "object", "properties": {"a": {}}, "required": ["a"], "additionalProperties": false},"#
+                + #" {"type": "object", "properties": {"b": {}}, "required": ["b"], "additionalProperties": false}]}"#,
+            #"{"oneOf": [{"type": "array", "maxItems": 1}, {"type": "array", "prefixItems": [{}, {}], "minItems": 2}]}"#,
+        ]
+        for text in exclusive {
+            XCTAssertNoThrow(try JSONSchema(try JSONValue(parsing: Data(text.utf8))), text)
+        }
+        let discriminated = try JSONSchema(try JSONValue(parsing: Data(exclusive[5].utf8)))
+        XCTAssertTrue(Self.recognizes(#"{"kind":"dog","good":true}"#, discriminated))
+        XCTAssertFalse(Self.recognizes(#"{"kind":"dog","lives":9}"#, discriminated))
+        let overlapping = [
+            #"{"oneOf": [{"type": "integer"}, {"type": "number"}]}"#,
+            #"{"oneOf": [{"type": "string"}, {"enum": ["x", 1]}]}"#,
+            #"{"oneOf": [{"type": "object", "properties": {"a": {}}, "additionalProperties": true}, {"type": "object", "additionalProperties": true}]}"#,
+            #"{"oneOf": [{"type": "integer"}, {"const": 1e20}]}"#,  // 1e20 is an integer to JSON Schema
+            #"{"oneOf": [{}, {"type": "null"}]}"#,
+        ]
+        for text in overlapping {
+            XCTAssertThrowsError(try JSONSchema(try JSONValue(parsing: Data(text.utf8))), text) {
+                XCTAssertTrue("\($0)".contains("#/oneOf: branches 0 and 1 may both match"), "\(text): \($0)")
+            }
+        }
+    }
+
     /// Decoding under the constraint from random logits, with a real tokenizer: every answer is a
     /// whole document that parses and validates, whatever the model would have said.
     func testConstrainedAnswersAlwaysValidate() throws {

@@ -1,7 +1,8 @@
 /// A JSON Schema compiled for constrained decoding (``JSONRecognizer``): the subset OpenAI's
 /// structured outputs use. `type` (one or a list), `properties`, `required`,
 /// `additionalProperties` (false, true or a schema; absent means false, as strict mode has it),
-/// `items`, `prefixItems`, `minItems`/`maxItems`, `enum`, `const`, `anyOf`/`oneOf`, `$ref` to
+/// `items`, `prefixItems`, `minItems`/`maxItems`, `enum`, `const`, `anyOf`, `oneOf` (when its
+/// branches are shown to exclude one another), `$ref` to
 /// `#/$defs/…` or `#/definitions/…` (recursion allowed when it can end), string
 /// `minLength`/`maxLength` and `format` `date`, `date-time`, `uuid` (their shapes: digits and
 /// dashes, not calendar checks). Annotations (`title`, `description`, `default`, `examples`,
@@ -69,7 +70,7 @@ public final class JSONSchema: Sendable {
     /// The schema accepting any JSON object: `response_format` `{"type": "json_object"}`.
     public static let anyObject = JSONSchema(root: .object(ObjectRule(properties: [], required: [], additional: .any)), definitions: [])
 
-    private init(root: Node, definitions: [Node]) {
+    init(root: Node, definitions: [Node]) {
         self.root = root
         self.definitions = definitions
     }
@@ -87,6 +88,7 @@ public final class JSONSchema: Sendable {
         try compiler.resolvePending()
         let definitions = compiler.definitions.map { $0! }
         try Compiler.requireTermination(root: root, definitions: definitions)
+        try Compiler.requireExclusive(compiler.exclusive, definitions: definitions)
         self.init(root: root, definitions: definitions)
     }
 
@@ -102,6 +104,8 @@ public final class JSONSchema: Sendable {
         var definitions: [Node?] = []
         var referenced: [String: Int] = [:]
         var pending: [(index: Int, path: String, value: JSONValue)] = []
+        /// Each `oneOf`, whose branches must be shown to exclude one another.
+        var exclusive: [(path: String, branches: [Node])] = []
         var nodes = 0
 
         static let annotations: Set<String> = ["title", "description", "default", "examples", "$schema", "$id", "$comment", "strict",
@@ -135,8 +139,10 @@ public final class JSONSchema: Sendable {
             for key in ["anyOf", "oneOf"] {
                 guard let options = object[key] else { continue }
                 guard let list = options.array, !list.isEmpty else { throw ModelError("\(path)/\(key): must be a non-empty array") }
-                // oneOf is taken as anyOf: exclusivity would need lookahead past the value.
-                return .choice(try list.enumerated().map { try compile($1, path: "\(path)/\(key)/\($0)") })
+                let branches = try list.enumerated().map { try compile($1, path: "\(path)/\(key)/\($0)") }
+                // oneOf's "exactly one" is checked once every definition is compiled (requireExclusive).
+                if key == "oneOf" { exclusive.append((path: "\(path)/oneOf", branches: branches)) }
+                return .choice(branches)
             }
             var types: [String]
             switch object["type"] {
@@ -260,7 +266,26 @@ public final class JSONSchema: Sendable {
             while let (index, path, value) = pending.popLast() { definitions[index] = try compile(value, path: path) }
         }
 
-        /// Refuses definitions that can never produce a finite value (each way through them
+        /// Refuses a `oneOf` unless no value can match two of its branches: a recognizer that keeps
+    /// every way open cannot count how many branches a whole value matched, but when the
+    /// branches exclude one another "any of" and "exactly one of" are the same. Exclusion is
+    /// shown, not assumed: different JSON types, literals the other branch refuses, a key one
+    /// branch requires and the other forbids, a required property or prefix item that excludes,
+    /// item counts or string lengths that cannot meet, different string formats.
+    static func requireExclusive(_ oneOfs: [(path: String, branches: [Node])], definitions: [Node]) throws {
+        let exclusion = Exclusion(definitions: definitions)
+        for (path, branches) in oneOfs {
+            for second in branches.indices {
+                for first in 0..<second where !exclusion.excludes(branches[first], branches[second], depth: 0) {
+                    throw ModelError("\(path): branches \(first) and \(second) may both match one value, and constrained decoding cannot "
+                                     + "enforce \"exactly one\"; use anyOf, or make the branches exclusive (different types, a const "
+                                     + "discriminator property, a key one requires and the other forbids)")
+                }
+            }
+        }
+    }
+
+    /// Refuses definitions that can never produce a finite value (each way through them
         /// needs itself again), which would let decoding run forever.
         static func requireTermination(root: Node, definitions: [Node]) throws {
             // Fixed point: a definition terminates when some way through it uses only terminating ones.
