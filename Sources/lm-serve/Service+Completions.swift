@@ -109,17 +109,29 @@ extension OpenAIServer {
                 try await writer.write(ByteBuffer(bytes: Data("data: ".utf8) + JSONResponse.data(object) + Data("\n\n".utf8)))
             }
             var shapes = logprobShapes, split = splitter
-            // With tools the content is held until the end: it may be a call, sent as tool_calls deltas.
-            var held = ""
-            /// The chat deltas of `piece`: content, or reasoning_content while the model thinks.
+            // With tools, content goes through the call reader: text as soon as it cannot start a
+            // call, calls as tool_calls deltas as they are written.
+            var calls = tools.map { ToolCallStream(offered: $0.callable, parallel: $0.parallel) }
+            var callIDs: [Int: String] = [:]
+            func toolDeltas(_ deltas: [ToolCallStream.Delta]) -> [[String: Any]] {
+                deltas.map { delta in
+                    switch delta {
+                    case .content(let text): return ["content": text]
+                    case .call(let index, let name):
+                        callIDs[index] = Reply.callID()
+                        return ["tool_calls": [["index": index, "id": callIDs[index]!, "type": "function",
+                                                "function": ["name": name, "arguments": ""]]]]
+                    case .arguments(let index, let text): return ["tool_calls": [["index": index, "function": ["arguments": text]]]]
+                    }
+                }
+            }
+            /// The chat deltas of `piece`: content (or tool calls), or reasoning_content while the model thinks.
             func deltas(_ piece: String) -> [[String: Any]] {
                 let parts: [ReasoningSplitter.Part] = split != nil ? split!.append(piece) : [.content(piece)]
-                return parts.compactMap { part in
+                return parts.flatMap { part -> [[String: Any]] in
                     switch part {
-                    case .reasoning(let text): return ["reasoning_content": text]
-                    case .content(let text):
-                        guard tools == nil else { held += text; return nil }
-                        return ["content": text]
+                    case .reasoning(let text): return [["reasoning_content": text]]
+                    case .content(let text): return calls != nil ? toolDeltas(calls!.append(text)) : [["content": text]]
                     }
                 }
             }
@@ -140,28 +152,22 @@ extension OpenAIServer {
                         }
                     case .finished(let reason, let promptTokens, let completionTokens, let cachedTokens):
                         if let finish = reason.openAI {
+                            var last: [[String: Any]] = []
                             if split != nil {
                                 for part in split!.finish() {
                                     switch part {
-                                    case .reasoning(let text): try await send(reply.chunk(delta: ["reasoning_content": text], finish: nil))
-                                    case .content(let text):
-                                        if tools != nil { held += text } else { try await send(reply.chunk(delta: ["content": text], finish: nil)) }
+                                    case .reasoning(let text): last.append(["reasoning_content": text])
+                                    case .content(let text): last += calls != nil ? toolDeltas(calls!.append(text)) : [["content": text]]
                                     }
                                 }
                             }
                             var finishing = finish
-                            if let tools {
-                                let (calls, rest) = ToolCalls.parse(held, offered: tools.callable)
-                                if calls.isEmpty {
-                                    if !held.isEmpty { try await send(reply.chunk(delta: ["content": held], finish: nil)) }
-                                } else {
-                                    if !rest.isEmpty { try await send(reply.chunk(delta: ["content": rest], finish: nil)) }
-                                    for (index, call) in (tools.parallel ? calls : Array(calls.prefix(1))).enumerated() {
-                                        try await send(reply.chunk(delta: ["tool_calls": [Reply.toolCall(call, index: index)]], finish: nil))
-                                    }
-                                    finishing = "tool_calls"
-                                }
+                            if calls != nil {
+                                last += toolDeltas(calls!.finish())
+                                // A call cut off by the token budget ends as "length", as OpenAI's do.
+                                if calls!.callsSent > 0 && calls!.callsComplete { finishing = "tool_calls" }
                             }
+                            for delta in last { try await send(reply.chunk(delta: delta, finish: nil)) }
                             try await send(chat ? reply.chunk(delta: [:], finish: finishing) : reply.chunk(text: "", finish: finishing))
                             if includeUsage { try await send(reply.usageChunk(Usage(promptTokens, completionTokens, cached: cachedTokens))) }
                         } else {
@@ -250,11 +256,13 @@ struct Reply {
         return result
     }
 
-    /// One tool call in OpenAI's shape, with a fresh id (`index` for streamed deltas).
+    /// One tool call in OpenAI's shape, with a fresh id.
     static func toolCall(_ call: ToolCall, index: Int) -> [String: Any] {
-        ["index": index, "id": "call_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24), "type": "function",
-         "function": ["name": call.name, "arguments": call.arguments]]
+        ["index": index, "id": callID(), "type": "function", "function": ["name": call.name, "arguments": call.arguments]]
     }
+
+    /// A fresh tool call id, `call_` and 24 hexadecimal digits.
+    static func callID() -> String { "call_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(24) }
 
     func chunk(delta: [String: Any], finish: String?, logprobs: [String: Any]? = nil) -> [String: Any] {
         var choice: [String: Any] = ["index": 0, "delta": delta, "finish_reason": finish ?? NSNull()]

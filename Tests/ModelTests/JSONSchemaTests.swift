@@ -23,7 +23,8 @@ final class JSONSchemaTests: XCTestCase {
         }
         if let constant = rule["const"] { return value.compactText == constant.compactText }
         if let options = rule["enum"]?.array { return options.contains { $0.compactText == value.compactText } }
-        if let options = rule["anyOf"]?.array ?? rule["oneOf"]?.array { return options.contains { valid(value, $0, root: root) } }
+        if let options = rule["anyOf"]?.array { return options.contains { valid(value, $0, root: root) } }
+        if let options = rule["oneOf"]?.array { return options.filter { valid(value, $0, root: root) }.count == 1 }
         let types = rule["type"].map { $0.string.map { [$0] } ?? ($0.array ?? []).compactMap(\.string) }
         func typeMatches(_ name: String) -> Bool {
             switch (name, value) {

@@ -58,15 +58,10 @@ public enum ToolCalls {
         return ([], text)
     }
 
-    /// One call from JSON text `{"name": …, "arguments"|"parameters": {…}}`, when it is one.
+    /// One call from JSON text `{"name": …, "arguments"|"parameters": {…}}`, when it is one; its
+    /// arguments as the model wrote them (``ToolCallScanner``).
     static func call(in text: Substring, names: Set<String>) -> ToolCall? {
-        guard let value = try? JSONValue(parsing: Data(text.utf8)), let object = value.object,
-              let name = object["name"]?.string, names.contains(name) else { return nil }
-        let arguments = object["arguments"] ?? object["parameters"] ?? .object([:])
-        // Some models write the arguments as a JSON string; the API's field is a JSON string either way.
-        if let text = arguments.string, (try? JSONValue(parsing: Data(text.utf8)))?.object != nil { return ToolCall(name: name, arguments: text) }
-        guard arguments.object != nil else { return nil }
-        return ToolCall(name: name, arguments: arguments.compactText)
+        ToolCallScanner.call(in: text.utf8, names: names)
     }
 
     /// The schema a forced call must match: `{"name": one of the functions, "arguments": that
