@@ -38,6 +38,26 @@ echo "server-e2e: $url, model $id" >&2
 "$venv/bin/python" scripts/server-e2e/load_test.py --base-url "$url" --api-key "$key" --model "$id"
 "$venv/bin/python" scripts/server-e2e/check_page.py "$url" --api-key "$key" --out "${LM_E2E_SCREENSHOTS:-$out}"
 
+# The tool round trip on the tiny Qwen 3 too: its own chat template renders the tools, the call
+# and the tool's result (<tool_call>, <tool_response>), where SmolLM2's gets the generic prompt.
+qwen=../shared/data/qwen3-tiny
+if [ -d "$qwen" ]; then
+  .build/release/lm-serve --model "$qwen" --port 0 --parallel 2 --context 512 2> "$out/qwen.log" &
+  qwen_server=$!
+  for _ in $(seq 1 600); do
+    grep -q "listening on" "$out/qwen.log" && break
+    kill -0 $qwen_server 2>/dev/null || { cat "$out/qwen.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  qwen_url=$(grep -o 'http://127.0.0.1:[0-9]*' "$out/qwen.log" | head -1)
+  "$venv/bin/python" scripts/server-e2e/test_openai.py --base-url "$qwen_url" --model qwen3-tiny --tests tools \
+    --tiny-model "$qwen/tokenizer.json" || { kill $qwen_server; exit 1; }
+  kill -TERM $qwen_server
+  wait $qwen_server || { echo "server-e2e: the tiny Qwen 3 server did not stop cleanly" >&2; cat "$out/qwen.log" >&2; exit 1; }
+else
+  echo "server-e2e: SKIPPED the tool round trip on the tiny Qwen 3: $qwen is absent (see ../shared/data/README.md)" >&2
+fi
+
 kill -TERM $server
 status=0
 wait $server || status=$?

@@ -54,7 +54,11 @@ struct LMServe: AsyncParsableCommand {
         BLASCore.restartWithRecommendedSettingsIfNeeded()
         if let threads { Threading.count = threads }
         let pretrained = try PretrainedModel.load(model, chatTemplatePath: chatTemplate, keepQuantized: !dequantize)
-        let held = context ?? min(pretrained.model.config.contextLength, 2048)
+        let trained = pretrained.model.config.contextLength
+        if let context, context > trained {
+            throw ValidationError("--context \(context) is above \(model)'s context of \(trained) tokens (its positions end there)")
+        }
+        let held = context ?? min(trained, 2048)
         let engine = try ServingEngine(pretrained, slots: parallel, context: held, queueLimit: queue)
         let name = modelID ?? Self.defaultID(model)
         let metrics = ServerMetrics()

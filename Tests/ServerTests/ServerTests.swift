@@ -482,6 +482,23 @@ final class ServerTests: TemporaryDirectoryTestCase {
     }
 
     /// SIGTERM while a long answer streams: the stream ends and the server exits 0.
+    /// A `--context` past the model's positions is refused at start, naming both numbers (the
+    /// slots used to be cut to the model's quietly while the listening line said otherwise).
+    func testContextAboveTheModelsIsRefused() throws {
+        let path = try makeModelDirectory(context: 96)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try builtExecutable("lm-serve"))
+        process.arguments = ["--model", path, "--port", "0", "--context", "200"]
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertNotEqual(process.terminationStatus, 0)
+        XCTAssertTrue(message.contains("--context 200") && message.contains("context of 96 tokens"), message)
+    }
+
     func testSigtermDuringAStream() throws {
         let server = try start(try makeModelDirectory())
         let socket = try RawClient(port: server.port)

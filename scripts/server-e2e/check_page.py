@@ -70,6 +70,15 @@ def api_inspect(messages, layer=0):
         return json.load(r)
 
 
+def api_chat(body):
+    """A chat completion straight from the server, not through the page."""
+    req = urllib.request.Request(base + "/v1/chat/completions", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json",
+                                          **({"Authorization": "Bearer " + args.api_key} if args.api_key else {})})
+    with urllib.request.urlopen(req, timeout=args.timeout) as r:
+        return json.load(r)
+
+
 def expected_percent(data, T, n=20):
     """Reference softmax(logits / T) in Python, to compare with what the page shows."""
     raw = base64.b64decode(data["logits"])
@@ -84,6 +93,73 @@ def expected_percent(data, T, n=20):
 def shown_percent(text):
     text = text.strip().rstrip("%")
     return 0.0 if text.startswith("<") else float(text) / 100
+
+
+# Records the page's chat requests, and serves a canned stream to the next one when the test
+# sets window.__mock (a list of chunk objects, "PAUSE" to wait for window.__mockRelease(), and
+# "[DONE]"); every other request goes to the server. The real fetch is put back at the end.
+FETCH_HOOK = """
+if (!window.__realFetch) {
+  window.__realFetch = window.fetch;
+  window.__sent = [];
+  const enc = new TextEncoder();
+  const canned = (items) => {
+    let i = 0;
+    const body = new ReadableStream({
+      async pull(ctrl) {
+        if (i >= items.length) { ctrl.close(); return; }
+        const item = items[i++];
+        if (item === "PAUSE") {
+          await new Promise((go) => { window.__mockRelease = go; });
+          ctrl.enqueue(enc.encode(": resumed\\n\\n"));     // a comment line: pull must enqueue something
+          return;
+        }
+        await new Promise((go) => setTimeout(go, 25));     // chunk by chunk, as a model streams
+        ctrl.enqueue(enc.encode(item === "[DONE]" ? "data: [DONE]\\n\\n" : "data: " + JSON.stringify(item) + "\\n\\n"));
+      },
+    });
+    return new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } });
+  };
+  window.fetch = async (url, opts) => {
+    if (String(url).includes("/v1/chat/completions")) {
+      window.__sent.push(JSON.parse(opts.body));
+      const items = window.__mock;
+      if (items) { window.__mock = null; return canned(items); }
+    }
+    return window.__realFetch(url, opts);
+  };
+}
+"""
+
+
+def chunk(delta, finish=None, logprobs=None):
+    """One streamed chat chunk in the server's shape."""
+    choice = {"index": 0, "delta": delta, "finish_reason": finish}
+    if logprobs is not None:
+        choice["logprobs"] = {"content": logprobs}
+    return {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 0, "model": "mock", "choices": [choice]}
+
+
+def entry(text, logprob, top=None, raw=None):
+    """A logprobs.content entry; raw: its bytes when text is not whole characters."""
+    data = list(raw) if raw is not None else list(text.encode())
+    return {"token": text, "logprob": logprob, "bytes": data,
+            "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in (top or [])]}
+
+
+def weather_errors(args):
+    """What is wrong with get_weather arguments under the example's schema ('' when nothing)."""
+    if not isinstance(args, dict):
+        return f"not an object: {args!r}"
+    if set(args) - {"city", "unit"}:
+        return f"unknown keys {sorted(set(args) - {'city', 'unit'})}"
+    if {"city", "unit"} - set(args):
+        return f"missing {sorted({'city', 'unit'} - set(args))}"
+    if not isinstance(args["city"], str) or not args["city"].strip():
+        return f"city {args['city']!r} is not a non-empty string"
+    if args["unit"] not in ("celsius", "fahrenheit"):
+        return f"unit {args['unit']!r} not in the enum"
+    return ""
 
 
 try:
@@ -216,7 +292,242 @@ try:
     el("#new-chat").click()
     check("New chat clears the messages", len(els("#messages .msg")) == 0)
 
-    # 9. No JavaScript errors. Network entries for the deliberate 400 are expected and ignored.
+    # 9. Tools settings: inline validation (no request with a malformed list), the example, and
+    # the settings kept in localStorage across a reload.
+    el("#settings-tab").click()
+    driver.execute_script(FETCH_HOOK)
+    set_field("#tools-json", '[{"type": "function", ')
+    wait.until(lambda d: el("#tools-error").is_displayed())
+    check("malformed tools JSON shows an inline error", "Not valid JSON" in el("#tools-error").text
+          and el("#tools-json").get_attribute("aria-invalid") == "true", el("#tools-error").text)
+    el("#prompt").send_keys("Hi", Keys.ENTER)
+    check("nothing sent while the tools JSON is malformed",
+          not els("#messages .msg") and not driver.execute_script("return window.__sent.length")
+          and el("#status").text.startswith("error: the tools JSON"), el("#status").text)
+    set_field("#tools-json", '[{"type": "function", "function": {"name": "get weather"}}]')
+    el("#tools-json").send_keys(Keys.TAB)                  # leaving the box shows the error at once
+    check("a bad function name is named", "function.name" in el("#tools-error").text, el("#tools-error").text)
+    el("#tools-example").click()
+    example = json.loads(el("#tools-json").get_attribute("value"))
+    check("example fills a valid get_weather tool", not el("#tools-error").is_displayed()
+          and example[0]["function"]["name"] == "get_weather"
+          and "fn:get_weather" in [o.get_attribute("value") for o in Select(el("#tool-choice")).options])
+    Select(el("#tool-choice")).select_by_value("required")
+    if not el("#logprobs").is_selected():
+        el("#logprobs").click()
+    if el("#thinking").is_selected():
+        el("#thinking").click()
+    driver.refresh()
+    wait.until(lambda d: el("#status").text == "ready")
+    kept = (json.loads(el("#tools-json").get_attribute("value")) == example
+            and el("#tool-choice").get_attribute("value") == "required"
+            and el("#logprobs").is_selected() and not el("#thinking").is_selected())
+    check("tools, tool_choice, logprobs, thinking kept across a reload", kept)
+    el("#logprobs").click()                                # tool calls first without log-probabilities
+    driver.execute_script(FETCH_HOOK)
+    set_field("#max-tokens", 64)
+    set_field("#chat-temperature", 0)                      # greedy: the same answer as a direct request
+
+    # 10. A tool call with the real server: tool_choice "required" forces a call constrained to
+    # the schema. The card, the history in OpenAI's shape, a result, and the answer after it.
+    el("#prompt").send_keys("What is the weather in Paris right now?", Keys.ENTER)
+    a = last_assistant_done(1)
+    cards = a.find_elements(By.CSS_SELECTOR, ".tool-call")
+    name = cards[0].find_element(By.CSS_SELECTOR, ".tool-name").text if cards else ""
+    check("tool call card shows get_weather", len(cards) == 1 and name == "get_weather", f"{len(cards)} cards, {name!r}")
+    shown_args = cards[0].find_element(By.CSS_SELECTOR, ".tool-args").text if cards else ""
+    try:
+        args_json = json.loads(shown_args)
+    except ValueError as ex:
+        args_json = f"not JSON: {ex}"
+    problem = weather_errors(args_json)
+    check("arguments are pretty-printed JSON valid for the schema", not problem and "\n" in shown_args, problem or shown_args)
+    check("meta says finish_reason tool_calls", "finish_reason: tool_calls" in a.find_element(By.CSS_SELECTOR, ".meta").text)
+    a.screenshot(os.path.join(args.out, "tool-call.png"))
+    print("screenshot", os.path.join(args.out, "tool-call.png"))
+    hist = driver.execute_script("return state.history")
+    call = (hist[-1].get("tool_calls") or [{}])[0] if hist else {}
+    shape_ok = (len(hist) == 2 and hist[-1]["role"] == "assistant" and hist[-1]["content"] is None
+                and len(hist[-1]["tool_calls"]) == 1 and set(call) == {"id", "type", "function"}
+                and call["id"].startswith("call_") and call["type"] == "function"
+                and call["function"]["name"] == "get_weather"
+                and json.loads(call["function"]["arguments"]) == args_json)
+    check("history holds the assistant tool_calls message", shape_ok, json.dumps(hist[-1])[:200] if hist else "empty")
+    box = cards[0].find_element(By.CSS_SELECTOR, ".tool-result textarea")
+    check("the result box has the focus", driver.switch_to.active_element == box)
+    el("#prompt").send_keys("Never mind.", Keys.ENTER)
+    check("a new message waits for the tool result", len(els("#messages .msg")) == 2
+          and "tool call" in el("#status").text, el("#status").text)
+    set_field("#prompt", "")
+    result = '{"temperature": 18, "unit": "celsius", "sky": "sunny"}'
+    box.send_keys(result)
+    cards[0].find_element(By.CSS_SELECTOR, ".tool-result button").click()
+    a2 = last_assistant_done(2)
+    tools_shown = els(".msg.tool")
+    check("the result shows as a tool message", len(tools_shown) == 1 and result in tools_shown[0].text
+          and "get_weather" in tools_shown[0].find_element(By.CSS_SELECTOR, ".role").text.lower())
+    answer2 = a2.find_element(By.CSS_SELECTOR, ".content").text
+    check("a new assistant answer streamed after the result", "error" not in a2.get_attribute("class")
+          and (answer2.strip() or a2.find_elements(By.CSS_SELECTOR, ".tool-call")), answer2[:80])
+    sent = driver.execute_script("return window.__sent")[-1]
+    tool_msg = {"role": "tool", "tool_call_id": call.get("id"), "content": result}
+    check("the continuation sent the call and its result", sent["messages"][-2:] == [hist[-1], tool_msg]
+          and sent["tool_choice"] == "auto" and sent["tools"] == example
+          and sent["chat_template_kwargs"] == {"enable_thinking": False}, json.dumps(sent["messages"][-1])[:160])
+    hist = driver.execute_script("return state.history")
+    check("history: user, assistant tool_calls, tool, assistant",
+          [m["role"] for m in hist] == ["user", "assistant", "tool", "assistant"] and hist[2] == tool_msg, str([m["role"] for m in hist]))
+
+    # 11. OpenAI's incremental tool-call deltas (the real server sends each call whole): two
+    # calls interleaved, the name in an index's first delta, its arguments in pieces after.
+    el("#new-chat").click()
+    driver.execute_script("window.__mock = arguments[0]", [
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"tool_calls": [{"index": 0, "id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": "Pa'}}]}),
+        chunk({"tool_calls": [{"index": 1, "id": "call_b", "type": "function", "function": {"name": "get_weather", "arguments": '{"city"'}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'ris", "unit": "celsius"}'}}]}),
+        chunk({"tool_calls": [{"index": 1, "function": {"arguments": ': "Oslo", "unit": "fahrenheit"}'}}]}),
+        chunk({}, finish="tool_calls"), "[DONE]"])
+    el("#prompt").send_keys("Weather in Paris and in Oslo?", Keys.ENTER)
+    a = last_assistant_done(1)
+    n_sent = driver.execute_script("return window.__sent.length")
+    cards = a.find_elements(By.CSS_SELECTOR, ".tool-call")
+    shown = [json.loads(c.find_element(By.CSS_SELECTOR, ".tool-args").text) for c in cards]
+    check("streamed deltas make two cards with joined arguments",
+          shown == [{"city": "Paris", "unit": "celsius"}, {"city": "Oslo", "unit": "fahrenheit"}], str(shown))
+    calls = driver.execute_script("return state.history")[-1]["tool_calls"]
+    check("history keeps the joined argument texts", [(c["id"], c["function"]["arguments"]) for c in calls] == [
+        ("call_a", '{"city": "Paris", "unit": "celsius"}'), ("call_b", '{"city": "Oslo", "unit": "fahrenheit"}')])
+    # The second result first: nothing is sent until both calls have one; then in the calls' order.
+    cards[1].find_element(By.CSS_SELECTOR, "textarea").send_keys("-3 F, snow", Keys.ENTER)
+    check("one result of two: still waiting", not els(".msg.tool") and driver.execute_script("return window.__sent.length") == n_sent
+          and "1 more tool result" in el("#status").text, el("#status").text)
+    cards[0].find_element(By.CSS_SELECTOR, "textarea").send_keys("18 C, sunny", Keys.ENTER)
+    a2 = last_assistant_done(2)
+    sent = driver.execute_script("return window.__sent")[-1]["messages"]
+    check("both results sent in the calls' order", sent[-2:] == [
+        {"role": "tool", "tool_call_id": "call_a", "content": "18 C, sunny"},
+        {"role": "tool", "tool_call_id": "call_b", "content": "-3 F, snow"}] and len(els(".msg.tool")) == 2)
+    check("the real server answered after the mocked calls", "error" not in a2.get_attribute("class"), a2.text[:100])
+
+    # 12. Log-probabilities with the real server: a span per token, and a popover on hover and focus.
+    el("#new-chat").click()
+    el("#tools-clear").click()
+    el("#logprobs").click()
+    set_field("#max-tokens", 16)
+    el("#prompt").send_keys("Name three colors.", Keys.ENTER)
+    a = last_assistant_done(1)
+    content = a.find_element(By.CSS_SELECTOR, ".content")
+    spans = content.find_elements(By.CSS_SELECTOR, ".lp-token")
+    page_entries = driver.execute_script("return [...arguments[0].querySelectorAll('.lp-token')].map((s) => s._entries)", content)
+    text = driver.execute_script("return arguments[0].textContent", content)
+    joined = "".join(driver.execute_script("return [...arguments[0].querySelectorAll('.lp-token')].map((s) => s.textContent)", content))
+    check("every token of the answer is a span", spans and joined == text == driver.execute_script("return state.history")[-1]["content"],
+          f"{len(spans)} spans, {text[:50]!r}")
+    streamed = driver.execute_script("return window.__sent")[-1]
+    direct = api_chat({k: v for k, v in streamed.items() if k not in ("stream", "stream_options")})
+    ref = direct["choices"][0]["logprobs"]["content"]
+    flat = [e for group in page_entries for e in group]
+    check("span tokens and logprobs match a direct request", [e["token"] for e in flat] == [e["token"] for e in ref]
+          and max((abs(x["logprob"] - y["logprob"]) for x, y in zip(flat, ref)), default=1) < 1e-3, f"{len(flat)} vs {len(ref)} tokens")
+    one_line = driver.execute_script(
+        "return [...arguments[0].querySelectorAll('.lp-token')].map((s, i) => s.getClientRects().length === 1 && s.textContent.trim() ? i : -1)"
+        ".filter((i) => i >= 0)", content)
+    worst, sorted_ok, in_range = 0.0, True, True
+    for i in sorted({one_line[0], one_line[len(one_line) // 2], one_line[-1]}):
+        ActionChains(driver).move_to_element(spans[i]).perform()
+        wait.until(lambda d: el("#token-tip").is_displayed())
+        p = shown_percent(el("#token-tip .tip-p").text)
+        expected = math.exp(sum(e["logprob"] for e in page_entries[i]))
+        worst = max(worst, abs(p - expected))
+        alts = [shown_percent(x.text) for x in els("#token-tip .tip-bar .pct")]
+        sorted_ok &= bool(alts) and all(x >= y for x, y in zip(alts, alts[1:])) and len(alts) <= 5
+        in_range &= 0 <= p <= 1 and all(0 <= x <= 1 for x in alts)
+        at = sum(len(g) for g in page_entries[:i])          # the span's first token in the direct answer
+        ref_alts = sorted((math.exp(t["logprob"]) for t in ref[at]["top_logprobs"]), reverse=True)
+        worst = max([worst] + [abs(x - y) for x, y in zip(alts, ref_alts)])
+    check("hover popover: percentages in [0, 100], alternatives sorted", sorted_ok and in_range)
+    check("popover values match exp(logprob) of the direct request", worst < 0.0006, f"max diff {worst:.5f}")
+    ActionChains(driver).move_to_element(spans[one_line[len(one_line) // 2]]).perform()
+    driver.save_screenshot(os.path.join(args.out, "logprob-tooltip.png"))
+    print("screenshot", os.path.join(args.out, "logprob-tooltip.png"))
+    tab_stops = content.find_elements(By.CSS_SELECTOR, '.lp-token[tabindex="0"]')
+    check("one tab stop per answer", len(tab_stops) == 1, str(len(tab_stops)))
+    ActionChains(driver).move_to_element(el("#prompt")).perform()
+    driver.execute_script("arguments[0].focus()", tab_stops[0])
+    driver.switch_to.active_element.send_keys(Keys.ARROW_RIGHT)
+    focused = driver.switch_to.active_element
+    check("arrow key moves to the next token, popover follows", focused == spans[1] and el("#token-tip").is_displayed()
+          and el("#token-tip .tip-token").text == driver.execute_script("return visible(arguments[0].textContent)", spans[1]))
+    focused.send_keys(Keys.ESCAPE)
+    check("Escape hides the popover", not el("#token-tip").is_displayed())
+    check("probability legend shown", bool(a.find_elements(By.CSS_SELECTOR, ".lp-legend")))
+
+    # 13. Mapping entries onto text (canned stream): entries before their text, an emoji split
+    # over two tokens, a token whose text a stop string cut short, unsorted alternatives.
+    driver.execute_script("window.__mock = arguments[0]", [
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"content": ""}, logprobs=[entry("He", -0.1, [("He", -0.1), ("Hi", -2.5)])]),
+        chunk({"content": "Hello"}, logprobs=[entry("llo", -0.2, [("lo", -2.0), ("llo", -0.2), ("ll", -3.0)])]),
+        chunk({"content": ""}, logprobs=[entry("\ufffd", -0.3, raw=b" \xf0\x9f"), entry("\ufffd", -0.4, raw=b"\x98\x80")]),
+        chunk({"content": " \U0001F600"}),
+        chunk({"content": " wor"}, logprobs=[entry(" world", -1.5)]),
+        chunk({}, finish="stop"), "[DONE]"])
+    el("#prompt").send_keys("Mapping test", Keys.ENTER)
+    a = last_assistant_done(2)
+    spans = a.find_elements(By.CSS_SELECTOR, ".lp-token")
+    texts = driver.execute_script("return arguments[0].map((s) => s.textContent)", spans)
+    check("entries map onto the text they belong to", texts == ["He", "llo", " \U0001F600", " wor"], str(texts))
+    ActionChains(driver).move_to_element(spans[2]).perform()
+    tip = el("#token-tip").text
+    check("a split character shows the probability of both tokens", el("#token-tip .tip-p").text == f"{100 * math.exp(-0.7):.1f}%"
+          and "2 tokens" in tip, tip.replace("\n", " | ")[:160])
+    ActionChains(driver).move_to_element(spans[1]).perform()
+    rows = [r.text.split("\n")[0] for r in els("#token-tip .tip-bar .tok")]
+    chosen = [r.text for r in els("#token-tip .tip-bar.chosen .tok")]
+    check("alternatives sorted, the chosen one marked", rows == ["llo", "lo", "ll"] and chosen == ["llo"], f"{rows} {chosen}")
+
+    # 14. Reasoning. SmolLM2 does not think, so a canned stream checks the page's rendering here;
+    # the server's split of <think>…</think> into reasoning_content is tested in the Swift ServerTests.
+    el("#new-chat").click()
+    el("#logprobs").click()
+    el("#thinking").click()
+    thinking = "The user says hi. I should greet them back briefly."
+    driver.execute_script("window.__mock = arguments[0]", [
+        chunk({"role": "assistant", "content": ""}),
+        *[chunk({"reasoning_content": piece}) for piece in ("The user says hi.", " I should greet", " them back briefly.")],
+        "PAUSE",
+        chunk({"content": "Hello"}), chunk({"content": "! How can I help?"}),
+        chunk({}, finish="stop"), "[DONE]"])
+    el("#prompt").send_keys("Hi!", Keys.ENTER)
+    wait.until(lambda d: els(".assistant details.thinking")
+               and els(".assistant .thinking-text")[0].get_attribute("textContent") == thinking)
+    a = els(".assistant")[0]
+    block = a.find_element(By.CSS_SELECTOR, "details.thinking")
+    check("thinking block open while the model thinks", block.get_attribute("open") is not None
+          and block.find_element(By.CSS_SELECTOR, "summary").text == "Thinking…"
+          and a.find_element(By.CSS_SELECTOR, ".content").text == "" and a.get_attribute("data-phase") == "thinking")
+    a.screenshot(os.path.join(args.out, "thinking-streaming.png"))
+    print("screenshot", os.path.join(args.out, "thinking-streaming.png"))
+    driver.execute_script("window.__mockRelease()")
+    a = last_assistant_done(1)
+    check("thinking folds away when the answer starts", block.get_attribute("open") is None
+          and block.find_element(By.CSS_SELECTOR, "summary").text.startswith("Thought for")
+          and a.find_element(By.CSS_SELECTOR, ".content").text == "Hello! How can I help?")
+    hist = driver.execute_script("return state.history")
+    sent = driver.execute_script("return window.__sent")[-1]
+    check("thinking not kept in the history", hist[-1] == {"role": "assistant", "content": "Hello! How can I help?"}, json.dumps(hist[-1]))
+    check("Thinking sends enable_thinking", sent["chat_template_kwargs"] == {"enable_thinking": True} and "tools" not in sent
+          and "logprobs" not in sent)
+    block.find_element(By.CSS_SELECTOR, "summary").click()
+    check("the folded thinking opens on click", block.get_attribute("open") is not None)
+    a.screenshot(os.path.join(args.out, "thinking.png"))
+    print("screenshot", os.path.join(args.out, "thinking.png"))
+    driver.execute_script("window.fetch = window.__realFetch")   # the page's own fetch again
+    el("#new-chat").click()
+
+    # 15. No JavaScript errors. Network entries for the deliberate 400 are expected and ignored.
     logs = driver.get_log("browser")
     for e in logs:
         print("  console:", e["level"], e["source"], e["message"][:200])
