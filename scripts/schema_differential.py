@@ -118,7 +118,7 @@ class SchemaGenerator:
             schema = {"$ref": self.ref_to(rng.choice(sorted(self.definitions)))}
         else:
             schema = self.schema(0)
-            if isinstance(schema, dict) and schema.get("type") == "object" and rng.random() < 0.15:
+            if isinstance(schema, dict) and "properties" in schema and rng.random() < 0.15:
                 # Recursion through the root: an optional property of the root's own schema.
                 schema["properties"]["self"] = {"$ref": "#"}
         if self.definitions:
@@ -157,7 +157,8 @@ class SchemaGenerator:
         if depth >= self.max_depth:
             return self.scalar()
         kinds = {"object": 6, "array": 5, "string": 4, "integer": 2, "number": 2, "boolean": 1, "null": 1, "types": 2,
-                 "enum": 3, "const": 1, "anyOf": 3, "oneOf": 1, "any": 1, "ref": 2 if allow_refs and self.definitions else 0}
+                 "enum": 3, "const": 1, "anyOf": 3, "oneOf": 1, "union": 1, "any": 1,
+                 "ref": 2 if allow_refs and self.definitions else 0}
         kind = rng.choices(list(kinds), weights=list(kinds.values()))[0]
         if kind == "object":
             return self.object(depth, allow_refs)
@@ -177,6 +178,8 @@ class SchemaGenerator:
             return schema
         if kind == "oneOf":
             return self.one_of(depth, allow_refs)
+        if kind == "union":
+            return self.tagged_union(depth, allow_refs)
         if kind == "any":
             return rng.choice([{}, True])
         if kind == "ref":
@@ -184,7 +187,12 @@ class SchemaGenerator:
         return self.typed(kind, depth, allow_refs)
 
     def scalar(self):
-        return self.typed(self.rng.choice(["string", "string", "integer", "number", "boolean", "null"]), self.max_depth, False)
+        rng = self.rng
+        if rng.random() < 0.1:
+            # pydantic's `int | float` and `Optional[int]`: branches that overlap, and ones that do not.
+            return rng.choice([{"anyOf": [{"type": "integer"}, {"type": "number"}]}, {"type": ["integer", "number"]},
+                               {"anyOf": [{"type": "integer"}, {"type": "null"}]}])
+        return self.typed(rng.choice(["string", "string", "integer", "number", "boolean", "null"]), self.max_depth, False)
 
     def typed(self, kind, depth, allow_refs):
         """A schema of one type (its keywords), as `type_list` and `one_of` also use."""
@@ -202,6 +210,8 @@ class SchemaGenerator:
         roll = rng.random()
         if roll < 0.25:
             schema["format"] = rng.choice(["date", "uuid"])
+            if rng.random() < 0.15:
+                schema[rng.choice(["minLength", "maxLength"])] = rng.choice([5, 10, 36, 40])
         elif roll < 0.6:
             low = rng.choice([0, 0, 1, 2, 3])
             if rng.random() < 0.7:
@@ -297,6 +307,20 @@ class SchemaGenerator:
                 schema["type"] = kinds.pop()
             else:
                 schema["type"] = json_type(rng.choice(values))
+
+    def tagged_union(self, depth, allow_refs):
+        """A discriminated union (pydantic's shape): objects told apart by a const `kind`, with
+        fields they share, so a document may hold shared fields before its tag."""
+        rng = self.rng
+        shared = {name: self.schema(depth + 2, allow_refs) for name in rng.sample(["id", "value", "tags", "count"], rng.randint(1, 2))}
+        branches = []
+        for tag in rng.sample(["cat", "dog", "bird"], rng.randint(2, 3)):
+            properties = dict(shared, kind={"const": tag})
+            if rng.random() < 0.5:
+                properties[tag + "_only"] = self.scalar()
+            branches.append({"type": "object", "properties": properties, "required": ["kind"] + sorted(shared),
+                             "additionalProperties": False})
+        return {"anyOf": branches}
 
     def one_of(self, depth, allow_refs):
         """oneOf whose branches are of different JSON types, so at most one matches any value
@@ -492,7 +516,10 @@ class Sampler:
         high = schema.get("maxItems", low + 4)
         if items is False:
             high = min(high, len(prefix))
-        count = rng.randint(low, max(low, min(high, low + 3))) if depth < 6 else low
+        # Now and then a longer one: every ambiguous item (1 is an integer and a number) doubles
+        # the ways the recognizer keeps.
+        longest = low + (8 if rng.random() < 0.15 else 3)
+        count = rng.randint(low, max(low, min(high, longest))) if depth < 6 else low
         return ("arr", [self.sample(prefix[i] if i < len(prefix) else items, depth + 1) for i in range(count)])
 
     def string(self, schema):
@@ -578,7 +605,9 @@ class Writer:
         if kind in ("lit", "num"):
             out.append(node[1])
         elif kind == "str":
-            out.append(self.string(node[1], self.escape_chance if not node[2] else 0.0))
+            # A format string (plain) takes an optional escape rarely: valid JSON, but seldom written.
+            plain_chance = 1 / len(node[1]) if node[1] and self.escape_chance and self.rng.random() < 0.1 else 0.0
+            out.append(self.string(node[1], self.escape_chance if not node[2] else plain_chance))
         elif kind == "arr":
             out.append("[")
             for index, item in enumerate(node[1]):
@@ -1308,8 +1337,8 @@ def print_example(example):
 def near(text, at_byte):
     """The text around UTF-8 byte `at_byte`, the refused character marked: ab⟦c⟧de."""
     at = character_index(text, at_byte)
-    before, after = json.dumps(text[max(0, at - 24):at])[1:-1], json.dumps(text[at + 1:at + 24])[1:-1]
-    return f"…{before}⟦{json.dumps(text[at:at + 1])[1:-1]}⟧{after}…" if at < len(text) else f"…{before}⟦end⟧"
+    before, after = json.dumps(text[max(0, at - 24):at], ensure_ascii=False)[1:-1], json.dumps(text[at + 1:at + 24], ensure_ascii=False)[1:-1]
+    return f"…{before}⟦{json.dumps(text[at:at + 1], ensure_ascii=False)[1:-1]}⟧{after}…" if at < len(text) else f"…{before}⟦end⟧"
 
 
 def shorten(text, limit):

@@ -41,7 +41,7 @@ public enum ReferenceModel {
     }
 
     /// The head's tensor name: the embedding when tied.
-    static func headName(_ config: ModelConfig) -> String {
+    public static func headName(_ config: ModelConfig) -> String {
         config.architecture.tiedEmbeddings ? "token_embeddings.weight" : "lm_head.weight"
     }
 

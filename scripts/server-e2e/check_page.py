@@ -103,9 +103,13 @@ if (!window.__realFetch) {
   window.__realFetch = window.fetch;
   window.__sent = [];
   const enc = new TextEncoder();
-  const canned = (items) => {
+  const canned = (items, signal) => {
     let i = 0;
     const body = new ReadableStream({
+      start(ctrl) {
+        // As a real response body: Stop (abort) ends the read with an AbortError.
+        if (signal) signal.addEventListener("abort", () => ctrl.error(new DOMException("aborted", "AbortError")));
+      },
       async pull(ctrl) {
         if (i >= items.length) { ctrl.close(); return; }
         const item = items[i++];
@@ -124,7 +128,7 @@ if (!window.__realFetch) {
     if (String(url).includes("/v1/chat/completions")) {
       window.__sent.push(JSON.parse(opts.body));
       const items = window.__mock;
-      if (items) { window.__mock = null; return canned(items); }
+      if (items) { window.__mock = null; return canned(items, opts.signal); }
     }
     return window.__realFetch(url, opts);
   };
@@ -410,6 +414,18 @@ try:
         {"role": "tool", "tool_call_id": "call_a", "content": "18 C, sunny"},
         {"role": "tool", "tool_call_id": "call_b", "content": "-3 F, snow"}] and len(els(".msg.tool")) == 2)
     check("the real server answered after the mocked calls", "error" not in a2.get_attribute("class"), a2.text[:100])
+    # A call cut off by max_tokens ends as "length": no result is asked for and it is not kept.
+    el("#new-chat").click()
+    driver.execute_script("window.__mock = arguments[0]", [
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"tool_calls": [{"index": 0, "id": "call_c", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": "Ro'}}]}),
+        chunk({}, finish="length"), "[DONE]"])
+    el("#prompt").send_keys("Weather in Rome?", Keys.ENTER)
+    a = last_assistant_done(1)
+    check("a call cut off by max_tokens is not kept", not a.find_elements(By.CSS_SELECTOR, ".tool-result") and "not kept" in a.text
+          and driver.execute_script("return state.history")[-1] == {"role": "assistant", "content": ""}
+          and driver.execute_script("return state.awaiting") is None)
 
     # 12. Log-probabilities with the real server: a span per token, and a popover on hover and focus.
     el("#new-chat").click()
@@ -490,15 +506,19 @@ try:
 
     # 14. Reasoning. SmolLM2 does not think, so a canned stream checks the page's rendering here;
     # the server's split of <think>…</think> into reasoning_content is tested in the Swift ServerTests.
+    # With log-probabilities, as the server sends them: the tags' tokens in chunks with content "".
     el("#new-chat").click()
-    el("#logprobs").click()
     el("#thinking").click()
-    thinking = "The user says hi. I should greet them back briefly."
+    pieces = ("The user says hi.", " I should greet", " them back briefly.")
+    thinking = "".join(pieces)
     driver.execute_script("window.__mock = arguments[0]", [
         chunk({"role": "assistant", "content": ""}),
-        *[chunk({"reasoning_content": piece}) for piece in ("The user says hi.", " I should greet", " them back briefly.")],
+        chunk({"content": ""}, logprobs=[entry("<think>", -0.01)]),
+        *[chunk({"reasoning_content": piece}, logprobs=[entry(piece, -0.5)]) for piece in pieces],
         "PAUSE",
-        chunk({"content": "Hello"}), chunk({"content": "! How can I help?"}),
+        chunk({"content": ""}, logprobs=[entry("</think>", -0.05)]),
+        chunk({"content": "Hello"}, logprobs=[entry("Hello", -0.3)]),
+        chunk({"content": "! How can I help?"}, logprobs=[entry("! How can I help?", -1.2)]),
         chunk({}, finish="stop"), "[DONE]"])
     el("#prompt").send_keys("Hi!", Keys.ENTER)
     wait.until(lambda d: els(".assistant details.thinking")
@@ -518,8 +538,12 @@ try:
     hist = driver.execute_script("return state.history")
     sent = driver.execute_script("return window.__sent")[-1]
     check("thinking not kept in the history", hist[-1] == {"role": "assistant", "content": "Hello! How can I help?"}, json.dumps(hist[-1]))
-    check("Thinking sends enable_thinking", sent["chat_template_kwargs"] == {"enable_thinking": True} and "tools" not in sent
-          and "logprobs" not in sent)
+    check("Thinking sends enable_thinking", sent["chat_template_kwargs"] == {"enable_thinking": True} and "tools" not in sent)
+    spans_of = "return [...arguments[0].querySelectorAll('.lp-token')].map((s) => s.textContent)"
+    check("thinking and answer tokens each in their block", driver.execute_script(spans_of, block) == list(pieces)
+          and driver.execute_script(spans_of, a.find_element(By.CSS_SELECTOR, ".content")) == ["Hello", "! How can I help?"])
+    stop = a.find_elements(By.CSS_SELECTOR, '.lp-token[tabindex="0"]')
+    check("the tab stop is on the answer, not in folded thinking", len(stop) == 1 and stop[0].text == "Hello")
     block.find_element(By.CSS_SELECTOR, "summary").click()
     check("the folded thinking opens on click", block.get_attribute("open") is not None)
     a.screenshot(os.path.join(args.out, "thinking.png"))

@@ -19,14 +19,20 @@ public enum TransformerBlock {
     /// The same with weights in any ``/Kernels/LinearWeight`` form (block-quantized matrices for
     /// inference), a family's settings, and the cache of one sequence or of one row per sequence
     /// (a batched decode step).
+    ///
+    /// `intervene` (activation patching) is called as each branch is about to join the stream:
+    /// with the branch in `a.postAttention.raw` / `a.postFeedForward.raw` where the family norms
+    /// it first, else already added into `a.afterAttention` / `a.output`.
     public static func forward(using w: BlockWeights, activations a: BlockActivations, dims: AttentionDims,
-                               rope: RotaryPositions?, settings: BlockSettings, cache: KVCacheRows? = nil) {
+                               rope: RotaryPositions?, settings: BlockSettings, cache: KVCacheRows? = nil,
+                               intervene: ((Branch, BlockActivations) -> Void)? = nil) {
         RMSNorm.forward(x: a.input, weight: w.ln1, y: a.norm1, rstd: a.rstd1, epsilon: settings.epsilon)
         let attention = a.postAttention?.raw ?? a.afterAttention
         if a.postAttention == nil { a.afterAttention.copy(from: a.input) }
         CausalSelfAttention.forward(x: a.norm1, qkvWeight: w.qkv, outputWeight: w.output, rope: rope, y: attention,
                                     qkv: a.qkv, saved: a.attention, context: a.context, dims: dims, accumulate: a.postAttention == nil,
                                     cache: cache, variant: settings.attentionVariant(w.extras), qkNorm: a.qkNorm)
+        intervene?(.attention, a)
         if let post = a.postAttention, let gain = w.extras.postAttentionNorm {
             RMSNorm.forward(x: post.raw, weight: gain, y: post.normed, rstd: post.rstd, epsilon: settings.epsilon)
             a.afterAttention.sum(a.input, post.normed)
@@ -36,11 +42,15 @@ public enum TransformerBlock {
         if a.postFeedForward == nil { a.output.copy(from: a.afterAttention) }
         SwiGLU.forward(x: a.norm2, gateUpWeight: w.gateUp, downWeight: w.down, y: feedForward,
                        gateUp: a.gateUp, gated: a.gated, accumulate: a.postFeedForward == nil, activation: settings.activation)
+        intervene?(.feedForward, a)
         if let post = a.postFeedForward, let gain = w.extras.postFeedForwardNorm {
             RMSNorm.forward(x: post.raw, weight: gain, y: post.normed, rstd: post.rstd, epsilon: settings.epsilon)
             a.output.sum(a.afterAttention, post.normed)
         }
     }
+
+    /// The two branches of a block.
+    public enum Branch: Sendable { case attention, feedForward }
 
     /// The forward's gradients. On entry `workspace.dResidual` holds ∂L/∂output; on return it
     /// holds ∂L/∂input (both residual paths included). Weight gradients accumulate into `gradients`.

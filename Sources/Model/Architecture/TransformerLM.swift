@@ -153,8 +153,11 @@ public final class TransformerLM {
     /// each) token `i` is the next position of the sequence cached in `streams[i]`, and the
     /// weights multiply batch-invariantly, so each stream's logits are the bits it would get
     /// alone. Only the rows whose logits are wanted go through the final norm and the head.
+    ///
+    /// `interventions` (activation patching) reach into each block's branches and the stream
+    /// after each block.
     func forward(tokens: UnsafeBufferPointer<Int32>, batch: Int, into saved: ForwardActivations, cache: KVCache? = nil,
-                 streams: [KVCache] = [], logitRows: Range<Int>, logits: MatrixView? = nil) {
+                 streams: [KVCache] = [], logitRows: Range<Int>, logits: MatrixView? = nil, interventions: Interventions? = nil) {
         let (n, length, start) = (tokens.count, tokens.count / batch, cache?.length ?? 0)
         let weights = streams.isEmpty ? inference : streamWeights
         let dims = AttentionDims(batch: batch, queryLength: length, keyLength: streams.isEmpty ? start + length : saved.keyCapacity,
@@ -163,6 +166,7 @@ public final class TransformerLM {
         let rotary = ropeTables.map { RotaryPositions(table: $0, positions: positions) }
         weights.embed(tokens, into: saved.residual(0, rows: n))
         if let scale = config.architecture.embeddingScale { saved.residual(0, rows: n).scale(by: scale) }
+        interventions?.stream?(0, saved.residual(0, rows: n))
         for (index, layer) in weights.layers.enumerated() {
             var (rows, layerDims): (KVCacheRows?, AttentionDims) = (nil, dims)
             if !streams.isEmpty {
@@ -172,18 +176,36 @@ public final class TransformerLM {
                 let slot = cache.slot(layer: index, adding: length)
                 (rows, layerDims.keyLength) = (.sequence(slot), slot.start + length)
             }
+            let branch = interventions?.branch.map { intervene in { (branch: TransformerBlock.Branch, a: BlockActivations) in intervene(index, branch, a) } }
             TransformerBlock.forward(using: layer, activations: saved.layer(index, dims: layerDims), dims: layerDims,
-                                     rope: rotary[ropeOfLayer[index]], settings: layerSettings[index], cache: rows)
+                                     rope: rotary[ropeOfLayer[index]], settings: layerSettings[index], cache: rows, intervene: branch)
+            interventions?.stream?(index + 1, saved.residual(index + 1, rows: n))
         }
         cache?.length += length
         for stream in streams { stream.length += 1 }
         guard !logitRows.isEmpty else { return }
         let (norm, rstd) = saved.finalNorm(rows: logitRows.count)
-        RMSNorm.forward(x: saved.residual(config.numLayers, rows: n).rows(logitRows), weight: self.weights.finalNorm,
-                        y: norm, rstd: rstd, epsilon: config.normEps)
-        let output = logits ?? saved.logits!.matrix(at: 0, rows: logitRows.count, columns: config.vocabSize)
-        Linear.forward(x: norm, weight: weights.head, y: output)
+        readOut(saved.residual(config.numLayers, rows: n).rows(logitRows), norm: norm, rstd: rstd,
+                into: logits ?? saved.logits!.matrix(at: 0, rows: logitRows.count, columns: config.vocabSize), head: weights.head)
+    }
+
+    /// Residual rows `x` [rows, C] → logits [rows, vocab]: the final norm (its output and 1/rms
+    /// into `norm`, `rstd`), the head, the final softcap where the family has one. The end of the
+    /// forward, and the logit lens's reading of any layer.
+    func readOut(_ x: MatrixView, norm: MatrixView, rstd: UnsafeMutableBufferPointer<Float>, into output: MatrixView,
+                 head: any LinearWeight) {
+        RMSNorm.forward(x: x, weight: self.weights.finalNorm, y: norm, rstd: rstd, epsilon: config.normEps)
+        Linear.forward(x: norm, weight: head, y: output)
         if let cap = config.architecture.finalLogitSoftcap { Softcap.forward(output, cap: cap) }
+    }
+
+    /// Changes made to a forward pass as it runs (activation patching): to a block's branch as
+    /// it joins the stream (``TransformerBlock/forward(using:activations:dims:rope:settings:cache:intervene:)``),
+    /// and to the stream `[B·T, C]` entering layer `entering` (0: the embeddings; `numLayers`:
+    /// after the last block).
+    struct Interventions {
+        var branch: ((_ layer: Int, TransformerBlock.Branch, BlockActivations) -> Void)?
+        var stream: ((_ entering: Int, _ stream: MatrixView) -> Void)?
     }
 
     /// The weights of a batched decode step (``/Kernels/BatchInvariantWeight``), made when first used.
@@ -219,7 +241,7 @@ public final class TransformerLM {
 
     /// The inference activation buffers for (batch, length), reused when they repeat; throws,
     /// before allocating, when they would not fit in memory.
-    private func activations(batch: Int, length: Int) throws -> ForwardActivations {
+    func activations(batch: Int, length: Int) throws -> ForwardActivations {
         let kernel = attention.kernel(config: config, batch: batch, length: length, training: false)
         if kernel == .memoryEfficient, config.architecture.slidingWindow != nil {
             throw ModelError("attention: the memory-efficient kernel has no sliding window (layers of \(config.architecture.family) slide); use the standard kernel")

@@ -45,18 +45,15 @@ public struct ForwardTrace: Sendable {
 extension TransformerLM {
     /// Runs `tokens` (one sequence, at most context_length) through the model and keeps every stage.
     public func trace(tokens: [Int32]) throws -> ForwardTrace {
-        let t = tokens.count, v = config.vocabSize, h = config.numHeads
-        try tokens.withUnsafeBufferPointer { try checkTokens($0, batch: 1, length: t) }
-        let saved = ForwardActivations(config: config, rows: t, keys: t, mode: .training, kernel: .standard)
-        tokens.withUnsafeBufferPointer { forward(tokens: $0, batch: 1, into: saved, logitRows: 0..<t) }
+        let run = try InspectedForward(self, tokens: tokens)
+        let (t, h) = (tokens.count, config.numHeads)
         func stage(_ name: String, _ values: MatrixView) -> ForwardTrace.Stage {
             ForwardTrace.Stage(name, values.shape, UnsafeBufferPointer(values.elements))
         }
-        let dims = attentionDims(batch: 1, length: t)
-        var stages = [stage("token_embeddings", saved.residual(0, rows: t))]
+        var stages = [stage("token_embeddings", run.residual(0))]
         var attention: [[[Float]]] = []
         for index in 0..<config.numLayers {
-            let layer = saved.layer(index, dims: dims), prefix = "layers.\(index)."
+            let layer = run.layer(index), prefix = "layers.\(index)."
             let qkv = config.architecture.qkNorm ? "attn.qkv (QK-norm and RoPE on q, k)" : "attn.qkv (RoPE on q, k)"
             stages += [stage(prefix + "ln1", layer.norm1), stage(prefix + qkv, layer.qkv),
                        stage(prefix + "attn.heads (before output_proj)", layer.context)]
@@ -65,11 +62,10 @@ extension TransformerLM {
                        stage(prefix + "ffn.\(config.architecture.activation.rawValue)(w1)·w3", layer.gated)]
             if let post = layer.postFeedForward { stages.append(stage(prefix + "post_ffn_norm", post.normed)) }
             stages.append(stage(prefix + "residual + ffn", layer.output))
-            guard case .probabilities(let probs) = layer.attention else { preconditionFailure("trace runs the standard kernel") }
-            attention.append((0..<h).map { head in probs.rows((head * t)..<((head + 1) * t)).array })
+            attention.append((0..<h).map { head in run.attention(layer: index, head: head).array })
         }
-        let logits = saved.logits!.matrix(rows: t, columns: v)
-        stages += [stage("ln_final", saved.finalNorm(rows: t).output), stage("logits", logits)]
+        let logits = run.logits
+        stages += [stage("ln_final", run.finalNorm.output), stage("logits", logits)]
         let lastLogits = logits.row(t - 1).array
         var last = lastLogits
         let top = last.max() ?? 0
