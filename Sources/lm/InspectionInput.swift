@@ -5,8 +5,8 @@ import Model
 import TensorIO
 import Tokenizer
 
-/// What `lm trace` and `lm attention` run on: a model, and the ids of a prompt with a printable
-/// label for each.
+/// What `lm trace`, `lm attention`, `lm lens` and `lm attribute` run on: a model, and the ids of
+/// a prompt with a printable label for each.
 struct InspectionInput: ParsableArguments {
     @Option(help: "A model directory (config.json, model.safetensors, tokenizer files), a .gguf file or a Hugging Face directory.") var model: String
     @Option(help: "Text to run, encoded with the model's tokenizer (or --tokenizer).") var prompt: String?
@@ -25,31 +25,68 @@ struct InspectionInput: ParsableArguments {
 
     /// The model, the ids and their labels; errors name what is missing or out of range.
     func load() throws -> (model: TransformerLM, ids: [Int32], labels: [String]) {
-        let lm = try Checkpoint.load(modelAt: model)
-        let text: (any TextTokenizer)? = try tokenizer.map { directory in
+        let loaded = try LoadedForInspection(model: model, tokenizer: tokenizer)
+        let ids = try tokens.map(Self.ids) ?? loaded.ids(prompt ?? "", option: "--prompt")
+        try loaded.check(ids, option: tokens == nil ? "--prompt" : "--tokens")
+        return (loaded.model, ids, ids.map(loaded.label))
+    }
+
+    /// The same, with the tokenizer kept for naming tokens.
+    func open() throws -> (loaded: LoadedForInspection, ids: [Int32]) {
+        let loaded = try LoadedForInspection(model: model, tokenizer: tokenizer)
+        let ids = try tokens.map(Self.ids) ?? loaded.ids(prompt ?? "", option: "--prompt")
+        try loaded.check(ids, option: tokens == nil ? "--prompt" : "--tokens")
+        return (loaded, ids)
+    }
+}
+
+/// A model opened for inspection, with the tokenizer that names its tokens.
+struct LoadedForInspection {
+    let model: TransformerLM
+    let tokenizer: (any TextTokenizer)?
+    let path: String
+
+    init(model path: String, tokenizer directory: String?) throws {
+        model = try Checkpoint.load(modelAt: path)
+        tokenizer = try directory.map { directory in
             guard let loaded = try TokenizerDirectory.loadAny(directory) else { throw ModelError("\(directory): no tokenizer files") }
             return loaded
-        } ?? TokenizerDirectory.loadAny(model)
-        let ids: [Int32]
-        if let tokens {
-            ids = try Self.ids(tokens)
-        } else {
-            guard let text else {
-                throw ModelError("\(model): no tokenizer files to encode --prompt with; pass --tokenizer DIR or --tokens IDS")
-            }
-            ids = text.encodePrompt(prompt ?? "")
+        } ?? TokenizerDirectory.loadAny(path)
+        self.path = path
+    }
+
+    /// `text` encoded as a prompt; `option` names where it came from.
+    func ids(_ text: String, option: String) throws -> [Int32] {
+        guard let tokenizer else {
+            throw ModelError("\(path): no tokenizer files to encode \(option) with; pass --tokenizer DIR or token ids")
         }
-        guard !ids.isEmpty else { throw ValidationError("the prompt gives no tokens") }
-        guard ids.count <= lm.config.contextLength else {
-            throw ValidationError("the prompt gives \(ids.count) tokens; the model's context holds \(lm.config.contextLength)")
+        return tokenizer.encodePrompt(text)
+    }
+
+    /// Refuses an empty prompt, one past the context, or an id outside the vocabulary.
+    func check(_ ids: [Int32], option: String) throws {
+        guard !ids.isEmpty else { throw ValidationError("\(option) gives no tokens") }
+        guard ids.count <= model.config.contextLength else {
+            throw ValidationError("\(option) gives \(ids.count) tokens; the model's context holds \(model.config.contextLength)")
         }
-        if let bad = lm.config.firstInvalidToken(in: ids) {
-            throw ModelError("token \(bad.index): id \(bad.id) is outside the model's vocabulary (0..<\(lm.config.vocabSize))")
+        if let bad = model.config.firstInvalidToken(in: ids) {
+            throw ModelError("\(option): token \(bad.index): id \(bad.id) is outside the model's vocabulary (0..<\(model.config.vocabSize))")
         }
-        let labels = ids.map { id -> String in
-            guard let text, Int(id) < text.vocabularySize, let bytes = try? text.pieceBytes(id, after: nil) else { return "#\(id)" }
-            return AttentionMap.label(bytes)
+    }
+
+    /// A token's text, printable, or `#id` without a tokenizer.
+    func label(_ id: Int32) -> String {
+        guard let tokenizer, Int(id) < tokenizer.vocabularySize, let bytes = try? tokenizer.pieceBytes(id, after: nil) else { return "#\(id)" }
+        return AttentionMap.label(bytes)
+    }
+
+    /// The one token `text` encodes to (for naming an answer), or an error saying what it splits into.
+    func token(_ text: String, option: String) throws -> Int32 {
+        guard let tokenizer else { throw ValidationError("\(option) needs the model's tokenizer; give a token id instead") }
+        let ids = tokenizer.encodeChat(text, bos: "", eos: "")
+        guard ids.count == 1 else {
+            throw ValidationError("\(option) '\(text)' is \(ids.count) tokens (\(ids.map(label).joined(separator: " | "))); give one token, e.g. with its leading space, or its id")
         }
-        return (lm, ids, labels)
+        return ids[0]
     }
 }

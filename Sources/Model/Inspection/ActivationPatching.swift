@@ -55,9 +55,9 @@ public struct ActivationPatching: Sendable {
         for site in sites { try Self.check(site, config: config, length: t) }
         let cleanRun = try InspectedForward(model, tokens: clean), corruptedRun = try InspectedForward(model, tokens: corrupted)
         let cleanLast = cleanRun.logits.row(t - 1), corruptedLast = corruptedRun.logits.row(t - 1)
-        let cleanAnswer = answer ?? Int32(LogitLens.argmax(cleanLast.elements))
+        let cleanAnswer = answer ?? cleanRun.prediction(at: t - 1)
         guard (0..<config.vocabSize).contains(Int(cleanAnswer)) else { throw ModelError("patching: answer token \(cleanAnswer) is outside the vocabulary of \(config.vocabSize)") }
-        let corruptedAnswer = Int32(LogitLens.argmax(corruptedLast.elements))
+        let corruptedAnswer = corruptedRun.prediction(at: t - 1)
         let outcome = { (logits: UnsafeMutableBufferPointer<Float>) in
             Outcome(probability: LogitLens.cell(logits, answer: cleanAnswer, top: 1).answerProbability,
                     logitDifference: Double(logits[Int(cleanAnswer)]) - Double(logits[Int(corruptedAnswer)]))

@@ -38,6 +38,9 @@ public final class InspectedForward {
     /// The logits of every position: [T, vocab] (after the final softcap where the family has one).
     public var logits: MatrixView { saved.logits!.matrix(rows: length, columns: model.config.vocabSize) }
 
+    /// The model's most likely next token after `position`.
+    public func prediction(at position: Int) -> Int32 { Int32(LogitLens.argmax(logits.row(position).elements)) }
+
     /// Attention weights of layer `layer`, head `head`: [T, T] (query rows, key columns).
     public func attention(layer index: Int, head: Int) -> MatrixView {
         guard case .probabilities(let probabilities) = layer(index).attention else { preconditionFailure("inspection runs the standard kernel") }

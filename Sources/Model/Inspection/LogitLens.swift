@@ -40,7 +40,7 @@ public struct LogitLens: Sendable {
         guard !layers.isEmpty, !positions.isEmpty else { throw ModelError("logit lens: no layers or no positions to read") }
         guard (1...50).contains(top) else { throw ModelError("logit lens: top must be in 1...50, got \(top)") }
         let (c, v) = (config.dModel, config.vocabSize)
-        let answers = positions.map { p in Int32(Self.argmax(run.logits.row(p).elements)) }
+        let answers = positions.map(run.prediction)
         // Read out in chunks of rows, so the logits held at once stay bounded (Gemma's vocabulary is 262,144).
         let cellsWanted = layers.count * positions.count, chunk = max(1, min(cellsWanted, (1 << 24) / v))
         let x = TensorBuffer(count: chunk * c), norm = TensorBuffer(count: chunk * c), rstd = TensorBuffer(count: chunk)
