@@ -15,9 +15,10 @@ and duplicate keys refused. Every document ends up in one class:
   OURS-ACCEPTS-INVALID   we accept what jsonschema refuses: unsound, always a failure
   OURS-REJECTS-VALID     we refuse a valid document that no stated restriction explains: failure
   restricted             we refuse a valid document because of a restriction the recognizer
-                         states (RESTRICTIONS below); the document is rewritten around the byte we
-                         refused (the run cut to 24, the number or enum value in compact form) and
-                         checked again, so a restriction cannot hide a second, real refusal
+                         states (RESTRICTIONS below): the restricted form at the byte we refused
+                         is rewritten (the run cut to 24, the number or enum value in compact
+                         form; every such form at once when the schema keeps several ways open)
+                         and the text checked again, so a restriction cannot hide a real refusal
   UNREACHABLE            (--tokenizer) valid for both, but constrained decoding cannot write it in
                          the tokenizer's own split: failure
   SCHEMA-REFUSED         json-check refused a schema this generator means to be in the subset
@@ -87,7 +88,8 @@ STRING_CHARS = (list("abcxyzABCXYZ0123456789 _-.,:;!?'") + ['"', "\\", "/", "\n"
 # Values enum and const draw from. Numbers are kept where Swift's `description` (behind
 # JSONValue.compactText) and Python's repr agree: whole numbers below 1e15, short fractions,
 # and a few with exponents.
-ENUM_SCALARS = ["red", "green", "", "café", "日本語", "😀", 'say "hi"', "back\\slash", "tab\there", "new\nline", "a/b", "\x01",
+ENUM_SCALARS = ["red", "green", "", "café", "日本語", "😀", 'say "hi"', "back\\slash", "tab\there", "new\nline", "a/b",
+                "\x01",
                 0, 1, -7, 42, 1.5, -0.25, 3.14159, 1e20, 1e-07, 123456789012345, None, True, False]
 ENUM_COMPOUND = [{"a": 1}, {"b": [1, 2], "a": None}, [1, "x"], [], {}, {"k": "v", "n": {"m": True}}, [[0.5]]]
 
@@ -132,7 +134,10 @@ class SchemaGenerator:
         self.defs_key = "$defs" if rng.random() < 0.8 else "definitions"
         self.definitions["tree"] = {
             "type": "object",
-            "properties": {"value": self.scalar(), "children": {"type": "array", "items": {"$ref": self.ref_to("tree")}, "maxItems": 3}},
+            "properties": {
+                "value": self.scalar(),
+                "children": {"type": "array", "items": {"$ref": self.ref_to("tree")}, "maxItems": 3},
+            },
             "required": ["value"],
             "additionalProperties": False,
         }
@@ -313,7 +318,8 @@ class SchemaGenerator:
         """A discriminated union (pydantic's shape): objects told apart by a const `kind`, with
         fields they share, so a document may hold shared fields before its tag."""
         rng = self.rng
-        shared = {name: self.schema(depth + 2, allow_refs) for name in rng.sample(["id", "value", "tags", "count"], rng.randint(1, 2))}
+        names = rng.sample(["id", "value", "tags", "count"], rng.randint(1, 2))
+        shared = {name: self.schema(depth + 2, allow_refs) for name in names}
         branches = []
         for tag in rng.sample(["cat", "dog", "bird"], rng.randint(2, 3)):
             properties = dict(shared, kind={"const": tag})
@@ -424,7 +430,7 @@ def literal_values_in(schema):
 # written in several ways:
 #   ("lit", text, value)        fixed text: an enum/const value in compact form, true, null, a number
 #   ("num", text, is_integer)   a number written by the sampler (integer: from an integer schema)
-#   ("str", text, plain)        a string; `plain` (format strings) is written without optional escapes
+#   ("str", text, plain)        a string; `plain` (a format string) takes an optional escape only rarely
 #   ("arr", [node, ...])
 #   ("obj", [(key, node), ...])
 
@@ -594,7 +600,8 @@ class Writer:
         gaps = self.gaps(tokens)
         if long_run:
             # One run past the limit, at a random gap (gap 0 is before the first token).
-            gaps[self.rng.randrange(len(gaps))] = "".join(self.rng.choice(WHITESPACE) for _ in range(self.rng.randint(MAX_WHITESPACE + 1, 30)))
+            length = self.rng.randint(MAX_WHITESPACE + 1, 30)
+            gaps[self.rng.randrange(len(gaps))] = "".join(self.rng.choice(WHITESPACE) for _ in range(length))
         return "".join(gap + token for gap, token in zip(gaps, tokens)) + trailing
 
     def tokens(self, node, out):
@@ -719,7 +726,8 @@ def mutate_tree(rng, node):
                 return None
             members.pop(rng.randrange(len(members)))
         elif name == "add_key":
-            members.insert(rng.randint(0, len(members)), (rng.choice(EXTRA_NAMES + PLAIN_NAMES), literal(rng.choice([1, "x", None]))))
+            member = (rng.choice(EXTRA_NAMES + PLAIN_NAMES), literal(rng.choice([1, "x", None])))
+            members.insert(rng.randint(0, len(members)), member)
         else:
             if not members:
                 return None
@@ -728,7 +736,8 @@ def mutate_tree(rng, node):
         return node, name
     if name == "wrong_type":
         slot, target = rng.choice(nodes_of(node, {"lit", "num", "str", "arr", "obj"}))
-        options = [literal(None), literal(True), ("num", "7", True), ("num", "2.5", False), ("str", "text", False), ("arr", []), ("obj", [])]
+        options = [literal(None), literal(True), ("num", "7", True), ("num", "2.5", False), ("str", "text", False),
+                   ("arr", []), ("obj", [])]
         return replace(node, slot, rng.choice([o for o in options if o[0] != target[0]] or options)), name
     if name in ("long_string", "short_string", "bad_format"):
         # Format strings only change shape (bad_format): jsonschema's uuid check ignores extra dashes.
@@ -741,11 +750,12 @@ def mutate_tree(rng, node):
         elif name == "short_string":
             text = text[:rng.randint(0, max(0, len(text) - 1))]
         else:
-            # The shape broken, never the calendar: a letter for a digit, a character dropped or added.
+            # The shape broken, never the calendar: a letter for a digit, a character dropped or added
+            # (never a space: uuid's check, int(text, 16), ignores one at either end).
             index = rng.randrange(len(text))
             how = rng.choice(["letter", "drop", "add"])
             if how == "letter":
-                text = text[:index] + rng.choice("xZg/ ") + text[index + 1:]
+                text = text[:index] + rng.choice("xZg/") + text[index + 1:]
             elif how == "drop":
                 text = text[:index] + text[index + 1:]
             else:
@@ -772,7 +782,9 @@ def mutate_tree(rng, node):
         if not numbers:
             return None
         slot, target = rng.choice(numbers)
-        return replace(node, slot, ("num", target[1].split("e")[0].split("E")[0].split(".")[0] + ".5", False)), name
+        # Short enough that the double keeps the .5 (2**53 + 0.5 would round to an integer).
+        whole = target[1].split("e")[0].split("E")[0].split(".")[0][:8]
+        return replace(node, slot, ("num", whole + ".5", False)), name
     literals = nodes_of(node, {"lit"})
     if not literals:
         return None
@@ -806,14 +818,18 @@ def mutate_text(rng, text):
             if name == "leading_zero":
                 new = number.replace("-", "-0", 1) if number.startswith("-") else "0" + number
             else:
-                new = rng.choice(["NaN", "Infinity", "-Infinity", "+1", ".5", "1.", "1e", "-", "0x1F", "1e+", "--1", "1.2.3"])
+                new = rng.choice(["NaN", "Infinity", "-Infinity", "+1", ".5", "1.", "1e", "-", "0x1F", "1e+", "--1",
+                                  "1.2.3"])
             return text[:start] + new + text[end:], name
         return rng.choice(["NaN", "Infinity", "-Infinity", "01", "-"]), name
     if name in ("bad_escape", "raw_control"):
         spots = string_insides(text)
         if spots:
             index = rng.choice(spots)
-            new = rng.choice(["\\x", "\\u12G4", "\\u00", "\\U0041", "\\'", "\\a"]) if name == "bad_escape" else rng.choice(["\n", "\t", "\x01", "\x1f", "\x00"])
+            if name == "bad_escape":
+                new = rng.choice(["\\x", "\\u12G4", "\\u00", "\\U0041", "\\'", "\\a"])
+            else:
+                new = rng.choice(["\n", "\t", "\x01", "\x1f", "\x00"])
             return text[:index] + new + text[index:], name
     if name == "single_quotes" and '"' in text:
         return text.replace('"', "'"), name
@@ -898,7 +914,8 @@ def other_form(value):
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
-        return compact_text(value) + ("0" if "." in compact_text(value) else ".0") if "e" not in compact_text(value) else None
+        text = compact_text(value)
+        return None if "e" in text else text + ("0" if "." in text else ".0")
     if isinstance(value, str):
         plain = [i for i, ch in enumerate(value) if ord(ch) >= 0x20 and ch not in '"\\']
         if not plain:
@@ -956,7 +973,8 @@ PINNED_RESTRICTED = [
     ({"type": "array", "items": {"type": "integer"}, "maxItems": 3},
      ["[" + " " * 25 + "1]", "[" + " " * 24 + "1]", "[12345678901234567]", "[1.0]", "[1e2]", "[1]\n"]),
     ({"type": "number"}, ["1e100", "1.12345678901234567", "0.5"]),
-    ({"enum": ["é", 1, {"a": 1, "b": 2}]}, ['"\\u00e9"', "1.0", '{"b":2,"a":1}', '{"a": 1, "b": 2}', '"é"', '{"a":1,"b":2}']),
+    ({"enum": ["é", 1, {"a": 1, "b": 2}]},
+     ['"\\u00e9"', "1.0", '{"b":2,"a":1}', '{"a": 1, "b": 2}', '"é"', '{"a":1,"b":2}']),
 ]
 
 # Then the disagreements this test found (minimal forms), kept as regression cases: each of
@@ -971,14 +989,17 @@ PINNED_FOUND = [
     ({"enum": ["a", "abcdef"], "maxLength": 3}, ['"abcdef"']),
     ({"type": "string", "maxLength": 2, "anyOf": [{"type": "string"}, {"type": "integer"}]}, ['"abcdef"', "5", '"ab"']),
     # Keys that need an escape, and keys written with one (we take keys only plainly).
-    ({"type": "object", "properties": {'a"b': {"type": "integer"}}, "required": ['a"b'], "additionalProperties": False}, ['{"a\\"b":1}']),
+    ({"type": "object", "properties": {'a"b': {"type": "integer"}}, "required": ['a"b'], "additionalProperties": False},
+     ['{"a\\"b":1}']),
     ({"type": "object", "properties": {}, "additionalProperties": True}, ['{"\\u00e9":1}', '{"é":1}']),
     # A format string written with an escape (we take format strings only plainly).
     ({"type": "string", "format": "date"}, ['"\\u0032024-01-01"', '"2024-01-01"']),
     # More than 64 ways at once: values sharing a prefix, and a tagged union whose branches
     # each split per item of a list of int | float (we drop the ways past 64).
     ({"enum": [f"option_{i}" for i in range(70)]}, ['"option_0"', '"option_69"']),
-    ({"anyOf": [{"type": "object", "properties": {"kind": {"const": tag}, "xs": {"type": "array", "items": {"anyOf": [{"type": "integer"}, {"type": "number"}]}}},
+    ({"anyOf": [{"type": "object",
+                 "properties": {"kind": {"const": tag},
+                                "xs": {"type": "array", "items": {"anyOf": [{"type": "integer"}, {"type": "number"}]}}},
                  "required": ["kind", "xs"], "additionalProperties": False} for tag in ("a", "b")]},
      ['{"xs":[1,2,3,4,5,6],"kind":"a"}', '{"xs":[1,2,3,4,5,6],"kind":"b"}']),
     # With --tokenizer: a plain token longer than the shorter string's room, which the other allows.
@@ -1295,7 +1316,8 @@ def check_schema(args, report, schema, documents, tag, repro):
     ours, refusal = run_json_check(args.lm, schema, texts, args.tokenizer, args.keep, tag)
     report.schemas += 1
     if ours is None:
-        report.add("SCHEMA-REFUSED", {"schema": schema, "document": None, "label": "", "python": "", "ours": refusal, "repro": repro})
+        report.add("SCHEMA-REFUSED",
+                   {"schema": schema, "document": None, "label": "", "python": "", "ours": refusal, "repro": repro})
         return
     if args.plant_bug:
         # The harness's own check: a recognizer that accepted one invalid document per schema.
@@ -1304,7 +1326,7 @@ def check_schema(args, report, schema, documents, tag, repro):
                 ours[index] = {"valid": True}
                 break
     facts = SchemaFacts(schema)
-    retry = []  # (index, rewritten text, restrictions so far) for refusals to look at again
+    retry = []  # (text, byte we refused, restrictions written away so far, example) to look at again
     for index, (text, label) in enumerate(documents):
         report.documents += 1
         valid, why = reference_verdict(validator, text)
@@ -1320,12 +1342,12 @@ def check_schema(args, report, schema, documents, tag, repro):
         elif verdict["valid"]:
             report.add("OURS-ACCEPTS-INVALID", example)
         else:
-            retry.append((index, text, verdict["at"], [], example))
+            retry.append((text, verdict["at"], [], example))
     # A refusal of a valid document: rewrite its cause away while a stated restriction explains
     # it, and run ours again, until ours accepts (restricted) or a cause is left unexplained.
     for round_number in range(8):
         again = []
-        for index, text, at, reasons, example in retry:
+        for text, at, reasons, example in retry:
             explained = explain_refusal(text, at, facts)
             if explained is None:
                 if reasons:
@@ -1338,17 +1360,18 @@ def check_schema(args, report, schema, documents, tag, repro):
             if rewritten is None or not reference_verdict(validator, rewritten)[0]:
                 file_restricted(report, example, reasons)
             else:
-                again.append((index, rewritten, reasons, example))
+                again.append((rewritten, reasons, example))
         if not again:
             return
-        verdicts, refusal = run_json_check(args.lm, schema, [text for _, text, _, _ in again], None, None, f"{tag}-retry{round_number}")
+        texts = [text for text, _, _ in again]
+        verdicts, _ = run_json_check(args.lm, schema, texts, None, None, f"{tag}-retry{round_number}")
         retry = []
-        for (index, text, reasons, example), verdict in zip(again, verdicts):
+        for (text, reasons, example), verdict in zip(again, verdicts):
             if verdict["valid"]:
                 file_restricted(report, example, reasons)
             else:
-                retry.append((index, text, verdict["at"], reasons, example))
-    for _, text, at, reasons, example in retry:
+                retry.append((text, verdict["at"], reasons, example))
+    for _, _, _, example in retry:
         report.add("OURS-REJECTS-VALID", example)
 
 
@@ -1375,7 +1398,8 @@ def print_summary(args, report, seconds):
         if not examples:
             continue
         limit = args.examples if name != "restricted" else min(args.examples, len(RESTRICTIONS))
-        print(f"\n{name}: {len(examples)}; by label: " + ", ".join(f"{label} {count}" for label, count in count_labels(examples)))
+        labels = ", ".join(f"{label} {count}" for label, count in count_labels(examples))
+        print(f"\n{name}: {len(examples)}; by label: {labels}")
         if name == "restricted":
             for restriction in sorted(report.restricted):
                 print(f"  ({restriction}: {RESTRICTIONS[restriction]})")
@@ -1406,7 +1430,8 @@ def pick_examples(examples, limit):
 
 
 def print_example(example):
-    print(f"  - {example['repro']}  [{example['label']}]" + (f"  restrictions: {', '.join(example['restrictions'])}" if "restrictions" in example else ""))
+    restrictions = f"  restrictions: {', '.join(example['restrictions'])}" if "restrictions" in example else ""
+    print(f"  - {example['repro']}  [{example['label']}]{restrictions}")
     print(f"    schema:   {shorten(json.dumps(example['schema'], ensure_ascii=False), 600)}")
     if example["document"] is not None:
         print(f"    document: {shorten(json.dumps(example['document'], ensure_ascii=False), 400)}")
@@ -1416,14 +1441,16 @@ def print_example(example):
         print(f"    refused:  {near(example['document'], example['ours']['at'])}")
     if "rewritten" in example:
         rewritten = example["rewritten"]
-        print(f"    after writing away {', '.join(rewritten['restrictions'])}: refused {near(rewritten['document'], rewritten['at'])}")
+        print(f"    after writing away {', '.join(rewritten['restrictions'])}: "
+              f"refused {near(rewritten['document'], rewritten['at'])}")
 
 
 def near(text, at_byte):
     """The text around UTF-8 byte `at_byte`, the refused character marked: ab⟦c⟧de."""
     at = character_index(text, at_byte)
-    before, after = json.dumps(text[max(0, at - 24):at], ensure_ascii=False)[1:-1], json.dumps(text[at + 1:at + 24], ensure_ascii=False)[1:-1]
-    return f"…{before}⟦{json.dumps(text[at:at + 1], ensure_ascii=False)[1:-1]}⟧{after}…" if at < len(text) else f"…{before}⟦end⟧"
+    shown = lambda part: json.dumps(part, ensure_ascii=False)[1:-1]
+    before = shown(text[max(0, at - 24):at])
+    return f"…{before}⟦{shown(text[at])}⟧{shown(text[at + 1:at + 24])}…" if at < len(text) else f"…{before}⟦end⟧"
 
 
 def shorten(text, limit):
@@ -1431,12 +1458,15 @@ def shorten(text, limit):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lm", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".build", "release", "lm"),
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parser.add_argument("--lm", default=os.path.join(repository, ".build", "release", "lm"),
                         help="the lm binary (default: .build/release/lm)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--schemas", type=int, default=40, help="random schemas to generate")
-    parser.add_argument("--documents", type=int, default=12, help="valid samples per schema (each also gets its near misses)")
+    parser.add_argument("--documents", type=int, default=20,
+                        help="valid samples per schema (each also gets its near misses)")
     parser.add_argument("--tokenizer", help="also require each valid document to be reachable in this tokenizer's split")
     parser.add_argument("--only", type=int, help="run only this schema of the seed (to reproduce one)")
     parser.add_argument("--examples", type=int, default=5, help="examples printed per class")

@@ -58,7 +58,7 @@ struct LoadedForInspection {
     /// `text` encoded as a prompt; `option` names where it came from.
     func ids(_ text: String, option: String) throws -> [Int32] {
         guard let tokenizer else {
-            throw ModelError("\(path): no tokenizer files to encode \(option) with; pass --tokenizer DIR or token ids")
+            throw ModelError("\(path): no tokenizer files to encode \(option) with; pass --tokenizer DIR, or --tokens IDS where the command takes ids")
         }
         return tokenizer.encodePrompt(text)
     }

@@ -25,6 +25,32 @@ final class GuideExampleTests: XCTestCase {
         XCTAssertEqual(turn.text, "The capital of France is Paris.")
     }
 
+    func testInsideARealModelExample() throws {
+        _ = try Fixtures.requireSmolLM2()  // a visible skip when models/ has not been fetched
+        // guide: InsideARealModel
+        let smol = try PretrainedModel.load("models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        let tokenizer = smol.tokenizer!
+        let clean = tokenizer.encodePrompt("The capital of France is")
+        let corrupted = tokenizer.encodePrompt("The capital of Italy is")   // the same length: 5 tokens
+        let run = try InspectedForward(smol.model, tokens: clean)           // every intermediate kept
+
+        let lens = try LogitLens(run, top: 3)
+        // lens.settledLayer[4] == 30: " Paris" is the top token only after the last block
+
+        let parts = try DirectLogitAttribution(run, token: run.prediction(at: 4))
+        // parts.heads[23][4] ≈ 2.8: one head's share of the logit; parts.total == parts.logit
+
+        let patching = try ActivationPatching(smol.model, clean: clean, corrupted: corrupted,
+                                              sites: [.head(layer: 23, head: 4)])
+        // patching.recovered(patching.outcomes[0]) ≈ 0.97: that head alone brings " Paris" back
+        // end guide
+        XCTAssertEqual(lens.settledLayer[4], 30)
+        XCTAssertEqual(tokenizer.encodeChat(" Paris", bos: "", eos: ""), [run.prediction(at: 4)])
+        XCTAssertEqual(parts.heads[23][4], 2.8, accuracy: 0.2)
+        XCTAssertEqual(parts.total, parts.logit, accuracy: 1e-3)
+        XCTAssertEqual(patching.recovered(patching.outcomes[0]), 0.97, accuracy: 0.05)
+    }
+
     func testLinearExample() {
         // guide: LinearLayer
         let xs = TensorBuffer([1, 2, 3,  4, 5, 6]), ws = TensorBuffer([1, 0, 0,  0, 1, 1]), ys = TensorBuffer(count: 4)
@@ -112,7 +138,7 @@ final class GuideExampleTests: XCTestCase {
             seen.insert(name)
         }
         XCTAssertEqual(Set(marked.keys), seen, "examples marked here without an article")
-        XCTAssertEqual(seen.count, 6, "the six examples of the guide")
+        XCTAssertEqual(seen.count, 7, "the seven examples of the guide")
     }
 
     /// The lines of each ```swift block, trimmed, without imports and blank lines.
