@@ -38,6 +38,12 @@ echo "server-e2e: $url, model $id" >&2
 "$venv/bin/python" scripts/server-e2e/load_test.py --base-url "$url" --api-key "$key" --model "$id"
 "$venv/bin/python" scripts/server-e2e/check_page.py "$url" --api-key "$key" --out "${LM_E2E_SCREENSHOTS:-$out}"
 
+# The JSON-schema recognizer against Python's jsonschema on random schemas and documents, and
+# every valid document reachable token by token in SmolLM2's vocabulary (`lm json-check`).
+swift build -c release --product lm
+"$venv/bin/python" scripts/schema_differential.py --lm .build/release/lm --seed "${LM_SCHEMA_SEED:-1}" --schemas 60 \
+  --tokenizer "$model"
+
 # The tool round trip on the tiny Qwen 3 too: its own chat template renders the tools, the call
 # and the tool's result (<tool_call>, <tool_response>), where SmolLM2's gets the generic prompt.
 qwen=../shared/data/qwen3-tiny

@@ -219,6 +219,38 @@ final class JSONSchemaTests: XCTestCase {
         XCTAssertFalse(Self.recognizes(String(repeating: " ", count: JSONRecognizer.maxWhitespace + 1) + "{}", .anyObject))
     }
 
+    /// Cases the differential test against Python's jsonschema found (scripts/schema_differential.py).
+    func testCasesFoundAgainstJSONSchema() throws {
+        func schema(_ text: String) throws -> JSONSchema { try JSONSchema(try JSONValue(parsing: Data(text.utf8))) }
+        // Keywords beside enum/const keep only the values that satisfy them.
+        let typedEnum = try schema(#"{"type": "string", "enum": ["a", null, "abcdef"], "maxLength": 3}"#)
+        XCTAssertTrue(Self.recognizes(#""a""#, typedEnum))
+        XCTAssertFalse(Self.recognizes("null", typedEnum))
+        XCTAssertFalse(Self.recognizes(#""abcdef""#, typedEnum))
+        XCTAssertTrue(Self.recognizes(#"{"k":"v"}"#, try schema(#"{"enum": [{"k": "v"}], "type": "object"}"#)), "JSON Schema's object: any keys")
+        XCTAssertThrowsError(try schema(#"{"type": "integer", "const": 1.5}"#)) { XCTAssertTrue("\($0)".contains("no value satisfies")) }
+        XCTAssertThrowsError(try schema(#"{"maxLength": 2, "anyOf": [{"type": "string"}]}"#)) { XCTAssertTrue("\($0)".contains("'maxLength' beside 'anyOf'")) }
+        // A surrogate pair written as escapes is one character.
+        XCTAssertFalse(Self.recognizes(#""\ud83d\ude00""#, try schema(#"{"type": "string", "minLength": 2}"#)))
+        let one = try schema(#"{"type": "string", "maxLength": 1}"#)
+        XCTAssertTrue(Self.recognizes(#""\ud83d\ude00""#, one))
+        XCTAssertFalse(Self.recognizes(#""\ud83d\n""#, one), "at maxLength only the low half may follow")
+        // Keys with escapes: any key where any is allowed, a property's name in any spelling.
+        XCTAssertTrue(Self.recognizes(#"{"\u00e9":1}"#, .anyObject))
+        let quoted = try schema(#"{"type": "object", "properties": {"a\"b": {"type": "integer"}, "naïve": {}}, "required": ["a\"b"], "additionalProperties": false}"#)
+        for text in [#"{"a\"b":1}"#, #"{"a\u0022b":1,"na\u00efve":true}"#, #"{"naïve":0,"a\"b":2}"#] { XCTAssertTrue(Self.recognizes(text, quoted), text) }
+        for text in [#"{"a\u0023b":1}"#, #"{"a\"b":1,"na\u00eeve":0}"#, #"{"ab":1}"#] { XCTAssertFalse(Self.recognizes(text, quoted), text) }
+        var recognizer = JSONRecognizer(quoted)
+        XCTAssertFalse(recognizer.read(Array(#"{"a\u007"#.utf8)), "no name has a character U+0070…U+007F there: refused at once")
+        // Many values, and alternatives that come back together, stay within the ways kept.
+        let names = try schema(#"{"enum": ["# + (0..<100).map { "\"option_\($0)\"" }.joined(separator: ",") + "]}")
+        XCTAssertTrue(Self.recognizes(#""option_99""#, names))
+        let union = try schema(#"{"anyOf": [{"type": "object", "properties": {"kind": {"const": "a"}, "xs": {"type": "array", "items": {"anyOf": [{"type": "integer"}, {"type": "number"}]}}}, "required": ["kind", "xs"], "additionalProperties": false}, {"type": "object", "properties": {"kind": {"const": "b"}, "xs": {"type": "array", "items": {"anyOf": [{"type": "integer"}, {"type": "number"}]}}}, "required": ["kind", "xs"], "additionalProperties": false}]}"#)
+        XCTAssertTrue(Self.recognizes(#"{"xs":[1,2,3,4,5,6,7,8,9,10,11,12],"kind":"b"}"#, union))
+        // A percent-encoded reference.
+        XCTAssertTrue(Self.recognizes("1", try schema(##"{"$ref": "#/$defs/a%20b", "$defs": {"a b": {"type": "integer"}}}"##)))
+    }
+
     func testUnsupportedOrImpossibleSchemasAreNamed() {
         for (schema, needle) in [(#"{"type": "string", "pattern": "a+"}"#, "'pattern'"), (#"{"type": "object", "required": ["x"]}"#, "'x'"),
                                  (##"{"$ref": "#/$defs/missing"}"##, "does not resolve"), (##"{"$ref": "#"}"##, "can never end"),

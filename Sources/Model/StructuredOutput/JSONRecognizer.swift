@@ -6,7 +6,14 @@
 ///
 /// Whitespace between tokens is allowed, at most ``maxWhitespace`` bytes in a row, and numbers
 /// take at most ``maxDigits`` digits before and after the point (so a model cannot pad or count
-/// forever); inside strings, escapes are allowed and control characters are not.
+/// forever); inside strings and keys, escapes are allowed (a surrogate pair is one character, a
+/// key is matched by the characters it spells) and control characters are not.
+///
+/// It reads documents as a decoder writes them, so a few valid spellings are refused, by
+/// design: whitespace after the value (decoding ends with the value), an `integer` written with a
+/// fraction or exponent (`1.0`), an `enum`/`const` value other than in its compact text
+/// (``JSONValue/compactText``), and a string with a `format` written with escapes.
+/// `scripts/schema_differential.py` checks everything else against Python's `jsonschema`.
 public struct JSONRecognizer: Sendable {
     public static let maxWhitespace = 24
     /// Most digits in a number's integer part and in its fraction, and in its exponent (two: every
@@ -50,9 +57,16 @@ public struct JSONRecognizer: Sendable {
         var next: [Way] = []
         for way in ways {
             Self.step(way, byte, schema: schema, into: &next)
-            if next.count >= Self.maxWays { break }
         }
-        ways = next
+        // Alternatives that have come back together (the two readings of `1` under integer or
+        // number, once the number ends) are one way again. Compared only when there are several:
+        // most steps have one way.
+        if next.count > 1 {
+            var distinct: [Way] = []
+            for way in next where !distinct.contains(way) { distinct.append(way) }
+            next = distinct
+        }
+        ways = next.count > Self.maxWays ? Array(next.prefix(Self.maxWays)) : next
     }
 
     /// When every way is inside a string without a format (or a key any name may take), outside
@@ -60,13 +74,14 @@ public struct JSONRecognizer: Sendable {
     /// Tokens of plain characters up to that many keep the text valid without being read.
     var plainRoom: Int? {
         guard !ways.isEmpty else { return nil }
-        var room = Int.max
+        var room = 0
         for way in ways {
             switch way.frames.last {
             case .string(let rule, let progress)? where rule.format == nil && progress.escape < 0 && progress.utf8.remaining == 0:
-                room = min(room, rule.maxLength == .max ? .max : rule.maxLength - progress.length)
-            case .key(_, _, _, let free, let utf8)? where free && utf8.remaining == 0:
-                continue
+                // A token fits when it fits some way: the roomiest decides.
+                room = max(room, rule.maxLength == .max ? .max : rule.maxLength - progress.length)
+            case .key(_, _, let key, let free)? where free && key.utf8.remaining == 0 && key.escape < 0 && key.high == nil:
+                room = .max
             default:
                 return nil
             }
@@ -77,18 +92,18 @@ public struct JSONRecognizer: Sendable {
     // MARK: The machine
 
     /// One reading: a stack of frames (innermost last) and the whitespace run before the next byte.
-    struct Way: Sendable {
+    struct Way: Sendable, Equatable {
         var frames: [Frame]
         var whitespace: Int
     }
 
-    enum Frame: Sendable {
+    enum Frame: Sendable, Equatable {
         /// A value of this node is expected next.
         case value(JSONSchema.Node)
         /// Inside an object: which keys have been seen, where we are.
         case object(JSONSchema.ObjectRule, seen: Set<[UInt8]>, phase: ObjectPhase)
-        /// Inside a key: its bytes so far; `free` when any key is allowed.
-        case key(JSONSchema.ObjectRule, seen: Set<[UInt8]>, typed: [UInt8], free: Bool, utf8: UTF8Progress)
+        /// Inside a key: what it says so far; `free` when any key is allowed.
+        case key(JSONSchema.ObjectRule, seen: Set<[UInt8]>, KeyProgress, free: Bool)
         /// Inside an array: items so far, and whether one just ended.
         case array(JSONSchema.ArrayRule, count: Int, afterItem: Bool)
         /// Inside a string (after its opening quote).
@@ -96,11 +111,83 @@ public struct JSONRecognizer: Sendable {
         /// Inside a number.
         /// Inside a number: where in its grammar, and the digits of the current part so far.
         case number(integer: Bool, NumberState, digits: Int)
-        /// Matching fixed text (`true`, an enum value, …) from byte `index` of one of `texts`.
-        case literal(text: [UInt8], index: Int)
+        /// Matching fixed texts (`true`, an enum's values, …): those still possible, at byte `index`.
+        case literal(texts: [[UInt8]], index: Int)
     }
 
-    enum ObjectPhase: Sendable {
+    /// A key being read: its characters so far as UTF-8 (escapes decoded, so `"na\u00efve"` is
+    /// the property `naïve`), and where the raw text stands (a UTF-8 sequence, an escape, a high
+    /// surrogate waiting for its low half). Each byte is taken only if some allowed name can
+    /// still follow, hex digits of an escape included, so a key never runs into a dead end.
+    struct KeyProgress: Sendable, Equatable {
+        var typed: [UInt8] = []
+        var utf8 = UTF8Progress()
+        var escape = -1
+        var unit: UInt32 = 0
+        /// A `\uD800…\uDBFF` read, waiting for `\uDC00…\uDFFF`.
+        var high: UInt32?
+
+        /// Reads one byte of the key's text; `names`: the names it may become (nil: any).
+        mutating func read(_ byte: UInt8, names: [[UInt8]]?) -> Bool {
+            if escape >= 0 {
+                let simple = escape == 0 && byte != UInt8(ascii: "u")
+                guard JSONRecognizer.escape(&escape, &unit, byte) else { return false }
+                if high != nil && simple { return false }  // a high surrogate's pair must follow
+                guard escape == -1 else { return hexMayFollow(names: names) }
+                let scalar: UInt32
+                if simple {
+                    scalar = UInt32(Self.simpleEscapes[byte]!)
+                } else if let first = high {
+                    guard (0xDC00...0xDFFF).contains(unit) else { return false }
+                    scalar = 0x10000 + ((first - 0xD800) << 10) + (unit - 0xDC00)
+                    high = nil
+                } else if (0xD800...0xDBFF).contains(unit) {
+                    high = unit
+                    return hexMayFollow(names: names)
+                } else if (0xDC00...0xDFFF).contains(unit) {
+                    return false  // a low surrogate alone names no character
+                } else {
+                    scalar = unit
+                }
+                typed += Array(String(Character(Unicode.Scalar(scalar)!)).utf8)
+                return names.map { $0.contains { $0.starts(with: typed) } } ?? true
+            }
+            if high != nil { guard byte == UInt8(ascii: "\\") else { return false }; escape = 0; return true }
+            if byte == UInt8(ascii: "\\") && utf8.remaining == 0 {
+                escape = 0
+                return names.map { $0.contains { $0.count > typed.count && $0.starts(with: typed) } } ?? true
+            }
+            guard byte >= 0x20, byte != UInt8(ascii: "\""), utf8.read(byte) else { return false }
+            typed.append(byte)
+            return names.map { $0.contains { $0.starts(with: typed) } } ?? true
+        }
+
+        /// Whether the hex digits of the escape so far can still spell the next character of a
+        /// name (as one UTF-16 unit, or a surrogate pair's current half).
+        func hexMayFollow(names: [[UInt8]]?) -> Bool {
+            let digits = escape == -1 ? 4 : 4 - escape, shift = UInt32(4 * (4 - digits))
+            guard let names else {
+                // Any key: only the surrogate rules bind (a low half after a high one).
+                return high == nil || escape == -1 && high == unit || ((0xDC00 >> shift)...(0xDFFF >> shift)).contains(unit)
+            }
+            return names.contains { name in
+                guard name.count > typed.count, name.starts(with: typed),
+                      let character = String(decoding: name[typed.count...], as: UTF8.self).unicodeScalars.first else { return false }
+                let units = Array(String(character).utf16).map(UInt32.init)
+                if let first = high, escape != -1 || unit != first {
+                    // Reading the low half: the high half already matched this name's.
+                    return units.count == 2 && units[0] == first && units[1] >> shift == unit
+                }
+                return units[0] >> shift == unit
+            }
+        }
+
+        static let simpleEscapes: [UInt8: UInt8] = [UInt8(ascii: "\""): 0x22, UInt8(ascii: "\\"): 0x5C, UInt8(ascii: "/"): 0x2F,
+                                                    UInt8(ascii: "b"): 0x08, UInt8(ascii: "f"): 0x0C, UInt8(ascii: "n"): 0x0A,
+                                                    UInt8(ascii: "r"): 0x0D, UInt8(ascii: "t"): 0x09]
+    }
+
+    enum ObjectPhase: Sendable, Equatable {
         /// After `{`: a key or `}`.
         case start
         /// After a key: `:`.
@@ -111,7 +198,7 @@ public struct JSONRecognizer: Sendable {
         case key
     }
 
-    struct StringProgress: Sendable {
+    struct StringProgress: Sendable, Equatable {
         /// Characters so far (UTF-8 continuation bytes do not count).
         var length = 0
         /// The UTF-8 character being read: continuation bytes still to come, and the range the next
@@ -121,6 +208,12 @@ public struct JSONRecognizer: Sendable {
         var escape = -1
         /// The format shapes still matching, and the position in them.
         var shapes: [[UInt8]] = []
+        /// The code unit of a `\u` escape so far; whether the last character was a high
+        /// surrogate written as an escape (a low one after it completes the pair: one character,
+        /// as JSON reads it); whether this escape must be that low surrogate (the string is at
+        /// its `maxLength` after the high one).
+        var unit: UInt32 = 0
+        var afterHighSurrogate = false, mustBeLowSurrogate = false
     }
 
     /// Where a UTF-8 sequence stands: `remaining` continuation bytes, the next in `low...high`.
@@ -152,7 +245,7 @@ public struct JSONRecognizer: Sendable {
         }
     }
 
-    enum NumberState: Sendable {
+    enum NumberState: Sendable, Equatable {
         case minus, zero, integer, dot, fraction, exponent, exponentSign, exponentDigits
         var canEnd: Bool { self == .zero || self == .integer || self == .fraction || self == .exponentDigits }
     }
@@ -172,27 +265,32 @@ public struct JSONRecognizer: Sendable {
             way.whitespace = 0
             start(schema.resolve(node), byte, way, schema: schema, into: &out)
 
-        case .literal(let text, let index):
-            guard text[index] == byte else { return }
-            if index + 1 == text.count { out.append(way) } else {
-                way.frames.append(.literal(text: text, index: index + 1))
+        case .literal(let texts, let index):
+            let matching = texts.filter { $0[index] == byte }
+            // A text that ends here ends the value; the longer ones go on as one more way.
+            if matching.contains(where: { $0.count == index + 1 }) { out.append(way) }
+            let longer = matching.filter { $0.count > index + 1 }
+            if !longer.isEmpty {
+                way.frames.append(.literal(texts: longer, index: index + 1))
                 out.append(way)
             }
 
         case .string(let rule, var progress):
-            if progress.escape == 0 {
-                switch byte {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"),
-                     UInt8(ascii: "r"), UInt8(ascii: "t"):
-                    progress.escape = -1
-                case UInt8(ascii: "u"): progress.escape = 4
-                default: return
+            if progress.escape >= 0 {
+                let simple = progress.escape == 0 && byte != UInt8(ascii: "u")
+                guard Self.escape(&progress.escape, &progress.unit, byte) else { return }
+                if progress.mustBeLowSurrogate {
+                    // At maxLength only the low half of the pair fits: \uDC00…\uDFFF, checked digit by digit.
+                    guard !simple else { return }
+                    let digits = progress.escape == -1 ? 4 : 4 - progress.escape, shift = UInt32(4 * (4 - digits))
+                    guard (0xDC00 >> shift)...(0xDFFF >> shift) ~= progress.unit || digits == 0 else { return }
                 }
-                if progress.escape == -1 { progress.length += 1 }
-            } else if progress.escape > 0 {
-                guard isHex(byte) else { return }
-                progress.escape -= 1
-                if progress.escape == 0 { progress.escape = -1; progress.length += 1 }
+                if progress.escape == -1 {
+                    let low = progress.afterHighSurrogate && (0xDC00...0xDFFF).contains(progress.unit)
+                    if !low { progress.length += 1 }
+                    progress.afterHighSurrogate = !low && (0xD800...0xDBFF).contains(progress.unit)
+                    progress.mustBeLowSurrogate = false
+                }
             } else if progress.utf8.remaining > 0 {
                 guard progress.utf8.read(byte) else { return }
             } else if byte == UInt8(ascii: "\"") {
@@ -200,11 +298,13 @@ public struct JSONRecognizer: Sendable {
                 out.append(way)
                 return
             } else if byte == UInt8(ascii: "\\") {
-                guard rule.format == nil, progress.length < rule.maxLength else { return }
+                guard rule.format == nil, progress.length < rule.maxLength || progress.afterHighSurrogate else { return }
+                progress.mustBeLowSurrogate = progress.length >= rule.maxLength
                 progress.escape = 0
             } else {
                 // A character starts (continuation bytes were taken above).
                 guard byte >= 0x20, progress.length < rule.maxLength, progress.utf8.read(byte) else { return }
+                progress.afterHighSurrogate = false
                 if rule.format != nil {
                     progress.shapes = progress.shapes.filter { progress.length < $0.count && matches(shape: $0[progress.length], byte) }
                     guard !progress.shapes.isEmpty else { return }
@@ -233,7 +333,7 @@ public struct JSONRecognizer: Sendable {
             case (.start, UInt8(ascii: "\"")), (.key, UInt8(ascii: "\"")):
                 guard hasKeysLeft(rule, seen) else { return }
                 way.frames.append(top)
-                way.frames.append(.key(rule, seen: seen, typed: [], free: rule.additional != nil, utf8: UTF8Progress()))
+                way.frames.append(.key(rule, seen: seen, KeyProgress(), free: rule.additional != nil))
                 out.append(way)
             case (.start, UInt8(ascii: "}")), (.afterValue, UInt8(ascii: "}")):
                 guard rule.required.isSubset(of: seen) else { return }
@@ -250,20 +350,20 @@ public struct JSONRecognizer: Sendable {
             default: return
             }
 
-        case .key(let rule, let seen, let typed, let free, var utf8):
-            if byte == UInt8(ascii: "\""), utf8.remaining == 0 {
-                let known = rule.properties.contains { $0.name == typed }
-                guard !seen.contains(typed), known || rule.additional != nil else { return }
+        case .key(let rule, let seen, var key, let free):
+            if byte == UInt8(ascii: "\""), key.utf8.remaining == 0, key.escape < 0, key.high == nil {
+                let known = rule.properties.contains { $0.name == key.typed }
+                guard !seen.contains(key.typed), known || rule.additional != nil else { return }
                 guard case .object(_, _, _)? = way.frames.last else { return }
                 way.frames.removeLast()
-                way.frames.append(.object(rule, seen: seen, phase: .colon(key: typed)))
+                way.frames.append(.object(rule, seen: seen, phase: .colon(key: key.typed)))
                 out.append(way)
                 return
             }
-            guard byte >= 0x20, byte != UInt8(ascii: "\\"), utf8.read(byte) else { return }  // keys are written plainly
-            let longer = typed + [byte]
-            guard rule.additional != nil || rule.properties.contains(where: { !seen.contains($0.name) && $0.name.starts(with: longer) }) else { return }
-            way.frames.append(.key(rule, seen: seen, typed: longer, free: free, utf8: utf8))
+            // The names a key may still become: any (free), or the unseen properties it starts.
+            let names = free ? nil : rule.properties.map(\.name).filter { !seen.contains($0) }
+            guard key.read(byte, names: names) else { return }
+            way.frames.append(.key(rule, seen: seen, key, free: free))
             out.append(way)
 
         case .array(let rule, let count, let afterItem):
@@ -318,21 +418,15 @@ public struct JSONRecognizer: Sendable {
             way.frames.append(.number(integer: integer, state, digits: isDigit(byte) ? 1 : 0))
             out.append(way)
         case .boolean:
-            for text in ["true", "false"] where text.utf8.first == byte {
-                way.frames.append(.literal(text: Array(text.utf8), index: 0))
-                step(way, byte, schema: schema, into: &out)
-                way.frames.removeLast()
-            }
+            way.frames.append(.literal(texts: [Array("true".utf8), Array("false".utf8)], index: 0))
+            step(way, byte, schema: schema, into: &out)
         case .null:
-            guard byte == UInt8(ascii: "n") else { return }
-            way.frames.append(.literal(text: Array("null".utf8), index: 0))
+            way.frames.append(.literal(texts: [Array("null".utf8)], index: 0))
             step(way, byte, schema: schema, into: &out)
         case .literals(let texts):
-            for text in texts where text.first == byte {
-                var copy = way
-                copy.frames.append(.literal(text: text, index: 0))
-                step(copy, byte, schema: schema, into: &out)
-            }
+            // One way for all the values at once (an enum of a hundred names stays one way).
+            way.frames.append(.literal(texts: texts, index: 0))
+            step(way, byte, schema: schema, into: &out)
         }
     }
 
@@ -361,6 +455,27 @@ public struct JSONRecognizer: Sendable {
         case .exponent?: return byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-") ? .exponentSign : digit ? .exponentDigits : nil
         case .exponentSign?, .exponentDigits?: return digit ? .exponentDigits : nil
         }
+    }
+
+    /// One byte of an escape after `\` (`state` 0) or of `\u`'s hex digits (`state` 4…1):
+    /// false when it cannot be one. `state` ends at −1 when the escape is complete; `unit`
+    /// collects `\u`'s code unit.
+    static func escape(_ state: inout Int, _ unit: inout UInt32, _ byte: UInt8) -> Bool {
+        if state == 0 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"),
+                 UInt8(ascii: "r"), UInt8(ascii: "t"):
+                (state, unit) = (-1, 0)
+            case UInt8(ascii: "u"): (state, unit) = (4, 0)
+            default: return false
+            }
+            return true
+        }
+        guard isHex(byte) else { return false }
+        unit = unit << 4 | UInt32(isDigit(byte) ? byte - 0x30 : (byte | 0x20) - 0x57)
+        state -= 1
+        if state == 0 { state = -1 }
+        return true
     }
 
     static func isHex(_ byte: UInt8) -> Bool { isDigit(byte) || (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "f")) }

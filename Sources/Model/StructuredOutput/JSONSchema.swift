@@ -1,3 +1,5 @@
+import Foundation
+
 /// A JSON Schema compiled for constrained decoding (``JSONRecognizer``): the subset OpenAI's
 /// structured outputs use. `type` (one or a list), `properties`, `required`,
 /// `additionalProperties` (false, true or a schema; absent means false, as strict mode has it),
@@ -5,12 +7,14 @@
 /// branches are shown to exclude one another), `$ref` to
 /// `#/$defs/…` or `#/definitions/…` (recursion allowed when it can end), string
 /// `minLength`/`maxLength` and `format` `date`, `date-time`, `uuid` (their shapes: digits and
-/// dashes, not calendar checks). Annotations (`title`, `description`, `default`, `examples`,
+/// dashes, not calendar checks). Keywords beside `enum`/`const` keep the values that satisfy
+/// them; `type` beside `anyOf`/`oneOf` narrows each branch; other keywords beside those are
+/// refused, as is a schema no value satisfies. Annotations (`title`, `description`, `default`, `examples`,
 /// `$schema`, `$id`, `$comment`, `strict`) are ignored; any other keyword is refused, named with
 /// its path, rather than silently not enforced.
 public final class JSONSchema: Sendable {
     /// A node of the compiled schema.
-    indirect enum Node: Sendable {
+    indirect enum Node: Sendable, Equatable {
         /// Any JSON value.
         case any
         case object(ObjectRule)
@@ -27,15 +31,20 @@ public final class JSONSchema: Sendable {
         case reference(Int)
     }
 
-    struct ObjectRule: Sendable {
+    struct ObjectRule: Sendable, Equatable {
+        /// A property: its name's UTF-8 bytes, and its schema.
+        struct Property: Sendable, Equatable {
+            var name: [UInt8]
+            var node: Node
+        }
         /// In the schema's order.
-        var properties: [(name: [UInt8], node: Node)]
+        var properties: [Property]
         var required: Set<[UInt8]>
         /// What other keys' values must be; nil: no other keys.
         var additional: Node?
     }
 
-    struct ArrayRule: Sendable {
+    struct ArrayRule: Sendable, Equatable {
         var prefix: [Node]
         /// Items after the prefix; nil: none.
         var items: Node?
@@ -43,7 +52,7 @@ public final class JSONSchema: Sendable {
         var maxItems: Int
     }
 
-    struct StringRule: Sendable {
+    struct StringRule: Sendable, Equatable {
         var minLength = 0
         var maxLength = Int.max
         var format: StringFormat?
@@ -53,7 +62,7 @@ public final class JSONSchema: Sendable {
     }
 
     /// Fixed shapes of characters: `d` a digit, `h` a hexadecimal digit, anything else itself.
-    enum StringFormat: Sendable {
+    enum StringFormat: Sendable, Equatable {
         case date, dateTime, uuid
         var shapes: [[UInt8]] {
             switch self {
@@ -104,6 +113,8 @@ public final class JSONSchema: Sendable {
         var definitions: [Node?] = []
         var referenced: [String: Int] = [:]
         var pending: [(index: Int, path: String, value: JSONValue)] = []
+        /// Compiling the keywords beside `enum`/`const`, which follow JSON Schema's defaults.
+        var lenientObjects = false
         /// Each `oneOf`, whose branches must be shown to exclude one another.
         var exclusive: [(path: String, branches: [Node])] = []
         var nodes = 0
@@ -131,15 +142,48 @@ public final class JSONSchema: Sendable {
                 guard let target = reference.string else { throw ModelError("\(path)/$ref: must be a string") }
                 return .reference(try referenceIndex(target, path: path))
             }
-            if let constant = object["const"] { return .literals([Array(constant.compactText.utf8)]) }
-            if let values = object["enum"] {
-                guard let list = values.array, !list.isEmpty else { throw ModelError("\(path)/enum: must be a non-empty array") }
-                return .literals(list.map { Array($0.compactText.utf8) })
+            let literalKey = object["const"] != nil ? "const" : object["enum"] != nil ? "enum" : nil
+            if let key = literalKey {
+                var texts: [[UInt8]]
+                if key == "const" {
+                    texts = [Array(object["const"]!.compactText.utf8)]
+                } else {
+                    guard let list = object["enum"]!.array, !list.isEmpty else { throw ModelError("\(path)/enum: must be a non-empty array") }
+                    texts = list.map { Array($0.compactText.utf8) }
+                }
+                // Keywords beside the values (`type`, `maxLength`, …) keep those values that satisfy them.
+                let siblings = object.filter { !Self.annotations.contains($0.key) && $0.key != "const" && $0.key != "enum" }
+                if !siblings.isEmpty {
+                    // Read as JSON Schema reads them: an object without `additionalProperties` takes any keys.
+                    lenientObjects = true
+                    defer { lenientObjects = false }
+                    let rule = try compile(.object(siblings), path: path)
+                    guard !Self.refers(rule) else { throw ModelError("\(path): '\(key)' beside keywords that use '$ref' is not supported") }
+                    texts = texts.filter { text in
+                        var recognizer = JSONRecognizer(JSONSchema(root: rule, definitions: []))
+                        return recognizer.read(text) && recognizer.isComplete
+                    }
+                    guard !texts.isEmpty else { throw ModelError("\(path)/\(key): no value satisfies the keywords beside it (\(siblings.keys.sorted().joined(separator: ", ")))") }
+                }
+                return .literals(texts)
             }
             for key in ["anyOf", "oneOf"] {
                 guard let options = object[key] else { continue }
                 guard let list = options.array, !list.isEmpty else { throw ModelError("\(path)/\(key): must be a non-empty array") }
-                let branches = try list.enumerated().map { try compile($1, path: "\(path)/\(key)/\($0)") }
+                if let other = object.keys.sorted().first(where: { !Self.annotations.contains($0) && $0 != key && $0 != "type" }) {
+                    throw ModelError("\(path): '\(other)' beside '\(key)' is not supported; state it in each branch")
+                }
+                var branches = try list.enumerated().map { try compile($1, path: "\(path)/\(key)/\($0)") }
+                if object["type"] != nil {
+                    // `type` beside the branches: each branch keeps only values of those types.
+                    lenientObjects = true
+                    defer { lenientObjects = false }
+                    let typed = try compile(.object(object.filter { $0.key == "type" }), path: path)
+                    branches = try branches.map { try Self.restrict($0, to: typed, path: path) }
+                    if branches.allSatisfy({ $0 == .choice([]) || $0 == .literals([]) }) {
+                        throw ModelError("\(path): no value satisfies it: its 'type' excludes every branch of '\(key)'")
+                    }
+                }
                 // oneOf's "exactly one" is checked once every definition is compiled (requireExclusive).
                 if key == "oneOf" { exclusive.append((path: "\(path)/oneOf", branches: branches)) }
                 return .choice(branches)
@@ -172,12 +216,12 @@ public final class JSONSchema: Sendable {
         mutating func compile(type: String, _ object: [String: JSONValue], path: String) throws -> Node {
             switch type {
             case "object":
-                var properties: [(name: [UInt8], node: Node)] = []
+                var properties: [ObjectRule.Property] = []
                 if let value = object["properties"] {
                     guard let members = value.object else { throw ModelError("\(path)/properties: must be an object") }
                     // A JSON object's keys carry no order here: the schema's names sorted, a stable choice.
                     for name in members.keys.sorted() {
-                        properties.append((Array(name.utf8), try compile(members[name]!, path: "\(path)/properties/\(name)")))
+                        properties.append(.init(name: Array(name.utf8), node: try compile(members[name]!, path: "\(path)/properties/\(name)")))
                     }
                 }
                 var required: Set<[UInt8]> = []
@@ -192,7 +236,8 @@ public final class JSONSchema: Sendable {
                 }
                 var additional: Node?
                 switch object["additionalProperties"] {
-                case nil, .bool(false)?: additional = nil
+                case nil: additional = lenientObjects ? .any : nil
+                case .bool(false)?: additional = nil
                 case .bool(true)?: additional = .any
                 case let schema?: additional = try compile(schema, path: "\(path)/additionalProperties")
                 }
@@ -243,6 +288,41 @@ public final class JSONSchema: Sendable {
             return number
         }
 
+        /// `node` keeping only values `typed` (a type or a choice of types) matches.
+        static func restrict(_ node: Node, to typed: Node, path: String) throws -> Node {
+            let types: [Node] = if case .choice(let nodes) = typed { nodes } else { [typed] }
+            switch node {
+            case .any: return .choice(types)
+            case .choice(let nodes): return .choice(try nodes.map { try restrict($0, to: typed, path: path) })
+            case .reference: throw ModelError("\(path): 'type' beside a branch that is a '$ref' is not supported; state it in the definition")
+            case .literals(let texts):
+                return .literals(texts.filter { text in
+                    types.contains { type in
+                        var recognizer = JSONRecognizer(JSONSchema(root: type, definitions: []))
+                        return recognizer.read(text) && recognizer.isComplete
+                    }
+                })
+            case .number(let integer):
+                if types.contains(.number(integer: false)) { return node }
+                return types.contains(.number(integer: true)) ? .number(integer: true) : .choice([])
+            case .object: return types.contains { if case .object = $0 { true } else { false } } ? node : .choice([])
+            case .array: return types.contains { if case .array = $0 { true } else { false } } ? node : .choice([])
+            case .string: return types.contains { if case .string = $0 { true } else { false } } ? node : .choice([])
+            case .boolean, .null: return types.contains(node) ? node : .choice([])
+            }
+        }
+
+        /// Whether `node` uses a definition (which may not be compiled yet).
+        static func refers(_ node: Node) -> Bool {
+            switch node {
+            case .reference: return true
+            case .choice(let nodes): return nodes.contains(where: refers)
+            case .object(let rule): return rule.properties.contains { refers($0.node) } || rule.additional.map(refers) ?? false
+            case .array(let rule): return rule.prefix.contains(where: refers) || rule.items.map(refers) ?? false
+            default: return false
+            }
+        }
+
         /// The definition index of `target` (`#`, `#/$defs/name`, `#/definitions/name`), compiled later.
         mutating func referenceIndex(_ target: String, path: String) throws -> Int {
             if let index = referenced[target] { return index }
@@ -250,7 +330,9 @@ public final class JSONSchema: Sendable {
             if target != "#" {
                 guard target.hasPrefix("#/") else { throw ModelError("\(path)/$ref: only references inside the schema ('#/$defs/…') are supported, got '\(target)'") }
                 for part in target.dropFirst(2).split(separator: "/", omittingEmptySubsequences: false) {
-                    let key = part.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
+                    // A URI fragment: percent-encoded, then JSON Pointer's escapes.
+                    let decoded = String(part).removingPercentEncoding ?? String(part)
+                    let key = decoded.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
                     node = node?.object?[key]
                 }
             }

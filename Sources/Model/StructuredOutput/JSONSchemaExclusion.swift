@@ -79,10 +79,10 @@ extension JSONSchema {
 
         /// `x` requires a key that `y` forbids, or both require a key whose values exclude.
         func excludes(_ x: ObjectRule, _ y: ObjectRule, depth: Int) -> Bool {
-            x.properties.contains { name, node in
-                guard x.required.contains(name) else { return false }
-                guard let other = y.properties.first(where: { $0.name == name }) else { return y.additional == nil }
-                return excludes(node, other.node, depth: depth + 1)
+            x.properties.contains { property in
+                guard x.required.contains(property.name) else { return false }
+                guard let other = y.properties.first(where: { $0.name == property.name }) else { return y.additional == nil }
+                return excludes(property.node, other.node, depth: depth + 1)
             }
         }
 
