@@ -11,20 +11,8 @@ extension OpenAIServer {
 
     func inspect(_ request: Request) async throws -> Response {
         let body = try await jsonObject(request)
-        for key in body.keys where !["messages", "prompt", "layer", "model", "temperature"].contains(key) {
-            throw APIError.invalid("unknown field '\(key)'", param: key)
-        }
-        let input: CompletionRequest.Input
-        if body["messages"] != nil {
-            input = try CompletionRequest(json: body.filter { $0.key == "messages" || $0.key == "model" }, chat: true, served: modelID).input
-        } else {
-            input = try CompletionRequest(json: body.filter { $0.key == "prompt" || $0.key == "model" }, chat: false, served: modelID).input
-        }
-        let ids = try promptIDs(input).ids
-        guard !ids.isEmpty else { throw APIError.invalid("the prompt has no tokens", param: "prompt") }
-        guard ids.count <= Self.inspectLimit else {
-            throw APIError.invalid("the prompt is \(ids.count) tokens; inspection takes at most \(Self.inspectLimit)", param: "messages")
-        }
+        try Self.refuseUnknown(body, allowed: ["messages", "prompt", "layer", "model", "temperature"])
+        let ids = try inspectedIDs(body)
         let config = engine.pretrained.model.config
         var layer = 0
         if let value = body["layer"] {
@@ -36,12 +24,7 @@ extension OpenAIServer {
         let trace: ForwardTrace
         do { trace = try await engine.perform { try $0.model.trace(tokens: ids) } } catch { throw APIError(generation: error, input: "prompt") }
         let tokenizer = engine.pretrained.tokenizer!
-        var previous: Int32?
-        let tokens: [[String: Any]] = ids.map { id in
-            defer { previous = id }
-            let bytes = (try? tokenizer.pieceBytes(id, after: previous)) ?? []
-            return ["id": Int(id), "text": String(decoding: bytes, as: UTF8.self)]
-        }
+        let tokens = tokenList(ids)
         let t = ids.count
         // Four decimals are more than a heat map shows, and a quarter of the JSON.
         let attention = trace.attention[layer].map { head in

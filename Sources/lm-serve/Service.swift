@@ -36,6 +36,9 @@ struct OpenAIServer: Sendable {
         router.post("/v1/chat/completions") { request, _ in try await complete(request, chat: true) }
         router.post("/v1/completions") { request, _ in try await complete(request, chat: false) }
         router.post("/v1/inspect") { request, _ in try await inspect(request) }
+        router.post("/v1/inspect/lens") { request, _ in try await lens(request) }
+        router.post("/v1/inspect/attribution") { request, _ in try await attribution(request) }
+        router.post("/v1/inspect/patch") { request, _ in try await patch(request) }
     }
 
     /// The body as a JSON object: 413 over the limit, 400 for invalid UTF-8 or JSON.

@@ -356,6 +356,22 @@ final class ServerTests: TemporaryDirectoryTestCase {
             XCTAssertLessThanOrEqual((object["name"] as? String)?.count ?? 99, 8, answer)
             XCTAssertEqual(finishReason(structured), "stop", "a whole document ends the answer")
         }
+        // Constrained decoding is batch-invariant: eight schema-constrained streams at once (each
+        // with its own seed) answer what each answers alone.
+        let requests: [[String: Any]] = (0..<8).map { seed in
+            ["messages": [["role": "user", "content": "Hello \(seed)"]], "max_tokens": 60, "temperature": 0.8, "seed": seed, "logit_bias": spaces,
+             "response_format": ["type": "json_schema", "json_schema": ["name": "thing", "schema": schema, "strict": true]]]
+        }
+        let alone = try requests.map { try XCTUnwrap(content(try post(server, "/v1/chat/completions", $0).json)) }
+        let together = UnsafeMutableBufferPointer<String>.allocate(capacity: requests.count)
+        together.initialize(repeating: "")
+        defer { together.deallocate() }
+        nonisolated(unsafe) let shared = (test: self, server: server, requests: requests, answers: together)
+        DispatchQueue.concurrentPerform(iterations: requests.count) { index in
+            let (test, server, requests, answers) = shared
+            answers[index] = (try? test.post(server, "/v1/chat/completions", requests[index])).flatMap { test.content($0.json) } ?? "(failed)"
+        }
+        XCTAssertEqual(Array(together), alone, "constrained answers in a batch = answers alone")
         let anyObject = try post(server, "/v1/completions", ["prompt": "Hello", "max_tokens": 40, "temperature": 0, "logit_bias": spaces,
                                                              "response_format": ["type": "json_object"]]).json
         if finishReason(anyObject) == "stop", let answer = content(anyObject) {
@@ -482,6 +498,52 @@ final class ServerTests: TemporaryDirectoryTestCase {
     }
 
     /// SIGTERM while a long answer streams: the stream ends and the server exits 0.
+    /// The views inside the model over HTTP: the logit lens, the attribution (parts adding up to
+    /// the logit) and patching (the whole stream after the last block is the clean run), with bad
+    /// parameters refused naming the field.
+    func testInsideTheModelViews() throws {
+        let path = try makeModelDirectory()
+        let server = try start(path)
+        defer { if server.process.isRunning { server.process.terminate() } }
+        let (lensStatus, lens) = try post(server, "/v1/inspect/lens", ["prompt": "Once upon a time there was", "top": 2])
+        XCTAssertEqual(lensStatus, 200, "\(lens)")
+        let layers = try XCTUnwrap(lens["layers"] as? [Int]), positions = try XCTUnwrap(lens["positions"] as? [Int])
+        let cells = try XCTUnwrap(lens["cells"] as? [[[String: Any]]])
+        XCTAssertEqual(layers, [0, 1, 2])
+        XCTAssertEqual(cells.count, 3)
+        XCTAssertTrue(cells.allSatisfy { $0.count == positions.count })
+        XCTAssertEqual((cells[0][0]["top"] as? [[String: Any]])?.count, 2)
+        XCTAssertTrue(cells[2].allSatisfy { $0["answer_rank"] as? Int == 0 }, "the last read-out is the model's prediction")
+
+        let (partsStatus, parts) = try post(server, "/v1/inspect/attribution", ["prompt": "Once upon a time", "token": 7])
+        XCTAssertEqual(partsStatus, 200, "\(parts)")
+        let logit = try XCTUnwrap(parts["logit"] as? Double), total = try XCTUnwrap(parts["total"] as? Double)
+        XCTAssertEqual(total, logit, accuracy: 1e-4 * max(1, abs(logit)))
+        XCTAssertEqual((parts["heads"] as? [[Double]])?.map(\.count), [4, 4])
+        XCTAssertEqual((parts["token"] as? [String: Any])?["id"] as? Int, 7)
+
+        let (patchStatus, patch) = try post(server, "/v1/inspect/patch", ["prompt": "Once upon a time", "corrupted_prompt": "Once upon a model", "components": true])
+        XCTAssertEqual(patchStatus, 200, "\(patch)")
+        let stream = try XCTUnwrap(patch["stream"] as? [[Double]])
+        XCTAssertEqual(stream.count, 3)
+        if (patch["clean_p"] as? Double ?? 0) - (patch["corrupted_p"] as? Double ?? 0) > 1e-3 {
+            XCTAssertEqual(stream[2].last ?? 0, 1, accuracy: 1e-3, "the last position after the last block is the clean run")
+        }
+        XCTAssertEqual((patch["heads"] as? [[Double]])?.count, 2)
+        XCTAssertEqual((patch["feed_forward"] as? [Double])?.count, 2)
+
+        for (route, body, field) in [("/v1/inspect/lens", ["prompt": "Once", "positions": [9]], "positions"),
+                                     ("/v1/inspect/lens", ["prompt": "Once", "zoom": 2], "zoom"),
+                                     ("/v1/inspect/attribution", ["prompt": "Once", "token": 100_000], "token"),
+                                     ("/v1/inspect/patch", ["prompt": "Once upon a time", "corrupted_prompt": "Once"], "corrupted_prompt"),
+                                     ("/v1/inspect/patch", ["prompt": "Once"], "corrupted_prompt"),
+                                     ("/v1/inspect/lens", ["prompt": ""], "prompt")] as [(String, [String: Any], String)] {
+            let (code, reply) = try post(server, route, body)
+            XCTAssertEqual(code, 400, "\(route) \(body): \(reply)")
+            XCTAssertEqual((reply["error"] as? [String: Any])?["param"] as? String, field, "\(route) \(body): \(reply)")
+        }
+    }
+
     /// A `--context` past the model's positions is refused at start, naming both numbers (the
     /// slots used to be cut to the model's quietly while the listening line said otherwise).
     func testContextAboveTheModelsIsRefused() throws {

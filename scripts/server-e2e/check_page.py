@@ -62,12 +62,17 @@ def last_assistant_done(n):
     return els(".assistant")[n - 1]
 
 
-def api_inspect(messages, layer=0):
-    req = urllib.request.Request(base + "/v1/inspect", data=json.dumps({"messages": messages, "layer": layer}).encode(),
+def api_post(path, body):
+    """A JSON request straight to the server, not through the page."""
+    req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json",
                                           **({"Authorization": "Bearer " + args.api_key} if args.api_key else {})})
     with urllib.request.urlopen(req, timeout=args.timeout) as r:
         return json.load(r)
+
+
+def api_inspect(messages, layer=0):
+    return api_post("/v1/inspect", {"messages": messages, "layer": layer})
 
 
 def api_chat(body):
@@ -95,13 +100,43 @@ def shown_percent(text):
     return 0.0 if text.startswith("<") else float(text) / 100
 
 
-# Records the page's chat requests, and serves a canned stream to the next one when the test
-# sets window.__mock (a list of chunk objects, "PAUSE" to wait for window.__mockRelease(), and
-# "[DONE]"); every other request goes to the server. The real fetch is put back at the end.
+def scroll_to(css):
+    """Scrolls a section of the Inside tab to the top of its pane: in sight, so the page reads it."""
+    section = el(css)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", section)
+    return section
+
+
+def view_done(css):
+    """Waits until a view of the Inside tab has its answer (or an error); returns its data-state."""
+    wait.until(lambda d: el(css).get_attribute("data-state") in ("ready", "error"))
+    return el(css).get_attribute("data-state")
+
+
+def cell_values(css, key="value"):
+    """A map's cells' data-<key> numbers, row by row."""
+    return driver.execute_script(f"return [...document.querySelectorAll('{css} tbody td[data-r]')].map((td) => Number(td.dataset.{key}))")
+
+
+def shot(element, name):
+    element.screenshot(os.path.join(args.out, name))
+    print("screenshot", os.path.join(args.out, name))
+
+
+def visible_js(text):
+    """The page's own rendering of a token's text (· for a space)."""
+    return driver.execute_script("return visible(arguments[0])", text)
+
+
+# Records the page's chat requests (and every request's path, in window.__paths), and serves a
+# canned stream to the next chat request when the test sets window.__mock (a list of chunk
+# objects, "PAUSE" to wait for window.__mockRelease(), and "[DONE]"); every other request goes to
+# the server. The real fetch is put back at the end.
 FETCH_HOOK = """
 if (!window.__realFetch) {
   window.__realFetch = window.fetch;
   window.__sent = [];
+  window.__paths = [];
   const enc = new TextEncoder();
   const canned = (items, signal) => {
     let i = 0;
@@ -125,6 +160,7 @@ if (!window.__realFetch) {
     return new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } });
   };
   window.fetch = async (url, opts) => {
+    window.__paths.push(String(url));
     if (String(url).includes("/v1/chat/completions")) {
       window.__sent.push(JSON.parse(opts.body));
       const items = window.__mock;
@@ -215,6 +251,9 @@ try:
     check("#inside visible after clicking #inside-tab", el("#inside").is_displayed())
     wait.until(lambda d: el("#inside").get_attribute("data-state") in ("ready", "error"))
     check("inspect succeeded", el("#inside").get_attribute("data-state") == "ready", el("#inside-error").text)
+    time.sleep(0.5)                                        # the page hears what is in sight a moment later
+    check("the logit lens waits until scrolled to", el("#lens-view").get_attribute("data-state") == "idle"
+          and el("#attribution-view").get_attribute("data-state") == "idle", el("#lens-view").get_attribute("data-state"))
     wait.until(lambda d: els("#tokens .token") and els("#distribution .bar"))
     chips = els("#tokens .token")
     check("token chips shown", len(chips) > 0, f"{len(chips)} chips; first title: {chips[0].get_attribute('title')}")
@@ -276,6 +315,137 @@ try:
 
     driver.save_screenshot(os.path.join(args.out, "page.png"))
     print("screenshot", os.path.join(args.out, "page.png"))
+
+    # 6b. The logit lens, attribution and patching (the guide "Inside a real model"), at 1280 px:
+    # each read when scrolled to, its numbers those of a direct request, its cells keyboard-usable.
+    driver.set_window_size(1280, 2000)                     # tall: each view fits its pane for a screenshot
+    inspected = driver.execute_script("return state.inspected")
+    lens_view = scroll_to("#lens-view")
+    check("the logit lens is read once in sight", view_done("#lens-view") == "ready", el("#lens-status").text)
+    lens = api_post("/v1/inspect/lens", {"messages": inspected})
+    n_rows, n_cols = len(lens["layers"]), len(lens["positions"])
+    check("lens grid: (layers + 1) × positions cells", len(els("#lens-grid tbody td[data-r]")) == n_rows * n_cols
+          and n_rows == data["layers"] + 1 and len(els("#lens-grid thead th")) == n_cols + 1, f"{n_rows} × {n_cols}")
+    ids, probs = cell_values("#lens-grid", "id"), cell_values("#lens-grid", "p")
+    check("lens output row's top tokens are the model's answers (a direct request)",
+          ids[-n_cols:] == [a["id"] for a in lens["answers"]]
+          and ids == [c["top"][0]["id"] for row in lens["cells"] for c in row]
+          and max(abs(a - c["answer_p"]) for a, c in zip(probs, (c for row in lens["cells"] for c in row))) < 1e-6,
+          " ".join(visible_js(a["text"]) for a in lens["answers"][-4:]))
+    settled_line, last_settled = el("#lens-settled").text, lens["settled"][-1]
+    check("lens says where the answer settles", visible_js(lens["answers"][-1]["text"]) in settled_line
+          and f"layer {last_settled}" in settled_line
+          and [td.text for td in els("#lens-grid tfoot td")] == [str(x) if x is not None else "–" for x in lens["settled"]],
+          settled_line)
+    corner = els("#lens-grid tbody td[data-r]")[-1]
+    ActionChains(driver).move_to_element(corner).perform()
+    wait.until(lambda d: el("#token-tip").is_displayed())
+    top = lens["cells"][-1][-1]["top"]
+    bars = els("#token-tip .tip-bar")
+    check("hovering a lens cell shows its top tokens and probabilities", len(bars) == len(top)
+          and [b.find_element(By.CSS_SELECTOR, ".tok").text for b in bars] == [visible_js(t["text"]) for t in top]
+          and max(abs(shown_percent(b.find_element(By.CSS_SELECTOR, ".pct").text) - t["p"]) for b, t in zip(bars, top)) < 6e-4,
+          el("#token-tip").text.replace("\n", " | ")[:120])
+    shot(lens_view, "inside-lens.png")
+    ActionChains(driver).move_to_element(el("#lens-view h2")).perform()
+    driver.execute_script("arguments[0].focus()", el("#lens-view a.guide"))
+    driver.switch_to.active_element.send_keys(Keys.TAB)   # from the guide link to the map: one Tab stop
+    first = driver.switch_to.active_element
+    on_map = (first.tag_name == "td" and first.get_attribute("data-r") == str(n_rows - 1)
+              and first.get_attribute("data-c") == str(n_cols - 1))
+    first.send_keys(Keys.ARROW_UP)
+    up = driver.switch_to.active_element
+    check("keyboard: Tab reaches the lens grid, ↑ moves a layer up, the popover follows", on_map
+          and up.get_attribute("data-r") == str(n_rows - 2) and up.get_attribute("data-c") == str(n_cols - 1)
+          and el("#token-tip").is_displayed() and f"layer {lens['layers'][-2]}" in el("#token-tip").text,
+          f"{first.tag_name} r={first.get_attribute('data-r')} c={first.get_attribute('data-c')}")
+    up.send_keys(Keys.ESCAPE)
+
+    attribution_view = scroll_to("#attribution-view")
+    check("attribution is read once in sight", view_done("#attribution-view") == "ready", el("#attribution-status").text)
+    parts = api_post("/v1/inspect/attribution", {"messages": inspected})
+    n_layers, n_heads = len(parts["attention"]), len(parts["heads"][0])
+    shown = driver.execute_script("return [...document.querySelectorAll('#attribution-bars td[data-value]')].map((td) => Number(td.dataset.value))")
+    stated = float(el("#attribution-logit").text)
+    check("attribution: the embedding and every bar add up to the stated logit", len(shown) == 1 + 2 * n_layers
+          and abs(sum(shown) - stated) < 1e-3, f"sum {sum(shown):.5f}, logit shown {stated}")
+    expected = [parts["embedding"]] + [x for l in range(n_layers) for x in (parts["attention"][l], parts["feed_forward"][l])]
+    check("attribution bars match a direct request", len(shown) == len(expected) and abs(stated - parts["logit"]) < 1e-4
+          and max(abs(a - b) for a, b in zip(shown, expected)) < 1e-4
+          and visible_js(parts["token"]["text"]) in el("#attribution-sum").text, el("#attribution-sum").text[:100])
+    heads_shown = cell_values("#attribution-heads")
+    check("heads map: layers × heads cells, values of the direct request", len(heads_shown) == n_layers * n_heads == data["layers"] * data["heads"]
+          and max(abs(a - b) for a, b in zip(heads_shown, (v for row in parts["heads"] for v in row))) < 1e-4, f"{n_layers} × {n_heads}")
+    start = els('#attribution-heads td[tabindex="0"]')
+    driver.execute_script("arguments[0].focus()", start[0])
+    start[0].send_keys(Keys.ARROW_RIGHT if start[0].get_attribute("data-c") != str(n_heads - 1) else Keys.ARROW_LEFT)
+    moved = driver.switch_to.active_element
+    check("keyboard: one Tab stop in the heads map, arrows move, popover shows the value", len(start) == 1
+          and moved.get_attribute("data-r") == start[0].get_attribute("data-r") and moved != start[0]
+          and el("#token-tip").is_displayed() and "of the logit" in el("#token-tip").text, el("#token-tip").text.replace("\n", " | "))
+    moved.send_keys(Keys.ESCAPE)
+    shot(attribution_view, "inside-attribution.png")
+    choice = Select(el("#attribution-token"))
+    other = choice.options[1].get_attribute("value")
+    choice.select_by_index(1)
+    wait.until(lambda d: f"(id {other})" in el("#attribution-sum").text and el("#attribution-view").get_attribute("data-state") == "ready")
+    shown = driver.execute_script("return [...document.querySelectorAll('#attribution-bars td[data-value]')].map((td) => Number(td.dataset.value))")
+    check("choosing another token explains that token's logit", abs(sum(shown) - float(el("#attribution-logit").text)) < 1e-3,
+          el("#attribution-sum").text[:80])
+
+    # Patching, with the prompts it comes with; every head and feed-forward block too (once: ~7 s).
+    patch_view = scroll_to("#patch-view")
+    clean, corrupted = el("#patch-clean").get_attribute("value"), el("#patch-corrupted").get_attribute("value")
+    el("#patch-components").click()
+    el("#patch-run").click()
+    check("Run shows that patching is under way", not el("#patch-run").is_enabled() and el("#patch-progress").is_displayed()
+          and el("#patch-status").text.startswith("Patching"), el("#patch-status").text)
+    check("patching succeeded", view_done("#patch-view") == "ready", el("#patch-error").text or el("#patch-status").text)
+    direct = api_post("/v1/inspect/patch", {"prompt": clean, "corrupted_prompt": corrupted})   # the stream only
+    n_tokens = len(direct["tokens"])
+    stream = cell_values("#patch-stream")
+    check("patching map: (layers + 1) × tokens cells", len(stream) == (data["layers"] + 1) * n_tokens,
+          f"{len(stream)} cells, {n_tokens} tokens")
+    check("patching values match a direct request", len(stream) == len(direct["stream"]) * n_tokens
+          and max(abs(a - b) for a, b in zip(stream, (v for row in direct["stream"] for v in row))) < 1e-3)
+    summary = el("#patch-summary").text
+    paris, rome = visible_js(direct["answer"]["text"]), visible_js(direct["corrupted_answer"]["text"])
+    check("the sentence names both answers and the probabilities", (paris, rome) == ("·Paris", "·Rome") and paris in summary
+          and rome in summary and driver.execute_script("return formatPercent(arguments[0])", direct["clean_p"]) in summary, summary)
+    check("the differing position shows both tokens", [th.text for th in els("#patch-stream thead th .corrupted")] == ["·Italy"])
+    check("components map: layers × (heads + feed-forward) cells", len(cell_values("#patch-parts")) == data["layers"] * (data["heads"] + 1)
+          and el("#patch-components-body").is_displayed())
+    driver.execute_script("arguments[0].focus()", el("#patch-run"))
+    driver.switch_to.active_element.send_keys(Keys.TAB)
+    cell = driver.switch_to.active_element
+    ok = cell.tag_name == "td" and el("#patch-stream").get_attribute("id") == cell.find_element(By.XPATH, "./ancestor::table").get_attribute("id")
+    cell.send_keys(Keys.ARROW_DOWN if cell.get_attribute("data-r") != str(data["layers"]) else Keys.ARROW_UP)
+    check("keyboard: Tab from Run reaches the patching map, arrows move", ok and driver.switch_to.active_element != cell
+          and el("#token-tip").is_displayed() and "probability back" in el("#token-tip").text, el("#token-tip").text.replace("\n", " | "))
+    driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+    el("#patch-components").click()                        # later runs without the components: faster
+    shot(scroll_to("#patch-view"), "inside-patching.png")
+    set_field("#patch-corrupted", "The capital city of Italy is")
+    el("#patch-run").click()
+    view_done("#patch-view")
+    error = el("#patch-error")
+    check("prompts of different lengths: the error shows inline", error.is_displayed() and "same number" in error.text
+          and el("#patch-corrupted").get_attribute("aria-invalid") == "true" and not el("#patch-body").is_displayed(), error.text)
+    shot(patch_view, "inside-patching-error.png")
+    set_field("#patch-clean", " ")
+    el("#patch-run").click()
+    check("an empty prompt: the error shows inline", "Type both prompts" in error.text
+          and el("#patch-clean").get_attribute("aria-invalid") == "true", error.text)
+    set_field("#patch-clean", clean)
+    set_field("#patch-corrupted", corrupted)
+
+    # The same views at a phone's width: the wide maps scroll sideways inside the page.
+    driver.set_window_size(420, 2400)
+    for css, name in (("#lens-view", "inside-lens-narrow.png"), ("#attribution-view", "inside-attribution-narrow.png")):
+        shot(scroll_to(css), name)
+    wide = driver.execute_script("const s = document.querySelector('#lens-grid').parentElement; return [s.scrollWidth, s.clientWidth, document.documentElement.scrollWidth, window.innerWidth]")
+    check("narrow: the lens grid scrolls inside its box, the page does not", wide[0] > wide[1] and wide[2] <= wide[3], str(wide))
+    driver.set_window_size(1400, 1000)
 
     # 7. A server error is shown in the chat (max_tokens far beyond any context -> 400).
     el("#settings-tab").click()
@@ -548,6 +718,35 @@ try:
     check("the folded thinking opens on click", block.get_attribute("open") is not None)
     a.screenshot(os.path.join(args.out, "thinking.png"))
     print("screenshot", os.path.join(args.out, "thinking.png"))
+    # 14b. Nothing inside the model is computed while an answer streams (canned, held by PAUSE):
+    # the lens and attribution wait and are read again after it; a patching Run waits too.
+    el("#inside-tab").click()
+    wait.until(lambda d: el("#inside").get_attribute("data-state") in ("ready", "error"))
+    scroll_to("#lens-view")
+    view_done("#lens-view")
+    lens_before = driver.execute_script("return views.lens.key")
+    driver.execute_script("window.__mock = arguments[0]", [
+        chunk({"role": "assistant", "content": ""}), chunk({"content": "Paris"}), "PAUSE",
+        chunk({"content": ", of course."}), chunk({}, finish="stop"), "[DONE]"])
+    n_paths = driver.execute_script("return window.__paths.length")
+    el("#prompt").send_keys("And the capital of France?", Keys.ENTER)
+    wait.until(lambda d: "Paris" in els(".assistant")[-1].text)
+    scroll_to("#patch-view")
+    el("#patch-run").click()
+    waits = el("#patch-status").text
+    scroll_to("#lens-view")
+    time.sleep(1)
+    during = driver.execute_script("return window.__paths.slice(arguments[0])", n_paths)
+    check("no inside view is computed while an answer streams", during == ["/v1/chat/completions"]
+          and waits.startswith("Waits for the chat answer"), f"{during} · {waits}")
+    driver.execute_script("window.__mockRelease()")
+    last_assistant_done(2)
+    wait.until(lambda d: driver.execute_script("return views.lens.key") not in (None, lens_before)
+               and el("#lens-view").get_attribute("data-state") == "ready")
+    check("the lens is read again for the new prompt once the answer ended",
+          "/v1/inspect/lens" in driver.execute_script("return window.__paths.slice(arguments[0])", n_paths))
+    check("the waiting patching Run ran after the answer", view_done("#patch-view") == "ready"
+          and "/v1/inspect/patch" in driver.execute_script("return window.__paths.slice(arguments[0])", n_paths), el("#patch-status").text)
     driver.execute_script("window.fetch = window.__realFetch")   # the page's own fetch again
     el("#new-chat").click()
 

@@ -1,7 +1,7 @@
 import Kernels
 
 extension TransformerLM {
-    /// The gradients of ``forward(tokens:batch:into:cache:streams:logitRows:logits:)`` over all rows
+    /// The gradients of ``forward(tokens:batch:into:cache:streams:logitRows:logits:interventions:)`` over all rows
     /// without a cache, read from what it saved: on entry `saved`'s logits hold ∂L/∂logits (the
     /// cross-entropy leaves them there); the gradients of every parameter accumulate into
     /// `gradients` (zeroed by the caller once per step), from the head down to the embedding.

@@ -302,7 +302,7 @@ public final class JSONSchema: Sendable {
                         return recognizer.read(text) && recognizer.isComplete
                     }
                 })
-            case .number(let integer):
+            case .number:
                 if types.contains(.number(integer: false)) { return node }
                 return types.contains(.number(integer: true)) ? .number(integer: true) : .choice([])
             case .object: return types.contains { if case .object = $0 { true } else { false } } ? node : .choice([])
