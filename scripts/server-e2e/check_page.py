@@ -384,7 +384,14 @@ try:
           and moved.get_attribute("data-r") == start[0].get_attribute("data-r") and moved != start[0]
           and el("#token-tip").is_displayed() and "of the logit" in el("#token-tip").text, el("#token-tip").text.replace("\n", " | "))
     moved.send_keys(Keys.ESCAPE)
-    shot(attribution_view, "inside-attribution.png")
+    widths = "return [...document.querySelectorAll('#attribution-bars .fill')].map((f) => parseFloat(f.style.width))"
+    linear = driver.execute_script(widths)
+    el("#attribution-boost").click()
+    boosted = driver.execute_script(widths)
+    check("boost (√) widens the small bars, the numbers stay", len(boosted) == len(linear)
+          and all(b >= a - 1e-9 for a, b in zip(linear, boosted)) and sum(boosted) > sum(linear)
+          and driver.execute_script("return [...document.querySelectorAll('#attribution-bars td[data-value]')].map((td) => Number(td.dataset.value))") == shown)
+    shot(scroll_to("#attribution-view"), "inside-attribution.png")
     choice = Select(el("#attribution-token"))
     other = choice.options[1].get_attribute("value")
     choice.select_by_index(1)
@@ -423,8 +430,8 @@ try:
     check("keyboard: Tab from Run reaches the patching map, arrows move", ok and driver.switch_to.active_element != cell
           and el("#token-tip").is_displayed() and "probability back" in el("#token-tip").text, el("#token-tip").text.replace("\n", " | "))
     driver.switch_to.active_element.send_keys(Keys.ESCAPE)
-    el("#patch-components").click()                        # later runs without the components: faster
     shot(scroll_to("#patch-view"), "inside-patching.png")
+    el("#patch-components").click()                        # later runs without the components: faster
     set_field("#patch-corrupted", "The capital city of Italy is")
     el("#patch-run").click()
     view_done("#patch-view")

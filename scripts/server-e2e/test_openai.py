@@ -470,11 +470,13 @@ class Suite:
         if self.args.tiny_model:
             # A tiny random model's context (512) holds the template's tool preamble and little else:
             # a one-parameter tool, no budget (what fits), and its whitespace-only tokens banned (a
-            # random model would fill the context with them).
+            # random model would fill the context with them), and its backslashes.
             weather = {"type": "function", "function": {"name": "get_weather", "parameters": {
                 "type": "object", "properties": {"city": {"type": "string", "maxLength": 6}}, "required": ["city"], "additionalProperties": False}}}
             vocab = json.load(open(self.args.tiny_model, encoding="utf-8"))["model"]["vocab"]
-            extra = {"logit_bias": {str(i): -100 for piece, i in vocab.items() if piece and all(ch in "ĠĊĉč" for ch in piece)}}
+            # Escapes too: valid in keys and strings, but a random model spells whole keys with them.
+            extra = {"logit_bias": {str(i): -100 for piece, i in vocab.items()
+                                    if piece and (all(ch in "ĠĊĉč" for ch in piece) or "\\" in piece)}}
         messages = [{"role": "user", "content": "What is the weather in Paris?"}]
         r = self.client.chat.completions.create(model=self.model, messages=messages, tools=[weather], tool_choice="required",
                                                 temperature=0, **extra)
