@@ -4,16 +4,19 @@ import Foundation
 /// along the top, one cell per (query, key) pair, darker for more weight. Positions a query
 /// cannot see (above the diagonal) are drawn pale grey.
 public enum AttentionMap {
-    /// weights: one `[T, T]` row-major matrix per panel; labels: T token labels; titles: one per panel.
-    public static func svg(weights: [[Float]], labels: [String], titles: [String], caption: String) -> String {
+    /// weights: one `[T, T]` row-major matrix per panel; labels: T token labels (all empty: none
+    /// drawn, small panels); titles: one per panel; columns: panels a row (default: a square grid).
+    public static func svg(weights: [[Float]], labels: [String], titles: [String], caption: String, columns wanted: Int? = nil) -> String {
         let t = labels.count
         precondition(weights.count == titles.count && weights.allSatisfy { $0.count == t * t }, "AttentionMap: weights must be [T, T] per panel")
-        let columns = Int(Double(weights.count).squareRoot().rounded(.up))
+        let columns = wanted ?? Int(Double(weights.count).squareRoot().rounded(.up))
         let rows = (weights.count + columns - 1) / columns
-        let cell = max(3.0, min(22.0, 480.0 / Double(max(t, 1))))
-        let labelSpace = t <= 96 ? 90.0 : 0.0, margin = 16.0, titleHeight = 20.0
-        let panel = labelSpace + cell * Double(t) + margin
-        let width = Double(columns) * panel + margin, height = 40 + Double(rows) * (panel + titleHeight)
+        let thumbnails = labels.allSatisfy(\.isEmpty)
+        let cell = thumbnails ? max(1.5, min(8.0, 120.0 / Double(max(t, 1)))) : max(3.0, min(22.0, 480.0 / Double(max(t, 1))))
+        let labelSpace = t <= 96 && !thumbnails ? 90.0 : 0.0, margin = 16.0, titleHeight = 20.0
+        // A thumbnail's panel is still as wide as its title (the head's statistics).
+        let panel = labelSpace + cell * Double(t) + margin, panelWidth = max(panel, thumbnails ? 150 : 0)
+        let width = Double(columns) * panelWidth + margin, height = 40 + Double(rows) * (panel + titleHeight)
         let showLabels = labelSpace > 0, tooltips = t <= 64
         func number(_ value: Double) -> String { String(format: "%.1f", value) }
         var svg = """
@@ -23,10 +26,10 @@ public enum AttentionMap {
 
         """
         for (index, matrix) in weights.enumerated() {
-            let originX = margin + Double(index % columns) * panel
+            let originX = margin + Double(index % columns) * panelWidth
             let originY = 40 + Double(index / columns) * (panel + titleHeight)
             let gridX = originX + labelSpace, gridY = originY + titleHeight + labelSpace
-            svg += "<g class=\"panel\"><text x=\"\(number(gridX))\" y=\"\(number(originY + 14))\" font-size=\"12\">\(LossPlot.escaped(titles[index]))</text>\n"
+            svg += "<g class=\"panel\"><text x=\"\(number(gridX))\" y=\"\(number(originY + 14))\" font-size=\"\(thumbnails ? 10 : 12)\">\(LossPlot.escaped(titles[index]))</text>\n"
             if showLabels {
                 for (position, label) in labels.enumerated() {
                     svg += "<text x=\"\(number(gridX - 3))\" y=\"\(number(gridY + Double(position) * cell + cell * 0.75))\" text-anchor=\"end\">\(LossPlot.escaped(label))</text>"

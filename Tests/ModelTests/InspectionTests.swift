@@ -186,3 +186,23 @@ final class InspectionTests: XCTestCase {
         XCTAssertThrowsError(try InspectedForward(model, tokens: [])) { XCTAssertTrue("\($0)".contains("positive")) }
     }
 }
+
+/// The two numbers of a head's attention, on weights whose answers are known.
+final class AttentionStatisticsTests: XCTestCase {
+    func testPreviousTokenFirstTokenAndEvenHeads() {
+        let t = 4
+        var previous = [Float](repeating: 0, count: t * t), first = previous, even = previous
+        for q in 0..<t {
+            previous[q * t + max(0, q - 1)] = 1
+            first[q * t] = 1
+            for k in 0...q { even[q * t + k] = 1 / Float(q + 1) }
+        }
+        XCTAssertEqual(AttentionStatistics(weights: previous, length: t), AttentionStatistics(weights: previous, length: t))
+        XCTAssertEqual(AttentionStatistics(weights: previous, length: t).entropy, 0)
+        XCTAssertEqual(AttentionStatistics(weights: previous, length: t).meanDistance, 3.0 / 4, accuracy: 1e-12)  // 0, 1, 1, 1
+        XCTAssertEqual(AttentionStatistics(weights: first, length: t).meanDistance, 6.0 / 4, accuracy: 1e-12)  // 0, 1, 2, 3
+        // Even over q + 1 keys: log₂(q + 1) bits, q / 2 back.
+        XCTAssertEqual(AttentionStatistics(weights: even, length: t).entropy, (0 + 1 + log2(3.0) + 2) / 4, accuracy: 1e-6)
+        XCTAssertEqual(AttentionStatistics(weights: even, length: t).meanDistance, (0 + 0.5 + 1 + 1.5) / 4, accuracy: 1e-6)
+    }
+}
