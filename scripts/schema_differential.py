@@ -846,44 +846,42 @@ def mutate_text(rng, text):
     return rng.choice(["", " ", "{", "[", '"', "}", "tru", "nul"]), "empty"
 
 
-def number_spans(text):
-    """(start, end) of each number outside strings in JSON-like text."""
-    spans, index, inside = [], 0, False
+def positions(text):
+    """Each offset of JSON-like text with where it stands: "outside" a string, an "opening" quote,
+    a plain character "inside" a string, or part of an escape or a closing quote ("other")."""
+    index, inside = 0, False
     while index < len(text):
         ch = text[index]
-        if inside:
-            if ch == "\\":
-                index += 1
-            elif ch == '"':
-                inside = False
+        if not inside:
+            inside = ch == '"'
+            yield index, "opening" if inside else "outside"
+        elif ch == "\\":
+            yield index, "other"
+            index += 1
         elif ch == '"':
-            inside = True
-        elif ch in "-0123456789":
-            start = index
-            while index + 1 < len(text) and text[index + 1] in "+-0123456789.eE":
-                index += 1
-            spans.append((start, index + 1))
+            inside = False
+            yield index, "other"
+        else:
+            yield index, "inside"
         index += 1
+
+
+def number_spans(text):
+    """(start, end) of each number outside strings in JSON-like text."""
+    spans = []
+    for index, where in positions(text):
+        if where != "outside":
+            continue
+        if spans and spans[-1][1] == index and text[index] in "+-0123456789.eE":
+            spans[-1] = (spans[-1][0], index + 1)
+        elif text[index] in "-0123456789":
+            spans.append((index, index + 1))
     return spans
 
 
 def string_insides(text):
     """Offsets just after an opening quote or a plain character inside a string."""
-    spots, index, inside = [], 0, False
-    while index < len(text):
-        ch = text[index]
-        if inside:
-            if ch == "\\":
-                index += 1
-            elif ch == '"':
-                inside = False
-            else:
-                spots.append(index)
-        elif ch == '"':
-            inside = True
-            spots.append(index + 1)
-        index += 1
-    return spots
+    return [index + 1 if where == "opening" else index for index, where in positions(text) if where in ("opening", "inside")]
 
 
 def restricted_probe(rng, node, writer):

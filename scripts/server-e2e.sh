@@ -22,15 +22,21 @@ swift build -c release --product lm-serve
 out=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$out"' EXIT
 
+# Waits (up to a minute) until the server whose pid is $1 logs to $2 that it listens, and prints
+# its address; if it exits first, its log is shown and the script fails.
+wait_until_listening() {
+  for _ in $(seq 1 600); do
+    grep -q "listening on" "$2" && break
+    kill -0 "$1" 2>/dev/null || { cat "$2" >&2; exit 1; }
+    sleep 0.1
+  done
+  grep -o 'http://127.0.0.1:[0-9]*' "$2" | head -1
+}
+
 key="e2e-$RANDOM$RANDOM"
 .build/release/lm-serve --model "$model" --port 0 --api-key "$key" --parallel 8 --context 4096 2> "$out/server.log" &
 server=$!
-for _ in $(seq 1 600); do
-  grep -q "listening on" "$out/server.log" && break
-  kill -0 $server 2>/dev/null || { cat "$out/server.log" >&2; exit 1; }
-  sleep 0.1
-done
-url=$(grep -o 'http://127.0.0.1:[0-9]*' "$out/server.log" | head -1)
+url=$(wait_until_listening $server "$out/server.log") || exit 1
 id=$(sed -n 's/.*(model \([^,]*\),.*/\1/p' "$out/server.log" | head -1)
 echo "server-e2e: $url, model $id" >&2
 
@@ -50,12 +56,7 @@ qwen=../shared/data/qwen3-tiny
 if [ -d "$qwen" ]; then
   .build/release/lm-serve --model "$qwen" --port 0 --parallel 2 --context 512 2> "$out/qwen.log" &
   qwen_server=$!
-  for _ in $(seq 1 600); do
-    grep -q "listening on" "$out/qwen.log" && break
-    kill -0 $qwen_server 2>/dev/null || { cat "$out/qwen.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  qwen_url=$(grep -o 'http://127.0.0.1:[0-9]*' "$out/qwen.log" | head -1)
+  qwen_url=$(wait_until_listening $qwen_server "$out/qwen.log") || exit 1
   "$venv/bin/python" scripts/server-e2e/test_openai.py --base-url "$qwen_url" --model qwen3-tiny --tests tools \
     --tiny-model "$qwen/tokenizer.json" || { kill $qwen_server; exit 1; }
   kill -TERM $qwen_server

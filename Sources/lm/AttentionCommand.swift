@@ -21,10 +21,8 @@ struct AttentionCommand: ParsableCommand, ComputesWithBLAS {
     @OptionGroup var threading: ThreadOptions
 
     func run() throws {
-        try OutputOverInput.refuse(files: [NamedPath("--output", output)],
-                                   inputs: [NamedPath("--model", input.model), NamedPath("--tokenizer", input.tokenizer)])
         threading.apply()
-        let (model, ids, labels) = try input.load()
+        let (model, ids, labels) = try input.load(writing: output)
         let c = model.config
         guard (0..<c.numLayers).contains(layer) else { throw ValidationError("--layer \(layer) does not exist (layers 0..<\(c.numLayers))") }
         if let head, !(0..<c.numHeads).contains(head) { throw ValidationError("--head \(head) does not exist (heads 0..<\(c.numHeads))") }

@@ -25,13 +25,9 @@ struct AttributeCommand: ParsableCommand, ComputesWithBLAS {
     @OptionGroup var threading: ThreadOptions
 
     func run() throws {
-        if let output {
-            try OutputOverInput.refuse(files: [NamedPath("--output", output)],
-                                       inputs: [NamedPath("--model", input.model), NamedPath("--tokenizer", input.tokenizer)])
-        }
         guard answer == nil || answerId == nil else { throw ValidationError("give at most one of --answer and --answer-id") }
         threading.apply()
-        let (loaded, ids) = try input.open()
+        let (loaded, ids) = try input.open(writing: output)
         let config = loaded.model.config
         let run = try InspectedForward(loaded.model, tokens: ids)
         let position = position ?? ids.count - 1

@@ -24,15 +24,18 @@ struct InspectionInput: ParsableArguments {
     }
 
     /// The model, the ids and their labels; errors name what is missing or out of range.
-    func load() throws -> (model: TransformerLM, ids: [Int32], labels: [String]) {
-        let loaded = try LoadedForInspection(model: model, tokenizer: tokenizer)
-        let ids = try tokens.map(Self.ids) ?? loaded.ids(prompt ?? "", option: "--prompt")
-        try loaded.check(ids, option: tokens == nil ? "--prompt" : "--tokens")
+    func load(writing output: String? = nil) throws -> (model: TransformerLM, ids: [Int32], labels: [String]) {
+        let (loaded, ids) = try open(writing: output)
         return (loaded.model, ids, ids.map(loaded.label))
     }
 
-    /// The same, with the tokenizer kept for naming tokens.
-    func open() throws -> (loaded: LoadedForInspection, ids: [Int32]) {
+    /// The same, with the tokenizer kept for naming tokens. An `--output` to be written is refused
+    /// first if it names the model or the tokenizer.
+    func open(writing output: String? = nil) throws -> (loaded: LoadedForInspection, ids: [Int32]) {
+        if let output {
+            try OutputOverInput.refuse(files: [NamedPath("--output", output)],
+                                       inputs: [NamedPath("--model", model), NamedPath("--tokenizer", tokenizer)])
+        }
         let loaded = try LoadedForInspection(model: model, tokenizer: tokenizer)
         let ids = try tokens.map(Self.ids) ?? loaded.ids(prompt ?? "", option: "--prompt")
         try loaded.check(ids, option: tokens == nil ? "--prompt" : "--tokens")

@@ -24,12 +24,8 @@ struct LensCommand: ParsableCommand, ComputesWithBLAS {
     @OptionGroup var threading: ThreadOptions
 
     func run() throws {
-        if let output {
-            try OutputOverInput.refuse(files: [NamedPath("--output", output)],
-                                       inputs: [NamedPath("--model", input.model), NamedPath("--tokenizer", input.tokenizer)])
-        }
         threading.apply()
-        let (loaded, ids) = try input.open()
+        let (loaded, ids) = try input.open(writing: output)
         let config = loaded.model.config
         let layerList = try layers.map { try IndexList.parse($0, option: "--layers", range: 0...config.numLayers) }
         let positionList: [Int]? = switch positions {

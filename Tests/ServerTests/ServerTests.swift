@@ -91,6 +91,22 @@ final class ServerTests: TemporaryDirectoryTestCase {
         return (status, (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? ["raw": String(decoding: body, as: UTF8.self)])
     }
 
+    /// Batch invariance: `requests` made one by one, then all at once (joining running batches),
+    /// get the same answers.
+    func assertAnswersTogetherEqualAlone(_ server: Server, _ path: String, _ requests: [[String: Any]], headers: [String: String] = [:],
+                                         file: StaticString = #filePath, line: UInt = #line) throws {
+        let alone = try requests.map { try XCTUnwrap(content(try post(server, path, $0, headers: headers).json)) }
+        let together = UnsafeMutableBufferPointer<String>.allocate(capacity: requests.count)
+        together.initialize(repeating: "")
+        defer { together.deallocate() }
+        nonisolated(unsafe) let shared = (test: self, server: server, requests: requests, answers: together)
+        DispatchQueue.concurrentPerform(iterations: requests.count) { index in
+            let (test, server, requests, answers) = shared
+            answers[index] = (try? test.post(server, path, requests[index], headers: headers)).flatMap { test.content($0.json) } ?? "(failed)"
+        }
+        XCTAssertEqual(Array(together), alone, "answers in a batch = answers alone (\(path))", file: file, line: line)
+    }
+
     func content(_ json: [String: Any]) -> String? {
         let choice = (json["choices"] as? [[String: Any]])?.first
         return (choice?["message"] as? [String: Any])?["content"] as? String ?? choice?["text"] as? String
@@ -164,16 +180,7 @@ final class ServerTests: TemporaryDirectoryTestCase {
             ["prompt": "Once upon a time \(index)", "max_tokens": 6 + 3 * index, "temperature": index % 2 == 0 ? 0 : 0.9,
              "top_p": 0.95, "seed": index]
         }
-        let alone = try requests.map { try XCTUnwrap(content(try post(server, "/v1/completions", $0, headers: key).json)) }
-        let together = UnsafeMutableBufferPointer<String>.allocate(capacity: requests.count)
-        together.initialize(repeating: "")
-        defer { together.deallocate() }
-        nonisolated(unsafe) let shared = (test: self, server: server, requests: requests, answers: together)
-        DispatchQueue.concurrentPerform(iterations: requests.count) { index in
-            let (test, server, requests, answers) = shared
-            answers[index] = (try? test.post(server, "/v1/completions", requests[index], headers: key)).flatMap { test.content($0.json) } ?? "(failed)"
-        }
-        XCTAssertEqual(Array(together), alone, "answers in a batch = answers alone")
+        try assertAnswersTogetherEqualAlone(server, "/v1/completions", requests, headers: key)
 
         // Stop strings: the answer ends before the stop string, which never shows.
         let long = try XCTUnwrap(content(try post(server, "/v1/completions", ["prompt": "Hello", "max_tokens": 30, "temperature": 0], headers: key).json))
@@ -364,16 +371,7 @@ final class ServerTests: TemporaryDirectoryTestCase {
             ["messages": [["role": "user", "content": "Hello \(seed)"]], "max_tokens": 60, "temperature": 0.8, "seed": seed, "logit_bias": spaces,
              "response_format": ["type": "json_schema", "json_schema": ["name": "thing", "schema": schema, "strict": true]]]
         }
-        let alone = try requests.map { try XCTUnwrap(content(try post(server, "/v1/chat/completions", $0).json)) }
-        let together = UnsafeMutableBufferPointer<String>.allocate(capacity: requests.count)
-        together.initialize(repeating: "")
-        defer { together.deallocate() }
-        nonisolated(unsafe) let shared = (test: self, server: server, requests: requests, answers: together)
-        DispatchQueue.concurrentPerform(iterations: requests.count) { index in
-            let (test, server, requests, answers) = shared
-            answers[index] = (try? test.post(server, "/v1/chat/completions", requests[index])).flatMap { test.content($0.json) } ?? "(failed)"
-        }
-        XCTAssertEqual(Array(together), alone, "constrained answers in a batch = answers alone")
+        try assertAnswersTogetherEqualAlone(server, "/v1/chat/completions", requests)
         let anyObject = try post(server, "/v1/completions", ["prompt": "Hello", "max_tokens": 40, "temperature": 0, "logit_bias": spaces,
                                                              "response_format": ["type": "json_object"]]).json
         if finishReason(anyObject) == "stop", let answer = content(anyObject) {
