@@ -18,6 +18,8 @@ public struct BatchInvariantWeight: LinearWeight {
     public var inFeatures: Int { base.inFeatures }
     public var dense: MatrixView? { base.dense }
 
+    public func backward(dy: MatrixView, x: MatrixView, dx: MatrixView?) { base.backward(dy: dy, x: x, dx: dx) }
+
     public func multiply(_ x: MatrixView, into y: MatrixView, accumulate: Bool) {
         guard x.rows > 0 else { return }
         switch base {
@@ -25,6 +27,10 @@ public struct BatchInvariantWeight: LinearWeight {
             matrix.multiplyBatchInvariant(x, into: y, accumulate: accumulate)
         case let stacked as StackedWeights:
             stacked.multiplyBatchInvariant(x, into: y, accumulate: accumulate)
+        case let adapted as LoRAWeight:
+            // The base batch-invariantly, then each row's adapter product alone.
+            BatchInvariantWeight(adapted.base).multiply(x, into: y, accumulate: accumulate)
+            for row in 0..<x.rows { adapted.addAdapterProduct(x.rows(row..<(row + 1)), into: y.rows(row..<(row + 1))) }
         default:
             for row in 0..<x.rows { base.multiply(x.rows(row..<(row + 1)), into: y.rows(row..<(row + 1)), accumulate: accumulate) }
         }

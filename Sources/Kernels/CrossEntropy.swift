@@ -4,8 +4,12 @@ import Foundation
 /// its gradient fused and written in place of the logits, so that no second `[rows, vocab]`
 /// buffer exists.
 public enum CrossEntropy {
-    /// logits: [rows, vocab], targets: [rows] (each in 0..<vocab) → losses: [rows], each
-    /// `logsumexp(logits[r]) − logits[r, targets[r]]`; returns their mean (accumulated in Double).
+    /// A target that takes no part in the loss (a prompt's token when only answers are learned).
+    public static let ignored: Int32 = -1
+
+    /// logits: [rows, vocab], targets: [rows] (each in 0..<vocab, or ``ignored``) → losses: [rows],
+    /// each `logsumexp(logits[r]) − logits[r, targets[r]]` (0 where ignored); returns their mean
+    /// over the rows not ignored (accumulated in Double; 0 when every row is).
     public static func forward(
         logits: MatrixView, targets: UnsafeBufferPointer<Int32>, losses: UnsafeMutableBufferPointer<Float>
     ) -> Double {
@@ -15,15 +19,16 @@ public enum CrossEntropy {
         Threading.parallelRanges(logits.rows, costPerItem: 20 * vocab) { range in
             for row in range {
                 let xr = logits.pointer(row: row)
-                l[row] = logSumExp(xr, vocab) - xr[Int(t[row])]
+                l[row] = t[row] == ignored ? 0 : logSumExp(xr, vocab) - xr[Int(t[row])]
             }
         }
-        return mean(losses)
+        return mean(losses, targets: targets)
     }
 
     /// The same losses, and `logits` overwritten by the gradient of `gradientScale · Σ losses`:
     /// `gradientScale · (softmax(logits[r]) − onehot(targets[r]))`. With `gradientScale = 1 / rows`
-    /// that is the gradient of the mean loss. Returns the mean loss.
+    /// that is the gradient of the mean loss. An ``ignored`` row's gradient is 0. Returns the mean
+    /// loss over the rows not ignored.
     public static func forwardBackward(
         logits: MatrixView, targets: UnsafeBufferPointer<Int32>, losses: UnsafeMutableBufferPointer<Float>,
         gradientScale: Float
@@ -34,6 +39,11 @@ public enum CrossEntropy {
         Threading.parallelRanges(logits.rows, costPerItem: 30 * vocab) { range in
             for row in range {
                 let xr = logits.pointer(row: row), target = Int(t[row])
+                if t[row] == ignored {
+                    l[row] = 0
+                    xr.update(repeating: 0, count: vocab)
+                    continue
+                }
                 let lse = logSumExp(xr, vocab)
                 l[row] = lse - xr[target]
                 // softmax = exp(x − lse), scaled, in one pass.
@@ -47,7 +57,12 @@ public enum CrossEntropy {
                 xr[target] -= gradientScale
             }
         }
-        return mean(losses)
+        return mean(losses, targets: targets)
+    }
+
+    /// Rows whose target counts (not ``ignored``).
+    public static func countedRows(_ targets: UnsafeBufferPointer<Int32>) -> Int {
+        targets.reduce(0) { $0 + ($1 == ignored ? 0 : 1) }
     }
 
     /// log Σ exp(x[i]) over `count` values: the maximum, then the shifted exponentials' sum.
@@ -66,10 +81,11 @@ public enum CrossEntropy {
         return maximum + Foundation.log(total)
     }
 
-    private static func mean(_ losses: UnsafeMutableBufferPointer<Float>) -> Double {
+    private static func mean(_ losses: UnsafeMutableBufferPointer<Float>, targets: UnsafeBufferPointer<Int32>) -> Double {
         var sum = 0.0
         for loss in losses { sum += Double(loss) }
-        return sum / Double(losses.count)
+        let counted = countedRows(targets)
+        return counted == 0 ? 0 : sum / Double(counted)
     }
 
     private static func requireShapes(_ logits: MatrixView, _ targets: UnsafeBufferPointer<Int32>,
@@ -78,7 +94,7 @@ public enum CrossEntropy {
         requireShape(targets, [rows], kernel, "targets")
         requireShape(losses, [rows], kernel, "losses")
         for (row, target) in targets.enumerated() {
-            precondition(target >= 0 && Int(target) < vocab, "\(kernel): target \(target) at row \(row) is outside 0..<\(vocab)")
+            precondition(target == ignored || (target >= 0 && Int(target) < vocab), "\(kernel): target \(target) at row \(row) is outside 0..<\(vocab)")
         }
     }
 }

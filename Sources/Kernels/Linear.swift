@@ -11,22 +11,22 @@ public enum Linear {
         weight.multiply(x, into: y, accumulate: accumulate)
     }
 
-    /// dy: [rows, out], x: [rows, in], weight: [out, in] (Float32) → dx += dy · W, dWeight += dyᵀ · x.
+    /// dy: [rows, out], x: [rows, in], weight: [out, in] → dx += dy · W, dWeight += dyᵀ · x.
     ///
-    /// Both gradients accumulate (beta = 1), so the caller zeroes them once per step. A weight
-    /// without Float32 rows (quantized) cannot be trained: a programming error here.
-    public static func backward(dy: MatrixView, x: MatrixView, weight: some LinearWeight, dx: MatrixView?, dWeight: MatrixView) {
-        guard let w = weight.dense else { preconditionFailure("Linear.backward: the weight has no Float32 rows (it is quantized)") }
+    /// Both gradients accumulate (beta = 1), so the caller zeroes them once per step. `dWeight`
+    /// nil: the weight is frozen (any ``LinearWeight``: a quantized base under LoRA adapters,
+    /// which train through ``LinearWeight/backward(dy:x:dx:)``); given, the weight must have
+    /// Float32 rows (a programming error otherwise).
+    public static func backward(dy: MatrixView, x: MatrixView, weight: some LinearWeight, dx: MatrixView?, dWeight: MatrixView?) {
         let rows = dy.rows
-        requireShape(dy, rows, w.rows, "Linear.backward", "dy")
-        requireShape(x, rows, w.columns, "Linear.backward", "x")
-        requireShape(dWeight, like: w, "Linear.backward", "dWeight")
+        requireShape(dy, rows, weight.outFeatures, "Linear.backward", "dy")
+        requireShape(x, rows, weight.inFeatures, "Linear.backward", "x")
+        if let dx { requireShape(dx, rows, weight.inFeatures, "Linear.backward", "dx") }
         guard rows > 0 else { return }
-        if let dx {
-            requireShape(dx, rows, w.columns, "Linear.backward", "dx")
-            sgemm(transposeA: false, transposeB: false, m: rows, n: w.columns, k: w.rows,
-                  a: dy.base, lda: dy.rowStride, b: w.base, ldb: w.rowStride, beta: 1, c: dx.base, ldc: dx.rowStride)
-        }
+        weight.backward(dy: dy, x: x, dx: dx)
+        guard let dWeight else { return }
+        guard let w = weight.dense else { preconditionFailure("Linear.backward: the weight has no Float32 rows (it is quantized) to train") }
+        requireShape(dWeight, like: w, "Linear.backward", "dWeight")
         sgemm(transposeA: true, transposeB: false, m: w.rows, n: w.columns, k: rows,
               a: dy.base, lda: dy.rowStride, b: x.base, ldb: x.rowStride, beta: 1, c: dWeight.base, ldc: dWeight.rowStride)
     }

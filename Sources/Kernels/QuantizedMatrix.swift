@@ -105,15 +105,35 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
         var start = 0
         while start < rows {
             let count = min(Self.tileRows, rows - start)
-            let (format, blocks, rowBytes, columns, out) = (format.rawValue, blocks, rowBytes, columns, tile)
-            Threading.parallelRanges(count, costPerItem: 4 * columns) { range in
-                lm_quantized_dequantize_rows(format, blocks + (start + range.lowerBound) * rowBytes, rowBytes,
-                                             out + range.lowerBound * columns, columns, 0, range.count, columns)
-            }
+            decodeRows(start..<(start + count), into: tile)
             sgemm(transposeA: false, transposeB: true, m: x.rows, n: count, k: columns,
                   a: x.base, lda: x.rowStride, b: tile, ldb: columns,
                   beta: accumulate ? 1 : 0, c: y.base + start, ldc: y.rowStride)
             start += count
+        }
+    }
+
+    /// dx += dy · W with W decoded a tile of rows at a time (the input's gradient through a frozen
+    /// quantized weight: QLoRA), each tile one GEMM: dx += dy[:, tile] · W[tile].
+    public func backward(dy: MatrixView, x: MatrixView, dx: MatrixView?) {
+        guard let dx, dy.rows > 0 else { return }
+        let tile = scratch.pointer(count: min(Self.tileRows, rows) * columns)
+        var start = 0
+        while start < rows {
+            let count = min(Self.tileRows, rows - start)
+            decodeRows(start..<(start + count), into: tile)
+            sgemm(transposeA: false, transposeB: false, m: dy.rows, n: columns, k: count,
+                  a: dy.base + start, lda: dy.rowStride, b: tile, ldb: columns, beta: 1, c: dx.base, ldc: dx.rowStride)
+            start += count
+        }
+    }
+
+    /// Rows `range` decoded to Float32 into `out` ([range.count, columns]), split over the threads.
+    private func decodeRows(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        let (format, blocks, rowBytes, columns, start) = (format.rawValue, blocks, rowBytes, columns, range.lowerBound)
+        Threading.parallelRanges(range.count, costPerItem: 4 * columns) { part in
+            lm_quantized_dequantize_rows(format, blocks + (start + part.lowerBound) * rowBytes, rowBytes,
+                                         out + part.lowerBound * columns, columns, 0, part.count, columns)
         }
     }
 

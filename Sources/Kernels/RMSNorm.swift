@@ -28,19 +28,20 @@ public enum RMSNorm {
         }
     }
 
-    /// dy, x: [rows, dim], weight: [dim], rstd: [rows] (from forward) → dx += ∂L/∂x, dWeight += ∂L/∂w.
+    /// dy, x: [rows, dim], weight: [dim], rstd: [rows] (from forward) → dx += ∂L/∂x, dWeight += ∂L/∂w
+    /// (nil: a frozen gain).
     public static func backward(
         dy: MatrixView, x: MatrixView, weight: UnsafeMutableBufferPointer<Float>, rstd: UnsafeMutableBufferPointer<Float>,
-        dx: MatrixView, dWeight: UnsafeMutableBufferPointer<Float>
+        dx: MatrixView, dWeight: UnsafeMutableBufferPointer<Float>?
     ) {
         let (rows, dim) = (x.rows, x.columns)
         requireShape(dy, like: x, "RMSNorm.backward", "dy")
         requireShape(weight, [dim], "RMSNorm.backward", "weight")
         requireShape(rstd, [rows], "RMSNorm.backward", "rstd")
         requireShape(dx, like: x, "RMSNorm.backward", "dx")
-        requireShape(dWeight, [dim], "RMSNorm.backward", "dWeight")
+        if let dWeight { requireShape(dWeight, [dim], "RMSNorm.backward", "dWeight") }
         guard rows > 0 else { return }
-        let w = weight.baseAddress!, rstd = rstd.baseAddress!, dw = dWeight.baseAddress!
+        let w = weight.baseAddress!, rstd = rstd.baseAddress!
         Threading.parallelRanges(rows, costPerItem: 6 * dim) { range in
             for row in range {
                 let dyr = dy.pointer(row: row), xr = x.pointer(row: row), dxr = dx.pointer(row: row)
@@ -52,6 +53,7 @@ public enum RMSNorm {
                 for i in 0..<dim { dxr[i] += r * w[i] * dyr[i] - xr[i] * scale }
             }
         }
+        guard let dw = dWeight?.baseAddress else { return }
         // The weight gradient sums over rows; one writer per column keeps it race-free.
         Threading.parallelRanges(dim, costPerItem: 2 * rows) { columns in
             for row in 0..<rows {

@@ -28,6 +28,15 @@ public struct StackedWeights: LinearWeight {
     /// nil: the parts are not one Float32 block (training needs a dense model).
     public var dense: MatrixView? { nil }
 
+    /// Each part's backward on its columns of `dy`.
+    public func backward(dy: MatrixView, x: MatrixView, dx: MatrixView?) {
+        var start = 0
+        for part in parts {
+            part.backward(dy: dy.columns(start..<(start + part.outFeatures)), x: x, dx: dx)
+            start += part.outFeatures
+        }
+    }
+
     public func multiply(_ x: MatrixView, into y: MatrixView, accumulate: Bool) {
         if x.rows == 1 && !accumulate, let blocks = quantizedParts {
             // A decode step: one dispatch over the rows of all the parts (a thread's range may

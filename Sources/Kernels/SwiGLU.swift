@@ -45,14 +45,15 @@ public enum SwiGLU {
     ///
     /// dy: [rows, dim]; x: [rows, dim]; gateUp: [rows, 2·hidden] and gated: [rows, hidden] as saved
     /// by the forward; dGated: [rows, hidden] and dGateUp: [rows, 2·hidden] workspaces. Accumulates
-    /// into dx: [rows, dim], dGateUpWeight: [2·hidden, dim] (w1 over w3) and dDownWeight: [dim, hidden].
+    /// into dx: [rows, dim], dGateUpWeight: [2·hidden, dim] (w1 over w3) and dDownWeight: [dim, hidden]
+    /// (nil: frozen weights).
     ///
     /// With a = w1·x, b = w3·x and g = act(a) ⊙ b: dG = dy·W2, da = dG ⊙ b ⊙ act'(a),
     /// db = dG ⊙ act(a), then the fused linear's backward for [da | db].
     public static func backward(
         dy: MatrixView, x: MatrixView, gateUpWeight: some LinearWeight, downWeight: some LinearWeight,
         gateUp: MatrixView, gated: MatrixView, dGated: MatrixView, dGateUp: MatrixView,
-        dx: MatrixView, dGateUpWeight: MatrixView, dDownWeight: MatrixView, activation: GatedActivation = .silu
+        dx: MatrixView, dGateUpWeight: MatrixView?, dDownWeight: MatrixView?, activation: GatedActivation = .silu
     ) {
         let (rows, hidden) = (gated.rows, gated.columns)
         requireShape(gateUp, rows, 2 * hidden, "SwiGLU.backward", "gateUp")

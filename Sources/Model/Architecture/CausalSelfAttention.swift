@@ -151,7 +151,9 @@ public enum CausalSelfAttention {
     /// dy: [B·T, C]; x, qkv, saved, context as the forward saved them. Workspaces, overwritten:
     /// dContext: [B·T, C], dQKV: [B·T, qkvWidth], scratch: [B·H·T, T] for the standard kernel
     /// (the memory-efficient one uses `saved`'s workspace; scratch is then not read). Accumulates
-    /// into dx: [B·T, C], dQKVWeight: [(H + 2·Hkv)·d, C] and dOutputWeight: [C, C].
+    /// into dx: [B·T, C], dQKVWeight: [(H + 2·Hkv)·d, C] and dOutputWeight: [C, C] (nil: frozen
+    /// weights, as under LoRA adapters; the gains' and biases' gradients in `dVariant` are then
+    /// nil too, and skipped).
     ///
     /// Output projection's backward → attention's backward into the fused dQ | dK | dV → RoPE's
     /// backward on dQ and dK → the QK-norm's backward (its gains' gradients into `dVariant`) →
@@ -160,7 +162,7 @@ public enum CausalSelfAttention {
         dy: MatrixView, x: MatrixView, qkvWeight: some LinearWeight, outputWeight: some LinearWeight, rope: RotaryPositions?,
         qkv: MatrixView, saved: AttentionMemory, context: MatrixView,
         dContext: MatrixView, dQKV: MatrixView, scratch: MatrixView,
-        dx: MatrixView, dQKVWeight: MatrixView, dOutputWeight: MatrixView, dims: AttentionDims,
+        dx: MatrixView, dQKVWeight: MatrixView?, dOutputWeight: MatrixView?, dims: AttentionDims,
         variant: AttentionVariant = AttentionVariant(), qkNorm: QKNormMemory? = nil, dVariant: AttentionVariant = AttentionVariant(),
         dQKRaw: MatrixView? = nil
     ) {
@@ -187,9 +189,8 @@ public enum CausalSelfAttention {
             RoPE.backward(dK, rope)
         }
         if let queryNorm = variant.queryNorm, let keyNorm = variant.keyNorm {
-            guard let memory = qkNorm, let raw = memory.raw, let dRaw = dQKRaw,
-                  let dQueryNorm = dVariant.queryNorm, let dKeyNorm = dVariant.keyNorm else {
-                preconditionFailure("CausalSelfAttention.backward: QK-norm needs the saved q | k, its workspace and its gains' gradients")
+            guard let memory = qkNorm, let raw = memory.raw, let dRaw = dQKRaw else {
+                preconditionFailure("CausalSelfAttention.backward: QK-norm needs the saved q | k and its workspace")
             }
             let (rows, d, heads) = (qkv.rows, dims.headDim, dims.heads + dims.kvHeads)
             requireShape(dRaw, like: raw, "CausalSelfAttention.backward", "dQKRaw")
@@ -199,14 +200,11 @@ public enum CausalSelfAttention {
                 let columns = (head * d)..<((head + 1) * d), isQuery = head < dims.heads
                 RMSNorm.backward(dy: dNormed.columns(columns), x: raw.columns(columns), weight: isQuery ? queryNorm : keyNorm,
                                  rstd: UnsafeMutableBufferPointer(rebasing: memory.rstd[(head * rows)..<((head + 1) * rows)]), dx: dRaw.columns(columns),
-                                 dWeight: isQuery ? dQueryNorm : dKeyNorm)
+                                 dWeight: isQuery ? dVariant.queryNorm : dVariant.keyNorm)
             }
             dNormed.copy(from: dRaw)
         }
-        if variant.qkvBias != nil {
-            guard let dBias = dVariant.qkvBias else { preconditionFailure("CausalSelfAttention.backward: biases need their gradient") }
-            Bias.backward(dy: dQKV, dBias: dBias)
-        }
+        if variant.qkvBias != nil, let dBias = dVariant.qkvBias { Bias.backward(dy: dQKV, dBias: dBias) }
         Linear.backward(dy: dQKV, x: x, weight: qkvWeight, dx: dx, dWeight: dQKVWeight)
     }
 

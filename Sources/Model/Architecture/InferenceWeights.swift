@@ -60,6 +60,13 @@ struct InferenceWeights {
             head: BatchInvariantWeight(head), embedding: embedding, quantizedEmbedding: quantizedEmbedding)
     }
 
+    /// The same with each layer's weights replaced by `transform(layer, weights)` (adapters
+    /// wrapped around them); the embedding and the head stay.
+    func adapted(_ transform: (Int, BlockWeights) -> BlockWeights) -> InferenceWeights {
+        InferenceWeights(layers: layers.enumerated().map { transform($0, $1) }, head: head, embedding: embedding,
+                         quantizedEmbedding: quantizedEmbedding)
+    }
+
     /// The rows of `ids` into `y`: [ids.count, C].
     func embed(_ ids: UnsafeBufferPointer<Int32>, into y: MatrixView) {
         guard let table = quantizedEmbedding else { return Embedding.forward(ids: ids, table: embedding, y: y) }

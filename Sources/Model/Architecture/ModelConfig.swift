@@ -211,8 +211,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     /// The first id outside `0..<vocabSize`, with its index, or nil when every id is a token:
     /// the one check of token ids wherever they enter the model.
-    public func firstInvalidToken(in tokens: some Collection<Int32>) -> (index: Int, id: Int32)? {
-        for (index, id) in tokens.enumerated() where id < 0 || Int(id) >= vocabSize { return (index, id) }
+    public func firstInvalidToken(in tokens: some Collection<Int32>, allowing allowed: Int32? = nil) -> (index: Int, id: Int32)? {
+        for (index, id) in tokens.enumerated() where (id < 0 || Int(id) >= vocabSize) && id != allowed { return (index, id) }
         return nil
     }
 }

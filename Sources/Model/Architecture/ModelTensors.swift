@@ -45,6 +45,27 @@ public struct BlockExtras {
     }
 }
 
+/// Where a block's backward puts its parameters' gradients: the views of a ``BlockTensors`` of
+/// gradients (full training), or nothing at all (``frozen``: a base under LoRA adapters, whose
+/// gradients the adapters keep themselves).
+struct BlockGradients {
+    let qkv: MatrixView?, output: MatrixView?, gateUp: MatrixView?, down: MatrixView?
+    let ln1: UnsafeMutableBufferPointer<Float>?, ln2: UnsafeMutableBufferPointer<Float>?
+    let extras: BlockExtras
+
+    init(_ tensors: BlockTensors) {
+        (qkv, output, gateUp, down) = (tensors.qkv, tensors.output, tensors.gateUp, tensors.down)
+        (ln1, ln2, extras) = (tensors.ln1, tensors.ln2, tensors.extras)
+    }
+
+    private init() {
+        (qkv, output, gateUp, down, ln1, ln2, extras) = (nil, nil, nil, nil, nil, nil, BlockExtras())
+    }
+
+    /// No gradients: every parameter of the block is frozen.
+    static var frozen: BlockGradients { BlockGradients() }
+}
+
 /// What a block's forward multiplies with: the matrices in any ``/Kernels/LinearWeight`` form (Float32
 /// views of a ``BlockTensors``, or block-quantized matrices kept as a GGUF file stores them).
 public struct BlockWeights {

@@ -53,15 +53,17 @@ public enum TransformerBlock {
     public enum Branch: Sendable { case attention, feedForward }
 
     /// The forward's gradients. On entry `workspace.dResidual` holds ∂L/∂output; on return it
-    /// holds ∂L/∂input (both residual paths included). Weight gradients accumulate into `gradients`.
-    static func backward(weights w: BlockTensors, gradients g: BlockTensors, saved a: BlockActivations,
+    /// holds ∂L/∂input (both residual paths included). Weight gradients accumulate into
+    /// `gradients` (where it has a place for them: a frozen base has none), and adapters'
+    /// into their own (``/Kernels/LoRAWeight``).
+    static func backward(weights w: BlockWeights, gradients g: BlockGradients, saved a: BlockActivations,
                          workspace: BackwardWorkspace, dims: AttentionDims, rope: RotaryPositions?, settings: BlockSettings) {
         let (dResidual, dNorm) = (workspace.dResidual, workspace.dNorm)
         // y = h + [postnorm](ffn(norm2(h))): the branch's gradient reaches h through norm2; the identity path is already there.
         var dFeedForward = dResidual
-        if let post = a.postFeedForward, let gain = w.extras.postFeedForwardNorm, let dGain = g.extras.postFeedForwardNorm {
+        if let post = a.postFeedForward, let gain = w.extras.postFeedForwardNorm {
             workspace.dBranch.fill(0)
-            RMSNorm.backward(dy: dResidual, x: post.raw, weight: gain, rstd: post.rstd, dx: workspace.dBranch, dWeight: dGain)
+            RMSNorm.backward(dy: dResidual, x: post.raw, weight: gain, rstd: post.rstd, dx: workspace.dBranch, dWeight: g.extras.postFeedForwardNorm)
             dFeedForward = workspace.dBranch
         }
         dNorm.fill(0)
@@ -71,9 +73,9 @@ public enum TransformerBlock {
         RMSNorm.backward(dy: dNorm, x: a.afterAttention, weight: w.ln2, rstd: a.rstd2, dx: dResidual, dWeight: g.ln2)
         // h = x + [postnorm](attention(norm1(x))), likewise.
         var dAttention = dResidual
-        if let post = a.postAttention, let gain = w.extras.postAttentionNorm, let dGain = g.extras.postAttentionNorm {
+        if let post = a.postAttention, let gain = w.extras.postAttentionNorm {
             workspace.dBranch.fill(0)
-            RMSNorm.backward(dy: dResidual, x: post.raw, weight: gain, rstd: post.rstd, dx: workspace.dBranch, dWeight: dGain)
+            RMSNorm.backward(dy: dResidual, x: post.raw, weight: gain, rstd: post.rstd, dx: workspace.dBranch, dWeight: g.extras.postAttentionNorm)
             dAttention = workspace.dBranch
         }
         dNorm.fill(0)

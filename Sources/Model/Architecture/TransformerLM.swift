@@ -22,8 +22,13 @@ public final class TransformerLM {
     /// Named views into `parameters`.
     let weights: ModelTensors
     /// What the forward multiplies with: `weights`' views, or block-quantized matrices in their
-    /// place (``init(config:parameters:quantized:keeping:)``).
-    let inference: InferenceWeights
+    /// place (``init(config:parameters:quantized:keeping:)``), with the ``adapter``'s
+    /// low-rank products around them when one is applied.
+    private(set) var inference: InferenceWeights
+    /// The same without adapters.
+    let baseInference: InferenceWeights
+    /// LoRA adapters applied, unmerged, by every forward (``apply(adapter:)``).
+    public private(set) var adapter: LoRAAdapter?
     /// Tensors kept in ggml blocks, by our name: their part of `parameters` is never written
     /// (zero pages that take no memory) and the model cannot be trained or saved.
     public let quantizedTensors: [String: QuantizedMatrix]
@@ -76,7 +81,8 @@ public final class TransformerLM {
         ropeOfLayer = slides.map { $0 && tables.count > 1 ? 1 : 0 }
         layerSettings = (0..<config.numLayers).map { BlockSettings(config: config, layer: $0) }
         weights = ModelTensors(layout: layout, config: config, buffer: parameters)
-        inference = InferenceWeights(weights, config: config, quantized: quantized)
+        baseInference = InferenceWeights(weights, config: config, quantized: quantized)
+        inference = baseInference
         quantizedTensors = quantized
         storageOwner = owner
     }
@@ -146,7 +152,7 @@ public final class TransformerLM {
     /// into `logits` (default: `saved`'s own, in training).
     ///
     /// `saved` decides what is kept: every layer's intermediates (training, what
-    /// ``backward(tokens:batch:saved:workspace:gradients:)`` reads) or one layer's worth reused
+    /// ``backward(tokens:batch:saved:workspace:gradients:weights:)`` reads) or one layer's worth reused
     /// (inference). With `cache` (batch 1) the rows are positions `cache.length…`: their keys and
     /// values are appended to the cache, attention reads every cached position, and the cache
     /// advances. With `streams` (a batched decode step: `batch` = `streams.count`, one token
@@ -155,11 +161,13 @@ public final class TransformerLM {
     /// alone. Only the rows whose logits are wanted go through the final norm and the head.
     ///
     /// `interventions` (activation patching) reach into each block's branches and the stream
-    /// after each block.
+    /// after each block. `used` replaces the weights multiplied with (a training session's,
+    /// whose adapters keep their gradients).
     func forward(tokens: UnsafeBufferPointer<Int32>, batch: Int, into saved: ForwardActivations, cache: KVCache? = nil,
-                 streams: [KVCache] = [], logitRows: Range<Int>, logits: MatrixView? = nil, interventions: Interventions? = nil) {
+                 streams: [KVCache] = [], logitRows: Range<Int>, logits: MatrixView? = nil, interventions: Interventions? = nil,
+                 using used: InferenceWeights? = nil) {
         let (n, length, start) = (tokens.count, tokens.count / batch, cache?.length ?? 0)
-        let weights = streams.isEmpty ? inference : streamWeights
+        let weights = used ?? (streams.isEmpty ? inference : streamWeights)
         let dims = AttentionDims(batch: batch, queryLength: length, keyLength: streams.isEmpty ? start + length : saved.keyCapacity,
                                  heads: config.numHeads, kvHeads: config.numKVHeads, headDim: config.headDim)
         let positions = streams.isEmpty ? saved.positions(batch: batch, length: length, start: start) : saved.positions(of: streams)
@@ -210,6 +218,16 @@ public final class TransformerLM {
 
     /// The weights of a batched decode step (``/Kernels/BatchInvariantWeight``), made when first used.
     private lazy var streamWeights = inference.batchInvariant()
+
+    /// Applies LoRA adapters to every forward from now on, without merging them (the base stays
+    /// as it is, quantized or not); nil removes them. Throws, naming what differs, when the
+    /// adapter was made for a model of another shape.
+    public func apply(adapter: LoRAAdapter?) throws {
+        if let adapter { try adapter.requireFits(config, source: "adapter") }
+        self.adapter = adapter
+        inference = adapter.map { $0.weights(over: baseInference) } ?? baseInference
+        streamWeights = inference.batchInvariant()
+    }
 
     /// Runs block `layer` alone: hidden: [batch, length, d_model] → output: [batch, length, d_model]
     /// (positions 0..<length). For inspecting and timing one block.

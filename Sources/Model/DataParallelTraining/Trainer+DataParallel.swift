@@ -11,7 +11,7 @@ extension Trainer {
     /// returns this rank's weights' fingerprint (which a checkpoint's state records).
     @discardableResult
     func checkReplicasAgree(when moment: String) throws -> UInt64 {
-        let fingerprint = Self.fingerprint(model.parameters)
+        let fingerprint = Self.fingerprint(trainStep.session.trainedParameters)
         guard group.size > 1 else { return fingerprint }
         let fingerprints = group.allGather(fingerprint)
         let differing = fingerprints.indices.filter { fingerprints[$0] != fingerprints[0] }
@@ -26,7 +26,7 @@ extension Trainer {
     /// The optimizer file's tensors, in its order: both moments of every parameter tensor, with
     /// the range of the flat buffer each covers (unsharded, the moments are laid out like it).
     private var momentTensors: [(name: String, shape: [Int], moment: TensorBuffer, range: Range<Int>)] {
-        model.layout.entries.flatMap { entry in
+        trainStep.session.trainedLayout.entries.flatMap { entry in
             let names = Checkpoint.momentNames(entry)
             return [(names.first, entry.shape, optimizer.firstMoment, entry.range), (names.second, entry.shape, optimizer.secondMoment, entry.range)]
         }
@@ -63,9 +63,9 @@ extension Trainer {
         return hash
     }
 
-    /// What this rank keeps for training, in bytes: the parameters, their gradients and the
-    /// AdamW moments (whole, or this rank's part when sharded).
+    /// What this rank keeps for training, in bytes: the parameters trained, their gradients and
+    /// the AdamW moments (whole, or this rank's part when sharded).
     public var stateBytesPerRank: (parameters: Int, gradients: Int, optimizer: Int) {
-        (model.parameters.count * 4, trainStep.session.gradients.count * 4, (optimizer.firstMoment.count + optimizer.secondMoment.count) * 4)
+        (trainStep.session.trainedParameters.count * 4, trainStep.session.gradients.count * 4, (optimizer.firstMoment.count + optimizer.secondMoment.count) * 4)
     }
 }

@@ -8,8 +8,9 @@ import TensorIO
 /// moments record their step too, so files of different checkpoints are never taken for one.
 struct CheckpointFolder {
     static let stateFile = "training_state.json", optimizerFile = "optimizer.safetensors"
-    /// Every file of a checkpoint.
+    /// Every file of a checkpoint: of a model's, or of a LoRA adapter's.
     static let files = [Checkpoint.weightsFile, Checkpoint.configFile, optimizerFile, stateFile]
+    static let adapterFiles = [PEFTAdapter.weightsFile, PEFTAdapter.configFile, optimizerFile, stateFile]
 
     let path: String
 
@@ -40,6 +41,11 @@ struct CheckpointFolder {
         try Checkpoint.write(model.parameters, layout: model.layout, metadata: ["format": "pt", "step": String(step)],
                              to: file(Checkpoint.weightsFile))
         try model.config.save(path: file(Checkpoint.configFile))
+    }
+
+    /// The adapter in PEFT's files, tagged with the step (``PEFTAdapter``).
+    func writeAdapter(_ adapter: LoRAAdapter, baseModel: String?, step: Int) throws {
+        try PEFTAdapter.write(adapter, to: path, baseModel: baseModel, metadata: ["step": String(step)])
     }
 
     /// Stops unless the safetensors file `name` was written at `step` (a checkpoint cut short

@@ -54,7 +54,7 @@ struct RunDirectory {
     /// the run's current checkpoint; the older checkpoint folders are removed after that. Files
     /// take the permissions of the previous checkpoint's files. On an error nothing published
     /// changes and the partial folder is removed.
-    func publishCheckpoint(step: Int, _ write: (CheckpointFolder) throws -> Void) throws {
+    func publishCheckpoint(step: Int, files: [String] = CheckpointFolder.files, _ write: (CheckpointFolder) throws -> Void) throws {
         let checkpoints = file(Self.checkpointsFolder)
         try makeDirectory(checkpoints)
         let name = String(format: "step-%09d-%@", step, String(UInt32.random(in: 0...UInt32.max), radix: 16))
@@ -63,7 +63,7 @@ struct RunDirectory {
         let previous = checkpoint
         do {
             try write(CheckpointFolder(path: partial))
-            for file in CheckpointFolder.files {
+            for file in files {
                 var status = stat()
                 if stat(previous.file(file), &status) == 0 { chmod((partial as NSString).appendingPathComponent(file), status.st_mode & 0o7777) }
             }
@@ -78,7 +78,7 @@ struct RunDirectory {
         // The switch: one rename of the `current` link.
         try replaceWithLink(file(Self.currentLink), pointingTo: Self.checkpointsFolder + "/" + name)
         // The top-level names go through `current` (once; an old run's own files are replaced here).
-        for file in CheckpointFolder.files {
+        for file in files {
             let link = self.file(file), target = Self.currentLink + "/" + file
             if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) != target { try replaceWithLink(link, pointingTo: target) }
         }

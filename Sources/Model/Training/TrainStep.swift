@@ -59,7 +59,7 @@ public final class TrainStep {
     /// batch: sequences per step over all ranks (a multiple of the group's size); length at most
     /// the model's context. Throws naming the field when either does not fit.
     public init(model: TransformerLM, optimizer: AdamW, batch: Int, length: Int, maxGradientNorm: Double,
-                parallelism: DataParallelism = .none) throws {
+                parallelism: DataParallelism = .none, adapter: LoRAAdapter? = nil) throws {
         let ranks = parallelism.group.size
         guard batch >= 1, batch % ranks == 0 else {
             throw ModelError("batch size \(batch) does not split evenly over \(ranks) rank\(ranks == 1 ? "" : "s"): give a positive multiple of \(ranks)",
@@ -69,20 +69,21 @@ public final class TrainStep {
             throw ModelError("gradient clip: the maximum norm must be a positive number, got \(maxGradientNorm)")
         }
         let localBatch = batch / ranks
-        session = try TrainingSession(model: model, batch: localBatch, length: length)
+        session = try TrainingSession(model: model, batch: localBatch, length: length, adapter: adapter)
         (self.model, self.optimizer, self.parallelism, self.batch, self.length) = (model, optimizer, parallelism, batch, length)
         self.maxGradientNorm = maxGradientNorm
         localRows = (parallelism.group.rank * localBatch)..<((parallelism.group.rank + 1) * localBatch)
-        shards = Self.shards(model: model, parallelism: parallelism)
+        shards = Self.shards(count: session.trainedLayout.totalCount, parallelism: parallelism)
         tokens = TokenBatch(count: localBatch * length)
         stepSummary = [Double](repeating: 0, count: ranks + 1)
     }
 
-    /// The sharding of the optimizer state for `parallelism`, or nil when it is not sharded.
-    static func shards(model: TransformerLM, parallelism: DataParallelism) -> OptimizerShards? {
+    /// The sharding of the optimizer state over `count` trained values for `parallelism`, or nil
+    /// when it is not sharded.
+    static func shards(count: Int, parallelism: DataParallelism) -> OptimizerShards? {
         guard parallelism.shardsOptimizerState else { return nil }
         let group = parallelism.group
-        return OptimizerShards(count: model.layout.totalCount, ranks: group.size, block: group.bucketElements)
+        return OptimizerShards(count: count, ranks: group.size, block: group.bucketElements)
     }
 
     /// Draws the next batch from `data` with `sampler` (this rank's rows of it), and takes the
@@ -111,8 +112,8 @@ public final class TrainStep {
         let ((loss, stopRequested), synchronizationSeconds) = try timed { try agreeOnStep(localLoss: localLoss, wantsToStop: wantsToStop) }
         var exchangeSeconds = timed { averageGradients() }.seconds
         let norm = clipGradients()
-        optimizer.step(parameters: model.parameters, gradients: session.gradients, learningRate: Float(learningRate))
-        if let shards { exchangeSeconds += timed { shards.broadcastFromOwners(model.parameters, group: parallelism.group) }.seconds }
+        optimizer.step(parameters: session.trainedParameters, gradients: session.gradients, learningRate: Float(learningRate))
+        if let shards { exchangeSeconds += timed { shards.broadcastFromOwners(session.trainedParameters, group: parallelism.group) }.seconds }
         let alone = parallelism.group.size == 1
         return Outcome(loss: loss, gradientNorm: norm, stopRequested: stopRequested,
                        synchronizationSeconds: alone ? 0 : synchronizationSeconds, exchangeSeconds: alone ? 0 : exchangeSeconds)

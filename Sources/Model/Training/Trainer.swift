@@ -36,6 +36,8 @@ public struct TrainingProgress: Sendable {
 /// weights. The run directory and the data must be at the same paths on every rank.
 public final class Trainer {
     public let model: TransformerLM
+    /// The LoRA adapter trained instead of the model (which then stays frozen), if any.
+    public var adapter: LoRAAdapter? { trainStep.session.adapter }
     public let options: TrainingOptions
     public var runDirectory: String { directory.path }
     let directory: RunDirectory
@@ -56,22 +58,29 @@ public final class Trainer {
     private var lock: RunLock?
 
     /// A new run: writes the tokenizer (when given) into `runDirectory` and starts at step 0.
-    /// `validation` nil holds out `validationFraction` of `training` instead.
+    /// `validation` nil holds out `validationFraction` of `training` instead. With `adapter`
+    /// (and the path of the base `model`, loaded again on resume) only the adapter trains and
+    /// the checkpoints hold it in PEFT's files.
     public convenience init(model: TransformerLM, options: TrainingOptions, training: TokenDataset, validation: TokenDataset?,
                             validationFraction: Double = 0.05, tokenizer: Tokenizer?, runDirectory: String,
-                            parallelism: DataParallelism = .none) throws {
+                            parallelism: DataParallelism = .none, adapter: LoRAAdapter? = nil, baseModel: String? = nil) throws {
         var options = options
         options.cosineSteps = options.cosineSteps ?? options.steps  // fixed now: extending a run keeps its schedule
         try options.validate(contextLimit: model.config.contextLength)
         let (trainingSet, validationSet) = try validation.map { (training, $0) } ?? training.split(validationFraction: validationFraction)
-        let state = TrainingState(step: 0, tokens: 0, samplerState: String(options.seed), elapsedSeconds: 0, options: options,
+        var state = TrainingState(step: 0, tokens: 0, samplerState: String(options.seed), elapsedSeconds: 0, options: options,
                                   trainingData: Self.absolute(training.path), validationData: validation.map { Self.absolute($0.path) },
                                   validationFraction: validation == nil ? validationFraction : nil)
-        let segments = TrainStep.shards(model: model, parallelism: parallelism)?.segments[parallelism.group.rank]
+        if let adapter {
+            guard let baseModel else { throw ModelError("LoRA training: the base model's path is needed to resume the run") }
+            (state.lora, state.baseModel) = (adapter.settings, Self.absolute(baseModel))
+        }
+        let layout = adapter?.layout ?? model.layout
+        let segments = TrainStep.shards(count: layout.totalCount, parallelism: parallelism)?.segments[parallelism.group.rank]
         // Everything is checked and allocated before the first file is touched.
         try self.init(model: model, state: state, training: trainingSet, validation: validationSet, records: [],
-                      optimizer: try AdamW(layout: model.layout, options: options.adamW, segments: segments), tokenizer: tokenizer,
-                      runDirectory: runDirectory, parallelism: parallelism)
+                      optimizer: try AdamW(layout: layout, options: options.adamW, segments: segments), tokenizer: tokenizer,
+                      runDirectory: runDirectory, parallelism: parallelism, adapter: adapter)
         if parallelism.group.rank == 0 {
             guard !RunDirectory.hasRun(in: runDirectory) else {
                 throw ModelError("\(runDirectory) already holds a run: continue it with --resume, or choose another directory")
@@ -104,15 +113,26 @@ public final class Trainer {
             }
             state.options.steps = steps
         }
-        let model = try Checkpoint.load(directory: folder.path)
-        try folder.checkStep(of: Checkpoint.weightsFile, is: state.step)
+        let model: TransformerLM, adapter: LoRAAdapter?
+        if state.lora != nil {
+            // A LoRA run: the base model from where it was, the adapter from the checkpoint.
+            guard let baseModel = state.baseModel else { throw ModelError("\(folder.file(CheckpointFolder.stateFile)): a LoRA run without its base model's path") }
+            model = try Checkpoint.load(modelAt: baseModel)
+            adapter = try PEFTAdapter.read(directory: folder.path, config: model.config)
+            try folder.checkStep(of: PEFTAdapter.weightsFile, is: state.step)
+        } else {
+            model = try Checkpoint.load(directory: folder.path)
+            adapter = nil
+            try folder.checkStep(of: Checkpoint.weightsFile, is: state.step)
+        }
         try folder.checkStep(of: CheckpointFolder.optimizerFile, is: state.step)
-        if !acceptChangedCheckpoint { try state.requireRecorded(model, in: folder.path) }
-        let segments = TrainStep.shards(model: model, parallelism: parallelism)?.segments[parallelism.group.rank] ?? [0..<model.layout.totalCount]
+        if !acceptChangedCheckpoint { try state.requireRecorded(model, adapter: adapter, in: folder.path) }
+        let layout = adapter?.layout ?? model.layout
+        let segments = TrainStep.shards(count: layout.totalCount, parallelism: parallelism)?.segments[parallelism.group.rank] ?? [0..<layout.totalCount]
         let count = segments.reduce(0) { $0 + $1.count }
         let first = TensorBuffer(count: count), second = TensorBuffer(count: count)
-        try folder.readMoments(layout: model.layout, segments: segments, first: first, second: second)
-        let optimizer = try AdamW(layout: model.layout, options: state.options.adamW, firstMoment: first, secondMoment: second,
+        try folder.readMoments(layout: layout, segments: segments, first: first, second: second)
+        let optimizer = try AdamW(layout: layout, options: state.options.adamW, firstMoment: first, secondMoment: second,
                                   step: state.step, segments: segments)
         let trainingFile = try TokenDataset(path: state.trainingData, vocabSize: model.config.vocabSize)
         let (training, validation): (TokenDataset, TokenDataset?)
@@ -126,14 +146,14 @@ public final class Trainer {
         let trainer = try Trainer(model: model, state: state, training: training, validation: validation,
                                   records: records.filter { $0.step <= state.step }, optimizer: optimizer,
                                   tokenizer: try Checkpoint.loadTokenizer(directory: runDirectory), runDirectory: runDirectory,
-                                  parallelism: parallelism)
+                                  parallelism: parallelism, adapter: adapter)
         trainer.lock = lock
         if lock != nil { directory.removeStaleFiles() }
         return trainer
     }
 
     private init(model: TransformerLM, state: TrainingState, training: TokenDataset, validation: TokenDataset?, records: [TrainingRecord],
-                 optimizer: AdamW, tokenizer: Tokenizer?, runDirectory: String, parallelism: DataParallelism) throws {
+                 optimizer: AdamW, tokenizer: Tokenizer?, runDirectory: String, parallelism: DataParallelism, adapter: LoRAAdapter?) throws {
         let options = state.options
         try options.validate(contextLimit: model.config.contextLength)
         guard training.windowCount(length: options.contextLength) > 0 else {
@@ -152,7 +172,7 @@ public final class Trainer {
         self.records = records
         self.parallelism = parallelism
         trainStep = try TrainStep(model: model, optimizer: optimizer, batch: options.batchSize, length: options.contextLength,
-                                  maxGradientNorm: options.gradientClip, parallelism: parallelism)
+                                  maxGradientNorm: options.gradientClip, parallelism: parallelism, adapter: adapter)
         step = state.step
         guard let samplerState = UInt64(state.samplerState) else { throw ModelError("\(CheckpointFolder.stateFile): bad sampler state '\(state.samplerState)'") }
         sampler = BatchSampler(batch: options.batchSize, length: options.contextLength, state: samplerState)
@@ -286,8 +306,9 @@ public final class Trainer {
         try holdLock()
         defer { if !heldAlready { lock = nil } }
         state.recordWeights(config: model.config, fingerprint: fingerprint)
-        try directory.publishCheckpoint(step: step) { folder in
-            try folder.writeModel(model, step: step)
+        let files = adapter == nil ? CheckpointFolder.files : CheckpointFolder.adapterFiles
+        try directory.publishCheckpoint(step: step, files: files) { folder in
+            if let adapter { try folder.writeAdapter(adapter, baseModel: state.baseModel, step: step) } else { try folder.writeModel(model, step: step) }
             try writeMoments(to: folder.file(CheckpointFolder.optimizerFile))
             try folder.writeState(state)
         }

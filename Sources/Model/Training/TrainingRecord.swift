@@ -58,6 +58,10 @@ struct TrainingState: Codable {
     /// a 64-bit digest of their bits (hexadecimal). Absent in runs written before they were kept.
     var config: ModelConfig?
     var weightsFingerprint: String?
+    /// A LoRA run: the adapter's settings and the base model it trains on (an absolute path,
+    /// loaded again on resume); the checkpoint then holds the adapter, not the model.
+    var lora: LoRAAdapter.Settings?
+    var baseModel: String?
 
     /// Records the configuration and the weights' fingerprint as the ones this state goes with.
     mutating func recordWeights(config: ModelConfig, fingerprint: UInt64) {
@@ -65,13 +69,16 @@ struct TrainingState: Codable {
         weightsFingerprint = String(fingerprint, radix: 16)
     }
 
-    /// Stops unless `model` (loaded from `folder`) is what this state recorded, naming what differs.
-    func requireRecorded(_ model: TransformerLM, in folder: String) throws {
+    /// Stops unless `model` (loaded from `folder`) is what this state recorded, naming what
+    /// differs; in a LoRA run, the base model's configuration and the adapter's values.
+    func requireRecorded(_ model: TransformerLM, adapter: LoRAAdapter?, in folder: String) throws {
         if let config, config != model.config {
-            throw ModelError("\(folder): config.json differs from the configuration the run was training (\(config)); resume with the original configuration, or pass --accept-changed-checkpoint")
+            let source = adapter == nil ? "config.json" : "the base model \(baseModel ?? "")"
+            throw ModelError("\(folder): \(source) differs from the configuration the run was training (\(config)); resume with the original configuration, or pass --accept-changed-checkpoint")
         }
-        if let weightsFingerprint, weightsFingerprint != String(Trainer.fingerprint(model.parameters), radix: 16) {
-            throw ModelError("\(folder): model.safetensors is not the weights this checkpoint wrote (another run's, or edited); pass --accept-changed-checkpoint to train on from them anyway")
+        if let weightsFingerprint, weightsFingerprint != String(Trainer.fingerprint(adapter?.parameters ?? model.parameters), radix: 16) {
+            let file = adapter == nil ? Checkpoint.weightsFile : PEFTAdapter.weightsFile
+            throw ModelError("\(folder): \(file) is not the weights this checkpoint wrote (another run's, or edited); pass --accept-changed-checkpoint to train on from them anyway")
         }
     }
 }

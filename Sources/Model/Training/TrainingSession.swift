@@ -19,9 +19,18 @@ public final class TrainingSession {
     public let batch: Int
     public let length: Int
     /// ∂loss/∂parameters after ``computeGradients(inputs:targets:)-(UnsafeBufferPointer<Int32>,UnsafeBufferPointer<Int32>)``, laid out like
-    /// `model.parameters` (``ParameterLayout``).
+    /// ``trainedParameters`` (``trainedLayout``).
     public let gradients: TensorBuffer
-    let gradientTensors: ModelTensors
+    /// The model's gradients' named views; nil when the model is frozen under an adapter.
+    let gradientTensors: ModelTensors?
+    /// The LoRA adapter trained instead of the model, which then stays frozen (quantized or not).
+    public let adapter: LoRAAdapter?
+    /// What the forward multiplies with when an adapter trains: the model's weights with the
+    /// adapter's products, whose gradients go into ``gradients``.
+    private let adaptedWeights: InferenceWeights?
+    /// What this session trains: the model's parameters, or the adapter's.
+    public var trainedParameters: TensorBuffer { adapter?.parameters ?? model.parameters }
+    public var trainedLayout: ParameterLayout { adapter?.layout ?? model.layout }
     /// The attention kernel this session runs (the model's ``TransformerLM/attention`` choice
     /// applied to this batch and length).
     public let attentionKernel: AttentionKernel
@@ -29,9 +38,15 @@ public final class TrainingSession {
     let workspace: BackwardWorkspace
     private let losses: TensorBuffer
 
-    /// batch ≥ 1 and 1 ≤ length ≤ context_length.
-    public init(model: TransformerLM, batch: Int, length: Int) throws {
-        try model.requireDense(for: "training")
+    /// batch ≥ 1 and 1 ≤ length ≤ context_length. With `adapter`, only the adapter trains and
+    /// the model may keep its weights block-quantized (QLoRA).
+    public init(model: TransformerLM, batch: Int, length: Int, adapter: LoRAAdapter? = nil) throws {
+        if let adapter {
+            try adapter.requireFits(model.config, source: "LoRA training")
+            guard model.adapter == nil else { throw ModelError("LoRA training: the model already has an adapter applied; train on the base model") }
+        } else {
+            try model.requireDense(for: "training")
+        }
         if model.config.architecture.finalLogitSoftcap != nil {
             throw ModelError("training: final_logit_softcap has no backward here; only inference runs capped logits")
         }
@@ -41,8 +56,8 @@ public final class TrainingSession {
         self.model = model
         self.batch = batch
         self.length = length
-        gradients = TensorBuffer(count: model.layout.totalCount)
-        gradientTensors = ModelTensors(layout: model.layout, config: model.config, buffer: gradients)
+        self.adapter = adapter
+        let trainedCount = adapter?.layout.totalCount ?? model.layout.totalCount
         attentionKernel = model.attention.kernel(config: model.config, batch: batch, length: length, training: true)
         if attentionKernel == .memoryEfficient, model.config.architecture.slidingWindow != nil {
             throw ModelError("training: the memory-efficient kernel has no sliding window (layers of \(model.config.architecture.family) slide); use the standard kernel")
@@ -50,7 +65,7 @@ public final class TrainingSession {
         // Everything this session keeps, counted before any of it is allocated: the activations,
         // the backward's workspace (as much again, bounded) and the gradients.
         let activationBytes = ForwardActivations.bytes(config: model.config, rows: batch * length, keys: length, mode: .training, kernel: attentionKernel)
-        let total = 2 * activationBytes + 4 * Double(model.layout.totalCount)
+        let total = 2 * activationBytes + 4 * Double(trainedCount)
         do {
             try SizeLimits.requireMemory(total, for: "training batch \(batch) × length \(length) with the \(attentionKernel.rawValue) attention kernel")
         } catch let error as ModelError where attentionKernel == .standard {
@@ -59,19 +74,25 @@ public final class TrainingSession {
         activations = ForwardActivations(config: model.config, rows: batch * length, keys: length, mode: .training, kernel: attentionKernel)
         workspace = BackwardWorkspace(config: model.config, batch: batch, length: length, kernel: attentionKernel)
         losses = TensorBuffer(count: batch * length)
+        gradients = TensorBuffer(count: trainedCount)
+        gradientTensors = adapter == nil ? ModelTensors(layout: model.layout, config: model.config, buffer: gradients) : nil
+        adaptedWeights = adapter?.weights(over: model.baseInference, gradients: gradients)
     }
 
-    /// inputs, targets: [batch, length] (targets[b, t] is the token after inputs[b, t]) → the mean
-    /// next-token cross-entropy in nats; ``gradients`` then holds its gradient (overwritten, not
-    /// accumulated across calls). Throws naming the first id outside the vocabulary.
+    /// inputs, targets: [batch, length] (targets[b, t] is the token after inputs[b, t], or
+    /// ``/Kernels/CrossEntropy/ignored``) → the mean next-token cross-entropy in nats over the
+    /// targets that count; ``gradients`` then holds its gradient (overwritten, not accumulated
+    /// across calls). Throws naming the first id outside the vocabulary.
     @discardableResult
     public func computeGradients(inputs: UnsafeBufferPointer<Int32>, targets: UnsafeBufferPointer<Int32>) throws -> Double {
         try check(inputs: inputs, targets: targets)
         let rows = batch * length
-        model.forward(tokens: inputs, batch: batch, into: activations, logitRows: 0..<rows)
-        let loss = CrossEntropy.forwardBackward(logits: logits, targets: targets, losses: losses.storage, gradientScale: 1 / Float(rows))
+        model.forward(tokens: inputs, batch: batch, into: activations, logitRows: 0..<rows, using: adaptedWeights)
+        let counted = max(1, CrossEntropy.countedRows(targets))
+        let loss = CrossEntropy.forwardBackward(logits: logits, targets: targets, losses: losses.storage, gradientScale: 1 / Float(counted))
         gradients.zero()
-        model.backward(tokens: inputs, batch: batch, saved: activations, workspace: workspace, gradients: gradientTensors)
+        model.backward(tokens: inputs, batch: batch, saved: activations, workspace: workspace, gradients: gradientTensors,
+                       weights: adaptedWeights)
         return loss
     }
 
@@ -89,7 +110,7 @@ public final class TrainingSession {
     /// The mean loss alone, no gradients (an evaluation on this session's buffers).
     public func loss(inputs: UnsafeBufferPointer<Int32>, targets: UnsafeBufferPointer<Int32>) throws -> Double {
         try check(inputs: inputs, targets: targets)
-        model.forward(tokens: inputs, batch: batch, into: activations, logitRows: 0..<(batch * length))
+        model.forward(tokens: inputs, batch: batch, into: activations, logitRows: 0..<(batch * length), using: adaptedWeights)
         return CrossEntropy.forward(logits: logits, targets: targets, losses: losses.storage)
     }
 
@@ -107,6 +128,8 @@ public final class TrainingSession {
             }
         }
         try checkIDs(inputs, "inputs")
-        try checkIDs(targets, "targets")
+        if let bad = config.firstInvalidToken(in: targets, allowing: CrossEntropy.ignored) {
+            throw ModelError("targets: id \(bad.id) at [\(bad.index / length), \(bad.index % length)] is outside 0..<\(config.vocabSize)")
+        }
     }
 }
