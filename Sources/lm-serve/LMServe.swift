@@ -24,6 +24,7 @@ struct LMServe: AsyncParsableCommand {
         """)
 
     @Option(help: "A .gguf file, a Hugging Face model directory, or one of ours.") var model: String
+    @Option(help: "A LoRA adapter to apply, unmerged (a PEFT adapter directory, or an lm train --lora-rank run).") var adapter: String?
     @Option(help: "Address to listen on (127.0.0.1: this machine only).") var host = "127.0.0.1"
     @Option(help: "Port (0: any free port; the one taken is printed).") var port = 8080
     @Option(help: "Require 'Authorization: Bearer KEY' on every /v1/ request.") var apiKey: String?
@@ -54,6 +55,7 @@ struct LMServe: AsyncParsableCommand {
         BLASCore.restartWithRecommendedSettingsIfNeeded()
         if let threads { Threading.count = threads }
         let pretrained = try PretrainedModel.load(model, chatTemplatePath: chatTemplate, keepQuantized: !dequantize)
+        if let adapter { try PEFTAdapter.apply(directory: adapter, to: pretrained.model) }
         let trained = pretrained.model.config.contextLength
         if let context, context > trained {
             throw ValidationError("--context \(context) is above \(model)'s context of \(trained) tokens (its positions end there)")

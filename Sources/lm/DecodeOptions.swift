@@ -10,6 +10,8 @@ struct DecodeOptions: ParsableArguments {
     var eightBitActivations = false
     @Option(help: "Most tokens held (prompt and output; the KV cache is sized for them). Default: the model's context, at most 8,192.")
     var context: Int?
+    @Option(help: "A LoRA adapter to apply, unmerged (a PEFT adapter directory, or an lm train --lora-rank run).")
+    var adapter: String?
 
     func validate() throws {
         if let context, context < 1 { throw ValidationError("--context must be at least 1, got \(context)") }
@@ -18,8 +20,11 @@ struct DecodeOptions: ParsableArguments {
     /// The tokens a session for `model` holds.
     func sessionContext(for model: TransformerLM) -> Int { context ?? min(model.config.contextLength, 8192) }
 
-    /// Loads `path` as these options ask.
+    /// Loads `path` as these options ask, with the adapter applied.
     func load(_ path: String, chatTemplatePath: String? = nil) throws -> PretrainedModel {
-        try PretrainedModel.load(path, chatTemplatePath: chatTemplatePath, keepQuantized: !dequantize, eightBitActivations: eightBitActivations)
+        let pretrained = try PretrainedModel.load(path, chatTemplatePath: chatTemplatePath, keepQuantized: !dequantize,
+                                                  eightBitActivations: eightBitActivations)
+        if let adapter { try PEFTAdapter.apply(directory: adapter, to: pretrained.model) }
+        return pretrained
     }
 }

@@ -15,6 +15,7 @@ struct LogitsCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "Where to write the logits (.npy).")
     var output: String
 
+    @Option(help: "A LoRA adapter to apply, unmerged (a PEFT adapter directory).") var adapter: String?
     @OptionGroup var running: ModelRunOptions
 
     func run() throws {
@@ -23,6 +24,7 @@ struct LogitsCommand: ParsableCommand, ComputesWithBLAS {
         let file = try TokenIDFile(path: tokens)
         let (batch, length) = (file.batch, file.length)
         let lm = try Checkpoint.load(modelAt: model)
+        if let adapter { try PEFTAdapter.apply(directory: adapter, to: lm) }
         let logits: [Float]
         do {
             logits = try lm.forward(tokens: file.ids, batch: batch, length: length)

@@ -11,8 +11,14 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
         abstract: "Train a model on token ids, writing checkpoints, metrics.jsonl and loss.svg to a run directory.",
         discussion: """
         Start from --config (random initialisation) or --model (fine-tuning), or continue a run with \
-        --resume RUN_DIR. The data are token ids from `lm tokenizer encode`; without --validation, \
-        the last --validation-fraction of --train is held out. Ctrl-C (or SIGTERM, SIGHUP) finishes \
+        --resume RUN_DIR. The data are token ids from `lm tokenizer encode`, or conversations \
+        (.jsonl: {"messages": [...]} or {"prompt", "completion"} per line) rendered with the \
+        model's chat template, the loss on the assistant's tokens only (unless --train-on-prompt); \
+        without --validation, the last --validation-fraction of --train is held out.
+
+        With --lora-rank, the model stays frozen and only LoRA adapters train; a GGUF model keeps \
+        its quantized blocks (QLoRA). The run directory then holds a PEFT adapter \
+        (adapter_config.json, adapter_model.safetensors) for --adapter, lm merge and PEFT. Ctrl-C (or SIGTERM, SIGHUP) finishes \
         the current step, writes a checkpoint and exits with 130 (143, 129); a second one stops at \
         once and leaves the last complete checkpoint. --resume then continues exactly where it stopped.
 
@@ -24,13 +30,15 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
     @Option(help: "A config.json for a new, randomly initialised model.") var config: String?
     @Option(help: "A model to fine-tune: a model directory, a llama.cpp .gguf file or a Hugging Face directory.") var model: String?
     @Option(help: "A run directory to continue (its settings and data are reused).") var resume: String?
-    @Option(help: "Training token ids (.npy: int32, int64, uint16 or int16).") var train: String?
-    @Option(help: "Validation token ids (.npy).") var validation: String?
+    @Option(help: "Training data: token ids (.npy: int32, int64, uint16 or int16), or conversations (.jsonl).") var train: String?
+    @Option(help: "Validation data (.npy or .jsonl, as --train).") var validation: String?
+    @Flag(help: "With conversations: learn every token, the prompts too (default: the assistant's answers only).") var trainOnPrompt = false
     @Option(help: "Fraction of --train held out for validation when --validation is not given.") var validationFraction = 0.05
     @Option(help: "Tokenizer directory to store in the run (default: the --model directory's); enables bits per byte.") var tokenizer: String?
     @Option(help: "The run directory to write.") var output: String?
 
     @OptionGroup var training: TrainingOptionGroup
+    @OptionGroup var lora: LoRAOptions
     @Flag(help: "Under mpirun: each rank keeps the AdamW moments of its own share of the parameters only (ZeRO stage 1).")
     var shardOptimizer = false
     @Flag(help: "Write the run into --output even though it holds a model (its model.safetensors and config.json are then replaced by the run's).")
@@ -46,6 +54,9 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
         if resume == nil {
             guard train != nil else { throw ValidationError("--train is required (token ids from lm tokenizer encode)") }
             guard output != nil else { throw ValidationError("--output is required: the run directory to write") }
+        }
+        if lora.loraRank != nil, model == nil {
+            throw ValidationError(resume == nil ? "--lora-rank needs --model: the model whose adapters to train" : "--lora-rank with --resume: the run keeps the settings it started with")
         }
     }
 
@@ -104,19 +115,45 @@ struct TrainCommand: ParsableCommand, ComputesWithBLAS {
         if FileManager.default.fileExists(atPath: existingModel), !force {
             throw ModelError("\(output) holds a model (\(Checkpoint.weightsFile)): the run would replace it; choose another --output, or pass --force")
         }
+        let loraSettings = try lora.settings()
+        let conversations = [train, validation].contains { $0?.hasSuffix(".jsonl") == true }
         let lm: TransformerLM
+        var pretrained: PretrainedModel?
         if let config {
+            guard !conversations else { throw ValidationError("conversations (.jsonl) need --model: its tokenizer and chat template render them") }
             lm = try TransformerLM(config: try ModelConfig.load(path: config), seed: training.seed)
+        } else if loraSettings != nil || conversations {
+            // QLoRA: a GGUF model's blocks stay as they are; the adapters train over them.
+            pretrained = try PretrainedModel.load(model!, keepQuantized: loraSettings != nil && !lora.dequantizeBase)
+            lm = pretrained!.model
         } else {
             lm = try Checkpoint.load(modelAt: model!)
         }
         let loadedTokenizer = try tokenizer.map { try TokenizerDirectory.load($0) } ?? (try model.flatMap { try Checkpoint.loadTokenizer(directory: $0) })
         let options = try training.trainingOptions(modelContext: lm.config.contextLength)
+        let adapter = try loraSettings.map { try LoRAAdapter(settings: $0, config: lm.config, seed: training.seed) }
         let vocab = lm.config.vocabSize
-        let trainingData = try TokenDataset(path: train, vocabSize: vocab)
-        let validationData = try validation.map { try TokenDataset(path: $0, vocabSize: vocab) }
-        let trainer = try Trainer(model: lm, options: options, training: trainingData, validation: validationData,
-                                  validationFraction: validationFraction, tokenizer: loadedTokenizer, runDirectory: output, parallelism: parallelism)
+        let createdOutput = !FileManager.default.fileExists(atPath: output)
+        do {
+            // Conversations are rendered once, into ids and a loss mask inside the run directory.
+            let rendered = try pretrained.map { try RenderedConversations(pretrained: $0, trainOnPrompt: trainOnPrompt, output: output) }
+            let trainingData = try TokenDataset(path: try rendered?.ids(of: train, name: "train") ?? train, vocabSize: vocab)
+            let validationData = try validation.map { try TokenDataset(path: try rendered?.ids(of: $0, name: "validation") ?? $0, vocabSize: vocab) }
+            let trainer = try Trainer(model: lm, options: options, training: trainingData, validation: validationData,
+                                      validationFraction: validationFraction, tokenizer: loadedTokenizer, runDirectory: output,
+                                      parallelism: parallelism, adapter: adapter, baseModel: model)
+            if adapter != nil { return trainer }
+            return try copySideFiles(trainer, model: model, tokenizer: loadedTokenizer, output: output, parallelism: parallelism)
+        } catch {
+            // Nothing is left of a run that did not start.
+            try? FileManager.default.removeItem(atPath: createdOutput ? output : (output as NSString).appendingPathComponent(RenderedConversations.folder))
+            throw error
+        }
+    }
+
+    /// A fine-tuned model's run gets the model's side files.
+    private func copySideFiles(_ trainer: Trainer, model: String?, tokenizer loadedTokenizer: Tokenizer?, output: String,
+                               parallelism: DataParallelism) throws -> Trainer {
         // A SentencePiece model's tokenizer.bin (llama2.c) or tokenizer.gguf (Gemma's scored
         // pieces) goes with it into the run, so that the run generates text; an imported model's
         // stop tokens, BOS/EOS texts and chat template too, so that lm chat talks with the

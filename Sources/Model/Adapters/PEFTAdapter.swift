@@ -140,6 +140,12 @@ public enum PEFTAdapter {
         return try LoRAAdapter(settings: settings, config: config, parameters: parameters)
     }
 
+    /// Reads the adapter in `directory` (``read(directory:config:)``) and applies it to `model`
+    /// unmerged (``TransformerLM/apply(adapter:)``).
+    public static func apply(directory: String, to model: TransformerLM) throws {
+        try model.apply(adapter: try read(directory: directory, config: model.config))
+    }
+
     /// Whether the target's B rows are q or k rows that our interleaved RoPE reorders (Llama).
     private static func permutesRows(_ target: LoRATarget, _ config: ModelConfig) -> Bool {
         config.architecture.ropeStyle == .interleaved && (target == .q || target == .k)

@@ -46,6 +46,7 @@ public final class TrainingSession {
             guard model.adapter == nil else { throw ModelError("LoRA training: the model already has an adapter applied; train on the base model") }
         } else {
             try model.requireDense(for: "training")
+            guard model.adapter == nil else { throw ModelError("training: the model has an adapter applied; train the adapter (LoRA), or merge it first") }
         }
         if model.config.architecture.finalLogitSoftcap != nil {
             throw ModelError("training: final_logit_softcap has no backward here; only inference runs capped logits")
