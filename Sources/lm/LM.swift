@@ -9,7 +9,7 @@ struct LM: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lm",
         abstract: "Build, run and inspect Transformer language models on the CPU.",
-        subcommands: [DemoCommand.self, TrainCommand.self, InitCommand.self, LogitsCommand.self, LossCommand.self, GenerateCommand.self, ChatCommand.self, TokenizerCommand.self, JSONCheckCommand.self, ImportCommand.self, QuantizeCommand.self, ExportCommand.self, TraceCommand.self, AttentionCommand.self, LensCommand.self, AttributeCommand.self, PatchCommand.self, ServeCommand.self])
+        subcommands: [DemoCommand.self, TrainCommand.self, InitCommand.self, LogitsCommand.self, LossCommand.self, GenerateCommand.self, ChatCommand.self, TokenizerCommand.self, JSONCheckCommand.self, ImportCommand.self, QuantizeCommand.self, ExportCommand.self, MergeCommand.self, TraceCommand.self, AttentionCommand.self, LensCommand.self, AttributeCommand.self, PatchCommand.self, ServeCommand.self])
 
     static func main() {
         do {

@@ -55,7 +55,7 @@ struct QuantizeCommand: ParsableCommand {
 /// `lm export gguf --model M --output FILE.gguf [--type q8_0]`.
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "export", abstract: "Write a model in another project's format.", subcommands: [GGUFExportCommand.self])
+        commandName: "export", abstract: "Write a model in another project's format.", subcommands: [GGUFExportCommand.self, GGUFLoRAExportCommand.self])
 }
 
 struct GGUFExportCommand: ParsableCommand {
@@ -84,5 +84,28 @@ struct GGUFExportCommand: ParsableCommand {
         let bytes = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
         print(String(format: "wrote %@: %@, %@, %.1f MB", output, ImportCommand.describe(pretrained.model),
                      type?.rawValue.uppercased() ?? "F32", Double(bytes) / 1e6))
+    }
+}
+
+/// `lm export gguf-lora`: a LoRA adapter as llama.cpp's adapter file.
+struct GGUFLoRAExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gguf-lora",
+        abstract: "Write a LoRA adapter as a llama.cpp adapter GGUF (general.type adapter, adapter.type lora), for llama.cpp's --lora.",
+        discussion: "--model names the base the adapter was trained on: the adapter is checked against it and the file takes its architecture.")
+
+    @Option(help: "The base model: a .gguf file, a Hugging Face directory or one of ours.") var model: String
+    @Option(help: "The adapter: a PEFT adapter directory, or an lm train --lora-rank run.") var adapter: String
+    @Option(help: "The .gguf file to write.") var output: String
+    @Flag(help: "Replace --output if it exists.") var force = false
+
+    func run() throws {
+        guard output.hasSuffix(".gguf") else { throw ValidationError("--output must name a .gguf file, not '\(output)'") }
+        try OutputOverInput.refuse(files: [NamedPath("--output", output)], inputs: [NamedPath("--model", model), NamedPath("--adapter", adapter)])
+        if !force && FileManager.default.fileExists(atPath: output) { throw ModelError("\(output) exists: pass --force to replace it") }
+        let base = try PretrainedModel.load(model, keepQuantized: true)
+        let lora = try PEFTAdapter.read(directory: adapter, config: base.model.config)
+        try GGUFExport.writeAdapter(lora, to: output, name: (adapter as NSString).lastPathComponent)
+        print("wrote \(output): rank \(lora.settings.rank), alpha \(lora.settings.alpha), \(lora.layout.entries.count) tensors")
     }
 }
