@@ -1,8 +1,10 @@
+import ChatTemplate
 import Foundation
 import Kernels
 @testable import Model
 import TensorIO
 import TestSupport
+import Tokenizer
 import Verification
 import XCTest
 
@@ -198,5 +200,50 @@ final class LoRATests: TemporaryDirectoryTestCase {
         XCTAssertThrowsError(try LoRAAdapter(settings: .init(rank: 0), config: model.config, seed: 1)) { XCTAssertTrue("\($0)".contains("--lora-rank"), "\($0)") }
         XCTAssertThrowsError(try LoRAAdapter(settings: .init(rank: 99), config: model.config, seed: 1)) { XCTAssertTrue("\($0)".contains("larger than"), "\($0)") }
         XCTAssertThrowsError(try LoRAAdapter(settings: .init(rank: 2, targets: []), config: model.config, seed: 1))
+    }
+}
+
+/// Conversations rendered into ids and a loss mask: the assistant's tokens (its end-of-turn
+/// marker included) are learned, the rest only read.
+final class ChatDataTests: TemporaryDirectoryTestCase {
+    func testOnlyTheAnswersAreLearned() throws {
+        let chatML = try ChatTemplate("""
+            {% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}
+            """)
+        // Drops an answered turn's reasoning marker once later turns follow, as Qwen 3's does.
+        let dropping = try ChatTemplate("""
+            {% for m in messages %}<|im_start|>{{ m['role'] }}\n{% if m['role'] == 'assistant' and loop.last %}<think></think>{% endif %}{{ m['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}
+            """)
+        let corpus = Array("hello there. how are you? fine thanks. and you? ok.".utf8)
+        let tokenizer = try corpus.withUnsafeBufferPointer {
+            try BPETrainer.train(bytes: $0, options: BPETrainingOptions(vocabSize: 300, specialTokens: ["<|im_start|>", "<|im_end|>"]))
+        }
+        let path = directory + "/chat.jsonl"
+        try Data("""
+            {"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}, {"role": "assistant", "content": "fine thanks"}, {"role": "user", "content": "and you?"}, {"role": "assistant", "content": "ok."}]}
+
+            {"prompt": "how are you?", "completion": "fine"}
+            """.utf8).write(to: URL(fileURLWithPath: path))
+        for (template, examples) in [(chatML, 2), (dropping, 3)] {
+            let data = try ChatData(path: path, template: template, tokenizer: tokenizer, bosText: "", eosText: "", trainOnPrompt: false)
+            XCTAssertEqual(data.conversations, 2)
+            // The learned stretches decoded: each answer with its end-of-turn marker.
+            var learned: [String] = [], current: [Int32] = []
+            for (id, mask) in zip(data.ids, data.mask) {
+                if mask == 1 { current.append(id) } else if !current.isEmpty { learned.append(try tokenizer.decode(current)); current = [] }
+            }
+            if !current.isEmpty { learned.append(try tokenizer.decode(current)) }
+            let isDropping = examples == 3
+            let think = isDropping ? "<think></think>" : ""
+            let expected = isDropping
+                // One example per answer, each learned once (the first answer is context in the second).
+                ? ["\(think)fine thanks<|im_end|>\n", "\(think)ok.<|im_end|>\n", "\(think)fine<|im_end|>\n"]
+                : ["fine thanks<|im_end|>\n", "ok.<|im_end|>\n", "fine<|im_end|>\n"]
+            XCTAssertEqual(learned, expected, "examples: \(examples)")
+            if isDropping { XCTAssertGreaterThan(data.ids.count, try ChatData(path: path, template: chatML, tokenizer: tokenizer, bosText: "", eosText: "", trainOnPrompt: false).ids.count, "the first answer is read twice") }
+            let everything = try ChatData(path: path, template: template, tokenizer: tokenizer, bosText: "", eosText: "", trainOnPrompt: true)
+            XCTAssertEqual(everything.ids, data.ids)
+            XCTAssertTrue(everything.mask.allSatisfy { $0 == 1 })
+        }
     }
 }

@@ -12,7 +12,10 @@ import Tokenizer
 /// assistant turn is masked in: the tokens between the conversation rendered up to it with the
 /// generation prompt and rendered through it (its end-of-turn tokens included, so the model
 /// learns to stop). With `trainOnPrompt`, every token counts. Conversations follow one another
-/// in the stream (packed); each is rendered whole, from its own first token.
+/// in the stream (packed); each is rendered whole, from its own first token. A template that
+/// renders earlier turns differently once later ones follow (Qwen 3 drops an answered turn's
+/// empty reasoning) cannot be cut that way: each assistant turn is then its own example, the
+/// conversation rendered through it.
 public struct ChatData {
     /// The ids of every conversation, one after another.
     public private(set) var ids: [Int32] = []
@@ -31,7 +34,7 @@ public struct ChatData {
             guard !trimmed.isEmpty else { continue }
             let where_ = "\(path): line \(index + 1)"
             let messages = try Self.messages(trimmed, at: where_)
-            let segments = try Self.segments(messages, template: template, bosText: bosText, eosText: eosText, at: where_)
+            let segments = try Self.examples(messages, template: template, bosText: bosText, eosText: eosText, at: where_).joined()
             for (segment, learned) in segments {
                 let segmentIDs = tokenizer.encodeChat(segment, bos: bosText, eos: eosText)
                 ids += segmentIDs
@@ -67,31 +70,40 @@ public struct ChatData {
         }
     }
 
-    /// The rendered conversation cut into stretches, each marked learned (an assistant turn) or not.
-    static func segments(_ messages: [ChatMessage], template: ChatTemplate, bosText: String, eosText: String,
-                         at place: String) throws -> [(text: String, learned: Bool)] {
-        guard messages.contains(where: { $0.role == "assistant" }) else { throw ModelError("\(place): no assistant message to learn") }
+    /// The rendered conversation cut into stretches, each marked learned (an assistant turn) or
+    /// not: one example (the whole conversation), or one per assistant turn when the template
+    /// renders the turns before it differently once later ones follow.
+    static func examples(_ messages: [ChatMessage], template: ChatTemplate, bosText: String, eosText: String,
+                         at place: String) throws -> [[(text: String, learned: Bool)]] {
+        let answers = messages.indices.filter { messages[$0].role == "assistant" }
+        guard !answers.isEmpty else { throw ModelError("\(place): no assistant message to learn") }
         func render(_ prefix: ArraySlice<ChatMessage>, generationPrompt: Bool) throws -> String {
             do { return try template.render(Array(prefix), addGenerationPrompt: generationPrompt, bosToken: bosText, eosToken: eosText) } catch {
                 throw ModelError("\(place): the chat template cannot render this conversation: \(error)")
             }
         }
-        let whole = try render(messages[...], generationPrompt: false)
-        var segments: [(String, Bool)] = [], done = whole.startIndex
-        for (index, message) in messages.enumerated() where message.role == "assistant" {
-            let before = try render(messages[..<index], generationPrompt: true), through = try render(messages[...index], generationPrompt: false)
-            // Both must be where the whole conversation starts: a template that renders earlier
-            // turns otherwise (dropping an earlier answer's reasoning) cannot be cut this way.
-            guard whole.hasPrefix(before), whole.hasPrefix(through), before.count <= through.count else {
-                throw ModelError("\(place): the chat template renders the turns before assistant message \(index + 1) differently once it is answered; the answer's tokens cannot be told apart (try --train-on-prompt)")
-            }
-            let start = whole.index(whole.startIndex, offsetBy: before.count), end = whole.index(whole.startIndex, offsetBy: through.count)
-            if start > done { segments.append((String(whole[done..<start]), false)) }
-            if end > start { segments.append((String(whole[start..<end]), true)) }
-            done = max(done, end)
+        // Each answer: the text up to it (with the generation prompt) and through it.
+        let spans = try answers.map { index in
+            (index: index, before: try render(messages[..<index], generationPrompt: true), through: try render(messages[...index], generationPrompt: false))
         }
-        if done < whole.endIndex { segments.append((String(whole[done...]), false)) }
-        return segments
+        for span in spans where !(span.through.hasPrefix(span.before)) {
+            throw ModelError("\(place): the chat template does not render assistant message \(span.index + 1) after the prompt it renders for it; its tokens cannot be told apart")
+        }
+        /// `text` cut at the answers' spans (counted in characters from its start).
+        func cut(_ text: String, _ spans: ArraySlice<(index: Int, before: String, through: String)>) -> [(text: String, learned: Bool)] {
+            var pieces: [(String, Bool)] = [], done = 0
+            for span in spans {
+                let (start, end) = (max(span.before.count, done), span.through.count)
+                if start > done { pieces.append((String(text.dropFirst(done).prefix(start - done)), false)) }
+                if end > start { pieces.append((String(text.dropFirst(start).prefix(end - start)), true)) }
+                done = max(done, end)
+            }
+            if done < text.count { pieces.append((String(text.dropFirst(done)), false)) }
+            return pieces
+        }
+        let whole = try render(messages[...], generationPrompt: false)
+        if spans.allSatisfy({ whole.hasPrefix($0.through) }) { return [cut(whole, spans[...])] }
+        return spans.indices.map { cut(spans[$0].through, spans[$0...$0]) }
     }
 
     /// Writes the ids and the mask as two NPY files (int32), each atomically.
