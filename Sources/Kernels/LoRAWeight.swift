@@ -40,8 +40,27 @@ public final class LoRAWeight: LinearWeight, @unchecked Sendable {
     /// `x · Aᵀ` [rows, parts · rank], then its gradient, grown to the largest batch seen.
     private var lowRank = TensorBuffer(count: 0), dLowRank = TensorBuffer(count: 0)
 
+    /// Dropout on the adapters' input (PEFT's `lora_dropout`): `y += s · B · A · drop(x)`, each
+    /// element of `x` kept with probability `1 − probability` and scaled by `1 / (1 − probability)`.
+    public struct Dropout: Sendable {
+        public let probability: Float
+        /// Tells this weight's draws from every other weight's.
+        public let stream: UInt64
+
+        public init(probability: Float, stream: UInt64) { (self.probability, self.stream) = (probability, stream) }
+    }
+
+    public let dropout: Dropout?
+    /// Dropout draws only while this is set (a training step; evaluation leaves it nil): each
+    /// round draws a fresh pattern, a function of (stream, round, row, column) alone, so the
+    /// backward and a resumed run see the same elements dropped.
+    public var dropoutRound: UInt64?
+    /// The forward's dropped input [rows, in], which the backward reads again.
+    private var droppedInput = TensorBuffer(count: 0)
+
     /// Checks that the parts lie inside the base's rows without overlapping, and the shapes.
-    public init(base: any LinearWeight, down: MatrixView, parts: [Part], scale: Float, gradients: Gradients? = nil) {
+    public init(base: any LinearWeight, down: MatrixView, parts: [Part], scale: Float, gradients: Gradients? = nil,
+                dropout: Dropout? = nil) {
         precondition(!parts.isEmpty && down.rows % parts.count == 0, "LoRAWeight: A has \(down.rows) rows for \(parts.count) parts")
         let rank = down.rows / parts.count
         requireShape(down, down.rows, base.inFeatures, "LoRAWeight", "A")
@@ -58,6 +77,7 @@ public final class LoRAWeight: LinearWeight, @unchecked Sendable {
             for (dUp, part) in zip(gradients.ups, parts) { requireShape(dUp, like: part.up, "LoRAWeight", "∂B") }
         }
         (self.base, self.down, self.parts, self.rank, self.scale, self.gradients) = (base, down, parts, rank, scale, gradients)
+        self.dropout = dropout.flatMap { $0.probability > 0 ? $0 : nil }
     }
 
     public var outFeatures: Int { base.outFeatures }
@@ -73,7 +93,7 @@ public final class LoRAWeight: LinearWeight, @unchecked Sendable {
     /// y += s · (x · Aᵀ) · Bᵀ, part by part: the adapters' share of the product.
     public func addAdapterProduct(_ x: MatrixView, into y: MatrixView) {
         guard x.rows > 0 else { return }
-        let u = lowRankRows(x)
+        let u = lowRankRows(adapterInput(x, drawing: true))
         for (index, part) in parts.enumerated() {
             let columns = (index * rank)..<((index + 1) * rank), out = y.columns(part.rows)
             sgemm(transposeA: false, transposeB: true, m: x.rows, n: part.rows.count, k: rank, alpha: scale,
@@ -88,7 +108,8 @@ public final class LoRAWeight: LinearWeight, @unchecked Sendable {
         base.backward(dy: dy, x: x, dx: dx)
         let rows = dy.rows
         guard rows > 0 else { return }
-        let u = lowRankRows(x)
+        let input = adapterInput(x, drawing: false)
+        let u = lowRankRows(input)
         if dLowRank.count < rows * down.rows { dLowRank = TensorBuffer(count: rows * down.rows) }
         let du = dLowRank.matrix(at: 0, rows: rows, columns: down.rows)
         for (index, part) in parts.enumerated() {
@@ -104,12 +125,58 @@ public final class LoRAWeight: LinearWeight, @unchecked Sendable {
         }
         if let gradients {
             sgemm(transposeA: true, transposeB: false, m: down.rows, n: down.columns, k: rows,
-                  a: du.base, lda: du.rowStride, b: x.base, ldb: x.rowStride, beta: 1, c: gradients.down.base, ldc: gradients.down.rowStride)
+                  a: du.base, lda: du.rowStride, b: input.base, ldb: input.rowStride, beta: 1, c: gradients.down.base, ldc: gradients.down.rowStride)
         }
-        if let dx {
+        guard let dx else { return }
+        guard isDropping, let dropout else {
             sgemm(transposeA: false, transposeB: false, m: rows, n: down.columns, k: down.rows,
                   a: du.base, lda: du.rowStride, b: down.base, ldb: down.rowStride, beta: 1, c: dx.base, ldc: dx.rowStride)
+            return
         }
+        // Through the dropout: du · A into the dropped input's buffer (no longer needed), then
+        // added where the same elements were kept, scaled as they were.
+        let through = droppedInput.matrix(at: 0, rows: rows, columns: down.columns)
+        sgemm(transposeA: false, transposeB: false, m: rows, n: down.columns, k: down.rows,
+              a: du.base, lda: du.rowStride, b: down.base, ldb: down.rowStride, beta: 0, c: through.base, ldc: through.rowStride)
+        let keep = 1 / (1 - dropout.probability)
+        for row in 0..<rows {
+            var draws = dropDraws(row: row)
+            let source = through.pointer(row: row), target = dx.pointer(row: row)
+            for column in 0..<down.columns where draws.keeps() { target[column] += source[column] * keep }
+        }
+    }
+
+    private var isDropping: Bool { dropout != nil && dropoutRound != nil }
+
+    /// What the adapters read: `x`, or in a training round with dropout `drop(x)`, drawn in the
+    /// forward (`drawing`) and read again in the backward.
+    private func adapterInput(_ x: MatrixView, drawing: Bool) -> MatrixView {
+        guard isDropping, let dropout else { return x }
+        let dropped = droppedInput.count >= x.rows * x.columns ? droppedInput : TensorBuffer(count: x.rows * x.columns)
+        droppedInput = dropped
+        let view = dropped.matrix(at: 0, rows: x.rows, columns: x.columns)
+        guard drawing else { return view }
+        let keep = 1 / (1 - dropout.probability)
+        for row in 0..<x.rows {
+            var draws = dropDraws(row: row)
+            let source = x.pointer(row: row), target = view.pointer(row: row)
+            for column in 0..<x.columns { target[column] = draws.keeps() ? source[column] * keep : 0 }
+        }
+        return view
+    }
+
+    /// The keep-or-drop draws of row `row` in this round, column by column.
+    private func dropDraws(row: Int) -> DropDraws {
+        let dropout = dropout!, round = dropoutRound!
+        let seed = dropout.stream &* 0x9E37_79B9_7F4A_7C15 ^ round &* 0xBF58_476D_1CE4_E5B9 ^ UInt64(row) &* 0x94D0_49BB_1331_11EB
+        return DropDraws(generator: SeededGenerator(seed: seed), threshold: UInt64(Double(dropout.probability) * 0x1_0000_0000))
+    }
+
+    private struct DropDraws {
+        var generator: SeededGenerator
+        let threshold: UInt64
+        /// Whether the next element is kept (probability 1 − p).
+        mutating func keeps() -> Bool { generator.next() >> 32 >= threshold }
     }
 
     /// u = x · Aᵀ: [rows, parts · rank], in the scratch.

@@ -173,6 +173,36 @@ final class LoRATests: TemporaryDirectoryTestCase {
         assertClose(gradients[0], gradients[1].map(Double.init), absolute: 1e-5, relative: 1e-3, "QLoRA gradients against the dequantized base")
     }
 
+    /// Dropout on the adapters' input: a round's pattern is fixed (the same loss twice, and the
+    /// backward drops what the forward dropped: its gradients match finite differences of that
+    /// round's loss), another round draws another, and evaluation runs without it.
+    func testDropoutIsTheSameInTheForwardAndTheBackward() throws {
+        let model = try InspectionTests.model("qwen3")
+        let settings = LoRAAdapter.Settings(rank: 2, alpha: 3, dropout: 0.3)
+        let adapter = try LoRAAdapter(settings: settings, config: model.config, seed: 20)
+        var generator = SeededGenerator(seed: 21)
+        for i in adapter.parameters.storage.indices { adapter.parameters.storage[i] = Float.random(in: -0.3...0.3, using: &generator) }
+        let (inputs, targets) = Self.batch(model.config, count: 12, seed: 22)
+        let session = try TrainingSession(model: model, batch: 2, length: 6, adapter: adapter)
+        let plain = try session.loss(inputs: inputs, targets: targets)
+        let dropped = try session.computeGradients(inputs: inputs, targets: targets, dropoutRound: 7)
+        let gradient = session.gradients.array
+        XCTAssertEqual(try session.computeGradients(inputs: inputs, targets: targets, dropoutRound: 7), dropped, "a round's pattern is fixed")
+        XCTAssertNotEqual(try session.computeGradients(inputs: inputs, targets: targets, dropoutRound: 8), dropped, "another round, another pattern")
+        XCTAssertNotEqual(dropped, plain)
+        XCTAssertEqual(try session.computeGradients(inputs: inputs, targets: targets), plain, accuracy: 1e-6, "no round: no dropout")
+        for entry in adapter.layout.entries.prefix(8) {
+            let index = entry.offset + entry.count / 2, original = adapter.parameters.storage[index], h: Float = 1e-2
+            adapter.parameters.storage[index] = original + h
+            let up = try session.computeGradients(inputs: inputs, targets: targets, dropoutRound: 7)
+            adapter.parameters.storage[index] = original - h
+            let down = try session.computeGradients(inputs: inputs, targets: targets, dropoutRound: 7)
+            adapter.parameters.storage[index] = original
+            let numeric = (up - down) / Double(2 * h)
+            XCTAssertEqual(Double(gradient[index]), numeric, accuracy: 2e-3 + 0.03 * abs(numeric), entry.name)
+        }
+    }
+
     func testPEFTFilesRoundTrip() throws {
         for family in Self.families {
             let model = try InspectionTests.model(family)

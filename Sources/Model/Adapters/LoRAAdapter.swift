@@ -126,7 +126,8 @@ public final class LoRAAdapter {
                     gradients: gradients.map { buffer in
                         LoRAWeight.Gradients(down: buffer.matrix(at: firstA.offset, rows: stackedRows, columns: columns),
                                              ups: ups.map { matrix($0, in: buffer) })
-                    })
+                    },
+                    dropout: LoRAWeight.Dropout(probability: Float(settings.dropout), stream: UInt64(layer * 4 + LoRATarget.Group.allCases.firstIndex(of: group)!)))
             }
             return BlockWeights(qkv: adapt(block.qkv, .qkv), output: adapt(block.output, .output), gateUp: adapt(block.gateUp, .gateUp),
                                 down: adapt(block.down, .down), ln1: block.ln1, ln2: block.ln2, extras: block.extras)

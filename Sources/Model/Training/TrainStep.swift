@@ -108,7 +108,10 @@ public final class TrainStep {
     @discardableResult
     public func run(inputs: UnsafeBufferPointer<Int32>, targets: UnsafeBufferPointer<Int32>, learningRate: Double,
                     wantsToStop: Bool = false) throws -> Outcome {
-        let localLoss = try session.computeGradients(inputs: inputs, targets: targets)
+        // Each step, and each rank's rows, draw their own dropout (a function of the step: a
+        // resumed run draws what the uninterrupted one did).
+        let round = UInt64(optimizer.step) &* 0x1_0000 &+ UInt64(parallelism.group.rank)
+        let localLoss = try session.computeGradients(inputs: inputs, targets: targets, dropoutRound: round)
         let ((loss, stopRequested), synchronizationSeconds) = try timed { try agreeOnStep(localLoss: localLoss, wantsToStop: wantsToStop) }
         var exchangeSeconds = timed { averageGradients() }.seconds
         let norm = clipGradients()

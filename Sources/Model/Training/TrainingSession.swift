@@ -18,7 +18,7 @@ public final class TrainingSession {
     public let model: TransformerLM
     public let batch: Int
     public let length: Int
-    /// ∂loss/∂parameters after ``computeGradients(inputs:targets:)-(UnsafeBufferPointer<Int32>,UnsafeBufferPointer<Int32>)``, laid out like
+    /// ∂loss/∂parameters after ``computeGradients(inputs:targets:dropoutRound:)-(UnsafeBufferPointer<Int32>,UnsafeBufferPointer<Int32>,UInt64?)``, laid out like
     /// ``trainedParameters`` (``trainedLayout``).
     public let gradients: TensorBuffer
     /// The model's gradients' named views; nil when the model is frozen under an adapter.
@@ -78,15 +78,24 @@ public final class TrainingSession {
         gradients = TensorBuffer(count: trainedCount)
         gradientTensors = adapter == nil ? ModelTensors(layout: model.layout, config: model.config, buffer: gradients) : nil
         adaptedWeights = adapter?.weights(over: model.baseInference, gradients: gradients)
+        adapterWeights = adaptedWeights?.layers.flatMap { [$0.qkv, $0.output, $0.gateUp, $0.down] }.compactMap { $0 as? LoRAWeight } ?? []
     }
+
+    /// The adapted weights, whose dropout a training step turns on.
+    private let adapterWeights: [LoRAWeight]
 
     /// inputs, targets: [batch, length] (targets[b, t] is the token after inputs[b, t], or
     /// ``/Kernels/CrossEntropy/ignored``) → the mean next-token cross-entropy in nats over the
     /// targets that count; ``gradients`` then holds its gradient (overwritten, not accumulated
     /// across calls). Throws naming the first id outside the vocabulary.
+    ///
+    /// `dropoutRound` (a training step's number) turns on the adapter's dropout, drawn anew for
+    /// each round; nil runs without it.
     @discardableResult
-    public func computeGradients(inputs: UnsafeBufferPointer<Int32>, targets: UnsafeBufferPointer<Int32>) throws -> Double {
+    public func computeGradients(inputs: UnsafeBufferPointer<Int32>, targets: UnsafeBufferPointer<Int32>, dropoutRound: UInt64? = nil) throws -> Double {
         try check(inputs: inputs, targets: targets)
+        for weight in adapterWeights { weight.dropoutRound = dropoutRound }
+        defer { for weight in adapterWeights { weight.dropoutRound = nil } }
         let rows = batch * length
         model.forward(tokens: inputs, batch: batch, into: activations, logitRows: 0..<rows, using: adaptedWeights)
         let counted = max(1, CrossEntropy.countedRows(targets))
@@ -97,10 +106,12 @@ public final class TrainingSession {
         return loss
     }
 
-    /// ``computeGradients(inputs:targets:)-(UnsafeBufferPointer<Int32>,UnsafeBufferPointer<Int32>)`` on arrays.
+    /// ``computeGradients(inputs:targets:dropoutRound:)-(UnsafeBufferPointer<Int32>,UnsafeBufferPointer<Int32>,UInt64?)`` on arrays.
     @discardableResult
-    public func computeGradients(inputs: [Int32], targets: [Int32]) throws -> Double {
-        try inputs.withUnsafeBufferPointer { x in try targets.withUnsafeBufferPointer { try computeGradients(inputs: x, targets: $0) } }
+    public func computeGradients(inputs: [Int32], targets: [Int32], dropoutRound: UInt64? = nil) throws -> Double {
+        try inputs.withUnsafeBufferPointer { x in
+            try targets.withUnsafeBufferPointer { try computeGradients(inputs: x, targets: $0, dropoutRound: dropoutRound) }
+        }
     }
 
     /// ``loss(inputs:targets:)-(UnsafeBufferPointer<Int32>,UnsafeBufferPointer<Int32>)`` on arrays.
