@@ -122,7 +122,8 @@ let package = Package(
         // `lm-serve` run as a user runs it, answered over HTTP.
         .testTarget(name: "ServerTests", dependencies: ["lm-serve", "Model", "Kernels", "Tokenizer", "ChatTemplate", "TestSupport"]),
         .testTarget(name: "MPITests", dependencies: ["lm", "TensorIO", "TestSupport"]),
-        .testTarget(name: "ModelTests", dependencies: ["Model", "Drawing", "Kernels", "ReferenceKernels", "TensorIO", "Tokenizer", "TestSupport", "Verification"]),
+        .testTarget(name: "ModelTests", dependencies: ["Model", "Drawing", "Kernels", "ReferenceKernels", "TensorIO", "Tokenizer", "TestSupport", "Verification"],
+                    exclude: ["Fixtures"]),  // read from the source tree (#filePath)
     ],
     swiftLanguageModes: [.v6]
 )
