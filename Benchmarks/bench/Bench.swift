@@ -47,7 +47,7 @@ struct Bench: ParsableCommand {
         let plan: MeasurementPlan = quick ? .quick : .full
         let shape = BenchShape()
         let matcher = try filter.map { try NameFilter($0) }
-        let cases = (KernelCases.all(shape) + MatrixVectorCases.all() + QuantizedMatrixVectorCases.all() + ModelCases.all(shape, quick: quick) + QuantizedModelCases.all(quick: quick) + BatchDecodeCases.all(quick: quick) + DecodeAttentionCases.all(quick: quick) + TrainingCases.all(shape, quick: quick) + LongAttentionCases.all(quick: quick)
+        let cases = (KernelCases.all(shape) + MatrixVectorCases.all() + QuantizedMatrixVectorCases.all() + ModelCases.all(shape, quick: quick) + QuantizedModelCases.all(quick: quick) + BatchDecodeCases.all(quick: quick) + DecodeAttentionCases.all(quick: quick) + TrainingCases.all(shape, quick: quick) + LoRACases.all(quick: quick) + LongAttentionCases.all(quick: quick)
                      + NaiveCases.all(shape, plan: plan)
                      + TokenizerCases.all(quick: quick, corpusPath: corpus))
             .filter { matcher?.matches($0.name) ?? true }
