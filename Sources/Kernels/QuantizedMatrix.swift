@@ -101,15 +101,10 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
             return
         }
         // Tiles of weight rows decoded to Float32, each one GEMM into its columns of y.
-        let tile = scratch.pointer(count: min(Self.tileRows, rows) * columns)
-        var start = 0
-        while start < rows {
-            let count = min(Self.tileRows, rows - start)
-            decodeRows(start..<(start + count), into: tile)
-            sgemm(transposeA: false, transposeB: true, m: x.rows, n: count, k: columns,
+        forEachDecodedTile { rows, tile in
+            sgemm(transposeA: false, transposeB: true, m: x.rows, n: rows.count, k: columns,
                   a: x.base, lda: x.rowStride, b: tile, ldb: columns,
-                  beta: accumulate ? 1 : 0, c: y.base + start, ldc: y.rowStride)
-            start += count
+                  beta: accumulate ? 1 : 0, c: y.base + rows.lowerBound, ldc: y.rowStride)
         }
     }
 
@@ -117,14 +112,22 @@ public final class QuantizedMatrix: LinearWeight, @unchecked Sendable {
     /// quantized weight: QLoRA), each tile one GEMM: dx += dy[:, tile] · W[tile].
     public func backward(dy: MatrixView, x: MatrixView, dx: MatrixView?) {
         guard let dx, dy.rows > 0 else { return }
+        forEachDecodedTile { rows, tile in
+            sgemm(transposeA: false, transposeB: false, m: dy.rows, n: columns, k: rows.count,
+                  a: dy.base + rows.lowerBound, lda: dy.rowStride, b: tile, ldb: columns, beta: 1, c: dx.base, ldc: dx.rowStride)
+        }
+    }
+
+    /// Every tile of ``tileRows`` weight rows, in order, decoded to Float32 ([rows.count, columns]
+    /// in the shared scratch) and handed to `body`.
+    private func forEachDecodedTile(_ body: (_ rows: Range<Int>, _ tile: UnsafeMutablePointer<Float>) -> Void) {
         let tile = scratch.pointer(count: min(Self.tileRows, rows) * columns)
         var start = 0
         while start < rows {
-            let count = min(Self.tileRows, rows - start)
-            decodeRows(start..<(start + count), into: tile)
-            sgemm(transposeA: false, transposeB: false, m: dy.rows, n: columns, k: count,
-                  a: dy.base + start, lda: dy.rowStride, b: tile, ldb: columns, beta: 1, c: dx.base, ldc: dx.rowStride)
-            start += count
+            let range = start..<min(start + Self.tileRows, rows)
+            decodeRows(range, into: tile)
+            body(range, tile)
+            start = range.upperBound
         }
     }
 

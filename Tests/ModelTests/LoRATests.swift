@@ -102,13 +102,7 @@ final class LoRATests: TemporaryDirectoryTestCase {
             for entry in adapter.layout.entries {
                 var probe = values
                 for index in (0..<4).map({ _ in entry.offset + Int(generator.next() % UInt64(entry.count)) }) {
-                    let h = 1e-4
-                    probe[index] = values[index] + h
-                    let up = referenceLoss(probe)
-                    probe[index] = values[index] - h
-                    let down = referenceLoss(probe)
-                    probe[index] = values[index]
-                    let numeric = (up - down) / (2 * h)
+                    let numeric = ModelFactory.centralDifference(referenceLoss, &probe, index: index, step: 1e-4)
                     XCTAssertEqual(Double(gradient[index]), numeric, accuracy: 1e-4 + 1e-3 * abs(numeric),
                                    "\(family) \(entry.name)[\(index - entry.offset)]")
                 }

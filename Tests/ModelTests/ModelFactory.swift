@@ -33,6 +33,18 @@ enum ModelFactory {
         return (ids, expected, worst)
     }
 
+    /// (f(v + step·e_i) − f(v − step·e_i)) / 2·step: the central difference of `f` along element
+    /// `index` of `values` (which it leaves as it found them).
+    static func centralDifference(_ f: ([Double]) -> Double, _ values: inout [Double], index: Int, step: Double) -> Double {
+        let original = values[index]
+        values[index] = original + step
+        let above = f(values)
+        values[index] = original - step
+        let below = f(values)
+        values[index] = original
+        return (above - below) / (2 * step)
+    }
+
     /// The gradients of `model`'s training session against central finite differences of the
     /// reference model's loss in Double, for every tensor at up to 16 positions each.
     static func checkBackwardAgainstFiniteDifferences(_ model: TransformerLM, batch: Int, length: Int, seed: UInt64,
@@ -58,13 +70,7 @@ enum ModelFactory {
             var probe = parameters
             var numeric: [Double] = [], analytic: [Float] = []
             for index in picks {
-                let step = 1e-5
-                probe[index] = parameters[index] + step
-                let above = referenceLoss(probe)
-                probe[index] = parameters[index] - step
-                let below = referenceLoss(probe)
-                probe[index] = parameters[index]
-                numeric.append((above - below) / (2 * step))
+                numeric.append(centralDifference(referenceLoss, &probe, index: index, step: 1e-5))
                 analytic.append(gradient[index])
             }
             assertClose(analytic, numeric, absolute: 2e-6, relative: 2e-3, "∂loss/∂\(entry.name) at B\(batch) T\(length)", file: file, line: line)
