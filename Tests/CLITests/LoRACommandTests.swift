@@ -16,7 +16,7 @@ final class LoRACommandTests: TemporaryDirectoryTestCase {
         """
 
     /// A model directory with a tokenizer (ChatML's markers as special tokens) and the template.
-    func makeModel(_ name: String = "model", seed: Int = 0, dModel: Int = 16) throws -> String {
+    func makeModel(_ name: String = "model", seed: Int = 0, dModel: Int = 16, dFF: Int = 24) throws -> String {
         let corpus = directory + "/corpus.txt"
         try Data(String(repeating: "the cat sat on the mat. what did the dog eat? the dog ate the hat.\n", count: 30).utf8)
             .write(to: URL(fileURLWithPath: corpus))
@@ -27,7 +27,7 @@ final class LoRACommandTests: TemporaryDirectoryTestCase {
             XCTAssertEqual(trained.status, 0, trained.error)
         }
         let config = directory + "/config-\(name).json"
-        try Data(#"{"vocab_size": 300, "context_length": 48, "d_model": \#(dModel), "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "d_ff": 24, "rope_theta": 10000}"#.utf8)
+        try Data(#"{"vocab_size": 300, "context_length": 48, "d_model": \#(dModel), "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "d_ff": \#(dFF), "rope_theta": 10000}"#.utf8)
             .write(to: URL(fileURLWithPath: config))
         let model = directory + "/" + name
         let made = try LMProcess.run(["init", "--config", config, "--output", model, "--tokenizer", tokenizer, "--seed", "\(seed)"])
@@ -94,6 +94,23 @@ final class LoRACommandTests: TemporaryDirectoryTestCase {
         XCTAssertEqual(file.metadata["general.type"]?.string, "adapter")
         XCTAssertEqual(file.metadata["adapter.type"]?.string, "lora")
         XCTAssertNotNil(file.tensors.first { $0.name == "blk.0.attn_q.weight.lora_a" })
+    }
+
+    /// QLoRA: a GGUF base keeps its blocks, on resume too (the adapter the uninterrupted run wrote).
+    func testQLoRAOnAGGUFResumesBitForBit() throws {
+        let model = try makeModel("q8", dModel: 32, dFF: 64), data = try writeConversations()
+        let gguf = directory + "/base.gguf"
+        let exported = try LMProcess.run(["export", "gguf", "--model", model, "--type", "q8_0", "--output", gguf])
+        XCTAssertEqual(exported.status, 0, exported.error)
+        let whole = directory + "/whole", halves = directory + "/halves"
+        XCTAssertEqual(try train(gguf, data: data, output: whole, steps: 6).status, 0)
+        XCTAssertEqual(try train(gguf, data: data, output: halves, steps: 3).status, 0)
+        let state = try String(contentsOfFile: halves + "/training_state.json", encoding: .utf8)
+        XCTAssertTrue(state.contains("\"baseQuantized\" : true"), state)
+        let resumed = try LMProcess.run(["train", "--resume", halves, "--steps", "6", "--quiet"])
+        XCTAssertEqual(resumed.status, 0, resumed.error)
+        let a = try SafeTensorsFile(path: whole + "/adapter_model.safetensors"), b = try SafeTensorsFile(path: halves + "/adapter_model.safetensors")
+        for entry in a.entries { XCTAssertEqual(try a.floats(entry.name), try b.floats(entry.name), "resumed \(entry.name)") }
     }
 
     func testSlipsAreRefusedNamingWhatAndWritingNothing() throws {

@@ -73,7 +73,7 @@ public final class Trainer {
                                   validationFraction: validation == nil ? validationFraction : nil)
         if let adapter {
             guard let baseModel else { throw ModelError("LoRA training: the base model's path is needed to resume the run") }
-            (state.lora, state.baseModel) = (adapter.settings, Self.absolute(baseModel))
+            (state.lora, state.baseModel, state.baseQuantized) = (adapter.settings, Self.absolute(baseModel), model.isQuantized)
         }
         let layout = adapter?.layout ?? model.layout
         let segments = TrainStep.shards(count: layout.totalCount, parallelism: parallelism)?.segments[parallelism.group.rank]
@@ -117,7 +117,8 @@ public final class Trainer {
         if state.lora != nil {
             // A LoRA run: the base model from where it was, the adapter from the checkpoint.
             guard let baseModel = state.baseModel else { throw ModelError("\(folder.file(CheckpointFolder.stateFile)): a LoRA run without its base model's path") }
-            model = try Checkpoint.load(modelAt: baseModel)
+            // As the run loaded it: a quantized base keeps its blocks (QLoRA), bit for bit.
+            model = state.baseQuantized == true ? try PretrainedModel.load(baseModel, keepQuantized: true).model : try Checkpoint.load(modelAt: baseModel)
             adapter = try PEFTAdapter.read(directory: folder.path, config: model.config)
             try folder.checkStep(of: PEFTAdapter.weightsFile, is: state.step)
         } else {

@@ -62,6 +62,8 @@ struct TrainingState: Codable {
     /// loaded again on resume); the checkpoint then holds the adapter, not the model.
     var lora: LoRAAdapter.Settings?
     var baseModel: String?
+    /// Whether the base kept its quantized blocks (QLoRA): a resume loads it the same way.
+    var baseQuantized: Bool?
 
     /// Records the configuration and the weights' fingerprint as the ones this state goes with.
     mutating func recordWeights(config: ModelConfig, fingerprint: UInt64) {
